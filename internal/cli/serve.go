@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferryserve/ferry/internal/repository"
+	"github.com/ferryserve/ferry/internal/runtime"
+	"github.com/ferryserve/ferry/internal/server"
+)
+
+type serveOptions struct {
+	modelDir        string
+	modelName       string
+	modelFormat     string
+	host            string
+	httpPort        int
+	grpcPort        int
+	maxBodyBytes    int64
+	requestTimeout  time.Duration
+	shutdownTimeout time.Duration
+	loadParallelism int
+	logLevel        string
+	logFormat       string
+	config          string
+}
+
+func newServeCmd() *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve --model-dir DIR",
+		Short: "Serve the models in a directory over V1/V2 REST and V2 gRPC",
+		Long: `Serve the models in a directory over KServe's V1 and V2 REST protocols and V2 gRPC.
+
+DIR holding a model file directly is served as one model named --model-name
+(default: DIR's base name). Otherwise every subdirectory of DIR is a model
+named after it. Numeric subdirectories of a model directory are its versions;
+the highest ready one is the default.
+
+Every flag can also be set with an environment variable FERRY_<FLAG> (for
+example FERRY_HTTP_PORT=9000) or a key in the --config YAML file (for example
+"http-port: 9000"). The command line wins over the environment, which wins
+over the file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnvAndConfig(cmd.Flags(), o.config); err != nil {
+				return err
+			}
+			return runServe(cmd.Context(), o, cmd)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.modelDir, "model-dir", "", "directory holding the model(s) to serve (required)")
+	f.StringVar(&o.modelName, "model-name", "", "name of the model when --model-dir holds a single model (default: the directory's base name)")
+	f.StringVar(&o.modelFormat, "model-format", "", "force a model format instead of detecting it from the files: "+joinNames())
+	f.StringVar(&o.host, "host", "0.0.0.0", "address to bind the HTTP and gRPC listeners to")
+	f.IntVar(&o.httpPort, "http-port", 8080, "HTTP port for V1/V2 REST and /metrics")
+	f.IntVar(&o.grpcPort, "grpc-port", 8081, "gRPC port for V2 gRPC")
+	f.Int64Var(&o.maxBodyBytes, "max-body-bytes", 100<<20, "largest request body (and gRPC message) accepted; larger requests get 413")
+	f.DurationVar(&o.requestTimeout, "request-timeout", 0, "bound on each inference request (e.g. 5s); 0 = no bound")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to wait for in-flight requests")
+	f.IntVar(&o.loadParallelism, "load-parallelism", 4, "models loaded concurrently at start")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "json", "json or text")
+	f.StringVar(&o.config, "config", "", "YAML file of flag values (keys are flag names)")
+	return cmd
+}
+
+func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
+	if o.modelDir == "" {
+		return errors.New("--model-dir is required (a directory with a model file, or one subdirectory per model)")
+	}
+	log, err := newLogger(cmd.ErrOrStderr(), o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	reg := runtime.NewRegistry(Formats()...)
+	if o.modelFormat != "" {
+		if _, ok := reg.Lookup(o.modelFormat); !ok {
+			return fmt.Errorf("--model-format %q is not one of: %s", o.modelFormat, joinNames())
+		}
+	}
+	sources, err := repository.Discover(o.modelDir, o.modelName, o.modelFormat, reg.HasModelFile)
+	if err != nil {
+		return err
+	}
+	metrics := server.NewMetrics(nil)
+	repo := repository.New(repository.Config{Loader: reg, Logger: log, OnLoad: metrics.ObserveLoad})
+	for _, s := range sources {
+		repo.Add(s)
+	}
+	srv, err := server.New(server.Config{
+		HTTPAddr:        net.JoinHostPort(o.host, strconv.Itoa(o.httpPort)),
+		GRPCAddr:        net.JoinHostPort(o.host, strconv.Itoa(o.grpcPort)),
+		Repository:      repo,
+		Metrics:         metrics,
+		ServerVersion:   Version,
+		MaxBodyBytes:    o.maxBodyBytes,
+		RequestTimeout:  o.requestTimeout,
+		ShutdownTimeout: o.shutdownTimeout,
+		Logger:          log,
+	})
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+
+	// The listeners are up (liveness answers) while models load; readiness
+	// turns true only when every model is loaded.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(gctx) })
+	g.Go(func() error {
+		if err := repo.LoadAll(gctx, o.loadParallelism); err != nil {
+			log.Error("some models failed to load; the others serve", "err", err)
+		}
+		log.Info("models loaded", "ready", repo.Ready(), "models", len(sources))
+		return nil
+	})
+	err = g.Wait()
+	log.Info("stopped")
+	return err
+}
+

@@ -1,0 +1,357 @@
+// Package v1 implements KServe's V1 (TF-Serving style) REST protocol:
+// list models, model readiness, :predict with {"instances": ...} or
+// {"inputs": ...} returning {"predictions": ...}, and :explain. It is the
+// only package that knows the V1 wire format.
+package v1
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/ferryserve/ferry/internal/protocol"
+	v2 "github.com/ferryserve/ferry/internal/protocol/v2"
+	"github.com/ferryserve/ferry/internal/repository"
+	"github.com/ferryserve/ferry/internal/runtime"
+	"github.com/ferryserve/ferry/internal/tensor"
+)
+
+// RecordPredictor is implemented by models whose inputs are named, typed
+// fields (PMML): V1 instances that are objects, or rows holding strings, go
+// through it. ActiveFields gives the field order of list rows.
+type RecordPredictor interface {
+	ActiveFields() []string
+	PredictRecords(ctx context.Context, records []map[string]any) ([]map[string]any, error)
+}
+
+// Config configures the V1 handlers.
+type Config struct {
+	Repository   *repository.Repository
+	MaxBodyBytes int64
+	Timeout      time.Duration
+	Observer     v2.Observer
+}
+
+// Handler serves the V1 routes.
+type Handler struct {
+	cfg Config
+}
+
+// New returns a V1 handler.
+func New(cfg Config) *Handler {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 100 << 20
+	}
+	return &Handler{cfg: cfg}
+}
+
+const protoV1 = "v1-rest"
+
+// Register adds the V1 routes to mux. ServeMux wildcards must fill a whole
+// path segment, so "{name}:predict" is matched as one segment and split on
+// its last colon.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/models", h.list)
+	mux.HandleFunc("GET /v1/models/{name}", h.status)
+	mux.HandleFunc("POST /v1/models/{nameverb}", h.verb)
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	v2.WriteJSON(w, http.StatusOK, map[string]any{"models": h.cfg.Repository.Names()})
+}
+
+func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	ok, err := h.cfg.Repository.ModelReady(name, "")
+	if err != nil {
+		v2.WriteError(w, err)
+		return
+	}
+	code := http.StatusOK
+	if !ok {
+		code = http.StatusServiceUnavailable
+	}
+	v2.WriteJSON(w, code, map[string]any{"name": name, "ready": ok})
+}
+
+func (h *Handler) verb(w http.ResponseWriter, r *http.Request) {
+	nv := r.PathValue("nameverb")
+	i := strings.LastIndexByte(nv, ':')
+	if i <= 0 {
+		v2.WriteError(w, fmt.Errorf("%w: use POST /v1/models/{name}:predict or :explain", protocol.ErrBadRequest))
+		return
+	}
+	name, verb := nv[:i], nv[i+1:]
+	switch verb {
+	case "predict":
+		start := time.Now()
+		body, err := h.predict(r, name)
+		if err != nil {
+			v2.WriteError(w, err)
+		} else {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(body)
+		}
+		if h.cfg.Observer != nil {
+			h.cfg.Observer.ObserveRequest(name, protoV1, err, time.Since(start))
+		}
+	case "explain":
+		if _, err := h.cfg.Repository.ModelReady(name, ""); err != nil {
+			v2.WriteError(w, err)
+			return
+		}
+		v2.WriteError(w, fmt.Errorf("%w: model %q has no explainer; explanations need an InferenceService explainer component", protocol.ErrNotImplemented, name))
+	default:
+		v2.WriteError(w, fmt.Errorf("%w: unknown verb %q; use :predict or :explain", protocol.ErrBadRequest, verb))
+	}
+}
+
+func (h *Handler) predict(r *http.Request, name string) ([]byte, error) {
+	ctx := r.Context()
+	if h.cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.cfg.Timeout)
+		defer cancel()
+	}
+	body, err := v2.ReadBody(r, h.cfg.MaxBodyBytes, nil)
+	if err != nil {
+		return nil, err
+	}
+	instances, err := decodeInstances(body)
+	if err != nil {
+		return nil, err
+	}
+	m, err := h.cfg.Repository.Acquire(name, "")
+	if err != nil {
+		return nil, err
+	}
+	defer m.Release()
+	if rp, ok := m.Model.(RecordPredictor); ok && instances.records != nil {
+		return predictRecords(ctx, rp, instances)
+	}
+	if instances.tensor == nil {
+		return nil, fmt.Errorf("%w: instances must be lists of numbers (or null for missing) for this model", protocol.ErrBadRequest)
+	}
+	res, err := m.Model.Predict(ctx, &runtime.Request{Inputs: []*tensor.Tensor{instances.tensor}})
+	if err != nil {
+		return nil, fmt.Errorf("model %q: %w", name, err)
+	}
+	if len(res.Outputs) == 0 {
+		return nil, fmt.Errorf("model %q returned no outputs", name)
+	}
+	out := res.Outputs[0]
+	if err := out.Validate(); err != nil {
+		return nil, fmt.Errorf("model %q produced a malformed output: %s", name, err.Error())
+	}
+	buf := append(make([]byte, 0, 64+out.Len()*12), `{"predictions":`...)
+	buf = AppendNested(buf, out)
+	return append(buf, '}'), nil
+}
+
+// instances is a decoded V1 body: a numeric tensor when every row is a list
+// of numbers, and the generic records for models that take named fields.
+type instances struct {
+	tensor  *tensor.Tensor
+	records []any
+}
+
+func decodeInstances(body []byte) (instances, error) {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.ReadToken()
+	if err != nil || tok.Kind() != '{' {
+		return instances{}, fmt.Errorf("%w: body must be a JSON object with \"instances\" or \"inputs\"", protocol.ErrBadRequest)
+	}
+	var raw jsontext.Value
+	for dec.PeekKind() != '}' {
+		k, err := dec.ReadToken()
+		if err != nil {
+			return instances{}, fmt.Errorf("%w: malformed JSON: %w", protocol.ErrBadRequest, err)
+		}
+		switch key := k.String(); key {
+		case "instances", "inputs":
+			if raw != nil {
+				return instances{}, fmt.Errorf("%w: send either \"instances\" or \"inputs\", not both", protocol.ErrBadRequest)
+			}
+			v, err := dec.ReadValue()
+			if err != nil {
+				return instances{}, fmt.Errorf("%w: malformed JSON in %q: %w", protocol.ErrBadRequest, key, err)
+			}
+			raw = v.Clone()
+		default:
+			if err := dec.SkipValue(); err != nil {
+				return instances{}, fmt.Errorf("%w: malformed JSON: %w", protocol.ErrBadRequest, err)
+			}
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return instances{}, fmt.Errorf("%w: malformed JSON: %w", protocol.ErrBadRequest, err)
+	}
+	if raw == nil {
+		return instances{}, fmt.Errorf("%w: body needs \"instances\": [[...], ...] (or \"inputs\")", protocol.ErrBadRequest)
+	}
+	if raw.Kind() != '[' {
+		return instances{}, fmt.Errorf("%w: \"instances\" must be a list of rows", protocol.ErrBadRequest)
+	}
+	if t, ok := numericRows(raw); ok {
+		return instances{tensor: t}, nil
+	}
+	var recs []any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if err := d.Decode(&recs); err != nil {
+		return instances{}, fmt.Errorf("%w: instances: %w", protocol.ErrBadRequest, err)
+	}
+	return instances{records: recs}, nil
+}
+
+// numericRows parses [[1, 2], [3, null]] (or [1, 2] as one feature per
+// row) into an FP64 tensor; it reports false for anything else.
+func numericRows(raw []byte) (*tensor.Tensor, bool) {
+	dec := jsontext.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, false
+	}
+	var data []float64
+	rows, cols := 0, -1
+	for dec.PeekKind() != ']' {
+		switch dec.PeekKind() {
+		case '[':
+			_, _ = dec.ReadToken()
+			n := 0
+			for dec.PeekKind() != ']' {
+				f, ok := number(dec)
+				if !ok {
+					return nil, false
+				}
+				data = append(data, f)
+				n++
+			}
+			if _, err := dec.ReadToken(); err != nil {
+				return nil, false
+			}
+			if cols >= 0 && n != cols {
+				return nil, false
+			}
+			cols = n
+		default:
+			f, ok := number(dec)
+			if !ok || cols > 1 {
+				return nil, false
+			}
+			data = append(data, f)
+			cols = 1
+		}
+		rows++
+	}
+	if rows == 0 {
+		return nil, false
+	}
+	return &tensor.Tensor{Name: "input-0", Datatype: tensor.FP64, Shape: []int64{int64(rows), int64(cols)}, Data: data}, true
+}
+
+func number(dec *jsontext.Decoder) (float64, bool) {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return 0, false
+	}
+	switch tok.Kind() {
+	case '0':
+		f, err := tok.Float()
+		return f, err == nil
+	case 'n':
+		return math.NaN(), true
+	}
+	return 0, false
+}
+
+func predictRecords(ctx context.Context, rp RecordPredictor, in instances) ([]byte, error) {
+	fields := rp.ActiveFields()
+	recs := make([]map[string]any, len(in.records))
+	for i, r := range in.records {
+		switch r := r.(type) {
+		case map[string]any:
+			m := make(map[string]any, len(r))
+			for k, v := range r {
+				m[k] = plain(v)
+			}
+			recs[i] = m
+		case []any:
+			if len(r) != len(fields) {
+				return nil, fmt.Errorf("%w: instances[%d] has %d values; the model's fields are %s", protocol.ErrBadRequest, i, len(r), strings.Join(fields, ", "))
+			}
+			m := make(map[string]any, len(r))
+			for j, v := range r {
+				m[fields[j]] = plain(v)
+			}
+			recs[i] = m
+		default:
+			return nil, fmt.Errorf("%w: instances[%d] must be a list of values or an object of field: value", protocol.ErrBadRequest, i)
+		}
+	}
+	out, err := rp.PredictRecords(ctx, recs)
+	if err != nil {
+		return nil, err
+	}
+	preds := make([]any, len(out))
+	for i, o := range out {
+		if len(o) == 1 {
+			for _, v := range o {
+				preds[i] = v
+			}
+			continue
+		}
+		preds[i] = o
+	}
+	b, err := json.Marshal(map[string]any{"predictions": preds})
+	if err != nil {
+		return nil, fmt.Errorf("encode predictions: %w", err)
+	}
+	return b, nil
+}
+
+// plain turns json.Number into float64 so runtimes see plain Go values.
+func plain(v any) any {
+	if n, ok := v.(json.Number); ok {
+		f, err := n.Float64()
+		if err != nil {
+			return string(n)
+		}
+		return f
+	}
+	return v
+}
+
+// AppendNested writes a tensor as nested JSON lists following its shape:
+// [rows] becomes a flat list, [rows, k] a list of rows, and so on.
+func AppendNested(dst []byte, t *tensor.Tensor) []byte {
+	if len(t.Shape) <= 1 {
+		return v2.AppendData(dst, t)
+	}
+	dst, _ = appendDim(dst, t, 0, 0)
+	return dst
+}
+
+// appendDim writes the sub-array at dimension dim starting at element off and
+// returns the offset after it.
+func appendDim(dst []byte, t *tensor.Tensor, dim, off int) ([]byte, int) {
+	dst = append(dst, '[')
+	if dim == len(t.Shape)-1 {
+		n := int(t.Shape[dim])
+		dst = v2.AppendElems(dst, t, off, off+n)
+		return append(dst, ']'), off + n
+	}
+	for i := int64(0); i < t.Shape[dim]; i++ {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst, off = appendDim(dst, t, dim+1, off)
+	}
+	return append(dst, ']'), off
+}

@@ -1,0 +1,567 @@
+package v2
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/ferryserve/ferry/internal/protocol"
+	"github.com/ferryserve/ferry/internal/tensor"
+)
+
+// maxRank bounds tensor shapes; no real model has more dimensions.
+const maxRank = 16
+
+// DecodeRequest decodes a V2 inference request body. jsonLen is the value of
+// the Inference-Header-Content-Length header, or -1 when the whole body is
+// JSON; the bytes after the JSON part hold the binary tensor data of the
+// inputs whose binary_data_size parameter is set, in input order.
+func DecodeRequest(body []byte, jsonLen int) (*InferRequest, error) {
+	bin := []byte(nil)
+	if jsonLen >= 0 {
+		if jsonLen > len(body) {
+			return nil, fmt.Errorf("%w: %s is %d but the body has only %d bytes", protocol.ErrBadRequest, HeaderInferenceLength, jsonLen, len(body))
+		}
+		body, bin = body[:jsonLen], body[jsonLen:]
+	}
+	req, sizes, err := decodeJSON(body)
+	if err != nil {
+		return nil, err
+	}
+	if err := attachBinary(req, sizes, bin, jsonLen >= 0); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// pendingInput is an input whose data arrived before its datatype and shape.
+type pendingInput struct {
+	raw   jsontext.Value
+	shape bool
+	dtype bool
+}
+
+func decodeJSON(body []byte) (*InferRequest, []int64, error) {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	req := &InferRequest{}
+	var sizes []int64 // binary_data_size per input, -1 when absent
+	if err := expectDelim(dec, '{', "request"); err != nil {
+		return nil, nil, err
+	}
+	for dec.PeekKind() != '}' {
+		key, err := readKey(dec)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch key {
+		case "id":
+			s, err := readString(dec, "id")
+			if err != nil {
+				return nil, nil, err
+			}
+			req.ID = s
+		case "parameters":
+			p, err := readParameters(dec, "parameters")
+			if err != nil {
+				return nil, nil, err
+			}
+			req.Parameters = p
+		case "inputs":
+			if err := expectDelim(dec, '[', "inputs"); err != nil {
+				return nil, nil, err
+			}
+			for dec.PeekKind() != ']' {
+				t, size, err := decodeInput(dec, len(req.Inputs), len(body))
+				if err != nil {
+					return nil, nil, err
+				}
+				req.Inputs = append(req.Inputs, t)
+				sizes = append(sizes, size)
+			}
+			if _, err := dec.ReadToken(); err != nil {
+				return nil, nil, syntaxErr(err)
+			}
+		case "outputs":
+			outs, err := decodeOutputs(dec)
+			if err != nil {
+				return nil, nil, err
+			}
+			req.Outputs = outs
+		default:
+			if err := dec.SkipValue(); err != nil {
+				return nil, nil, syntaxErr(err)
+			}
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, nil, syntaxErr(err)
+	}
+	if _, err := dec.ReadToken(); err == nil {
+		return nil, nil, fmt.Errorf("%w: unexpected data after the JSON request object", protocol.ErrBadRequest)
+	}
+	if len(req.Inputs) == 0 {
+		return nil, nil, fmt.Errorf("%w: field \"inputs\" is required and must hold at least one tensor", protocol.ErrBadRequest)
+	}
+	return req, sizes, nil
+}
+
+func decodeInput(dec *jsontext.Decoder, idx, bodyLen int) (*tensor.Tensor, int64, error) {
+	where := fmt.Sprintf("inputs[%d]", idx)
+	if err := expectDelim(dec, '{', where); err != nil {
+		return nil, 0, err
+	}
+	t := &tensor.Tensor{}
+	var pend pendingInput
+	haveData, haveShape := false, false
+	for dec.PeekKind() != '}' {
+		key, err := readKey(dec)
+		if err != nil {
+			return nil, 0, err
+		}
+		switch key {
+		case "name":
+			if t.Name, err = readString(dec, where+".name"); err != nil {
+				return nil, 0, err
+			}
+			where = fmt.Sprintf("input %q", t.Name)
+		case "datatype":
+			s, err := readString(dec, where+".datatype")
+			if err != nil {
+				return nil, 0, err
+			}
+			if t.Datatype, err = tensor.ParseDataType(s); err != nil {
+				return nil, 0, fmt.Errorf("%w: %s: %w", protocol.ErrBadRequest, where, err)
+			}
+		case "shape":
+			if t.Shape, err = readShape(dec, where); err != nil {
+				return nil, 0, err
+			}
+			haveShape = true
+		case "parameters":
+			if t.Parameters, err = readParameters(dec, where+".parameters"); err != nil {
+				return nil, 0, err
+			}
+		case "data":
+			haveData = true
+			if t.Datatype == tensor.Invalid || !haveShape {
+				v, err := dec.ReadValue()
+				if err != nil {
+					return nil, 0, syntaxErr(err)
+				}
+				pend.raw = v.Clone()
+				continue
+			}
+			if t.Data, err = readData(dec, t.Datatype, t.Shape, bodyLen, where); err != nil {
+				return nil, 0, err
+			}
+		default:
+			if err := dec.SkipValue(); err != nil {
+				return nil, 0, syntaxErr(err)
+			}
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, 0, syntaxErr(err)
+	}
+	switch {
+	case t.Name == "":
+		return nil, 0, fmt.Errorf("%w: %s: field \"name\" is required", protocol.ErrBadRequest, where)
+	case t.Datatype == tensor.Invalid:
+		return nil, 0, fmt.Errorf("%w: %s: field \"datatype\" is required (e.g. \"FP32\")", protocol.ErrBadRequest, where)
+	case !haveShape:
+		return nil, 0, fmt.Errorf("%w: %s: field \"shape\" is required (e.g. [1, 4])", protocol.ErrBadRequest, where)
+	}
+	size := int64(-1)
+	if v, ok := t.Parameters[paramBinarySize]; ok {
+		n, ok := asInt(v)
+		if !ok || n < 0 {
+			return nil, 0, fmt.Errorf("%w: %s: parameter %s must be a non-negative integer", protocol.ErrBadRequest, where, paramBinarySize)
+		}
+		if haveData {
+			return nil, 0, fmt.Errorf("%w: %s: has both \"data\" and parameter %s; send one", protocol.ErrBadRequest, where, paramBinarySize)
+		}
+		return t, n, nil
+	}
+	if !haveData {
+		return nil, 0, fmt.Errorf("%w: %s: field \"data\" is required (or parameter %s with binary data)", protocol.ErrBadRequest, where, paramBinarySize)
+	}
+	if pend.raw != nil {
+		d := jsontext.NewDecoder(bytes.NewReader(pend.raw))
+		var err error
+		if t.Data, err = readData(d, t.Datatype, t.Shape, bodyLen, where); err != nil {
+			return nil, 0, err
+		}
+	}
+	if err := t.Validate(); err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", protocol.ErrBadRequest, err)
+	}
+	return t, size, nil
+}
+
+func asInt(v any) (int64, bool) {
+	switch n := v.(type) {
+	case float64:
+		if n == math.Trunc(n) && n >= 0 && n < 1<<53 {
+			return int64(n), true
+		}
+	case json.Number:
+		i, err := n.Int64()
+		return i, err == nil
+	case int64:
+		return n, true
+	}
+	return 0, false
+}
+
+func decodeOutputs(dec *jsontext.Decoder) ([]RequestedOutput, error) {
+	if err := expectDelim(dec, '[', "outputs"); err != nil {
+		return nil, err
+	}
+	var outs []RequestedOutput
+	for dec.PeekKind() != ']' {
+		where := fmt.Sprintf("outputs[%d]", len(outs))
+		if err := expectDelim(dec, '{', where); err != nil {
+			return nil, err
+		}
+		var o RequestedOutput
+		for dec.PeekKind() != '}' {
+			key, err := readKey(dec)
+			if err != nil {
+				return nil, err
+			}
+			switch key {
+			case "name":
+				if o.Name, err = readString(dec, where+".name"); err != nil {
+					return nil, err
+				}
+			case "parameters":
+				if o.Parameters, err = readParameters(dec, where+".parameters"); err != nil {
+					return nil, err
+				}
+			default:
+				if err := dec.SkipValue(); err != nil {
+					return nil, syntaxErr(err)
+				}
+			}
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, syntaxErr(err)
+		}
+		if o.Name == "" {
+			return nil, fmt.Errorf("%w: %s: field \"name\" is required", protocol.ErrBadRequest, where)
+		}
+		outs = append(outs, o)
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, syntaxErr(err)
+	}
+	return outs, nil
+}
+
+func attachBinary(req *InferRequest, sizes []int64, bin []byte, binaryMode bool) error {
+	for i, t := range req.Inputs {
+		if sizes[i] < 0 {
+			continue
+		}
+		if !binaryMode {
+			return fmt.Errorf("%w: input %q sets %s but the request has no %s header", protocol.ErrBadRequest, t.Name, paramBinarySize, HeaderInferenceLength)
+		}
+		if sizes[i] > int64(len(bin)) {
+			return fmt.Errorf("%w: input %q: %s is %d but only %d bytes of binary data remain (truncated body?)", protocol.ErrBadRequest, t.Name, paramBinarySize, sizes[i], len(bin))
+		}
+		dec, err := tensor.FromBinary(t.Name, t.Datatype, t.Shape, bin[:sizes[i]])
+		if err != nil {
+			return fmt.Errorf("%w: %w", protocol.ErrBadRequest, err)
+		}
+		t.Data = dec.Data
+		bin = bin[sizes[i]:]
+	}
+	if len(bin) != 0 {
+		return fmt.Errorf("%w: %d bytes of binary data left over after the inputs' %s", protocol.ErrBadRequest, len(bin), paramBinarySize)
+	}
+	return nil
+}
+
+func readShape(dec *jsontext.Decoder, where string) ([]int64, error) {
+	if err := expectDelim(dec, '[', where+".shape"); err != nil {
+		return nil, err
+	}
+	shape := make([]int64, 0, 4)
+	for dec.PeekKind() != ']' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil, syntaxErr(err)
+		}
+		if tok.Kind() != '0' {
+			return nil, fmt.Errorf("%w: %s.shape must be a list of non-negative integers", protocol.ErrBadRequest, where)
+		}
+		d, err := tok.Int()
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("%w: %s.shape must be a list of non-negative integers, got %s", protocol.ErrBadRequest, where, tok.String())
+		}
+		if len(shape) == maxRank {
+			return nil, fmt.Errorf("%w: %s.shape has more than %d dimensions", protocol.ErrBadRequest, where, maxRank)
+		}
+		shape = append(shape, d)
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, syntaxErr(err)
+	}
+	if tensor.NumElements(shape) < 0 {
+		return nil, fmt.Errorf("%w: %s.shape %v is too large", protocol.ErrBadRequest, where, shape)
+	}
+	return shape, nil
+}
+
+// readParameters reads a parameters object: string keys to string, number
+// or bool values. Numbers that are integers become int64, others float64.
+func readParameters(dec *jsontext.Decoder, where string) (map[string]any, error) {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return nil, syntaxErr(err)
+	}
+	if v.Kind() != '{' {
+		return nil, fmt.Errorf("%w: %s must be an object", protocol.ErrBadRequest, where)
+	}
+	d := json.NewDecoder(bytes.NewReader(v))
+	d.UseNumber()
+	var raw map[string]any
+	if err := d.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", protocol.ErrBadRequest, where, err)
+	}
+	out := make(map[string]any, len(raw))
+	for k, x := range raw {
+		switch x := x.(type) {
+		case json.Number:
+			if i, err := x.Int64(); err == nil {
+				out[k] = i
+			} else if f, err := x.Float64(); err == nil {
+				out[k] = f
+			} else {
+				return nil, fmt.Errorf("%w: %s.%s: %w", protocol.ErrBadRequest, where, k, err)
+			}
+		case string, bool:
+			out[k] = x
+		default:
+			return nil, fmt.Errorf("%w: %s.%s must be a string, number or bool", protocol.ErrBadRequest, where, k)
+		}
+	}
+	return out, nil
+}
+
+func readKey(dec *jsontext.Decoder) (string, error) {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return "", syntaxErr(err)
+	}
+	return tok.String(), nil
+}
+
+func readString(dec *jsontext.Decoder, where string) (string, error) {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return "", syntaxErr(err)
+	}
+	if tok.Kind() != '"' {
+		return "", fmt.Errorf("%w: %s must be a string", protocol.ErrBadRequest, where)
+	}
+	return tok.String(), nil
+}
+
+func expectDelim(dec *jsontext.Decoder, k jsontext.Kind, where string) error {
+	if got := dec.PeekKind(); got != k {
+		if got == 0 {
+			_, err := dec.ReadToken()
+			return syntaxErr(err)
+		}
+		want := map[jsontext.Kind]string{'{': "an object", '[': "a list"}[k]
+		return fmt.Errorf("%w: %s must be %s", protocol.ErrBadRequest, where, want)
+	}
+	_, err := dec.ReadToken()
+	return syntaxErr(err)
+}
+
+func syntaxErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, protocol.ErrBadRequest) {
+		return err
+	}
+	return fmt.Errorf("%w: malformed JSON: %w", protocol.ErrBadRequest, err)
+}
+
+// readData reads a tensor's "data" value, nested or flat, into a typed slice.
+func readData(dec *jsontext.Decoder, dt tensor.DataType, shape []int64, bodyLen int, where string) (any, error) {
+	// A lying shape must not make us allocate more than the body could hold:
+	// every JSON element takes at least two bytes ("0,").
+	hint := int(min(tensor.NumElements(shape), int64(bodyLen/2+1)))
+	switch dt {
+	case tensor.Bool:
+		return readElems(dec, hint, where, dt, func(tok jsontext.Token) (bool, bool) {
+			switch tok.Kind() {
+			case 't':
+				return true, true
+			case 'f':
+				return false, true
+			}
+			return false, false
+		})
+	case tensor.Uint8:
+		return readElems(dec, hint, where, dt, uintParser[uint8](8))
+	case tensor.Uint16:
+		return readElems(dec, hint, where, dt, uintParser[uint16](16))
+	case tensor.Uint32:
+		return readElems(dec, hint, where, dt, uintParser[uint32](32))
+	case tensor.Uint64:
+		return readElems(dec, hint, where, dt, uintParser[uint64](64))
+	case tensor.Int8:
+		return readElems(dec, hint, where, dt, intParser[int8](8))
+	case tensor.Int16:
+		return readElems(dec, hint, where, dt, intParser[int16](16))
+	case tensor.Int32:
+		return readElems(dec, hint, where, dt, intParser[int32](32))
+	case tensor.Int64:
+		return readElems(dec, hint, where, dt, intParser[int64](64))
+	case tensor.FP32:
+		return readElems(dec, hint, where, dt, func(tok jsontext.Token) (float32, bool) {
+			f, ok := parseFloat(tok)
+			return float32(f), ok
+		})
+	case tensor.FP64:
+		return readElems(dec, hint, where, dt, parseFloat)
+	case tensor.FP16:
+		return readElems(dec, hint, where, dt, func(tok jsontext.Token) (uint16, bool) {
+			f, ok := parseFloat(tok)
+			return tensor.Float32ToHalf(float32(f)), ok
+		})
+	case tensor.BF16:
+		return readElems(dec, hint, where, dt, func(tok jsontext.Token) (uint16, bool) {
+			f, ok := parseFloat(tok)
+			return tensor.Float32ToBF16(float32(f)), ok
+		})
+	case tensor.Bytes:
+		return readElems(dec, hint, where, dt, func(tok jsontext.Token) ([]byte, bool) {
+			if tok.Kind() != '"' {
+				return nil, false
+			}
+			return []byte(tok.String()), true
+		})
+	}
+	return nil, fmt.Errorf("%w: %s: unsupported datatype %s", protocol.ErrBadRequest, where, dt)
+}
+
+// readElems walks a JSON value that is a (possibly nested) list, or a
+// single scalar, and parses each scalar with parse.
+func readElems[T any](dec *jsontext.Decoder, hint int, where string, dt tensor.DataType, parse func(jsontext.Token) (T, bool)) ([]T, error) {
+	out := make([]T, 0, hint)
+	depth := 0
+	for {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil, syntaxErr(err)
+		}
+		switch tok.Kind() {
+		case '[':
+			depth++
+			if depth > maxRank {
+				return nil, fmt.Errorf("%w: %s: data is nested deeper than %d levels", protocol.ErrBadRequest, where, maxRank)
+			}
+			continue
+		case ']':
+			depth--
+		case '{':
+			return nil, fmt.Errorf("%w: %s: data[%d]: expected %s value, got an object", protocol.ErrBadRequest, where, len(out), dt)
+		default:
+			v, ok := parse(tok)
+			if !ok {
+				return nil, fmt.Errorf("%w: %s: data[%d]: expected %s value, got %s", protocol.ErrBadRequest, where, len(out), expectedKind(dt), describe(tok))
+			}
+			out = append(out, v)
+		}
+		if depth == 0 {
+			return out, nil
+		}
+	}
+}
+
+func expectedKind(dt tensor.DataType) string {
+	switch {
+	case dt == tensor.Bool:
+		return "a BOOL (true/false)"
+	case dt == tensor.Bytes:
+		return "a BYTES (string)"
+	case dt.IsFloat():
+		return "a " + dt.String() + " (number or null)"
+	}
+	return "an " + dt.String() + " (integer in range)"
+}
+
+func describe(tok jsontext.Token) string {
+	switch tok.Kind() {
+	case '"':
+		return strconv.Quote(tok.String())
+	case 'n':
+		return "null"
+	}
+	return tok.String()
+}
+
+func parseFloat(tok jsontext.Token) (float64, bool) {
+	switch tok.Kind() {
+	case '0':
+		f, err := tok.Float()
+		return f, err == nil
+	case 'n':
+		return math.NaN(), true // null in FP data means a missing value
+	case '"':
+		switch tok.String() {
+		case "NaN", "nan":
+			return math.NaN(), true
+		case "Infinity", "inf":
+			return math.Inf(1), true
+		case "-Infinity", "-inf":
+			return math.Inf(-1), true
+		}
+	}
+	return 0, false
+}
+
+func intParser[T int8 | int16 | int32 | int64](bits int) func(jsontext.Token) (T, bool) {
+	lo, hi := -int64(1)<<(bits-1), int64(1)<<(bits-1)-1
+	if bits == 64 {
+		lo, hi = math.MinInt64, math.MaxInt64
+	}
+	return func(tok jsontext.Token) (T, bool) {
+		if tok.Kind() != '0' {
+			return 0, false
+		}
+		v, err := tok.Int()
+		if err != nil || v < lo || v > hi {
+			return 0, false
+		}
+		return T(v), true
+	}
+}
+
+func uintParser[T uint8 | uint16 | uint32 | uint64](bits int) func(jsontext.Token) (T, bool) {
+	hi := uint64(math.MaxUint64)
+	if bits < 64 {
+		hi = 1<<bits - 1
+	}
+	return func(tok jsontext.Token) (T, bool) {
+		if tok.Kind() != '0' {
+			return 0, false
+		}
+		v, err := tok.Uint()
+		if err != nil || v > hi {
+			return 0, false
+		}
+		return T(v), true
+	}
+}

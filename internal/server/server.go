@@ -1,0 +1,186 @@
+// Package server owns the data plane's listeners: one HTTP server (V1 and
+// V2 REST, /metrics) and one gRPC server (V2, reflection, grpc.health.v1),
+// and their graceful shutdown.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/ferryserve/ferry/api/inference"
+	v1 "github.com/ferryserve/ferry/internal/protocol/v1"
+	v2 "github.com/ferryserve/ferry/internal/protocol/v2"
+	"github.com/ferryserve/ferry/internal/repository"
+)
+
+// Config configures a data-plane server.
+type Config struct {
+	HTTPAddr string // e.g. ":8080"; "127.0.0.1:0" picks a free port
+	GRPCAddr string
+	// Repository holds the models served.
+	Repository *repository.Repository
+	// Metrics, if nil, is created.
+	Metrics       *Metrics
+	ServerVersion string
+	MaxBodyBytes  int64
+	// RequestTimeout bounds each inference request; 0 = no bound.
+	RequestTimeout time.Duration
+	// ShutdownTimeout bounds the drain of in-flight requests on shutdown.
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+// Server is the data plane: build it with New, then Run it.
+type Server struct {
+	cfg      Config
+	httpLn   net.Listener
+	grpcLn   net.Listener
+	httpSrv  *http.Server
+	grpcSrv  *grpc.Server
+}
+
+// New opens the listeners (so a port conflict fails fast and tests can
+// learn the chosen ports) and builds the handlers.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 100 << 20
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(cfg.Repository)
+	}
+	s := &Server{cfg: cfg}
+	var err error
+	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("http listener: %w", err)
+	}
+	if s.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		s.httpLn.Close()
+		return nil, fmt.Errorf("grpc listener: %w", err)
+	}
+
+	svc := v2.NewService(v2.Config{
+		Repository: cfg.Repository, ServerVersion: cfg.ServerVersion,
+		MaxBodyBytes: cfg.MaxBodyBytes, Timeout: cfg.RequestTimeout,
+		Observer: cfg.Metrics, Logger: cfg.Logger,
+	})
+	mux := http.NewServeMux()
+	svc.Register(mux)
+	v1.New(v1.Config{
+		Repository: cfg.Repository, MaxBodyBytes: cfg.MaxBodyBytes,
+		Timeout: cfg.RequestTimeout, Observer: cfg.Metrics,
+	}).Register(mux)
+	mux.Handle("GET /metrics", cfg.Metrics.Handler())
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		v2.WriteJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+	})
+	s.httpSrv = &http.Server{
+		Handler:           cfg.Metrics.InFlight(mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+
+	s.grpcSrv = grpc.NewServer(
+		grpc.MaxRecvMsgSize(int(min(cfg.MaxBodyBytes, 1<<31-1))),
+		grpc.MaxSendMsgSize(1<<31-1),
+		grpc.UnaryInterceptor(s.inflightInterceptor),
+	)
+	pb.RegisterGRPCInferenceServiceServer(s.grpcSrv, v2.NewGRPCServer(svc))
+	healthpb.RegisterHealthServer(s.grpcSrv, &health{repo: cfg.Repository})
+	reflection.Register(s.grpcSrv)
+	return s, nil
+}
+
+func (s *Server) inflightInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	s.cfg.Metrics.inflight.Inc()
+	defer s.cfg.Metrics.inflight.Dec()
+	return h(ctx, req)
+}
+
+// HTTPAddr is the address the HTTP listener is bound to.
+func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// GRPCAddr is the address the gRPC listener is bound to.
+func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
+
+// Run serves until ctx ends, then stops accepting connections, waits up to
+// ShutdownTimeout for in-flight requests to finish, and returns. HTTP and
+// gRPC drain in parallel.
+func (s *Server) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.httpSrv.Serve(s.httpLn); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := s.grpcSrv.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("grpc server: %w", err)
+		}
+		return nil
+	})
+	s.cfg.Logger.Info("serving", "http", s.HTTPAddr(), "grpc", s.GRPCAddr())
+	g.Go(func() error {
+		<-gctx.Done()
+		s.cfg.Logger.Info("shutting down; draining in-flight requests", "timeout", s.cfg.ShutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer cancel()
+		done := make(chan struct{})
+		go func() {
+			s.grpcSrv.GracefulStop()
+			close(done)
+		}()
+		err := s.httpSrv.Shutdown(sctx)
+		select {
+		case <-done:
+		case <-sctx.Done():
+			s.grpcSrv.Stop()
+			<-done
+		}
+		if err != nil {
+			return fmt.Errorf("http shutdown: %w", err)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// health implements grpc.health.v1 from the repository's readiness: the
+// server (service "") and the inference service are SERVING once every
+// model is ready.
+type health struct {
+	healthpb.UnimplementedHealthServer
+	repo *repository.Repository
+}
+
+func (h *health) Check(_ context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	switch req.GetService() {
+	case "", pb.GRPCInferenceService_ServiceDesc.ServiceName:
+	default:
+		return nil, status.Errorf(codes.NotFound, "unknown service %q", req.GetService())
+	}
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if h.repo.Ready() {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	return &healthpb.HealthCheckResponse{Status: st}, nil
+}
