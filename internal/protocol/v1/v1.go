@@ -208,6 +208,9 @@ func decodeInstances(body []byte) (instances, error) {
 	if err := d.Decode(&recs); err != nil {
 		return instances{}, fmt.Errorf("%w: instances: %w", protocol.ErrBadRequest, err)
 	}
+	if len(recs) == 0 {
+		return instances{}, fmt.Errorf("%w: \"instances\" is empty; send at least one row", protocol.ErrBadRequest)
+	}
 	return instances{records: recs}, nil
 }
 
