@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferryserve/ferry/internal/runtime"
@@ -84,7 +85,8 @@ type version struct {
 	// inuse is read-locked by every request using model; unload write-locks
 	// it to wait for in-flight requests before closing the model.
 	inuse sync.RWMutex
-	last  time.Time
+	// lastUsed is the UnixNano time of the last Acquire (for LRU eviction).
+	lastUsed atomic.Int64
 }
 
 // New returns an empty repository.
@@ -292,7 +294,7 @@ func (r *Repository) Acquire(name, ver string) (*Handle, error) {
 		return nil, notReady(name, v)
 	}
 	v.inuse.RLock()
-	v.last = time.Now()
+	v.lastUsed.Store(time.Now().UnixNano())
 	return &Handle{Model: v.model, Name: name, Version: v.name, v: v}, nil
 }
 
