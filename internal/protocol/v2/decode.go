@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/ferryserve/ferry/internal/protocol"
 	"github.com/ferryserve/ferry/internal/tensor"
 )
+
+// decoderPool reuses decoders (and their internal buffers) across requests.
+var decoderPool = sync.Pool{New: func() any { return jsontext.NewDecoder(bytes.NewReader(nil)) }}
 
 // maxRank bounds tensor shapes; no real model has more dimensions.
 const maxRank = 16
@@ -47,7 +51,12 @@ type pendingInput struct {
 }
 
 func decodeJSON(body []byte) (*InferRequest, []int64, error) {
-	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	dec := decoderPool.Get().(*jsontext.Decoder)
+	dec.Reset(bytes.NewReader(body))
+	defer func() {
+		dec.Reset(bytes.NewReader(nil))
+		decoderPool.Put(dec)
+	}()
 	req := &InferRequest{}
 	var sizes []int64 // binary_data_size per input, -1 when absent
 	if err := expectDelim(dec, '{', "request"); err != nil {
@@ -321,35 +330,38 @@ func readShape(dec *jsontext.Decoder, where string) ([]int64, error) {
 // readParameters reads a parameters object: string keys to string, number
 // or bool values. Numbers that are integers become int64, others float64.
 func readParameters(dec *jsontext.Decoder, where string) (map[string]any, error) {
-	v, err := dec.ReadValue()
-	if err != nil {
-		return nil, syntaxErr(err)
+	if err := expectDelim(dec, '{', where); err != nil {
+		return nil, err
 	}
-	if v.Kind() != '{' {
-		return nil, fmt.Errorf("%w: %s must be an object", protocol.ErrBadRequest, where)
-	}
-	d := json.NewDecoder(bytes.NewReader(v))
-	d.UseNumber()
-	var raw map[string]any
-	if err := d.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", protocol.ErrBadRequest, where, err)
-	}
-	out := make(map[string]any, len(raw))
-	for k, x := range raw {
-		switch x := x.(type) {
-		case json.Number:
-			if i, err := x.Int64(); err == nil {
+	out := map[string]any{}
+	for dec.PeekKind() != '}' {
+		k, err := readKey(dec)
+		if err != nil {
+			return nil, err
+		}
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil, syntaxErr(err)
+		}
+		switch tok.Kind() {
+		case '"':
+			out[k] = tok.String()
+		case 't', 'f':
+			out[k] = tok.Bool()
+		case '0':
+			if i, err := tok.Int(); err == nil {
 				out[k] = i
-			} else if f, err := x.Float64(); err == nil {
+			} else if f, err := tok.Float(); err == nil {
 				out[k] = f
 			} else {
-				return nil, fmt.Errorf("%w: %s.%s: %w", protocol.ErrBadRequest, where, k, err)
+				return nil, fmt.Errorf("%w: %s.%s: number out of range", protocol.ErrBadRequest, where, k)
 			}
-		case string, bool:
-			out[k] = x
 		default:
 			return nil, fmt.Errorf("%w: %s.%s must be a string, number or bool", protocol.ErrBadRequest, where, k)
 		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, syntaxErr(err)
 	}
 	return out, nil
 }
