@@ -127,4 +127,3 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	log.Info("stopped")
 	return err
 }
-

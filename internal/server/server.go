@@ -44,11 +44,11 @@ type Config struct {
 
 // Server is the data plane: build it with New, then Run it.
 type Server struct {
-	cfg      Config
-	httpLn   net.Listener
-	grpcLn   net.Listener
-	httpSrv  *http.Server
-	grpcSrv  *grpc.Server
+	cfg     Config
+	httpLn  net.Listener
+	grpcLn  net.Listener
+	httpSrv *http.Server
+	grpcSrv *grpc.Server
 }
 
 // New opens the listeners (so a port conflict fails fast and tests can
