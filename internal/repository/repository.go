@@ -50,6 +50,10 @@ type Source struct {
 	Name   string
 	Dir    string
 	Format string // "" = detect
+	// Memory is the size the user declared for the model (bytes, 0 = not
+	// declared). It is checked against the memory limit before loading;
+	// after loading the measured size replaces it.
+	Memory int64
 }
 
 // Config configures a Repository.
@@ -58,11 +62,21 @@ type Config struct {
 	Logger *slog.Logger
 	// OnLoad, if set, is called after every load attempt of a version.
 	OnLoad func(model, format string, took time.Duration, err error)
+	// MemoryLimit bounds the summed resident size of loaded models (bytes;
+	// 0 = no limit). A load that would exceed it fails, or with EvictLRU
+	// first unloads the least recently used idle models.
+	MemoryLimit int64
+	EvictLRU    bool
+	// MeasureMemory measures each model's resident size even without a
+	// limit (it is always measured when MemoryLimit is set).
+	MeasureMemory bool
 }
 
 // Repository is safe for concurrent use.
 type Repository struct {
 	cfg Config
+	// measureMu serialises measured loads so heap deltas are attributable.
+	measureMu sync.Mutex
 
 	mu     sync.RWMutex
 	models map[string]*entry
@@ -82,6 +96,7 @@ type version struct {
 	state  State
 	reason string
 	model  runtime.Model
+	size   int64 // measured resident bytes (0 = not measured)
 	// inuse is read-locked by every request using model; unload write-locks
 	// it to wait for in-flight requests before closing the model.
 	inuse sync.RWMutex
@@ -168,26 +183,37 @@ func (r *Repository) Load(ctx context.Context, name string) error {
 		r.fail(e, err)
 		return fmt.Errorf("model %q: %w", name, err)
 	}
+	if err := r.precheck(name, src.Memory); err != nil {
+		r.fail(e, err)
+		return err
+	}
 	fresh := make([]*version, 0, len(dirs))
 	var loadErrs []error
 	for _, d := range dirs {
 		v := &version{name: d.version, dir: d.dir}
 		start := time.Now()
-		m, format, err := r.cfg.Loader.Load(ctx, d.dir, src.Format)
+		m, format, size, err := r.load(ctx, d.dir, src.Format)
 		took := time.Since(start)
 		if r.cfg.OnLoad != nil {
 			r.cfg.OnLoad(name, format, took, err)
 		}
-		v.format = format
+		v.format, v.size = format, size
 		if err != nil {
 			v.state, v.reason = Failed, err.Error()
 			loadErrs = append(loadErrs, fmt.Errorf("model %q version %q: %w", name, d.version, err))
 			r.cfg.Logger.Error("model load failed", "model", name, "version", d.version, "err", err)
 		} else {
 			v.state, v.model = Ready, m
-			r.cfg.Logger.Info("model loaded", "model", name, "version", d.version, "format", format, "took", took)
+			r.cfg.Logger.Info("model loaded", "model", name, "version", d.version, "format", format, "took", took, "bytes", size)
 		}
 		fresh = append(fresh, v)
+	}
+	if err := r.makeRoom(e, fresh); err != nil {
+		for _, v := range fresh {
+			r.closeVersion(v)
+		}
+		r.fail(e, err)
+		return err
 	}
 
 	r.mu.Lock()
@@ -340,6 +366,8 @@ type Status struct {
 	State   State
 	Reason  string
 	Format  string
+	// Bytes is the measured resident size (0 when not measured).
+	Bytes int64
 }
 
 // Index lists every model version and its state, sorted by name and version.
@@ -349,7 +377,7 @@ func (r *Repository) Index() []Status {
 	var out []Status
 	for n, e := range r.models {
 		for _, v := range e.versions {
-			out = append(out, Status{Name: n, Version: v.name, State: v.state, Reason: v.reason, Format: v.format})
+			out = append(out, Status{Name: n, Version: v.name, State: v.state, Reason: v.reason, Format: v.format, Bytes: v.size})
 		}
 	}
 	slices.SortFunc(out, func(a, b Status) int {

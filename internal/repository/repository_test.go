@@ -5,8 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferryserve/ferry/internal/repository"
 	"github.com/ferryserve/ferry/internal/runtime"
@@ -157,7 +159,16 @@ func TestConcurrentUnloadWaitsForRequests(t *testing.T) {
 			}
 		}()
 	}
-	for range 50 {
+	// At least 50 unload/load cycles, and until requests got through some
+	// of them (bounded by a deadline).
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		mu.Lock()
+		n := served
+		mu.Unlock()
+		if (i >= 50 && n > 0) || time.Now().After(deadline) {
+			break
+		}
 		if err := repo.Unload(t.Context(), "b"); err != nil {
 			t.Fatal(err)
 		}
@@ -169,5 +180,82 @@ func TestConcurrentUnloadWaitsForRequests(t *testing.T) {
 	wg.Wait()
 	if served == 0 {
 		t.Fatal("no request was served")
+	}
+}
+
+func TestMemoryLimitAndLRUEviction(t *testing.T) {
+	const mb = 1 << 20
+	root := t.TempDir()
+	for _, n := range []string{"m1", "m2", "m3"} {
+		p := filepath.Join(root, n)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := runtimetest.WriteBallastModel(p, 1, 8*mb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := runtime.NewRegistry(runtimetest.Format)
+	newRepo := func(evict bool) *repository.Repository {
+		r := repository.New(repository.Config{Loader: reg, MemoryLimit: 20 * mb, EvictLRU: evict})
+		for _, n := range []string{"m1", "m2", "m3"} {
+			r.Add(repository.Source{Name: n, Dir: filepath.Join(root, n)})
+		}
+		return r
+	}
+
+	// Without eviction the third 8 MiB model is refused with a clear error.
+	repo := newRepo(false)
+	for _, n := range []string{"m1", "m2"} {
+		if err := repo.Load(t.Context(), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range repo.Index() {
+		if s.State != repository.Ready {
+			continue
+		}
+		if s.Bytes < 15*mb/2 || s.Bytes > 9*mb {
+			t.Fatalf("measured %s at %d bytes, want about 8 MiB", s.Name, s.Bytes)
+		}
+	}
+	err := repo.Load(t.Context(), "m3")
+	if !errors.Is(err, repository.ErrMemoryLimit) || !strings.Contains(err.Error(), "--evict lru") {
+		t.Fatalf("third load: %v", err)
+	}
+	if ok, _ := repo.ModelReady("m1", ""); !ok {
+		t.Fatal("a refused load disturbed m1")
+	}
+
+	// With LRU eviction the least recently used idle model goes.
+	repo = newRepo(true)
+	for _, n := range []string{"m1", "m2"} {
+		if err := repo.Load(t.Context(), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := repo.Acquire("m1", "") // m1 is now more recent than m2
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Release()
+	if err := repo.Load(t.Context(), "m3"); err != nil {
+		t.Fatalf("load with eviction: %v", err)
+	}
+	if ok, _ := repo.ModelReady("m2", ""); ok {
+		t.Fatal("m2 (least recently used) was not evicted")
+	}
+	if ok, _ := repo.ModelReady("m1", ""); !ok {
+		t.Fatal("m1 (recently used) was evicted")
+	}
+
+	// A model in use is never evicted: hold m1 and m3, then load m2 again.
+	h1, _ := repo.Acquire("m1", "")
+	h3, _ := repo.Acquire("m3", "")
+	err = repo.Load(t.Context(), "m2")
+	h1.Release()
+	h3.Release()
+	if !errors.Is(err, repository.ErrMemoryLimit) {
+		t.Fatalf("load while all others busy: %v", err)
 	}
 }

@@ -16,7 +16,9 @@ import (
 	"github.com/ferryserve/ferry/internal/tensor"
 )
 
-// Format detects model.sum files whose content is "features=N".
+// Format detects model.sum files. Their content is "features=N", optionally
+// followed by a line "ballast=B": the loaded model then holds B bytes of
+// memory, so memory accounting can be tested.
 var Format = runtime.Format{
 	Name:  "sum",
 	Match: func(name string, _ []byte) bool { return strings.HasSuffix(name, ".sum") },
@@ -26,6 +28,7 @@ var Format = runtime.Format{
 // Model sums each row of its input.
 type Model struct {
 	Features int
+	ballast  []byte
 }
 
 var _ runtime.Model = (*Model)(nil)
@@ -35,17 +38,36 @@ func load(_ context.Context, path string) (runtime.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "features=")
-	n, err := strconv.Atoi(v)
-	if !ok || err != nil || n <= 0 {
-		return nil, fmt.Errorf("%w: want \"features=N\", got %q", runtime.ErrCorruptModel, string(b))
+	m := &Model{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		n, err := strconv.Atoi(v)
+		switch {
+		case err != nil || n < 0:
+			return nil, fmt.Errorf("%w: want \"features=N\", got %q", runtime.ErrCorruptModel, string(b))
+		case k == "features":
+			m.Features = n
+		case k == "ballast":
+			m.ballast = make([]byte, n)
+			for i := range m.ballast {
+				m.ballast[i] = byte(i)
+			}
+		}
 	}
-	return &Model{Features: n}, nil
+	if m.Features <= 0 {
+		return nil, fmt.Errorf("%w: want \"features=N\" with N > 0, got %q", runtime.ErrCorruptModel, string(b))
+	}
+	return m, nil
 }
 
 // WriteModel writes a model.sum file taking n features into dir.
 func WriteModel(dir string, n int) error {
 	return os.WriteFile(dir+"/model.sum", []byte(fmt.Sprintf("features=%d\n", n)), 0o644)
+}
+
+// WriteBallastModel writes a model.sum whose loaded model holds ballast bytes.
+func WriteBallastModel(dir string, n, ballast int) error {
+	return os.WriteFile(dir+"/model.sum", []byte(fmt.Sprintf("features=%d\nballast=%d\n", n, ballast)), 0o644)
 }
 
 // Metadata implements runtime.Model.
@@ -88,4 +110,7 @@ func (m *Model) Predict(ctx context.Context, req *runtime.Request) (*runtime.Res
 }
 
 // Close implements runtime.Model.
-func (m *Model) Close() error { return nil }
+func (m *Model) Close() error {
+	m.ballast = nil
+	return nil
+}
