@@ -1,0 +1,201 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync/atomic"
+	"time"
+)
+
+// HeaderRevision names, in every proxied response, the revision that served it.
+const HeaderRevision = "Ferry-Revision"
+
+// Router proxies requests to replicas following the current Table.
+type Router struct {
+	ix    atomic.Pointer[index]
+	rr    atomic.Uint64
+	proxy *httputil.ReverseProxy
+	log   *slog.Logger
+}
+
+// New returns a Router with an empty table for domain.
+func New(domain string, log *slog.Logger) *Router {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Router{log: log}
+	r.ix.Store(newIndex(&Table{Domain: domain}))
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	r.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			be := pr.In.Context().Value(backendKey{}).(string)
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = be
+			pr.SetXForwarded()
+		},
+		Transport:    tr,
+		ErrorHandler: r.proxyError,
+	}
+	return r
+}
+
+// Update publishes a new routing table.
+func (r *Router) Update(t *Table) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	r.ix.Store(newIndex(t))
+	return nil
+}
+
+type backendKey struct{}
+
+// Route is where a request goes.
+type Route struct {
+	Service   *Service
+	Component string
+	Target    *Target
+}
+
+// Resolve decides the route of a request without proxying it. component,
+// if not empty, forces the component (used by internal component ports).
+func (r *Router) Resolve(req *http.Request, component string) (*Route, error) {
+	ix := r.ix.Load()
+	svc, tag, ok := ix.hostRoute(req.Host)
+	model, explain := pathModel(req.URL.Path)
+	if !ok {
+		if model == "" {
+			return nil, fmt.Errorf("%w: no service for host %q; use Host {name}.{namespace}.%s or a /v1/models/{name} or /v2/models/{name} path", ErrNoRoute, req.Host, ix.domain)
+		}
+		svcs := ix.byName[model]
+		switch len(svcs) {
+		case 0:
+			return nil, fmt.Errorf("%w: no InferenceService named %q", ErrNoRoute, model)
+		case 1:
+			svc = svcs[0]
+		default:
+			return nil, fmt.Errorf("%w: %d InferenceServices are named %q; pick one with Host %s.{namespace}.%s", ErrNoRoute, len(svcs), model, model, ix.domain)
+		}
+	}
+	if component == "" {
+		switch {
+		case explain:
+			component = Explainer
+		case svc.Components[Transformer] != nil:
+			component = Transformer
+		default:
+			component = Predictor
+		}
+	}
+	c := svc.Components[component]
+	if c == nil || len(c.Targets) == 0 {
+		return nil, fmt.Errorf("%w: %s/%s has no %s", ErrNoRoute, svc.Namespace, svc.Name, component)
+	}
+	t, err := pickTarget(c, tag)
+	if err != nil {
+		return nil, fmt.Errorf("%s/%s %s: %w", svc.Namespace, svc.Name, component, err)
+	}
+	return &Route{Service: svc, Component: component, Target: t}, nil
+}
+
+// Errors the router answers with.
+var (
+	ErrNoRoute   = errors.New("no route")
+	ErrNoReplica = errors.New("no ready replica")
+)
+
+func pickTarget(c *Component, tag string) (*Target, error) {
+	switch tag {
+	case "":
+	case "latest":
+		for i := range c.Targets {
+			if c.Targets[i].Latest {
+				return &c.Targets[i], nil
+			}
+		}
+		return nil, fmt.Errorf("%w: no latest revision", ErrNoRoute)
+	default:
+		for i := range c.Targets {
+			if c.Targets[i].Tag == tag {
+				return &c.Targets[i], nil
+			}
+		}
+		return nil, fmt.Errorf("%w: no revision tagged %q", ErrNoRoute, tag)
+	}
+	n := rand.IntN(100)
+	for i := range c.Targets {
+		n -= c.Targets[i].Percent
+		if n < 0 {
+			return &c.Targets[i], nil
+		}
+	}
+	return &c.Targets[len(c.Targets)-1], nil
+}
+
+// ServeHTTP routes and proxies one request.
+func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.serve(w, req, "")
+}
+
+// ComponentHandler routes by model path straight to one component of a
+// service, skipping the transformer: a transformer's predictor_host points
+// here so its calls do not loop back into itself.
+func (r *Router) ComponentHandler(component string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.serve(w, req, component)
+	})
+}
+
+func (r *Router) serve(w http.ResponseWriter, req *http.Request, component string) {
+	rt, err := r.Resolve(req, component)
+	if err != nil {
+		writeError(w, http.StatusNotFound, err)
+		return
+	}
+	if len(rt.Target.Backends) == 0 {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("%w: revision %s of %s/%s has no ready replica yet", ErrNoReplica, rt.Target.Revision, rt.Service.Namespace, rt.Service.Name))
+		return
+	}
+	be := rt.Target.Backends[int(r.rr.Add(1)%uint64(len(rt.Target.Backends)))]
+	ctx := context.WithValue(req.Context(), backendKey{}, be)
+	if to := rt.Service.Components[rt.Component].Timeout; to > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, to)
+		defer cancel()
+	}
+	w.Header().Set(HeaderRevision, rt.Target.Revision)
+	r.proxy.ServeHTTP(w, req.WithContext(ctx))
+}
+
+func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error) {
+	code := http.StatusBadGateway
+	if errors.Is(err, context.DeadlineExceeded) {
+		code = http.StatusGatewayTimeout
+		err = fmt.Errorf("component timeout exceeded: %w", err)
+	}
+	if errors.Is(req.Context().Err(), context.Canceled) {
+		return // the client went away
+	}
+	r.log.Warn("proxy error", "host", req.Host, "path", req.URL.Path, "err", err)
+	writeError(w, code, err)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	b, _ := json.Marshal(map[string]string{"error": err.Error()})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
