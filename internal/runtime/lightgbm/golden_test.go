@@ -64,6 +64,15 @@ func loadCase(t testing.TB, name string) *Model {
 	return m
 }
 
+func readFile(t testing.TB, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name, "model.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 func inputRequest(t testing.TB, name string) (*runtime.Request, []string, int) {
 	header, rows, cols, data := readCSV(t, filepath.Join("testdata", name, "input.csv"))
 	in := &tensor.Tensor{Name: "input-0", Datatype: tensor.FP64, Shape: []int64{int64(rows), int64(cols)}, Data: data}
