@@ -404,6 +404,7 @@ func TestParseErrors(t *testing.T) {
 		{"missing type 3", strings.Replace(ok, "decision_type=10", "decision_type=12", 1), runtime.ErrCorruptModel, "missing type"},
 		{"tree numbering", strings.Replace(ok, "Tree=0", "Tree=1", 1), runtime.ErrCorruptModel, "Tree=0"},
 		{"tree_sizes", strings.Replace(ok, "feature_names", "tree_sizes=10 20\nfeature_names", 1), runtime.ErrCorruptModel, "tree_sizes"},
+		{"no trees", build(header("regression", 1, 1)), runtime.ErrCorruptModel, "no trees"},
 		{"multiclass trees", build(header("multiclass num_class:2", 2, 1), stump), runtime.ErrCorruptModel, "multiple"},
 		{"binary with 2 classes", build(header("binary sigmoid:1", 2, 1), stump, stump), runtime.ErrCorruptModel, "num_class"},
 		{"bad sigmoid", strings.Replace(ok, "objective=regression", "objective=binary sigmoid:-1", 1), runtime.ErrCorruptModel, "sigmoid"},

@@ -106,6 +106,9 @@ func parse(data []byte) (*booster, error) {
 	if s, ok := header["tree_sizes"]; ok && len(strings.Fields(s)) != len(b.trees) {
 		return nil, corrupt("tree_sizes lists %d trees, the file holds %d", len(strings.Fields(s)), len(b.trees))
 	}
+	if len(b.trees) == 0 {
+		return nil, corrupt("the model holds no trees")
+	}
 	if len(b.trees)%b.treesPerIter != 0 {
 		return nil, corrupt("%d trees is not a multiple of num_tree_per_iteration=%d", len(b.trees), b.treesPerIter)
 	}
