@@ -228,8 +228,18 @@ func TestNumericalSplits(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			m := mustParse(t, build(header("regression", 1, 1), numTree(c.dt, c.threshold)), Options{})
-			if got := predictRows(t, m, nil, []float64{c.x}); got[0] != c.want {
-				t.Errorf("f0=%v: got leaf value %v, want %v", c.x, got[0], c.want)
+			// One row takes the general walk; four NaN-free rows take the
+			// grouped one.
+			for _, n := range []int{1, 4} {
+				rows := make([][]float64, n)
+				for i := range rows {
+					rows[i] = []float64{c.x}
+				}
+				for i, got := range predictRows(t, m, nil, rows...) {
+					if got != c.want {
+						t.Errorf("batch %d row %d, f0=%v: got leaf value %v, want %v", n, i, c.x, got, c.want)
+					}
+				}
 			}
 		})
 	}

@@ -261,7 +261,13 @@ func parseTree(f map[string]string, numFeatures int) (tree, error) {
 				return t, corrupt("node %d: child %d out of range for %d leaves", i, c, nl)
 			}
 		}
-		n.left, n.right = int32(left[i]), int32(right[i])
+		n.children = [2]int32{int32(left[i]), int32(right[i])}
+	}
+	t.plain = true
+	for i := range t.nodes {
+		if t.nodes[i].categorical() || t.nodes[i].missingType() == missingZero {
+			t.plain = false
+		}
 	}
 	if err := checkShape(t.nodes, nl); err != nil {
 		return t, err
@@ -287,7 +293,7 @@ func checkShape(nodes []node, numLeaves int) error {
 	for len(stack) > 0 {
 		n := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		for _, c := range [2]int32{nodes[n].left, nodes[n].right} {
+		for _, c := range nodes[n].children {
 			if c < 0 {
 				if seenLeaf[^c] {
 					return corrupt("leaf %d is reached twice", ^c)

@@ -24,8 +24,8 @@ var zeroThreshold = float64(float32(1e-35))
 type node struct {
 	threshold    float64
 	feature      int32
-	left, right  int32
-	catLo, catHi int32 // categorical: the split's words in tree.catBits
+	children     [2]int32 // left, right
+	catLo, catHi int32    // categorical: the split's words in tree.catBits
 	flags        uint8
 }
 
@@ -40,6 +40,9 @@ type tree struct {
 	catBounds []int32
 	catBits   []uint32
 	linear    *linearLeaves // nil unless is_linear=1
+	// plain: no categorical splits and no Zero missing type, so for a row
+	// without NaN every decision is just x <= threshold.
+	plain bool
 }
 
 // linearLeaves holds the per-leaf linear models of a linear tree: leaf i
@@ -61,12 +64,62 @@ func (t *tree) leaf(x []float64) int {
 	for i >= 0 {
 		n := &t.nodes[i]
 		if t.goLeft(n, x[n.feature]) {
-			i = n.left
+			i = n.children[0]
 		} else {
-			i = n.right
+			i = n.children[1]
 		}
 	}
 	return int(^i)
+}
+
+// leafPlain is leaf for plain trees and rows without NaN. It is written
+// so the compiler can pick the child without a branch: the comparison is
+// the one branch a CPU cannot predict in tree walks.
+func (t *tree) leafPlain(x []float64) int {
+	nodes := t.nodes
+	if len(nodes) == 0 {
+		return 0
+	}
+	i := int32(0)
+	for i >= 0 {
+		n := &nodes[i]
+		right := 0
+		if x[n.feature] > n.threshold {
+			right = 1
+		}
+		i = n.children[right&1]
+	}
+	return int(^i)
+}
+
+// leafPlain4 is leafPlain for four rows at once.
+func (t *tree) leafPlain4(x0, x1, x2, x3 []float64) [4]int32 {
+	nodes := t.nodes
+	if len(nodes) == 0 {
+		return [4]int32{}
+	}
+	var i0, i1, i2, i3 int32
+	// Leaves are negative: loop while any walk is still at a node.
+	for i0&i1&i2&i3 >= 0 {
+		i0 = step(nodes, i0, x0)
+		i1 = step(nodes, i1, x1)
+		i2 = step(nodes, i2, x2)
+		i3 = step(nodes, i3, x3)
+	}
+	return [4]int32{^i0, ^i1, ^i2, ^i3}
+}
+
+// step moves a plain walk at node i one level down; at a leaf it stays.
+func step(nodes []node, i int32, x []float64) int32 {
+	if i < 0 {
+		return i
+	}
+	n := &nodes[i]
+	right := 0
+	if x[n.feature] > n.threshold {
+		right = 1
+	}
+	return n.children[right&1]
 }
 
 func (t *tree) goLeft(n *node, v float64) bool {
@@ -94,9 +147,19 @@ func (t *tree) goLeft(n *node, v float64) bool {
 	return v <= n.threshold
 }
 
-// predict returns the tree's output for x.
-func (t *tree) predict(x []float64) float64 {
-	l := t.leaf(x)
+// predict returns the tree's output for x; noNaN says x holds no NaN.
+func (t *tree) predict(x []float64, noNaN bool) float64 {
+	var l int
+	if noNaN && t.plain {
+		l = t.leafPlain(x)
+	} else {
+		l = t.leaf(x)
+	}
+	return t.output(l, x)
+}
+
+// output is the value of leaf l for x.
+func (t *tree) output(l int, x []float64) float64 {
 	if t.linear == nil {
 		return t.leafValue[l]
 	}
