@@ -40,11 +40,14 @@ cat_threshold=33 2 4`)))
 		s = strings.Replace(s, "tree_sizes=", "tree_sizes_cut=", 1)
 		f.Add([]byte(s))
 	}
+	// The first four rows have no NaN, so they take the grouped walk.
 	rows := [][]float64{
 		{0, 0, 0, 0, 0, 0},
-		{math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN()},
 		{-1, 1, 37, -0.5, 1e300, math.Inf(-1)},
 		{1e-40, -1e-40, 2.5, 32, 31, math.Inf(1)},
+		{0.5, -2, 1, 3, 0.25, -1e-36},
+		{math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN()},
+		{math.NaN(), 0, 1, math.NaN(), 4, 5},
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Parse(data, Options{})
