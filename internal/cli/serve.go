@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ferryserve/ferry/internal/batcher"
+	"github.com/ferryserve/ferry/internal/puller"
 	"github.com/ferryserve/ferry/internal/repository"
 	"github.com/ferryserve/ferry/internal/runtime"
 	"github.com/ferryserve/ferry/internal/server"
@@ -27,6 +29,11 @@ type serveOptions struct {
 	requestTimeout  time.Duration
 	shutdownTimeout time.Duration
 	loadParallelism int
+	enableBatcher   bool
+	maxBatchSize    int
+	maxLatency      time.Duration
+	memoryLimit     string
+	evictLRU        string
 	logLevel        string
 	logFormat       string
 	config          string
@@ -67,6 +74,11 @@ over the file.`,
 	f.DurationVar(&o.requestTimeout, "request-timeout", 0, "bound on each inference request (e.g. 5s); 0 = no bound")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to wait for in-flight requests")
 	f.IntVar(&o.loadParallelism, "load-parallelism", 4, "models loaded concurrently at start")
+	f.BoolVar(&o.enableBatcher, "enable-batcher", false, "merge concurrent requests to a model into batched calls (V1, V2 REST and gRPC)")
+	f.IntVar(&o.maxBatchSize, "max-batchsize", 32, "with --enable-batcher: most rows in one batched call")
+	f.DurationVar(&o.maxLatency, "max-latency", 5*time.Millisecond, "with --enable-batcher: longest a request waits for others to join its batch")
+	f.StringVar(&o.memoryLimit, "memory-limit", "", "bound on the summed measured memory of loaded models, e.g. 4Gi (empty = none)")
+	f.StringVar(&o.evictLRU, "evict", "", "with --memory-limit: \"lru\" unloads least recently used idle models to make room; empty refuses the load")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "json", "json or text")
 	f.StringVar(&o.config, "config", "", "YAML file of flag values (keys are flag names)")
@@ -91,8 +103,25 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	memLimit, err := puller.ParseQuantity(o.memoryLimit)
+	if err != nil {
+		return fmt.Errorf("--memory-limit: %w", err)
+	}
+	if o.evictLRU != "" && o.evictLRU != "lru" {
+		return fmt.Errorf("--evict %q: the only policy is lru", o.evictLRU)
+	}
+	var loader repository.Loader = reg
+	if o.enableBatcher {
+		if o.maxBatchSize < 1 || o.maxLatency <= 0 {
+			return errors.New("--max-batchsize must be >= 1 and --max-latency > 0")
+		}
+		loader = batchingLoader{reg, batcher.Config{MaxBatchSize: o.maxBatchSize, MaxLatency: o.maxLatency, Logger: log}}
+	}
 	metrics := server.NewMetrics(nil)
-	repo := repository.New(repository.Config{Loader: reg, Logger: log, OnLoad: metrics.ObserveLoad})
+	repo := repository.New(repository.Config{
+		Loader: loader, Logger: log, OnLoad: metrics.ObserveLoad,
+		MemoryLimit: memLimit, EvictLRU: o.evictLRU == "lru",
+	})
 	for _, s := range sources {
 		repo.Add(s)
 	}
@@ -126,4 +155,18 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	err = g.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// batchingLoader wraps every loaded model in a batcher.
+type batchingLoader struct {
+	next repository.Loader
+	cfg  batcher.Config
+}
+
+func (l batchingLoader) Load(ctx context.Context, dir, format string) (runtime.Model, string, error) {
+	m, f, err := l.next.Load(ctx, dir, format)
+	if err != nil {
+		return nil, f, err
+	}
+	return batcher.New(m, l.cfg), f, nil
 }

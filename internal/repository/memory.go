@@ -36,7 +36,7 @@ func (r *Repository) load(ctx context.Context, dir, format string) (runtime.Mode
 	if err != nil {
 		return nil, f, 0, err
 	}
-	if s, ok := m.(Sizer); ok {
+	if s, ok := runtime.Unwrap(m).(Sizer); ok {
 		return m, f, s.SizeBytes(), nil
 	}
 	return m, f, max(liveHeap()-before, 0), nil

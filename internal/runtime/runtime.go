@@ -67,3 +67,16 @@ var (
 	// ErrCorruptModel: the model file cannot be parsed.
 	ErrCorruptModel = errors.New("corrupt model file")
 )
+
+// Unwrap returns the innermost model of a chain of wrappers (such as the
+// batcher) that expose it with an Unwrap method, so callers can look for
+// optional interfaces of the real model.
+func Unwrap(m Model) Model {
+	for {
+		w, ok := m.(interface{ Unwrap() Model })
+		if !ok {
+			return m
+		}
+		m = w.Unwrap()
+	}
+}

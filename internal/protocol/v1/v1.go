@@ -133,7 +133,7 @@ func (h *Handler) predict(r *http.Request, name string) ([]byte, error) {
 		return nil, err
 	}
 	defer m.Release()
-	if rp, ok := m.Model.(RecordPredictor); ok && instances.records != nil {
+	if rp, ok := runtime.Unwrap(m.Model).(RecordPredictor); ok && instances.records != nil {
 		return predictRecords(ctx, rp, instances)
 	}
 	if instances.tensor == nil {

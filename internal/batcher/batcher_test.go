@@ -1,0 +1,179 @@
+package batcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/ferryserve/ferry/internal/runtime"
+	"github.com/ferryserve/ferry/internal/runtime/runtimetest"
+	"github.com/ferryserve/ferry/internal/tensor"
+)
+
+type recorder struct {
+	mu      sync.Mutex
+	batches [][2]int // rows, callers
+}
+
+func (r *recorder) on(rows, callers int) {
+	r.mu.Lock()
+	r.batches = append(r.batches, [2]int{rows, callers})
+	r.mu.Unlock()
+}
+
+func rowReq(vals ...float64) *runtime.Request {
+	return &runtime.Request{Inputs: []*tensor.Tensor{{Name: "x", Datatype: tensor.FP64, Shape: []int64{int64(len(vals) / 2), 2}, Data: vals}}}
+}
+
+func sumOf(t *testing.T, res *runtime.Response) []float64 {
+	t.Helper()
+	return res.Outputs[0].Data.([]float64)
+}
+
+func TestMergesUpToMaxBatchSize(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		b := New(&runtimetest.Model{Features: 2}, Config{MaxBatchSize: 8, MaxLatency: time.Second, OnBatch: rec.on})
+		defer b.Close()
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := b.Predict(t.Context(), rowReq(float64(i), 100))
+				if err != nil {
+					t.Errorf("caller %d: %v", i, err)
+					return
+				}
+				if got := sumOf(t, res); len(got) != 1 || got[0] != float64(i)+100 || res.Outputs[0].Shape[0] != 1 {
+					t.Errorf("caller %d got %v (shape %v), want its own row sum %v", i, got, res.Outputs[0].Shape, float64(i)+100)
+				}
+			}()
+		}
+		wg.Wait()
+		if fmt.Sprint(rec.batches) != "[[8 8]]" {
+			t.Fatalf("batches %v, want one of 8 rows from 8 callers (flushed by size, not latency)", rec.batches)
+		}
+	})
+}
+
+func TestFlushesAfterMaxLatency(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		b := New(&runtimetest.Model{Features: 2}, Config{MaxBatchSize: 100, MaxLatency: 20 * time.Millisecond, OnBatch: rec.on})
+		defer b.Close()
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Two rows per caller: rows (i, 1) and (i, 2).
+				res, err := b.Predict(t.Context(), rowReq(float64(i), 1, float64(i), 2))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if got := sumOf(t, res); fmt.Sprint(got) != fmt.Sprint([]float64{float64(i) + 1, float64(i) + 2}) {
+					t.Errorf("caller %d got %v", i, got)
+				}
+			}()
+		}
+		wg.Wait()
+		if waited := time.Since(start); waited != 20*time.Millisecond {
+			t.Fatalf("waited %v, want exactly MaxLatency (fake clock)", waited)
+		}
+		if fmt.Sprint(rec.batches) != "[[6 3]]" {
+			t.Fatalf("batches %v, want [[6 3]]", rec.batches)
+		}
+	})
+}
+
+func TestIncompatibleAndLargeRequestsGoAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		b := New(&runtimetest.Model{Features: 2}, Config{MaxBatchSize: 4, MaxLatency: 10 * time.Millisecond, OnBatch: rec.on})
+		defer b.Close()
+		var wg sync.WaitGroup
+		reqs := []*runtime.Request{
+			rowReq(1, 2),
+			{Inputs: []*tensor.Tensor{{Name: "x", Datatype: tensor.FP32, Shape: []int64{1, 2}, Data: []float32{1, 2}}}}, // other datatype
+			{Inputs: []*tensor.Tensor{{Name: "x", Datatype: tensor.FP64, Shape: []int64{1, 2}, Data: []float64{1, 2}}}, Outputs: []string{"echo"}},
+			rowReq(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), // 5 rows > MaxBatchSize: passes through
+		}
+		for _, r := range reqs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := b.Predict(t.Context(), r); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		// Three single-caller batches flushed by latency (the big one bypasses
+		// the batcher and is not recorded).
+		if len(rec.batches) != 3 {
+			t.Fatalf("batches %v, want 3 separate ones", rec.batches)
+		}
+	})
+}
+
+// failing returns an invalid-input error for every call.
+type failing struct{ runtimetest.Model }
+
+func (f *failing) Predict(context.Context, *runtime.Request) (*runtime.Response, error) {
+	return nil, fmt.Errorf("%w: feature 1 is out of range", runtime.ErrInvalidInput)
+}
+
+func TestErrorReachesEveryCaller(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(&failing{}, Config{MaxBatchSize: 3, MaxLatency: time.Second})
+		defer b.Close()
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := b.Predict(t.Context(), rowReq(1, 2)); !errors.Is(err, runtime.ErrInvalidInput) {
+					t.Errorf("err = %v, want the model's invalid-input error", err)
+				}
+			}()
+		}
+		wg.Wait()
+	})
+}
+
+func TestCancelledCallerFreesItsSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		b := New(&runtimetest.Model{Features: 2}, Config{MaxBatchSize: 10, MaxLatency: 50 * time.Millisecond, OnBatch: rec.on})
+		defer b.Close()
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if _, err := b.Predict(ctx, rowReq(9, 9)); !errors.Is(err, context.Canceled) {
+				t.Errorf("cancelled caller: %v", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			res, err := b.Predict(t.Context(), rowReq(1, 2))
+			if err != nil || sumOf(t, res)[0] != 3 {
+				t.Errorf("remaining caller: %v %v", res, err)
+			}
+		}()
+		time.Sleep(10 * time.Millisecond)
+		cancel()
+		wg.Wait()
+		if fmt.Sprint(rec.batches) != "[]" && fmt.Sprint(rec.batches) != "[[1 1]]" {
+			t.Fatalf("batches %v: the cancelled caller's row was still sent", rec.batches)
+		}
+	})
+}
