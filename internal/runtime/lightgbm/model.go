@@ -89,7 +89,7 @@ func Parse(data []byte, opts Options) (*Model, error) {
 	}
 	b, err := parse(data)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("lightgbm: %w", err)
 	}
 	return &Model{b: b, opts: opts}, nil
 }

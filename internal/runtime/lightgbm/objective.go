@@ -76,7 +76,7 @@ func parseObjective(line string) (objective, error) {
 	case "lambdarank", "rank_xendcg", "xendcg", "xe_ndcg", "xe_ndcg_mart", "xendcg_mart", "custom", "none", "null", "na":
 		o.kind = objIdentity
 	default:
-		return o, fmt.Errorf("%w: lightgbm objective %q", runtime.ErrUnsupported, o.name)
+		return o, fmt.Errorf("%w: objective %q", runtime.ErrUnsupported, o.name)
 	}
 	return o, nil
 }

@@ -34,7 +34,7 @@ type booster struct {
 func (b *booster) iterations() int { return len(b.trees) / b.treesPerIter }
 
 func corrupt(format string, args ...any) error {
-	return fmt.Errorf("%w: lightgbm: %s", runtime.ErrCorruptModel, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", runtime.ErrCorruptModel, fmt.Sprintf(format, args...))
 }
 
 // parse reads the LightGBM text model format (versions v2 to v4): a header
@@ -120,7 +120,7 @@ func parseHeader(h map[string]string, flags map[string]bool) (*booster, error) {
 	switch b.version {
 	case "", "v2", "v3", "v4":
 	default:
-		return nil, fmt.Errorf("%w: lightgbm model version %q (supported: v2, v3, v4)", runtime.ErrUnsupported, b.version)
+		return nil, fmt.Errorf("%w: model version %q (supported: v2, v3, v4)", runtime.ErrUnsupported, b.version)
 	}
 	var err error
 	if b.numClass, err = headerInt(h, "num_class", 1, 1, maxClasses); err != nil {
