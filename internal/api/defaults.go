@@ -1,0 +1,149 @@
+package api
+
+import "strings"
+
+// Defaults KServe's mutating webhook and inferenceservice-config apply.
+const (
+	DefaultMinReplicas  = 1
+	DefaultMaxBatchSize = 32
+	DefaultMaxLatencyMS = 5000
+	DefaultCPU          = "1"
+	DefaultMemory       = "2Gi"
+	// DefaultContainerName is the model container's name in the
+	// serving.kserve.io group; KFServing (serving.kubeflow.org) used
+	// LegacyContainerName.
+	DefaultContainerName = "kserve-container"
+	LegacyContainerName  = "kfserving-container"
+	// StorageURIEnv carries a custom container's storage URI.
+	StorageURIEnv = "STORAGE_URI"
+)
+
+// Default implements Object. It sets the namespace, then for each component
+// the container name, protocol version, resources, minReplicas, logger mode
+// and batcher limits, as KServe's webhook does.
+func (s *InferenceService) Default() {
+	if s.Metadata.Namespace == "" {
+		s.Metadata.Namespace = DefaultNamespace
+	}
+	name := DefaultContainerName
+	if s.Group() == GroupKubeflow {
+		name = LegacyContainerName
+	}
+	p := &s.Spec.Predictor
+	if impls := p.implementations(); len(impls) == 1 {
+		switch impl := impls[0]; {
+		case impl.key == implModel:
+			p.Model.ModelFormat.Name = canonicalFormat(p.Model.ModelFormat.Name)
+			defaultFramework(p.Model.ModelFormat.Name, impl.ext, name)
+		case impl.ext != nil:
+			defaultFramework(impl.key, impl.ext, name)
+		case impl.key == implContainers:
+			defaultPodSpec(&p.PodSpec, name)
+		}
+	}
+	defaultExtensions(&p.ComponentExtensionSpec)
+	if t := s.Spec.Transformer; t != nil {
+		defaultPodSpec(&t.PodSpec, name)
+		defaultExtensions(&t.ComponentExtensionSpec)
+	}
+	if e := s.Spec.Explainer; e != nil {
+		if impls := e.implementations(); len(impls) == 1 {
+			if x := impls[0].explainer; x != nil {
+				x.Name = name
+				defaultResources(&x.Resources)
+			} else {
+				defaultPodSpec(&e.PodSpec, name)
+			}
+		}
+		defaultExtensions(&e.ComponentExtensionSpec)
+	}
+}
+
+func defaultFramework(key string, ext *PredictorExtensionSpec, containerName string) {
+	ext.Name = containerName
+	if ext.ProtocolVersion == "" {
+		ext.ProtocolVersion = defaultProtocol(key)
+	}
+	defaultResources(&ext.Resources)
+}
+
+// defaultProtocol is v1 except for Triton, which speaks only V2.
+func defaultProtocol(format string) string {
+	switch format {
+	case "triton", "tensorrt":
+		return ProtocolV2
+	}
+	return ProtocolV1
+}
+
+func defaultPodSpec(p *PodSpec, containerName string) {
+	if len(p.Containers) == 0 {
+		return // left for Validate to report
+	}
+	if p.Containers[0].Name == "" {
+		p.Containers[0].Name = containerName
+	}
+	defaultResources(&p.Containers[0].Resources)
+}
+
+// defaultResources fills each of cpu and memory, in requests and in limits,
+// that the user left out, as KServe's setResourceRequirementDefaults does.
+func defaultResources(r *ResourceRequirements) {
+	for _, m := range []*map[string]Quantity{&r.Requests, &r.Limits} {
+		if *m == nil {
+			*m = make(map[string]Quantity, 2)
+		}
+		if _, ok := (*m)["cpu"]; !ok {
+			(*m)["cpu"] = DefaultCPU
+		}
+		if _, ok := (*m)["memory"]; !ok {
+			(*m)["memory"] = DefaultMemory
+		}
+	}
+}
+
+func defaultExtensions(x *ComponentExtensionSpec) {
+	if x.MinReplicas == nil {
+		n := int32(DefaultMinReplicas)
+		x.MinReplicas = &n
+	}
+	if x.Logger != nil && x.Logger.Mode == "" {
+		x.Logger.Mode = LogAll
+	}
+	if b := x.Batcher; b != nil {
+		if b.MaxBatchSize == nil {
+			n := DefaultMaxBatchSize
+			b.MaxBatchSize = &n
+		}
+		if b.MaxLatency == nil {
+			n := DefaultMaxLatencyMS
+			b.MaxLatency = &n
+		}
+	}
+}
+
+// canonicalFormat maps the spellings of model format names seen in KServe
+// samples to the lower-case names its runtimes declare.
+func canonicalFormat(name string) string {
+	n := strings.ToLower(strings.TrimSpace(name))
+	switch n {
+	case "scikit-learn", "sk-learn":
+		return "sklearn"
+	case "lgbm":
+		return "lightgbm"
+	case "tf":
+		return "tensorflow"
+	case "torch":
+		return "pytorch"
+	}
+	return n
+}
+
+// Default implements Object: it sets the namespace and lower-cases the
+// framework name.
+func (m *TrainedModel) Default() {
+	if m.Metadata.Namespace == "" {
+		m.Metadata.Namespace = DefaultNamespace
+	}
+	m.Spec.Model.Framework = canonicalFormat(m.Spec.Model.Framework)
+}
