@@ -147,6 +147,15 @@ func TestMulticlassOVA(t *testing.T) {
 	}
 }
 
+func TestCustomMultiOutput(t *testing.T) {
+	// No objective line and two trees per round: raw scores per class.
+	m := mustParse(t, build(header("", 2, 1), stump, constant, stump, stump), Options{})
+	got := predictRows(t, m, nil, []float64{1})
+	if len(got) != 2 || !near(got[0], 0.6) || !near(got[1], 0.5) {
+		t.Errorf("predict = %v, want [0.6 0.5]", got)
+	}
+}
+
 func TestIterations(t *testing.T) {
 	// Three rounds: stump, constant, stump. At f0=1: 0.3, 0.2, 0.3.
 	text := build(header("regression", 1, 1), stump, constant, stump)
@@ -417,6 +426,7 @@ func TestParseErrors(t *testing.T) {
 		{"no trees", build(header("regression", 1, 1)), runtime.ErrCorruptModel, "no trees"},
 		{"multiclass trees", build(header("multiclass num_class:2", 2, 1), stump), runtime.ErrCorruptModel, "multiple"},
 		{"binary with 2 classes", build(header("binary sigmoid:1", 2, 1), stump, stump), runtime.ErrCorruptModel, "num_class"},
+		{"trees per round", strings.Replace(build(header("multiclass num_class:2", 2, 1), stump, stump), "num_tree_per_iteration=2", "num_tree_per_iteration=1", 1), runtime.ErrCorruptModel, "num_tree_per_iteration"},
 		{"bad sigmoid", strings.Replace(ok, "objective=regression", "objective=binary sigmoid:-1", 1), runtime.ErrCorruptModel, "sigmoid"},
 		{"cat index", build(header("regression", 1, 1), strings.Replace(numTree(1, "3"), "num_cat=0", "num_cat=1\ncat_boundaries=0 1\ncat_threshold=1", 1)), runtime.ErrCorruptModel, "categorical threshold"},
 		{"cat boundaries", build(header("regression", 1, 1), strings.Replace(numTree(1, "0"), "num_cat=0", "num_cat=1\ncat_boundaries=0 5\ncat_threshold=1", 1)), runtime.ErrCorruptModel, "cat_boundaries"},

@@ -35,7 +35,7 @@ type objective struct {
 // scores are the output.
 func parseObjective(line string) (objective, error) {
 	words := strings.Fields(line)
-	if len(words) == 0 {
+	if len(words) == 0 || words[0] == "none" || words[0] == "null" || words[0] == "na" {
 		return objective{name: "custom"}, nil
 	}
 	o := objective{name: words[0], sigmoid: 1}
@@ -73,7 +73,7 @@ func parseObjective(line string) (objective, error) {
 		o.kind = objXentropy
 	case "cross_entropy_lambda", "xentlambda":
 		o.kind = objXentLambda
-	case "lambdarank", "rank_xendcg", "xendcg", "xe_ndcg", "xe_ndcg_mart", "xendcg_mart", "custom", "none", "null", "na":
+	case "lambdarank", "rank_xendcg", "xendcg", "xe_ndcg", "xe_ndcg_mart", "xendcg_mart", "custom":
 		o.kind = objIdentity
 	default:
 		return o, fmt.Errorf("%w: objective %q", runtime.ErrUnsupported, o.name)

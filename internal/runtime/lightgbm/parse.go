@@ -146,12 +146,14 @@ func parseHeader(h map[string]string, flags map[string]bool) (*booster, error) {
 	if b.objective, err = parseObjective(h["objective"]); err != nil {
 		return nil, err
 	}
-	if b.objective.kind == objMulticlass || b.objective.kind == objMulticlassOVA {
-		if b.treesPerIter != b.numClass {
-			return nil, corrupt("objective %s: num_tree_per_iteration=%d, num_class=%d", b.objective.name, b.treesPerIter, b.numClass)
-		}
-	} else if b.treesPerIter != 1 || b.numClass != 1 {
-		return nil, corrupt("objective %q with num_class=%d and num_tree_per_iteration=%d", b.objective.name, b.numClass, b.treesPerIter)
+	if b.treesPerIter != b.numClass {
+		return nil, corrupt("num_tree_per_iteration=%d differs from num_class=%d", b.treesPerIter, b.numClass)
+	}
+	// A custom objective may train several trees per round; every named
+	// objective other than the multiclass ones trains one.
+	multi := b.objective.kind == objMulticlass || b.objective.kind == objMulticlassOVA || b.objective.name == "custom"
+	if !multi && b.numClass != 1 {
+		return nil, corrupt("objective %q trains one tree per round, but num_class=%d", b.objective.name, b.numClass)
 	}
 	return b, nil
 }
