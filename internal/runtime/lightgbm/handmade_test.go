@@ -156,6 +156,18 @@ func TestCustomMultiOutput(t *testing.T) {
 	}
 }
 
+func TestSparseTreeKeys(t *testing.T) {
+	// A one-leaf tree may leave out its (empty) split arrays, and a tree
+	// may leave out decision_type, meaning plain splits with NaN as 0.
+	bare := "num_leaves=1\nleaf_value=0.25"
+	noDT := "num_leaves=2\nsplit_feature=0\nthreshold=-1\nleft_child=-1\nright_child=-2\nleaf_value=1 2"
+	m := mustParse(t, build(header("regression", 1, 1), bare, noDT), Options{})
+	got := predictRows(t, m, nil, []float64{-3}, []float64{math.NaN()})
+	if got[0] != 1.25 || got[1] != 2.25 {
+		t.Errorf("predict = %v, want [1.25 2.25]", got)
+	}
+}
+
 func TestIterations(t *testing.T) {
 	// Three rounds: stump, constant, stump. At f0=1: 0.3, 0.2, 0.3.
 	text := build(header("regression", 1, 1), stump, constant, stump)

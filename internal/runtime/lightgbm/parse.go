@@ -191,9 +191,13 @@ func parseTree(f map[string]string, numFeatures int) (tree, error) {
 	if err != nil {
 		return t, err
 	}
-	dt, err := ints(f, "decision_type", inner)
-	if err != nil {
-		return t, err
+	// Like LightGBM, a tree without decision_type has plain numerical
+	// splits with no missing-value handling.
+	dt := make([]int, inner)
+	if _, ok := f["decision_type"]; ok {
+		if dt, err = ints(f, "decision_type", inner); err != nil {
+			return t, err
+		}
 	}
 	left, err := ints(f, "left_child", inner)
 	if err != nil {
