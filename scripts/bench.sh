@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# make bench: load-test Ferry's data plane on loopback and compare it with
+# bare handlers that do the same wire work (see docs/benchmarks.md).
+#
+# It starts two servers on 127.0.0.1, both serving bench/model (a 100-tree
+# depth-6 binary:logistic XGBoost model over 20 features):
+#   ferry  $BIN serve --model-dir bench/model --model-name bench
+#   bare   bench/bare: the same decoders, a constant answer, no model
+# and for V1 REST, V2 REST (hey) and V2 gRPC (ghz), batch 1 and 64, runs on
+# each server one closed-loop run (max rps) and one run rate-limited to half
+# that rps (its p99 is the latency target). It then prints rps, p50, p99 and
+# non-2xx counts per run and Ferry/bare per case, and exits non-zero if any
+# request failed. Only the processes it starts are stopped, by PID.
+#
+# Knobs (environment): BENCH_DURATION (10s per run), BENCH_CONCURRENCY
+# (32 closed-loop workers), BENCH_HALF_CONCURRENCY (16 rate-limited workers),
+# BENCH_OUT (results directory; default a new /tmp/ferry-bench.*),
+# BENCH_PROTOS ("v1 v2 grpc"), BENCH_BATCHES ("1 64"), BIN (bin/ferry),
+# BENCH_PORT_BASE (18080: ferry 18080/18081, bare 18082/18083).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${BENCH_DURATION:-10s}
+CONC=${BENCH_CONCURRENCY:-32}
+HALF_CONC=${BENCH_HALF_CONCURRENCY:-16}
+PROTOS=${BENCH_PROTOS:-v1 v2 grpc}
+BATCHES=${BENCH_BATCHES:-1 64}
+BIN=${BIN:-bin/ferry}
+PORT=${BENCH_PORT_BASE:-18080}
+FERRY_HTTP=$PORT FERRY_GRPC=$((PORT + 1)) BARE_HTTP=$((PORT + 2)) BARE_GRPC=$((PORT + 3))
+OUT=${BENCH_OUT:-$(mktemp -d /tmp/ferry-bench.XXXXXX)}
+mkdir -p "$OUT"
+GOBIN_DIR="$(go env GOPATH)/bin"
+export PATH="$GOBIN_DIR:$PATH"
+PROTO=api/inference/grpc_predict_v2.proto
+CALL=inference.GRPCInferenceService/ModelInfer
+
+# The load tools, pinned to the versions the numbers were taken with.
+if ! command -v hey >/dev/null 2>&1; then
+  echo "== installing hey v0.1.5 (go install)"
+  go install github.com/rakyll/hey@v0.1.5
+fi
+if ! ghz --version 2>/dev/null | grep -q '0\.93\.0'; then
+  echo "== installing ghz v0.93.0 (go install)"
+  go install github.com/bojand/ghz/cmd/ghz@v0.93.0
+fi
+if [ ! -x "$BIN" ]; then
+  echo "$BIN is missing; run make build (make bench does)" >&2
+  exit 1
+fi
+echo "== building bench/bare and bench/report into $OUT/bin"
+go build -o "$OUT/bin/bare" ./bench/bare
+go build -o "$OUT/bin/report" ./bench/report
+REPORT="$OUT/bin/report"
+
+PIDS=()
+stop_all() {
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  PIDS=()
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+"$BIN" serve --model-dir bench/model --model-name bench --host 127.0.0.1 \
+  --http-port "$FERRY_HTTP" --grpc-port "$FERRY_GRPC" --log-format text --log-level warn >"$OUT/ferry.log" 2>&1 &
+PIDS+=($!)
+FERRY_PID=$!
+"$OUT/bin/bare" -host 127.0.0.1 -http-port "$BARE_HTTP" -grpc-port "$BARE_GRPC" -model-name bench >"$OUT/bare.log" 2>&1 &
+PIDS+=($!)
+BARE_PID=$!
+
+# wait_ready PID HTTP_PORT: until a V1 predict on the bench model answers 200.
+wait_ready() {
+  local pid=$1 port=$2
+  for _ in $(seq 1 200); do
+    if curl -fs -o /dev/null -H 'Content-Type: application/json' -d @bench/payloads/v1-b1.json \
+      "http://127.0.0.1:$port/v1/models/bench:predict"; then
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "server on port $port exited; its log:" >&2
+      cat "$OUT"/*.log >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  echo "server on port $port did not answer a V1 predict in 20 s; logs in $OUT" >&2
+  curl -s -X POST "http://127.0.0.1:$port/v2/repository/index" >&2 || true
+  return 1
+}
+wait_ready "$FERRY_PID" "$FERRY_HTTP"
+wait_ready "$BARE_PID" "$BARE_HTTP"
+
+# Ferry must answer what XGBoost answers before its speed means anything.
+for b in $BATCHES; do
+  curl -fs -H 'Content-Type: application/json' -d "@bench/payloads/v1-b$b.json" \
+    "http://127.0.0.1:$FERRY_HTTP/v1/models/bench:predict" >"$OUT/answer.v1.b$b.json"
+  curl -fs -H 'Content-Type: application/json' -d "@bench/payloads/v2-b$b.json" \
+    "http://127.0.0.1:$FERRY_HTTP/v2/models/bench/infer" >"$OUT/answer.v2.b$b.json"
+  for p in v1 v2; do
+    printf '== ferry %s batch %s: ' "$p" "$b"
+    "$REPORT" check "bench/payloads/expected-b$b.json" "$OUT/answer.$p.b$b.json"
+  done
+done
+
+# load SERVER PROTO BATCH MODE [RATE]: one run, output to $OUT/SERVER.PROTO.bBATCH.MODE.{hey,ghz}.
+load() {
+  local server=$1 proto=$2 batch=$3 mode=$4 rate=${5:-0}
+  local http=$FERRY_HTTP grpc=$FERRY_GRPC
+  if [ "$server" = bare ]; then http=$BARE_HTTP grpc=$BARE_GRPC; fi
+  local conc=$CONC
+  if [ "$mode" = half ]; then conc=$HALF_CONC; fi
+  local base="$OUT/$server.$proto.b$batch.$mode"
+  case $proto in
+  grpc)
+    local limit=()
+    if [ "$rate" -gt 0 ]; then limit=(--rps "$rate"); fi
+    ghz --insecure --proto "$PROTO" --call "$CALL" -D "bench/payloads/grpc-b$batch.json" \
+      -z "$DURATION" -c "$conc" --connections 2 "${limit[@]}" -O json "127.0.0.1:$grpc" >"$base.ghz.tmp"
+    mv "$base.ghz.tmp" "$base.ghz"
+    ;;
+  v1 | v2)
+    local url="http://127.0.0.1:$http/v1/models/bench:predict"
+    if [ "$proto" = v2 ]; then url="http://127.0.0.1:$http/v2/models/bench/infer"; fi
+    local limit=()
+    # hey's -q is per worker.
+    if [ "$rate" -gt 0 ]; then limit=(-q "$(awk -v r="$rate" -v c="$conc" 'BEGIN { printf "%.3f", r / c }')"); fi
+    hey -z "$DURATION" -c "$conc" "${limit[@]}" -m POST -T application/json \
+      -D "bench/payloads/$proto-b$batch.json" "$url" >"$base.hey.tmp"
+    mv "$base.hey.tmp" "$base.hey"
+    ;;
+  esac
+  local ext=hey
+  if [ "$proto" = grpc ]; then ext=ghz; fi
+  "$REPORT" rps "$base.$ext"
+}
+
+echo "== $(date -u +%FT%TZ) $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(go version | cut -d' ' -f3)"
+echo "== $DURATION per run; closed loop with $CONC workers, then $HALF_CONC workers at half the rps; results in $OUT"
+for proto in $PROTOS; do
+  for b in $BATCHES; do
+    for server in bare ferry; do
+      max=$(load "$server" "$proto" "$b" max)
+      half=$(load "$server" "$proto" "$b" half $((max / 2)))
+      printf '   %-5s %-4s batch %-3s max %7s rps, at %6s rps achieved %7s\n' "$server" "$proto" "$b" "$max" "$((max / 2))" "$half"
+    done
+  done
+done
+
+echo
+"$REPORT" table -md "$OUT" >"$OUT/results.md" || true
+"$REPORT" table "$OUT"
+echo
+echo "Markdown tables: $OUT/results.md"
