@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -52,18 +53,41 @@ func supportedList() string {
 // accepted as YAML) into InferenceService and TrainedModel objects, in input
 // order. Empty documents are skipped. Decoding is strict: unknown fields,
 // duplicate keys, wrong value types and unsupported kinds are errors that
-// name the document and the field path; all of a document's field errors are
-// reported together. Decode neither defaults nor validates.
+// name the document, its first line and the field path; every document's
+// errors are reported, joined by newlines. Decode neither defaults nor
+// validates; see Load.
 func Decode(data []byte) ([]Object, error) {
-	var objs []Object
+	return decodeAll(data, false)
+}
+
+// Load is Decode followed by Default and Validate on each object: what a
+// Kubernetes API server with KServe's webhooks would store. Validation
+// errors are reported like decoding errors, per document.
+func Load(data []byte) ([]Object, error) {
+	return decodeAll(data, true)
+}
+
+func decodeAll(data []byte, admit bool) ([]Object, error) {
+	var (
+		objs []Object
+		errs []error
+	)
 	for _, doc := range splitDocuments(data) {
 		obj, err := decodeDocument(doc.text)
+		if err == nil && obj != nil && admit {
+			obj.Default()
+			err = obj.Validate()
+		}
 		if err != nil {
-			return nil, fmt.Errorf("document %d (line %d): %w", doc.index, doc.line, err)
+			errs = append(errs, fmt.Errorf("document %d (line %d): %w", doc.index, doc.line, err))
+			continue
 		}
 		if obj != nil {
 			objs = append(objs, obj)
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return objs, nil
 }
@@ -208,7 +232,11 @@ func checkValue(errs *fieldErrors, path string, v any, t reflect.Type) {
 			return
 		}
 		if _, err := strconv.ParseInt(string(n), 10, t.Bits()); err != nil {
-			errs.add(path, "expected a %d-bit integer, got %s", t.Bits(), n)
+			if strings.ContainsAny(string(n), ".eE") {
+				errs.add(path, "expected an integer, got number %s", n)
+			} else {
+				errs.add(path, "expected a %d-bit integer, got %s", t.Bits(), n)
+			}
 		}
 	case reflect.Float32, reflect.Float64:
 		n, ok := v.(json.Number)

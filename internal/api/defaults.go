@@ -87,17 +87,39 @@ func defaultPodSpec(p *PodSpec, containerName string) {
 }
 
 // defaultResources fills each of cpu and memory, in requests and in limits,
-// that the user left out, as KServe's setResourceRequirementDefaults does.
+// that the user left out, as KServe's setResourceRequirementDefaults does,
+// with one difference: KServe fills a missing request with the default even
+// when the user's limit is lower (memory limit 1Gi gets request 2Gi), which
+// Kubernetes then rejects. Here a missing request takes the user's limit, as
+// Kubernetes' own pod defaulting does, and a missing limit is raised to the
+// user's request when that is above the default.
 func defaultResources(r *ResourceRequirements) {
-	for _, m := range []*map[string]Quantity{&r.Requests, &r.Limits} {
-		if *m == nil {
-			*m = make(map[string]Quantity, 2)
-		}
-		if _, ok := (*m)["cpu"]; !ok {
-			(*m)["cpu"] = DefaultCPU
-		}
-		if _, ok := (*m)["memory"]; !ok {
-			(*m)["memory"] = DefaultMemory
+	if r.Requests == nil {
+		r.Requests = make(map[string]Quantity, 2)
+	}
+	if r.Limits == nil {
+		r.Limits = make(map[string]Quantity, 2)
+	}
+	for _, d := range []struct {
+		name string
+		def  Quantity
+	}{{"cpu", DefaultCPU}, {"memory", DefaultMemory}} {
+		req, hasReq := r.Requests[d.name]
+		lim, hasLim := r.Limits[d.name]
+		switch {
+		case hasReq && hasLim:
+		case hasLim:
+			r.Requests[d.name] = lim
+		case hasReq:
+			r.Limits[d.name] = d.def
+			if rv, err := req.Value(); err == nil {
+				if dv, _ := d.def.Value(); rv > dv {
+					r.Limits[d.name] = req
+				}
+			}
+		default:
+			r.Requests[d.name] = d.def
+			r.Limits[d.name] = d.def
 		}
 	}
 }
