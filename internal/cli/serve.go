@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/ferryserve/ferry/internal/batcher"
 	"github.com/ferryserve/ferry/internal/puller"
 	"github.com/ferryserve/ferry/internal/repository"
+	"github.com/ferryserve/ferry/internal/reqlog"
 	"github.com/ferryserve/ferry/internal/runtime"
 	"github.com/ferryserve/ferry/internal/server"
 )
@@ -34,6 +38,14 @@ type serveOptions struct {
 	maxLatency      time.Duration
 	memoryLimit     string
 	evictLRU        string
+	logURL          string
+	logMode         string
+	logSpoolDir     string
+	logHeaders      []string
+	isvcName        string
+	namespace       string
+	component       string
+	endpoint        string
 	logLevel        string
 	logFormat       string
 	config          string
@@ -79,6 +91,14 @@ over the file.`,
 	f.DurationVar(&o.maxLatency, "max-latency", 5*time.Millisecond, "with --enable-batcher: longest a request waits for others to join its batch")
 	f.StringVar(&o.memoryLimit, "memory-limit", "", "bound on the summed measured memory of loaded models, e.g. 4Gi (empty = none)")
 	f.StringVar(&o.evictLRU, "evict", "", "with --memory-limit: \"lru\" unloads least recently used idle models to make room; empty refuses the load")
+	f.StringVar(&o.logURL, "log-url", "", "log every request and response as a CloudEvent to this sink: http(s)://… or file:///path.jsonl")
+	f.StringVar(&o.logMode, "log-mode", "all", "with --log-url: all, request or response")
+	f.StringVar(&o.logSpoolDir, "log-spool-dir", "", "with --log-url: directory where events wait while the sink is down (default: a ferry-spool directory in the temp dir)")
+	f.StringSliceVar(&o.logHeaders, "log-metadata-headers", nil, "with --log-url: request headers copied into each event's metadata extension")
+	f.StringVar(&o.isvcName, "inference-service", "", "InferenceService name reported in logged events")
+	f.StringVar(&o.namespace, "namespace", "", "namespace reported in logged events")
+	f.StringVar(&o.component, "component", "predictor", "component reported in logged events")
+	f.StringVar(&o.endpoint, "endpoint", "", "endpoint (e.g. default, canary) reported in logged events")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "json", "json or text")
 	f.StringVar(&o.config, "config", "", "YAML file of flag values (keys are flag names)")
@@ -125,16 +145,31 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	for _, s := range sources {
 		repo.Add(s)
 	}
+	var reqLogger *reqlog.Logger
+	scfg := server.Config{}
+	if o.logURL != "" {
+		if reqLogger, err = newRequestLogger(o, log); err != nil {
+			return err
+		}
+		scfg.HTTPMiddleware = append(scfg.HTTPMiddleware, reqLogger.Middleware)
+		scfg.GRPCInterceptors = append(scfg.GRPCInterceptors, reqLogger.UnaryInterceptor)
+		metrics.RegisterCounters("logger_events", "Request logger events", []string{"queued", "sent", "retried", "dropped"}, func() map[string]int64 {
+			st := reqLogger.Stats()
+			return map[string]int64{"queued": st.Queued, "sent": st.Sent, "retried": st.Retried, "dropped": st.Dropped}
+		})
+	}
 	srv, err := server.New(server.Config{
-		HTTPAddr:        net.JoinHostPort(o.host, strconv.Itoa(o.httpPort)),
-		GRPCAddr:        net.JoinHostPort(o.host, strconv.Itoa(o.grpcPort)),
-		Repository:      repo,
-		Metrics:         metrics,
-		ServerVersion:   Version,
-		MaxBodyBytes:    o.maxBodyBytes,
-		RequestTimeout:  o.requestTimeout,
-		ShutdownTimeout: o.shutdownTimeout,
-		Logger:          log,
+		HTTPMiddleware:   scfg.HTTPMiddleware,
+		GRPCInterceptors: scfg.GRPCInterceptors,
+		HTTPAddr:         net.JoinHostPort(o.host, strconv.Itoa(o.httpPort)),
+		GRPCAddr:         net.JoinHostPort(o.host, strconv.Itoa(o.grpcPort)),
+		Repository:       repo,
+		Metrics:          metrics,
+		ServerVersion:    Version,
+		MaxBodyBytes:     o.maxBodyBytes,
+		RequestTimeout:   o.requestTimeout,
+		ShutdownTimeout:  o.shutdownTimeout,
+		Logger:           log,
 	})
 	if err != nil {
 		return err
@@ -145,6 +180,11 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	// turns true only when every model is loaded.
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
+	if reqLogger != nil {
+		// The logger outlives the server's drain: it stops on the same
+		// signal but spools whatever is still queued before returning.
+		g.Go(func() error { return reqLogger.Run(gctx) })
+	}
 	g.Go(func() error {
 		if err := repo.LoadAll(gctx, o.loadParallelism); err != nil {
 			log.Error("some models failed to load; the others serve", "err", err)
@@ -169,4 +209,21 @@ func (l batchingLoader) Load(ctx context.Context, dir, format string) (runtime.M
 		return nil, f, err
 	}
 	return batcher.New(m, l.cfg), f, nil
+}
+
+func newRequestLogger(o *serveOptions, log *slog.Logger) (*reqlog.Logger, error) {
+	sink, err := reqlog.NewSink(o.logURL)
+	if err != nil {
+		return nil, fmt.Errorf("--log-url: %w", err)
+	}
+	spool := o.logSpoolDir
+	if spool == "" {
+		spool = filepath.Join(os.TempDir(), "ferry-spool-"+strconv.Itoa(o.httpPort))
+	}
+	source, _ := os.Hostname()
+	return reqlog.New(reqlog.Config{
+		Sink: sink, Mode: o.logMode, Source: source,
+		InferenceService: o.isvcName, Namespace: o.namespace, Component: o.component, Endpoint: o.endpoint,
+		MetadataHeaders: o.logHeaders, SpoolDir: spool, Logger: log,
+	})
 }

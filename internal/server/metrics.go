@@ -100,3 +100,14 @@ func (m *Metrics) InFlight(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// RegisterCounters exposes counters read from fn under ferry_<prefix>_<name>_total,
+// e.g. the request logger's queued, sent, retried and dropped events.
+func (m *Metrics) RegisterCounters(prefix, help string, names []string, fn func() map[string]int64) {
+	for _, n := range names {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "ferry_" + prefix + "_" + n + "_total",
+			Help: help + ": " + n + ".",
+		}, func() float64 { return float64(fn()[n]) }))
+	}
+}

@@ -40,6 +40,10 @@ type Config struct {
 	// ShutdownTimeout bounds the drain of in-flight requests on shutdown.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+	// HTTPMiddleware and GRPCInterceptors wrap the inference handlers
+	// (the request logger uses them); outermost first.
+	HTTPMiddleware   []func(http.Handler) http.Handler
+	GRPCInterceptors []grpc.UnaryServerInterceptor
 }
 
 // Server is the data plane: build it with New, then Run it.
@@ -91,8 +95,12 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		v2.WriteJSON(w, http.StatusOK, map[string]string{"status": "alive"})
 	})
+	var handler http.Handler = mux
+	for i := len(cfg.HTTPMiddleware) - 1; i >= 0; i-- {
+		handler = cfg.HTTPMiddleware[i](handler)
+	}
 	s.httpSrv = &http.Server{
-		Handler:           cfg.Metrics.InFlight(mux),
+		Handler:           cfg.Metrics.InFlight(handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
@@ -101,7 +109,7 @@ func New(cfg Config) (*Server, error) {
 	s.grpcSrv = grpc.NewServer(
 		grpc.MaxRecvMsgSize(int(min(cfg.MaxBodyBytes, 1<<31-1))),
 		grpc.MaxSendMsgSize(1<<31-1),
-		grpc.UnaryInterceptor(s.inflightInterceptor),
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{s.inflightInterceptor}, cfg.GRPCInterceptors...)...),
 	)
 	pb.RegisterGRPCInferenceServiceServer(s.grpcSrv, v2.NewGRPCServer(svc))
 	healthpb.RegisterHealthServer(s.grpcSrv, &health{repo: cfg.Repository})
