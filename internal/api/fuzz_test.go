@@ -1,0 +1,50 @@
+package api
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzDecode checks that no input makes Decode, Default, Validate or the
+// helpers panic, that Default is idempotent, and that whatever decodes
+// survives an encode/decode round trip.
+func FuzzDecode(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.yaml")
+	for _, file := range files {
+		if data, err := os.ReadFile(file); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: x}\nspec: {predictor: {containers: [{}]}}\n"))
+	f.Add([]byte("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nspec: {predictor: {model: {}}, explainer: {containers: [{}]}}\n"))
+	f.Add([]byte("{\"apiVersion\":\"serving.kserve.io/v1alpha1\",\"kind\":\"TrainedModel\",\"spec\":{\"model\":{\"memory\":1e400}}}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		objs, err := Decode(data)
+		if err != nil {
+			return
+		}
+		for _, o := range objs {
+			enc, err := json.Marshal(o)
+			if err != nil {
+				t.Fatalf("marshal: %v", err)
+			}
+			back, err := Decode(enc)
+			if err != nil || len(back) != 1 {
+				t.Fatalf("decoding own output %s: %d objects, %v", enc, len(back), err)
+			}
+			o.Default()
+			once, _ := json.Marshal(o)
+			o.Default()
+			if twice, _ := json.Marshal(o); string(once) != string(twice) {
+				t.Fatalf("Default not idempotent:\n%s\n%s", once, twice)
+			}
+			_ = o.Validate()
+			if isvc, ok := o.(*InferenceService); ok {
+				isvc.PredictorFormat()
+				ComponentSpecHash(&isvc.Spec.Predictor)
+			}
+		}
+	})
+}
