@@ -16,7 +16,7 @@ import (
 // parser rounds them.
 type jsonDoc struct {
 	Learner *struct {
-		FeatureNames     []string `json:"feature_names"`
+		FeatureNames     []string            `json:"feature_names"`
 		GradientBooster  jsonGradientBooster `json:"gradient_booster"`
 		LearnerModelParm struct {
 			BaseScore string `json:"base_score"`
@@ -32,9 +32,9 @@ type jsonDoc struct {
 }
 
 type jsonGradientBooster struct {
-	Name       string         `json:"name"`
-	Model      jsonBoostModel `json:"model"`
-	GBTree     *struct {
+	Name   string         `json:"name"`
+	Model  jsonBoostModel `json:"model"`
+	GBTree *struct {
 		Model jsonBoostModel `json:"model"`
 	} `json:"gbtree"` // dart
 	WeightDrop floats `json:"weight_drop"`
@@ -50,16 +50,16 @@ type jsonBoostModel struct {
 }
 
 type jsonTree struct {
-	Left        []int64   `json:"left_children"`
-	Right       []int64   `json:"right_children"`
-	SplitIndex  []int64   `json:"split_indices"`
-	SplitCond   floats    `json:"split_conditions"`
-	DefaultLeft flags     `json:"default_left"`
-	SplitType   []int64   `json:"split_type"`
-	Categories  []int64   `json:"categories"`
-	CatNodes    []int64   `json:"categories_nodes"`
-	CatSegments []int64   `json:"categories_segments"`
-	CatSizes    []int64   `json:"categories_sizes"`
+	Left        []int64 `json:"left_children"`
+	Right       []int64 `json:"right_children"`
+	SplitIndex  []int64 `json:"split_indices"`
+	SplitCond   floats  `json:"split_conditions"`
+	DefaultLeft flags   `json:"default_left"`
+	SplitType   []int64 `json:"split_type"`
+	Categories  []int64 `json:"categories"`
+	CatNodes    []int64 `json:"categories_nodes"`
+	CatSegments []int64 `json:"categories_segments"`
+	CatSizes    []int64 `json:"categories_sizes"`
 	Param       struct {
 		SizeLeafVector string `json:"size_leaf_vector"`
 	} `json:"tree_param"`
