@@ -80,9 +80,7 @@ func defaultPodSpec(p *PodSpec, containerName string) {
 	if len(p.Containers) == 0 {
 		return // left for Validate to report
 	}
-	if p.Containers[0].Name == "" {
-		p.Containers[0].Name = containerName
-	}
+	p.Containers[0].Name = containerName // KServe renames the first container too
 	defaultResources(&p.Containers[0].Resources)
 }
 
@@ -109,7 +107,10 @@ func defaultResources(r *ResourceRequirements) {
 		switch {
 		case hasReq && hasLim:
 		case hasLim:
-			r.Requests[d.name] = lim
+			r.Requests[d.name] = d.def
+			if _, err := lim.Value(); err == nil {
+				r.Requests[d.name] = lim
+			}
 		case hasReq:
 			r.Limits[d.name] = d.def
 			if rv, err := req.Value(); err == nil {

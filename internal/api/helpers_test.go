@@ -254,3 +254,24 @@ func TestResourceDefaults(t *testing.T) {
 		}
 	}
 }
+
+func TestSetGroup(t *testing.T) {
+	tm := TypeMeta{APIVersion: GroupKubeflow + "/" + VersionInferenceService, Kind: KindInferenceService}
+	tm.SetGroup(GroupKServe)
+	if tm.APIVersion != "serving.kserve.io/v1beta1" || tm.Group() != GroupKServe || tm.Version() != VersionInferenceService {
+		t.Errorf("SetGroup gave %+v", tm)
+	}
+}
+
+func BenchmarkLoad(b *testing.B) {
+	data, err := os.ReadFile("testdata/custom-container.good.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Load(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -42,6 +42,12 @@ func (t TypeMeta) Version() string {
 	return v
 }
 
+// SetGroup rewrites APIVersion to another group, keeping the version: the
+// whole of converting between serving.kserve.io and serving.kubeflow.org.
+func (t *TypeMeta) SetGroup(group string) {
+	t.APIVersion = group + "/" + t.Version()
+}
+
 // ObjectMeta is the subset of Kubernetes object metadata Ferry keeps.
 type ObjectMeta struct {
 	Name              string            `json:"name"`
