@@ -9,6 +9,13 @@
 // imported because k8s.io/api and KServe's own module are far heavier than the
 // handful of structs Ferry needs.
 //
+// Where Ferry knowingly differs from KServe's webhooks: a missing resource
+// request takes the user's limit rather than a fixed 2Gi that could exceed it;
+// all problems are reported at once, sorted by field path, instead of the
+// first; the logger URL is required (there is no cluster broker to default
+// to); and decoding rejects unknown fields with their path, as kubectl's
+// strict field validation does.
+//
 // The usual sequence is Decode, then Default, then Validate, which is the order
 // in which a Kubernetes API server runs mutating and validating webhooks:
 //
@@ -17,4 +24,6 @@
 //		o.Default()
 //		if err := o.Validate(); err != nil { ... }
 //	}
+//
+// Load does all three for a whole YAML stream.
 package api
