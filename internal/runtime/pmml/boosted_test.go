@@ -167,14 +167,14 @@ func TestHandBoosted(t *testing.T) {
 		margin float64 // worked out by hand from the two trees
 		class  float64
 	}{
-		{1.0, -1.0, -0.5 + 0.4 + 0.25, 1},  // left, left-left
-		{2.0, -1.0, -0.5 - 0.3 + 0.25, 0},  // right, left-left
-		{4.0, -1.0, -0.5 - 0.3 + 0.1, 0},   // right, left-right
-		{1.0, 2.0, -0.5 + 0.4 - 0.2, 0},    // left, right
-		{nil, nil, -0.5 + 0.4 - 0.2, 0},    // both default children
-		{5.0, nil, -0.5 - 0.3 - 0.2, 0},    // tree 2 default child
-		{nil, -3.0, -0.5 + 0.4 + 0.1, 1},   // defaults, then default 7
-		{1.5, 0.0, -0.5 - 0.3 - 0.2, 0},    // split values go right
+		{1.0, -1.0, -0.5 + 0.4 + 0.25, 1}, // left, left-left
+		{2.0, -1.0, -0.5 - 0.3 + 0.25, 0}, // right, left-left
+		{4.0, -1.0, -0.5 - 0.3 + 0.1, 0},  // right, left-right
+		{1.0, 2.0, -0.5 + 0.4 - 0.2, 0},   // left, right
+		{nil, nil, -0.5 + 0.4 - 0.2, 0},   // both default children
+		{5.0, nil, -0.5 - 0.3 - 0.2, 0},   // tree 2 default child
+		{nil, -3.0, -0.5 + 0.4 + 0.1, 1},  // defaults, then default 7
+		{1.5, 0.0, -0.5 - 0.3 - 0.2, 0},   // split values go right
 	}
 	for _, c := range cases {
 		out, err := m.PredictRecords(t.Context(), []map[string]any{{"x1": c.x1, "x2": c.x2}})

@@ -66,6 +66,10 @@ func (m *model) evaluate(parent *scope) (result, *scope, error) {
 	s := newScope(parent, m.defs)
 	for i := range m.active {
 		mf := &m.active[i]
+		if m.defs[mf.name] != nil {
+			// A derived field listed as active is computed, not given.
+			continue
+		}
 		v, err := mf.prepare(parent.get(mf.name))
 		if err != nil {
 			return result{}, nil, err

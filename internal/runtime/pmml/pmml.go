@@ -108,6 +108,18 @@ func Parse(data []byte) (*Model, error) {
 	if m.top == nil {
 		return nil, errAt(root, "no model element")
 	}
+	// TransformationDictionary fields are evaluated in the top model's
+	// scope, so they see inputs after the MiningSchema's treatments.
+	if len(m.defs) > 0 {
+		merged := make(map[string]*derivedField, len(m.defs)+len(m.top.defs))
+		for k, d := range m.defs {
+			merged[k] = d
+		}
+		for k, d := range m.top.defs {
+			merged[k] = d
+		}
+		m.top.defs = merged
+	}
 	for _, mf := range m.top.active {
 		if _, derived := m.defs[mf.name]; derived {
 			continue
@@ -163,7 +175,7 @@ type scored struct {
 // score evaluates one record whose active field values are in vals
 // (aligned with m.inputs).
 func (m *Model) score(vals []value, outs []value) (scored, error) {
-	s := newScope(nil, m.defs)
+	s := newScope(nil, nil)
 	for i, in := range m.inputs {
 		s.set(in.name, vals[i])
 	}
