@@ -153,13 +153,17 @@ func s3Error(err error) error {
 	if errors.As(err, &hs) {
 		status = hs.HTTPStatusCode()
 	}
-	switch {
-	case code == "NoSuchBucket":
+	switch code {
+	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
+		"XAdminUserNotFound": // versitygw answers an unknown key with 404 and this code
+		return fmt.Errorf("%w: %w", ErrAccessDenied, err)
+	case "NoSuchBucket":
 		return fmt.Errorf("%w: bucket does not exist: %w", ErrNotFound, err)
+	}
+	switch {
 	case code == "NoSuchKey" || status == 404:
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
-	case code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" ||
-		status == 401 || status == 403:
+	case status == 401 || status == 403:
 		return fmt.Errorf("%w: %w", ErrAccessDenied, err)
 	case code == "PreconditionFailed" || status == 412:
 		return fmt.Errorf("%w: the object changed during the download: %w", ErrVerify, err)

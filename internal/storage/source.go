@@ -108,4 +108,3 @@ func notFoundOr(err error) error {
 	}
 	return err
 }
-
