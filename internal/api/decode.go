@@ -73,23 +73,36 @@ func decodeAll(data []byte, admit bool) ([]Object, error) {
 		errs []error
 	)
 	for _, doc := range splitDocuments(data) {
-		obj, err := decodeDocument(doc.text)
-		if err == nil && obj != nil && admit {
-			obj.Default()
-			err = obj.Validate()
+		docObjs, list, err := decodeDocument(doc.text)
+		if err == nil && admit {
+			err = admitAll(docObjs, list)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("document %d (line %d): %w", doc.index, doc.line, err))
 			continue
 		}
-		if obj != nil {
-			objs = append(objs, obj)
-		}
+		objs = append(objs, docObjs...)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return objs, nil
+}
+
+// admitAll defaults and validates objs, naming the item when they came from
+// a List.
+func admitAll(objs []Object, list bool) error {
+	var errs []error
+	for i, o := range objs {
+		o.Default()
+		if err := o.Validate(); err != nil {
+			if list {
+				err = fmt.Errorf("items[%d]: %w", i, err)
+			}
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 type document struct {
@@ -131,35 +144,90 @@ func isSeparator(line []byte) bool {
 	return len(rest) == 0 || rest[0] == '#'
 }
 
-func decodeDocument(text []byte) (Object, error) {
+// decodeDocument decodes one YAML document: a single object, or a
+// Kubernetes "v1 List" of them as kubectl get -o yaml prints.
+func decodeDocument(text []byte) (objs []Object, list bool, err error) {
 	js, err := yaml.YAMLToJSONStrict(text)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, false, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	js = bytes.TrimSpace(js)
 	if len(js) == 0 || bytes.Equal(js, []byte("null")) {
-		return nil, nil
+		return nil, false, nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.UseNumber()
 	var tree any
 	if err := dec.Decode(&tree); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, false, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	m, ok := tree.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("%w: expected an object, got %s", ErrInvalid, jsonKind(tree))
+		return nil, false, fmt.Errorf("%w: expected an object, got %s", ErrInvalid, jsonKind(tree))
 	}
+	if m["apiVersion"] != "v1" || m["kind"] != "List" {
+		obj, err := decodeObject("", m, js)
+		if err != nil {
+			return nil, false, err
+		}
+		return []Object{obj}, false, nil
+	}
+	var errs fieldErrors
+	for _, k := range sortedKeys(m) {
+		if k != "apiVersion" && k != "kind" && k != "metadata" && k != "items" {
+			errs.add(k, "unknown field")
+		}
+	}
+	items, ok := m["items"].([]any)
+	if m["items"] != nil && !ok {
+		errs.add("items", "expected a list, got %s", jsonKind(m["items"]))
+	}
+	if err := errs.err(); err != nil {
+		return nil, true, err
+	}
+	objs = make([]Object, 0, len(items))
+	var itemErrs []error
+	for i, it := range items {
+		path := fmt.Sprintf("items[%d]", i)
+		im, ok := it.(map[string]any)
+		if !ok {
+			itemErrs = append(itemErrs, fmt.Errorf("%w: %s: expected an object, got %s", ErrInvalid, path, jsonKind(it)))
+			continue
+		}
+		b, err := json.Marshal(im)
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: %s: %v", ErrInvalid, path, err)
+		}
+		obj, err := decodeObject(path, im, b)
+		if err != nil {
+			itemErrs = append(itemErrs, err)
+			continue
+		}
+		objs = append(objs, obj)
+	}
+	if len(itemErrs) > 0 {
+		return nil, true, errors.Join(itemErrs...)
+	}
+	return objs, true, nil
+}
+
+// decodeObject decodes one object given both as a generic tree (for the
+// strict field check) and as JSON; path prefixes field paths inside a List.
+func decodeObject(path string, m map[string]any, js []byte) (Object, error) {
 	var tm TypeMeta
 	tm.APIVersion, _ = m["apiVersion"].(string)
 	tm.Kind, _ = m["kind"].(string)
 	obj := newObject(tm)
 	if obj == nil {
-		return nil, fmt.Errorf("%w: unsupported apiVersion %q kind %q; supported: %s",
-			ErrInvalid, tm.APIVersion, tm.Kind, supportedList())
+		where := ""
+		if path != "" {
+			where = path + ": "
+		}
+		return nil, fmt.Errorf("%w: %sunsupported apiVersion %q kind %q; supported: %s",
+			ErrInvalid, where, tm.APIVersion, tm.Kind, supportedList())
 	}
 	var errs fieldErrors
-	checkValue(&errs, "", m, reflect.TypeOf(obj).Elem())
+	checkValue(&errs, path, m, reflect.TypeOf(obj).Elem())
 	if err := errs.err(); err != nil {
 		return nil, err
 	}

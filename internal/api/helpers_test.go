@@ -275,3 +275,29 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 }
+
+func TestTrainedModelValidateUpdate(t *testing.T) {
+	base := func(mem Quantity) *TrainedModel {
+		return &TrainedModel{
+			TypeMeta: TypeMeta{APIVersion: GroupKServe + "/" + VersionTrainedModel, Kind: KindTrainedModel},
+			Metadata: ObjectMeta{Name: "m"},
+			Spec: TrainedModelSpec{InferenceService: "parent", Model: StoredModel{
+				StorageURI: "s3://b/m", Framework: "sklearn", Memory: mem}},
+		}
+	}
+	tests := []struct {
+		old, new Quantity
+		wantErr  string
+	}{
+		{"256Mi", "256Mi", ""},
+		{"1Gi", "1024Mi", ""},
+		{"256Mi", "512Mi", `spec.model.memory: field is immutable: was "256Mi", now "512Mi"`},
+		{"256Mi", "bad", `spec.model.memory: invalid quantity "bad"`},
+	}
+	for _, tt := range tests {
+		err := base(tt.new).ValidateUpdate(base(tt.old))
+		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("%s -> %s: err = %v, want %q", tt.old, tt.new, err, tt.wantErr)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/url"
 	"path"
 	"regexp"
@@ -385,6 +386,8 @@ func validateExtensions(errs *fieldErrors, base string, x *ComponentExtensionSpe
 	}
 	if t := x.ScaleTarget; t != nil && *t <= 0 {
 		errs.add(base+".scaleTarget", "must be greater than 0, got %d", *t)
+	} else if t != nil && x.ScaleMetric == "cpu" && *t > 100 {
+		errs.add(base+".scaleTarget", "a cpu target is a utilization percentage between 1 and 100, got %d", *t)
 	}
 	if l := x.Logger; l != nil {
 		if l.Mode != "" && !slices.Contains(loggerModes, l.Mode) {
@@ -438,6 +441,33 @@ func (m *TrainedModel) Validate() error {
 		errs.add("spec.model.memory", "must be greater than 0, got %q", string(m.Spec.Model.Memory))
 	}
 	return errs.err()
+}
+
+// ValidateUpdate is Validate plus the rule KServe's TrainedModel webhook
+// applies to updates: memory cannot change, because the parent's capacity
+// was checked against it when the model was placed.
+func (m *TrainedModel) ValidateUpdate(old *TrainedModel) error {
+	var errs fieldErrors
+	if err := m.Validate(); err != nil {
+		var ve *ValidationError
+		if !errors.As(err, &ve) {
+			return err
+		}
+		errs = append(errs, ve.Errors...)
+	}
+	if old != nil && !sameQuantity(old.Spec.Model.Memory, m.Spec.Model.Memory) {
+		errs.add("spec.model.memory", "field is immutable: was %q, now %q", string(old.Spec.Model.Memory), string(m.Spec.Model.Memory))
+	}
+	return errs.err()
+}
+
+func sameQuantity(a, b Quantity) bool {
+	if a == b {
+		return true
+	}
+	av, aerr := a.Value()
+	bv, berr := b.Value()
+	return aerr == nil && berr == nil && av == bv
 }
 
 func sortedMapKeys[V any](m map[string]V) []string {
