@@ -11,6 +11,7 @@ import (
 // fields are computed lazily and cached; names not found fall through to
 // the parent.
 type scope struct {
+	depth  int // DefineFunction call depth, bounded against recursion
 	parent *scope
 	defs   map[string]*derivedField
 	vals   map[string]value
@@ -38,6 +39,10 @@ func (s *scope) get(name string) value {
 }
 
 func (s *scope) set(name string, v value) { s.vals[name] = v }
+
+// maxCallDepth bounds nested DefineFunction calls, so a function that
+// calls itself evaluates to missing instead of exhausting the stack.
+const maxCallDepth = 64
 
 // expr is a compiled PMML expression.
 type expr interface {
@@ -246,7 +251,11 @@ type userFunction struct {
 
 func (e *apply) eval(s *scope) value {
 	if e.user != nil {
+		if s.depth >= maxCallDepth {
+			return missing
+		}
 		inner := newScope(nil, nil)
+		inner.depth = s.depth + 1
 		for i, a := range e.args {
 			v := a.eval(s)
 			if i < len(e.user.types) {

@@ -407,7 +407,15 @@ func (m *Model) columns(req *fr.Request) (int, []func(int) any, error) {
 		}
 	}
 	n := len(m.inputs)
-	if !byName || (len(req.Inputs) == 1 && n > 1) {
+	if len(req.Inputs) == 1 && n > 1 {
+		// One tensor named like a field is that field's column unless it
+		// is shaped [rows, fields].
+		in := req.Inputs[0]
+		if len(in.Shape) == 2 && in.Shape[1] == int64(n) {
+			byName = false
+		}
+	}
+	if !byName {
 		if len(req.Inputs) != 1 {
 			return 0, nil, fmt.Errorf("%w: send one tensor per field named %s, or one [rows, %d] numeric tensor", fr.ErrInvalidInput, strings.Join(m.ActiveFields(), ", "), n)
 		}
