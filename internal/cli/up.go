@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferryserve/ferry/internal/controlplane"
+	"github.com/ferryserve/ferry/internal/router"
+)
+
+type upOptions struct {
+	dataDir   string
+	host      string
+	httpPort  int
+	apiAddr   string
+	domain    string
+	files     []string
+	pvcRoot   string
+	logLevel  string
+	logFormat string
+	config    string
+}
+
+func newUpCmd() *cobra.Command {
+	o := &upOptions{}
+	cmd := &cobra.Command{
+		Use:   "up [-f FILE|DIR]",
+		Short: "Run the embedded control plane: InferenceServices from KServe YAML on this machine",
+		Long: `Run the embedded control plane: apply the same InferenceService YAML you would
+give KServe, and Ferry runs each component revision as supervised processes,
+routes traffic through one ingress port by Host header or path, rolls out
+canaries, and keeps its state under --data-dir so a restart resumes every
+service.
+
+Talk to it with ferry apply/get/describe/delete/logs/infer (--server, or
+FERRY_SERVER, default http://127.0.0.1:8090).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnvAndConfig(cmd.Flags(), o.config); err != nil {
+				return err
+			}
+			return runUp(cmd.Context(), o, cmd)
+		},
+	}
+	home, _ := os.UserHomeDir()
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data-dir", filepath.Join(home, ".ferry"), "where the store, logs and spools live")
+	f.StringVar(&o.host, "host", "0.0.0.0", "address of the ingress listener")
+	f.IntVar(&o.httpPort, "http-port", 8080, "ingress HTTP port for every InferenceService")
+	f.StringVar(&o.apiAddr, "api-addr", "127.0.0.1:8090", "management API address (what ferry apply/get talk to)")
+	f.StringVar(&o.domain, "domain", "example.com", "ingress domain: services answer at {name}.{namespace}.{domain}")
+	f.StringSliceVarP(&o.files, "filename", "f", nil, "YAML file or directory to apply at start (repeatable)")
+	f.StringVar(&o.pvcRoot, "pvc-root", "", "directory whose subdirectories stand for PVCs in pvc://CLAIM/PATH URIs")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "text", "json or text")
+	f.StringVar(&o.config, "config", "", "YAML file of flag values (keys are flag names)")
+	return cmd
+}
+
+func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
+	log, err := newLogger(cmd.ErrOrStderr(), o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the ferry binary: %w", err)
+	}
+	store, err := controlplane.OpenStore(o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	ingressLn, err := net.Listen("tcp", net.JoinHostPort(o.host, strconv.Itoa(o.httpPort)))
+	if err != nil {
+		return fmt.Errorf("ingress listener: %w", err)
+	}
+	predLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("predictor listener: %w", err)
+	}
+	apiLn, err := net.Listen("tcp", o.apiAddr)
+	if err != nil {
+		return fmt.Errorf("management API listener %s: %w", o.apiAddr, err)
+	}
+	rt := router.New(o.domain, log)
+	ctl := controlplane.NewController(controlplane.Config{
+		Store: store, Router: rt, Domain: o.domain, DataDir: o.dataDir, FerryBinary: self,
+		Fetcher:       controlplane.LocalFetcher{PVCRoot: o.pvcRoot},
+		PredictorAddr: predLn.Addr().String(),
+		IngressURL:    "http://" + ingressLn.Addr().String(),
+		Logger:        log,
+	})
+	for _, f := range o.files {
+		if err := applyPath(ctl, f); err != nil {
+			return err
+		}
+	}
+
+	servers := []*http.Server{
+		{Handler: rt, ReadHeaderTimeout: 10 * time.Second},
+		{Handler: rt.ComponentHandler(router.Predictor), ReadHeaderTimeout: 10 * time.Second},
+		{Handler: controlplane.NewAPIServer(ctl).Handler(), ReadHeaderTimeout: 10 * time.Second},
+	}
+	lns := []net.Listener{ingressLn, predLn, apiLn}
+	g, gctx := errgroup.WithContext(ctx)
+	// Shutdown order: stop taking requests (servers), then the controller
+	// stops every replica, then the store closes (deferred above).
+	for i, s := range servers {
+		g.Go(func() error {
+			if err := s.Serve(lns[i]); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, s := range servers {
+			_ = s.Shutdown(sctx)
+		}
+		return nil
+	})
+	g.Go(func() error { return ctl.Run(gctx) })
+	log.Info("ferry up", "ingress", ingressLn.Addr().String(), "api", apiLn.Addr().String(), "domain", o.domain, "data", o.dataDir)
+	return g.Wait()
+}
+
+// applyPath applies a YAML file, or every .yaml/.yml/.json file in a
+// directory.
+func applyPath(ctl *controlplane.Controller, path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("-f %s: %w", path, err)
+	}
+	files := []string{path}
+	if st.IsDir() {
+		files = nil
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			n := e.Name()
+			if !e.IsDir() && (strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml") || strings.HasSuffix(n, ".json")) {
+				files = append(files, filepath.Join(path, n))
+			}
+		}
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		b = resolveRelativeURIs(b, filepath.Dir(f))
+		if err := ctl.ApplyYAML(b); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+	}
+	return nil
+}
+
+// resolveRelativeURIs rewrites storageUri: ./x relative to the file's
+// directory, so examples work from any working directory.
+func resolveRelativeURIs(b []byte, dir string) []byte {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return b
+	}
+	for _, prefix := range []string{"storageUri: ./", "storageUri: \"./"} {
+		b = bytes.ReplaceAll(b, []byte(prefix), []byte(strings.Replace(prefix, "./", abs+"/", 1)))
+	}
+	return b
+}

@@ -1,0 +1,305 @@
+package controlplane
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ferryserve/ferry/internal/api"
+)
+
+// APIServer is the management API of `ferry up`, which the CLI talks to:
+//
+//	POST   /api/v1/apply                                              YAML or JSON, one or more documents
+//	GET    /api/v1/inferenceservices[?namespace=NS]
+//	GET    /api/v1/namespaces/{ns}/inferenceservices/{name}
+//	DELETE /api/v1/namespaces/{ns}/inferenceservices/{name}
+//	GET    /api/v1/namespaces/{ns}/inferenceservices/{name}/revisions
+//	GET    /api/v1/namespaces/{ns}/inferenceservices/{name}/events
+//	GET    /api/v1/namespaces/{ns}/inferenceservices/{name}/replicas
+//	GET    /api/v1/namespaces/{ns}/inferenceservices/{name}/logs?component=predictor&tail=100
+//	GET    /api/v1/trainedmodels[?namespace=NS]
+//	DELETE /api/v1/namespaces/{ns}/trainedmodels/{name}
+type APIServer struct {
+	ctl *Controller
+}
+
+// NewAPIServer returns the management API of ctl.
+func NewAPIServer(ctl *Controller) *APIServer { return &APIServer{ctl: ctl} }
+
+// Handler serves the API.
+func (a *APIServer) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/apply", a.apply)
+	mux.HandleFunc("GET /api/v1/inferenceservices", a.list(KindInferenceService))
+	mux.HandleFunc("GET /api/v1/trainedmodels", a.list(KindTrainedModel))
+	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferenceservices/{name}", a.get(KindInferenceService))
+	mux.HandleFunc("GET /api/v1/namespaces/{ns}/trainedmodels/{name}", a.get(KindTrainedModel))
+	mux.HandleFunc("DELETE /api/v1/namespaces/{ns}/inferenceservices/{name}", a.delete(KindInferenceService))
+	mux.HandleFunc("DELETE /api/v1/namespaces/{ns}/trainedmodels/{name}", a.delete(KindTrainedModel))
+	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferenceservices/{name}/revisions", a.revisions)
+	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferenceservices/{name}/events", a.events)
+	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferenceservices/{name}/replicas", a.replicas)
+	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferenceservices/{name}/logs", a.logs)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code, b = 500, []byte(`{"error":"encode"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+func writeErr(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+// ApplyResult says what apply did to one object.
+type ApplyResult struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Action    string `json:"action"` // created, configured, unchanged
+}
+
+func (a *APIServer) apply(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+	if err != nil {
+		writeErr(w, 400, err)
+		return
+	}
+	objs, err := api.Load(body)
+	if err != nil {
+		writeErr(w, 400, err)
+		return
+	}
+	if len(objs) == 0 {
+		writeErr(w, 400, errors.New("no InferenceService or TrainedModel in the input"))
+		return
+	}
+	var out []ApplyResult
+	for _, o := range objs {
+		res, err := a.ctl.Apply(o)
+		if err != nil {
+			writeErr(w, 500, err)
+			return
+		}
+		out = append(out, res)
+	}
+	a.ctl.Trigger()
+	writeJSON(w, 200, out)
+}
+
+// Apply stores one object: new objects get generation 1, changed specs the
+// next generation (keeping their status), identical ones are unchanged.
+func (c *Controller) Apply(o api.Object) (ApplyResult, error) {
+	md := o.Meta()
+	kind := KindInferenceService
+	kindName := "InferenceService"
+	if _, ok := o.(*api.TrainedModel); ok {
+		kind, kindName = KindTrainedModel, "TrainedModel"
+	}
+	key := md.Namespace + "/" + md.Name
+	res := ApplyResult{Kind: kindName, Namespace: md.Namespace, Name: md.Name}
+	old, err := c.cfg.Store.Get(kind, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		now := time.Now().UTC().Truncate(time.Second)
+		md.CreationTimestamp = &now
+		md.Generation = 1
+		md.UID = newUID()
+		res.Action = "created"
+	case err != nil:
+		return res, err
+	default:
+		prevSpec, prevMeta, prevStatus, err := splitObject(old)
+		if err != nil {
+			return res, err
+		}
+		curSpec, _, _, err := splitObject(mustJSON(o))
+		if err != nil {
+			return res, err
+		}
+		md.CreationTimestamp, md.UID, md.Generation = prevMeta.CreationTimestamp, prevMeta.UID, prevMeta.Generation
+		switch {
+		case string(prevSpec) != string(curSpec):
+			md.Generation++
+			res.Action = "configured"
+		case string(mustJSON(prevMeta.Labels)) == string(mustJSON(md.Labels)) &&
+			string(mustJSON(prevMeta.Annotations)) == string(mustJSON(md.Annotations)):
+			res.Action = "unchanged"
+			return res, nil
+		default:
+			res.Action = "configured" // metadata only: no new generation
+		}
+		if isvc, ok := o.(*api.InferenceService); ok && prevStatus != nil {
+			_ = json.Unmarshal(prevStatus, &isvc.Status)
+		}
+	}
+	md.ResourceVersion = strconv.FormatInt(time.Now().UnixNano(), 10)
+	if err := c.cfg.Store.Put(kind, key, mustJSON(o)); err != nil {
+		return res, err
+	}
+	c.event(key, "Normal", "Applied", fmt.Sprintf("%s %s (generation %d)", kindName, res.Action, md.Generation))
+	return res, nil
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("encode stored object: %v", err)) // the API types always encode
+	}
+	return b
+}
+
+func splitObject(b []byte) (spec json.RawMessage, meta api.ObjectMeta, status json.RawMessage, err error) {
+	var o struct {
+		Metadata api.ObjectMeta  `json:"metadata"`
+		Spec     json.RawMessage `json:"spec"`
+		Status   json.RawMessage `json:"status"`
+	}
+	err = json.Unmarshal(b, &o)
+	return o.Spec, o.Metadata, o.Status, err
+}
+
+func newUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func (a *APIServer) list(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		prefix := ""
+		if ns := r.URL.Query().Get("namespace"); ns != "" {
+			prefix = ns + "/"
+		}
+		_, vals, err := a.ctl.cfg.Store.List(kind, prefix)
+		if err != nil {
+			writeErr(w, 500, err)
+			return
+		}
+		items := make([]json.RawMessage, len(vals))
+		for i, v := range vals {
+			items[i] = v
+		}
+		writeJSON(w, 200, map[string]any{"items": items})
+	}
+}
+
+func (a *APIServer) get(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := a.ctl.cfg.Store.Get(kind, r.PathValue("ns")+"/"+r.PathValue("name"))
+		if errors.Is(err, ErrNotFound) {
+			writeErr(w, 404, err)
+			return
+		}
+		if err != nil {
+			writeErr(w, 500, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(v)
+	}
+}
+
+func (a *APIServer) delete(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ns, name := r.PathValue("ns"), r.PathValue("name")
+		if _, err := a.ctl.cfg.Store.Get(kind, ns+"/"+name); errors.Is(err, ErrNotFound) {
+			writeErr(w, 404, err)
+			return
+		}
+		if err := a.ctl.cfg.Store.Delete(kind, ns+"/"+name, false); err != nil {
+			writeErr(w, 500, err)
+			return
+		}
+		if kind == KindInferenceService {
+			if err := a.ctl.cfg.Store.Delete(KindRevision, ns+"/"+name+"/", true); err != nil {
+				writeErr(w, 500, err)
+				return
+			}
+		}
+		a.ctl.Trigger()
+		writeJSON(w, 200, map[string]string{"deleted": ns + "/" + name})
+	}
+}
+
+func (a *APIServer) revisions(w http.ResponseWriter, r *http.Request) {
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	var all []Revision
+	for _, comp := range componentOrder {
+		revs, err := a.ctl.revisions(ns, name, comp)
+		if err != nil {
+			writeErr(w, 500, err)
+			return
+		}
+		all = append(all, revs...)
+	}
+	writeJSON(w, 200, map[string]any{"items": all})
+}
+
+func (a *APIServer) events(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, 200, map[string]any{"items": a.ctl.Events(r.PathValue("ns"), r.PathValue("name"))})
+}
+
+func (a *APIServer) replicas(w http.ResponseWriter, r *http.Request) {
+	out := map[string][]ReplicaStatus{}
+	for rev, rs := range a.ctl.ReplicaSets(r.PathValue("ns"), r.PathValue("name")) {
+		out[rev] = rs.Status()
+	}
+	writeJSON(w, 200, map[string]any{"revisions": out})
+}
+
+func (a *APIServer) logs(w http.ResponseWriter, r *http.Request) {
+	comp := r.URL.Query().Get("component")
+	if comp == "" {
+		comp = api.ComponentPredictor
+	}
+	tail, _ := strconv.Atoi(r.URL.Query().Get("tail"))
+	if tail <= 0 {
+		tail = 100
+	}
+	out := map[string][]string{}
+	for rev, rs := range a.ctl.ReplicaSets(r.PathValue("ns"), r.PathValue("name")) {
+		if len(rev) < len(comp) || !containsComponent(rev, comp) {
+			continue
+		}
+		for replica, lines := range rs.Logs(tail) {
+			out[replica] = lines
+		}
+	}
+	writeJSON(w, 200, map[string]any{"replicas": out})
+}
+
+func containsComponent(rev, comp string) bool {
+	return len(rev) > len(comp)+7 && rev[len(rev)-6-len(comp)-1:len(rev)-6] == "-"+comp
+}
+
+// ApplyYAML loads (decodes, defaults, validates) and applies every object
+// in b.
+func (c *Controller) ApplyYAML(b []byte) error {
+	objs, err := api.Load(b)
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if _, err := c.Apply(o); err != nil {
+			return err
+		}
+	}
+	c.Trigger()
+	return nil
+}

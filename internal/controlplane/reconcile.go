@@ -1,0 +1,402 @@
+package controlplane
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/router"
+	"github.com/ferryserve/ferry/internal/supervisor"
+)
+
+var componentOrder = []string{api.ComponentPredictor, api.ComponentTransformer, api.ComponentExplainer}
+
+func components(isvc *api.InferenceService) map[string]api.Component {
+	out := map[string]api.Component{api.ComponentPredictor: &isvc.Spec.Predictor}
+	if isvc.Spec.Transformer != nil {
+		out[api.ComponentTransformer] = isvc.Spec.Transformer
+	}
+	if isvc.Spec.Explainer != nil {
+		out[api.ComponentExplainer] = isvc.Spec.Explainer
+	}
+	return out
+}
+
+// reconcile brings one service's revisions, replicas and status in line
+// with its spec. It returns the service's routes and the revision keys that
+// must keep running.
+func (c *Controller) reconcile(ctx context.Context, isvc *api.InferenceService) (*router.Service, []string, error) {
+	ns, name := isvc.Metadata.Namespace, isvc.Metadata.Name
+	prev := isvc.Status
+	if prev == nil {
+		prev = &api.InferenceServiceStatus{}
+	}
+	status := &api.InferenceServiceStatus{
+		ObservedGeneration: isvc.Metadata.Generation,
+		URL:                fmt.Sprintf("http://%s.%s.%s", name, ns, c.cfg.Domain),
+		Address:            &api.Addressable{URL: c.cfg.IngressURL},
+		Components:         map[string]api.ComponentStatus{},
+	}
+	svc := &router.Service{Name: name, Namespace: ns, Components: map[string]*router.Component{}}
+	var keep []string
+	var conds []api.Condition
+	allReady := true
+	for _, comp := range componentOrder {
+		spec, ok := components(isvc)[comp]
+		if !ok {
+			continue
+		}
+		cs, rc, k, cond := c.reconcileComponent(ctx, isvc, comp, spec, prev.Components[comp])
+		status.Components[comp] = cs
+		svc.Components[comp] = rc
+		keep = append(keep, k...)
+		conds = append(conds, cond)
+		allReady = allReady && cond.Status == "True"
+	}
+	ingress := api.Condition{Type: "IngressReady", Status: "True"}
+	if len(svc.Components[api.ComponentPredictor].Targets) == 0 {
+		ingress = api.Condition{Type: "IngressReady", Status: "False", Reason: "NoReadyRevision", Message: "the predictor has no ready revision to route to"}
+		allReady = false
+	}
+	conds = append(conds, ingress)
+	ready := api.Condition{Type: "Ready", Status: "True"}
+	if !allReady {
+		ready = api.Condition{Type: "Ready", Status: "False", Reason: "ComponentsNotReady", Message: "one or more components are not ready"}
+	}
+	conds = append(conds, ready)
+	status.Conditions = carryTransitions(prev.Conditions, conds)
+	if err := c.saveStatus(isvc, status); err != nil {
+		return svc, keep, err
+	}
+	return svc, keep, nil
+}
+
+// carryTransitions keeps a condition's lastTransitionTime while its status
+// does not change.
+func carryTransitions(old, cur []api.Condition) []api.Condition {
+	now := time.Now().UTC().Truncate(time.Second)
+	for i := range cur {
+		cur[i].LastTransitionTime = now
+		for _, o := range old {
+			if o.Type == cur[i].Type && o.Status == cur[i].Status {
+				cur[i].LastTransitionTime = o.LastTransitionTime
+			}
+		}
+	}
+	return cur
+}
+
+func (c *Controller) saveStatus(isvc *api.InferenceService, st *api.InferenceServiceStatus) error {
+	b, _ := json.Marshal(st)
+	sum := fmt.Sprintf("%x", sha256.Sum256(b))
+	k := isvc.Metadata.Namespace + "/" + isvc.Metadata.Name
+	c.mu.Lock()
+	same := c.lastHash[k] == sum
+	c.lastHash[k] = sum
+	c.mu.Unlock()
+	if same {
+		return nil
+	}
+	// Re-read so a concurrent apply of a new spec is not overwritten.
+	raw, err := c.cfg.Store.Get(KindInferenceService, k)
+	if err != nil {
+		return nil // deleted meanwhile
+	}
+	var cur api.InferenceService
+	if err := json.Unmarshal(raw, &cur); err != nil {
+		return err
+	}
+	if cur.Metadata.Generation != isvc.Metadata.Generation {
+		return nil // the next pass reconciles the new spec
+	}
+	cur.Status = st
+	out, err := json.Marshal(&cur)
+	if err != nil {
+		return err
+	}
+	return c.cfg.Store.Put(KindInferenceService, k, out)
+}
+
+func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.InferenceService, comp string, spec api.Component, prev api.ComponentStatus) (api.ComponentStatus, *router.Component, []string, api.Condition) {
+	ns, name := isvc.Metadata.Namespace, isvc.Metadata.Name
+	condType := strings.ToUpper(comp[:1]) + comp[1:] + "Ready"
+	ext := spec.Extensions()
+	rc := &router.Component{}
+	if ext.TimeoutSeconds != nil && *ext.TimeoutSeconds > 0 {
+		rc.Timeout = time.Duration(*ext.TimeoutSeconds) * time.Second
+	}
+	revs, err := c.ensureRevision(ns, name, comp, spec)
+	if err != nil || len(revs) == 0 {
+		return prev, rc, nil, api.Condition{Type: condType, Status: "False", Reason: "RevisionFailed", Message: fmt.Sprint(err)}
+	}
+	latest := revs[len(revs)-1]
+	byName := map[string]Revision{}
+	for _, r := range revs {
+		byName[r.Name] = r
+	}
+	replicas := 1
+	if ext.MinReplicas != nil && *ext.MinReplicas > 1 {
+		replicas = int(*ext.MinReplicas)
+	}
+
+	// Revisions that must run: the latest, and those the rollout may route to.
+	want := []string{latest.Name}
+	for _, r := range []string{prev.LatestReadyRevision, prev.LatestRolledoutRevision, prev.PreviousRolledoutRevision} {
+		if r != "" && !slices.Contains(want, r) {
+			if _, ok := byName[r]; ok {
+				want = append(want, r)
+			}
+		}
+	}
+	var failure string
+	for _, rn := range want {
+		rkey := revKey(ns, name, comp) + rn
+		if c.replicaSet(rkey) != nil {
+			continue
+		}
+		tmpl, err := c.template(ctx, isvc, comp, byName[rn])
+		if err != nil {
+			if rn == latest.Name {
+				failure = err.Error()
+			}
+			c.event(ns+"/"+name, "Warning", "RevisionFailed", fmt.Sprintf("%s: %v", rn, err))
+			continue
+		}
+		rs := NewReplicaSet(rn, tmpl, c.logDir(ns, name), c.cfg.Logger, c.Trigger)
+		if err := rs.Scale(replicas); err != nil {
+			c.event(ns+"/"+name, "Warning", "ScaleFailed", fmt.Sprintf("%s: %v", rn, err))
+			continue
+		}
+		c.mu.Lock()
+		c.running[rkey] = rs
+		c.mu.Unlock()
+		c.event(ns+"/"+name, "Normal", "RevisionStarted", fmt.Sprintf("started %d replica(s) of %s", replicas, rn))
+	}
+
+	backends := func(rn string) []string {
+		if rs := c.replicaSet(revKey(ns, name, comp) + rn); rs != nil {
+			return rs.Backends()
+		}
+		return nil
+	}
+	rollout := Rollout{
+		LatestCreated:     latest.Name,
+		LatestRolledout:   prev.LatestRolledoutRevision,
+		PreviousRolledout: prev.PreviousRolledoutRevision,
+	}
+	for i := len(revs) - 1; i >= 0; i-- {
+		if len(backends(revs[i].Name)) > 0 {
+			rollout.LatestReady = revs[i].Name
+			break
+		}
+	}
+	var canary *int
+	if ext.CanaryTrafficPercent != nil {
+		p := int(*ext.CanaryTrafficPercent)
+		canary = &p
+	}
+	traffic := Traffic(rollout, canary)
+	rollout.Observe(traffic)
+
+	cs := api.ComponentStatus{
+		LatestCreatedRevision:     rollout.LatestCreated,
+		LatestReadyRevision:       rollout.LatestReady,
+		LatestRolledoutRevision:   rollout.LatestRolledout,
+		PreviousRolledoutRevision: rollout.PreviousRolledout,
+		URL:                       fmt.Sprintf("http://%s-%s.%s.%s", name, comp, ns, c.cfg.Domain),
+	}
+	keep := []string{revKey(ns, name, comp) + latest.Name}
+	for _, r := range []string{rollout.LatestReady, rollout.LatestRolledout, rollout.PreviousRolledout} {
+		if r != "" {
+			keep = append(keep, revKey(ns, name, comp)+r)
+		}
+	}
+	readyAll := len(traffic) > 0
+	for _, t := range traffic {
+		bs := backends(t.Revision)
+		rc.Targets = append(rc.Targets, router.Target{Revision: t.Revision, Tag: t.Tag, Percent: t.Percent, Latest: t.Latest, Backends: bs})
+		cs.Traffic = append(cs.Traffic, api.TrafficTarget{RevisionName: t.Revision, Tag: t.Tag, Percent: int64Ptr(int64(t.Percent)), LatestRevision: boolPtr(t.Latest)})
+		if t.Percent > 0 && len(bs) == 0 {
+			readyAll = false
+		}
+	}
+	cond := api.Condition{Type: condType, Status: "True"}
+	switch {
+	case failure != "":
+		cond = api.Condition{Type: condType, Status: "False", Reason: "RevisionFailed", Message: failure}
+	case !readyAll:
+		msg := "waiting for a replica of " + latest.Name + " to become ready"
+		if rs := c.replicaSet(revKey(ns, name, comp) + latest.Name); rs != nil {
+			for _, st := range rs.Status() {
+				if st.LastExit != "" {
+					msg = fmt.Sprintf("replica %s: %s (restarts: %d)", st.Name, st.LastExit, st.Restarts)
+				}
+			}
+		}
+		cond = api.Condition{Type: condType, Status: "False", Reason: "RevisionNotReady", Message: msg}
+	}
+	return cs, rc, keep, cond
+}
+
+func int64Ptr(v int64) *int64 { return &v }
+func boolPtr(v bool) *bool    { return &v }
+
+// builtinFormats are served by `ferry serve` itself.
+var builtinFormats = []string{"sklearn", "xgboost", "lightgbm", "pmml", "onnx"}
+
+// template turns a revision into the process that serves it.
+func (c *Controller) template(ctx context.Context, isvc *api.InferenceService, comp string, rev Revision) (ProcessTemplate, error) {
+	ns, name := isvc.Metadata.Namespace, isvc.Metadata.Name
+	switch comp {
+	case api.ComponentPredictor:
+		var p api.PredictorSpec
+		if err := json.Unmarshal(rev.Spec, &p); err != nil {
+			return nil, err
+		}
+		tmp := api.InferenceService{Spec: api.InferenceServiceSpec{Predictor: p}}
+		format, uri, _, custom := tmp.PredictorFormat()
+		if custom != nil {
+			return c.containerTemplate(isvc, comp, custom, p.Extensions())
+		}
+		if !slices.Contains(builtinFormats, format) {
+			return nil, fmt.Errorf("predictor %q runs in its own server: give the container a command (ferry up runs processes, not images), or use a built-in format (%s)", format, strings.Join(builtinFormats, ", "))
+		}
+		if c.cfg.Fetcher == nil {
+			return nil, fmt.Errorf("no storage configured to pull %s", uri)
+		}
+		dir, err := c.cfg.Fetcher.Pull(ctx, uri)
+		if err != nil {
+			return nil, fmt.Errorf("pull %s: %w", uri, err)
+		}
+		return c.serveTemplate(ns, name, comp, dir, format, p.Extensions()), nil
+	case api.ComponentTransformer, api.ComponentExplainer:
+		var ps api.PodSpec
+		var ext *api.ComponentExtensionSpec
+		if comp == api.ComponentTransformer {
+			var t api.TransformerSpec
+			if err := json.Unmarshal(rev.Spec, &t); err != nil {
+				return nil, err
+			}
+			ps, ext = t.PodSpec, t.Extensions()
+		} else {
+			var e api.ExplainerSpec
+			if err := json.Unmarshal(rev.Spec, &e); err != nil {
+				return nil, err
+			}
+			if e.Alibi != nil || e.AIX != nil || e.ART != nil {
+				return nil, fmt.Errorf("built-in explainers (alibi, aix, art) run Python images; give a custom explainer container with a command")
+			}
+			ps, ext = e.PodSpec, e.Extensions()
+		}
+		if len(ps.Containers) == 0 {
+			return nil, fmt.Errorf("%s has no container", comp)
+		}
+		return c.containerTemplate(isvc, comp, &ps.Containers[0], ext)
+	}
+	return nil, fmt.Errorf("unknown component %q", comp)
+}
+
+func (c *Controller) serveTemplate(ns, name, comp, dir, format string, ext *api.ComponentExtensionSpec) ProcessTemplate {
+	return func(hp, gp int) supervisor.Config {
+		args := []string{"serve", "--model-dir", dir, "--model-name", name, "--model-format", format,
+			"--host", "127.0.0.1", "--http-port", strconv.Itoa(hp), "--grpc-port", strconv.Itoa(gp),
+			"--log-format", "json", "--inference-service", name, "--namespace", ns, "--component", comp, "--endpoint", "default"}
+		if l := ext.Logger; l != nil && l.URL != "" {
+			args = append(args, "--log-url", l.URL, "--log-mode", l.Mode, "--log-spool-dir", fmt.Sprintf("%s/spool/%s-%s-%d", c.cfg.DataDir, ns, name, hp))
+			if len(l.MetadataHeaders) > 0 {
+				args = append(args, "--log-metadata-headers", strings.Join(l.MetadataHeaders, ","))
+			}
+		}
+		if b := ext.Batcher; b != nil {
+			args = append(args, "--enable-batcher")
+			if b.MaxBatchSize != nil {
+				args = append(args, "--max-batchsize", strconv.Itoa(*b.MaxBatchSize))
+			}
+			if b.MaxLatency != nil {
+				args = append(args, "--max-latency", strconv.Itoa(*b.MaxLatency)+"ms")
+			}
+		}
+		return supervisor.Config{
+			Command:   c.cfg.FerryBinary,
+			Args:      args,
+			Readiness: &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/ready", Port: hp}, Period: 2 * time.Second, FailureThreshold: 3},
+			Liveness:  &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/live", Port: hp}, InitialDelay: 5 * time.Second, Period: 10 * time.Second, FailureThreshold: 3},
+		}
+	}
+}
+
+// containerTemplate runs a container's command as a process. As KServe's
+// controller does for transformers and explainers, it appends --model_name,
+// --predictor_host and --http_port; every container gets PORT, HTTP_PORT
+// and GRPC_PORT in its environment.
+func (c *Controller) containerTemplate(isvc *api.InferenceService, comp string, ctr *api.Container, ext *api.ComponentExtensionSpec) (ProcessTemplate, error) {
+	if len(ctr.Command) == 0 {
+		if ctr.Image != "" {
+			return nil, fmt.Errorf("container %q names only an image (%s): ferry up runs processes and no container engine is used; add command (and args) to run it here, or deploy with the Kubernetes operator", ctr.Name, ctr.Image)
+		}
+		return nil, fmt.Errorf("container %q has no command", ctr.Name)
+	}
+	declared := map[int]bool{8080: true}
+	for _, p := range ctr.Ports {
+		declared[int(p.ContainerPort)] = true
+	}
+	return func(hp, gp int) supervisor.Config {
+		args := append(slices.Clone(ctr.Command[1:]), ctr.Args...)
+		if comp != api.ComponentPredictor {
+			args = append(args, "--model_name", isvc.Metadata.Name, "--predictor_host", c.cfg.PredictorAddr, "--http_port", strconv.Itoa(hp))
+		}
+		env := []string{"PORT=" + strconv.Itoa(hp), "HTTP_PORT=" + strconv.Itoa(hp), "GRPC_PORT=" + strconv.Itoa(gp),
+			"K_SERVICE=" + isvc.Metadata.Name + "-" + comp, "PREDICTOR_HOST=" + c.cfg.PredictorAddr}
+		for _, e := range ctr.Env {
+			env = append(env, e.Name+"="+e.Value)
+		}
+		cfg := supervisor.Config{Command: ctr.Command[0], Args: args, Env: env, Dir: ctr.WorkingDir}
+		cfg.Readiness = probe(ctr.ReadinessProbe, declared, hp)
+		if cfg.Readiness == nil {
+			cfg.Readiness = &supervisor.Probe{TCP: &supervisor.TCPAction{Port: hp}, Period: 2 * time.Second}
+		}
+		cfg.Liveness = probe(ctr.LivenessProbe, declared, hp)
+		return cfg
+	}, nil
+}
+
+// probe maps a Kubernetes probe to a supervisor probe; ports the container
+// declared (or 8080) become the replica's assigned HTTP port.
+func probe(p *api.Probe, declared map[int]bool, hp int) *supervisor.Probe {
+	if p == nil {
+		return nil
+	}
+	port := func(v api.IntOrString) int {
+		n := int(v.Int)
+		if v.IsString || n == 0 || declared[n] {
+			return hp // a named port is the container's declared one
+		}
+		return n
+	}
+	out := &supervisor.Probe{
+		InitialDelay:     time.Duration(p.InitialDelaySeconds) * time.Second,
+		Period:           time.Duration(p.PeriodSeconds) * time.Second,
+		Timeout:          time.Duration(p.TimeoutSeconds) * time.Second,
+		SuccessThreshold: int(p.SuccessThreshold),
+		FailureThreshold: int(p.FailureThreshold),
+	}
+	switch {
+	case p.HTTPGet != nil:
+		out.HTTPGet = &supervisor.HTTPGetAction{Path: p.HTTPGet.Path, Port: port(p.HTTPGet.Port)}
+	case p.TCPSocket != nil:
+		out.TCP = &supervisor.TCPAction{Port: port(p.TCPSocket.Port)}
+	case p.Exec != nil:
+		out.Exec = p.Exec.Command
+	case p.GRPC != nil:
+		out.TCP = &supervisor.TCPAction{Port: hp}
+	default:
+		return nil
+	}
+	return out
+}
