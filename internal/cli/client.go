@@ -354,8 +354,8 @@ func newDescribeCmd(c *client) *cobra.Command {
 			var reps struct {
 				Revisions map[string][]struct {
 					Name, Phase, LastExit string
-					PID, Restarts        int
-					HTTPPort             int `json:"httpPort"`
+					PID, Restarts         int
+					HTTPPort              int `json:"httpPort"`
 				}
 			}
 			_ = c.do(cmd.Context(), "GET", base+"/revisions", nil, &revs)
