@@ -263,6 +263,11 @@ func arith(f32 func(a, b float32) float32, f64 func(a, b float64) float64, i64 f
 				if !ok {
 					return nil, fmt.Errorf("%w: integer division by zero", runtime.ErrInvalidInput)
 				}
+				if a.dt != tInt64 {
+					for i, v := range out.i64 {
+						out.i64[i] = wrapInt(a.dt, v)
+					}
+				}
 			default:
 				return nil, fmt.Errorf("%w: operand type %s is not supported", runtime.ErrInvalidInput, a.dt)
 			}
