@@ -1,0 +1,106 @@
+package main_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// buildFerry compiles the real binary once per test run.
+func buildFerry(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ferry")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type child struct {
+	cmd    *exec.Cmd
+	http   string
+	grpc   string
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+// startServe runs `ferry serve` as a child process and waits until it is
+// ready (or fails the test with its log).
+func startServe(t *testing.T, bin string, args ...string) *child {
+	t.Helper()
+	hp, gp := freePort(t), freePort(t)
+	args = append([]string{"serve", "--host", "127.0.0.1", "--http-port", fmt.Sprint(hp), "--grpc-port", fmt.Sprint(gp)}, args...)
+	c := &child{cmd: exec.Command(bin, args...), http: fmt.Sprintf("http://127.0.0.1:%d", hp), grpc: fmt.Sprintf("127.0.0.1:%d", gp), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	c.cmd.Stderr = c.stderr
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.done <- c.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = c.cmd.Process.Kill()
+		select {
+		case <-c.done:
+		case <-time.After(10 * time.Second):
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(c.http + "/v2/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return c
+			}
+		}
+		select {
+		case err := <-c.done:
+			t.Fatalf("ferry serve exited early: %v\n%s", err, c.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ferry serve not ready after 30s\n%s", c.stderr)
+		}
+		time.Sleep(20 * time.Millisecond) // bounded poll
+	}
+}
+
+func post(t *testing.T, url, body string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+

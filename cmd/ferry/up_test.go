@@ -1,0 +1,248 @@
+package main_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+type upProcess struct {
+	cmd    *exec.Cmd
+	api    string
+	ingr   string
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+func startUp(t *testing.T, bin, dataDir string, hp, ap int, extra ...string) *upProcess {
+	t.Helper()
+	args := append([]string{"up", "--data-dir", dataDir, "--host", "127.0.0.1", "--http-port", fmt.Sprint(hp), "--api-addr", fmt.Sprintf("127.0.0.1:%d", ap), "--log-format", "json"}, extra...)
+	u := &upProcess{cmd: exec.Command(bin, args...), api: fmt.Sprintf("http://127.0.0.1:%d", ap), ingr: fmt.Sprintf("http://127.0.0.1:%d", hp), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	u.cmd.Stderr = u.stderr
+	if err := u.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { u.done <- u.cmd.Wait() }()
+	t.Cleanup(func() { u.stop(t) })
+	return u
+}
+
+func (u *upProcess) stop(t *testing.T) {
+	if u.cmd.ProcessState != nil {
+		return
+	}
+	_ = u.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-u.done:
+	case <-time.After(30 * time.Second):
+		_ = u.cmd.Process.Kill()
+		t.Errorf("ferry up did not stop within 30s of SIGTERM")
+	}
+}
+
+// ferryCLI runs a client command against u.
+func (u *upProcess) ferryCLI(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, append(args, "--server", u.api)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("ferry %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+type isvcStatus struct {
+	Status struct {
+		URL        string
+		Conditions []struct{ Type, Status, Message string }
+		Components map[string]struct {
+			LatestReadyRevision, LatestCreatedRevision, LatestRolledoutRevision, PreviousRolledoutRevision string
+			Traffic                                                                                        []struct {
+				RevisionName string
+				Percent      int
+				Tag          string
+			}
+		}
+	}
+}
+
+// waitStatus polls the API until ok accepts the service's status (bounded).
+func (u *upProcess) waitStatus(t *testing.T, name, what string, ok func(isvcStatus) bool) isvcStatus {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var s isvcStatus
+	for {
+		resp, err := http.Get(u.api + "/api/v1/namespaces/default/inferenceservices/" + name)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			s = isvcStatus{}
+			if json.Unmarshal(b, &s) == nil && ok(s) {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %+v\n%s", what, s.Status, u.stderr)
+		}
+		time.Sleep(50 * time.Millisecond) // bounded poll
+	}
+}
+
+func ready(s isvcStatus) bool {
+	for _, c := range s.Status.Conditions {
+		if c.Type == "Ready" {
+			return c.Status == "True"
+		}
+	}
+	return false
+}
+
+// infer posts body through the ingress with a Host header and returns the
+// revision that served it.
+func (u *upProcess) infer(t *testing.T, host, path, body string) (int, string, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", u.ingr+path, strings.NewReader(body))
+	if host != "" {
+		req.Host = host
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Ferry-Revision"), string(b)
+}
+
+func writeYAML(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestUpEndToEnd drives real `ferry up` processes: apply, infer by host and
+// path, canary 10 % checked statistically, promote, roll back, a
+// transformer of the test's own, and a restart that resumes everything.
+func TestUpEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ferry up and its replicas")
+	}
+	bin := buildFerry(t)
+	tdir := t.TempDir()
+	transformer := filepath.Join(tdir, "transformer")
+	if out, err := exec.Command("go", "build", "-o", transformer, "./testdata/transformer").CombinedOutput(); err != nil {
+		t.Fatalf("build transformer: %v\n%s", err, out)
+	}
+	models, _ := filepath.Abs("../../examples/models/lightgbm-multiclass")
+	dataDir := filepath.Join(tdir, "data")
+	hp, ap := freePort(t), freePort(t)
+	u := startUp(t, bin, dataDir, hp, ap, "-f", "../../examples/inferenceservices/lightgbm.yaml")
+	const name = "lightgbm-multiclass"
+	host := name + ".default.example.com"
+	v2body := readFile(t, "../../examples/requests/lightgbm-v2.json")
+	v1body := `{"instances":[[-0.6879,-0.2959,0.0101,1.2319,-0.2218]]}`
+
+	s := u.waitStatus(t, name, "Ready", ready)
+	if s.Status.URL != "http://"+host {
+		t.Fatalf("status url %q", s.Status.URL)
+	}
+	rev1 := s.Status.Components["predictor"].LatestReadyRevision
+	if rev1 != name+"-predictor-00001" {
+		t.Fatalf("first revision %q", rev1)
+	}
+	if code, rev, body := u.infer(t, host, "/v2/models/"+name+"/infer", v2body); code != 200 || rev != rev1 || !strings.Contains(body, "0.11981330373300655") {
+		t.Fatalf("infer by host: %d %s %s", code, rev, body)
+	}
+	if code, _, body := u.infer(t, "", "/v1/models/"+name+":predict", v1body); code != 200 || !strings.Contains(body, "0.11981330373300655") {
+		t.Fatalf("infer by path: %d %s", code, body)
+	}
+	if out := u.ferryCLI(t, bin, "get", "isvc"); !strings.Contains(out, "PREVROLLEDOUTREVISION") || !strings.Contains(out, rev1) {
+		t.Fatalf("ferry get isvc:\n%s", out)
+	}
+
+	// Canary: a spec change at 10 %.
+	spec := func(extra string) string {
+		return fmt.Sprintf("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: %s\nspec:\n  predictor:\n%s    lightgbm:\n      protocolVersion: v2\n      storageUri: %s\n", name, extra, models)
+	}
+	u.ferryCLI(t, bin, "apply", "-f", writeYAML(t, tdir, "canary.yaml", spec("    canaryTrafficPercent: 10\n")))
+	rev2 := name + "-predictor-00002"
+	u.waitStatus(t, name, "canary at 10%", func(s isvcStatus) bool {
+		tr := s.Status.Components["predictor"].Traffic
+		return len(tr) == 2 && tr[0].RevisionName == rev2 && tr[0].Percent == 10
+	})
+	const n = 2000
+	hits := 0
+	for range n {
+		code, rev, _ := u.infer(t, host, "/v2/models/"+name+"/infer", v2body)
+		if code != 200 {
+			t.Fatalf("canary request: %d", code)
+		}
+		if rev == rev2 {
+			hits++
+		}
+	}
+	if pct := float64(hits) * 100 / n; pct < 7 || pct > 13 {
+		t.Fatalf("canary got %.1f%% of traffic, want 10%% ± 3%%", pct)
+	}
+	if _, rev, _ := u.infer(t, "prev-"+host, "/v2/models/"+name+"/infer", v2body); rev != rev1 {
+		t.Fatalf("prev- tag routed to %q", rev)
+	}
+
+	// Promote, then pin back to the previous revision (rollback).
+	u.ferryCLI(t, bin, "apply", "-f", writeYAML(t, tdir, "promote.yaml", spec("")))
+	u.waitStatus(t, name, "promotion", func(s isvcStatus) bool {
+		c := s.Status.Components["predictor"]
+		return c.LatestRolledoutRevision == rev2 && c.PreviousRolledoutRevision == rev1 && len(c.Traffic) == 1
+	})
+	u.ferryCLI(t, bin, "apply", "-f", writeYAML(t, tdir, "pin.yaml", spec("    canaryTrafficPercent: 0\n")))
+	u.waitStatus(t, name, "rollback pin", func(s isvcStatus) bool {
+		tr := s.Status.Components["predictor"].Traffic
+		return len(tr) == 2 && tr[1].RevisionName == rev1 && tr[1].Percent == 100
+	})
+	for range 20 {
+		if _, rev, _ := u.infer(t, host, "/v2/models/"+name+"/infer", v2body); rev != rev1 {
+			t.Fatalf("pinned traffic reached %q", rev)
+		}
+	}
+
+	// A transformer of our own in front of the predictor.
+	withTransformer := spec("") + fmt.Sprintf("  transformer:\n    containers:\n    - name: kserve-container\n      image: example/transformer:latest\n      command: [%q]\n", transformer)
+	u.ferryCLI(t, bin, "apply", "-f", writeYAML(t, tdir, "transformer.yaml", withTransformer))
+	u.waitStatus(t, name, "transformer ready", func(s isvcStatus) bool {
+		return ready(s) && s.Status.Components["transformer"].LatestReadyRevision != ""
+	})
+	code, rev, body := u.infer(t, host, "/v1/models/"+name+":predict", v1body)
+	if code != 200 || !strings.Contains(body, `"transformer":"`+name+`"`) || !strings.Contains(rev, "transformer") {
+		t.Fatalf("through transformer: %d %s %s", code, rev, body)
+	}
+
+	// Restart: everything comes back from the store.
+	u.stop(t)
+	u2 := startUp(t, bin, dataDir, hp, ap)
+	u2.waitStatus(t, name, "Ready after restart", func(s isvcStatus) bool {
+		return ready(s) && s.Status.Components["transformer"].LatestReadyRevision != ""
+	})
+	code, _, body = u2.infer(t, host, "/v1/models/"+name+":predict", v1body)
+	if code != 200 || !strings.Contains(body, "transformer") {
+		t.Fatalf("after restart: %d %s", code, body)
+	}
+	if out := u2.ferryCLI(t, bin, "describe", "isvc", name); !strings.Contains(out, "Revisions:") || !strings.Contains(out, rev2) {
+		t.Fatalf("describe:\n%s", out)
+	}
+	u2.ferryCLI(t, bin, "delete", "isvc", name)
+	if code, _, _ := u2.infer(t, host, "/v1/models/"+name+":predict", v1body); code != 404 {
+		t.Fatalf("deleted service still routed: %d", code)
+	}
+}
