@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,7 +60,12 @@ func Load(ctx context.Context, path string) (*Model, error) {
 		return nil, err
 	}
 	defer f.Close()
-	v, err := pickle.Load(f, pickle.Options{Allow: allow})
+	return Read(ctx, f)
+}
+
+// Read loads a model from a joblib or pickle stream.
+func Read(ctx context.Context, r io.Reader) (*Model, error) {
+	v, err := pickle.Load(r, pickle.Options{Allow: allow})
 	if err != nil {
 		var fe *pickle.ForbiddenError
 		if errors.As(err, &fe) && strings.HasPrefix(fe.Global.Module, "sklearn.") {

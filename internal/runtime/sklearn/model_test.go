@@ -1,0 +1,222 @@
+package sklearn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ferryserve/ferry/internal/runtime"
+	"github.com/ferryserve/ferry/internal/tensor"
+)
+
+func load(t testing.TB, file string) *Model {
+	t.Helper()
+	m, err := Load(context.Background(), "testdata/models/"+file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestMatch(t *testing.T) {
+	for name, want := range map[string]bool{
+		"model.joblib": true, "model.pkl": true, "model.pickle": true, "MODEL.PKL": true,
+		"model.txt": false, "model.json": false, "model.joblib.bak": false, "pkl": false,
+	} {
+		if got := Format.Match(name, nil); got != want {
+			t.Errorf("Match(%q) = %v, want %v", name, got, want)
+		}
+	}
+	if Format.Name != "sklearn" {
+		t.Errorf("Format.Name = %q", Format.Name)
+	}
+}
+
+func TestMetadata(t *testing.T) {
+	cases := []struct {
+		file    string
+		outputs []runtime.TensorMeta
+	}{
+		{"linreg.joblib", []runtime.TensorMeta{{Name: "predict", Datatype: tensor.FP64, Shape: []int64{-1}}}},
+		{"logreg_multi.joblib", []runtime.TensorMeta{
+			{Name: "predict", Datatype: tensor.Int64, Shape: []int64{-1}},
+			{Name: "predict_proba", Datatype: tensor.FP64, Shape: []int64{-1, 3}},
+			{Name: "decision_function", Datatype: tensor.FP64, Shape: []int64{-1, 3}},
+		}},
+		{"rfc_str.joblib", []runtime.TensorMeta{
+			{Name: "predict", Datatype: tensor.Bytes, Shape: []int64{-1}},
+			{Name: "predict_proba", Datatype: tensor.FP64, Shape: []int64{-1, 3}},
+		}},
+		{"linsvc_bin.joblib", []runtime.TensorMeta{
+			{Name: "predict", Datatype: tensor.Int64, Shape: []int64{-1}},
+			{Name: "decision_function", Datatype: tensor.FP64, Shape: []int64{-1}},
+		}},
+	}
+	for _, c := range cases {
+		md := load(t, c.file).Metadata()
+		if md.Platform != "sklearn" || len(md.Inputs) != 1 || md.Inputs[0].Name != "input-0" ||
+			md.Inputs[0].Datatype != tensor.FP64 || !slices.Equal(md.Inputs[0].Shape, []int64{-1, 5}) {
+			t.Errorf("%s: inputs %+v", c.file, md.Inputs)
+		}
+		if len(md.Outputs) != len(c.outputs) {
+			t.Errorf("%s: outputs %+v, want %+v", c.file, md.Outputs, c.outputs)
+			continue
+		}
+		for i, o := range md.Outputs {
+			w := c.outputs[i]
+			if o.Name != w.Name || o.Datatype != w.Datatype || !slices.Equal(o.Shape, w.Shape) {
+				t.Errorf("%s: output %d = %+v, want %+v", c.file, i, o, w)
+			}
+		}
+	}
+}
+
+func TestDefaultOutputOnly(t *testing.T) {
+	m := load(t, "logreg_multi.joblib")
+	g := readGolden(t, "logreg_multi")
+	res, err := m.Predict(context.Background(), g.request())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Outputs) != 1 || res.Outputs[0].Name != "predict" || !slices.Equal(res.Outputs[0].Shape, []int64{16}) {
+		t.Fatalf("outputs = %+v, want predict [16] only", res.Outputs)
+	}
+	// Only predict_proba when only it is named.
+	res, err = m.Predict(context.Background(), g.request("predict_proba"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Outputs) != 1 || res.Outputs[0].Name != "predict_proba" || !slices.Equal(res.Outputs[0].Shape, []int64{16, 3}) {
+		t.Fatalf("outputs = %+v, want predict_proba [16, 3] only", res.Outputs)
+	}
+}
+
+// Column-per-feature requests give the same answer as one matrix.
+func TestColumnLayout(t *testing.T) {
+	m := load(t, "pipe_std_logreg.joblib")
+	g := readGolden(t, "pipe_std_logreg")
+	req := &runtime.Request{}
+	for j := range g.X[0] {
+		col := make([]float64, len(g.X))
+		for i := range g.X {
+			col[i] = float64(g.X[i][j])
+		}
+		req.Inputs = append(req.Inputs, runtime.NewFP64("f", []int64{int64(len(col))}, col))
+	}
+	res, err := m.Predict(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := res.Outputs[0].Data.([]int64)
+	for i, v := range g.Predict {
+		if got[i] != int64(v.(float64)) {
+			t.Fatalf("predict[%d] = %d, want %v", i, got[i], v)
+		}
+	}
+	// The request's data is not modified by the pipeline's scaler.
+	if float64(g.X[0][0]) != req.Inputs[0].Data.([]float64)[0] {
+		t.Fatal("the request was modified")
+	}
+}
+
+func TestRequestNotModified(t *testing.T) {
+	m := load(t, "pipe_std_logreg.joblib")
+	g := readGolden(t, "pipe_std_logreg")
+	req := g.request()
+	before := slices.Clone(req.Inputs[0].Data.([]float64))
+	if _, err := m.Predict(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(before, req.Inputs[0].Data.([]float64)) {
+		t.Fatal("Predict modified the request tensor")
+	}
+}
+
+func TestPredictErrors(t *testing.T) {
+	reg := load(t, "linreg.joblib")
+	clf := load(t, "linsvc_bin.joblib")
+	row := func(n int) []*tensor.Tensor {
+		return []*tensor.Tensor{runtime.NewFP64("input-0", []int64{1, int64(n)}, make([]float64, n))}
+	}
+	cases := []struct {
+		name string
+		m    *Model
+		req  *runtime.Request
+		msg  string
+	}{
+		{"wrong feature count", reg, &runtime.Request{Inputs: row(4)}, "expects 5"},
+		{"bytes input", reg, &runtime.Request{Inputs: []*tensor.Tensor{runtime.NewBytes("input-0", []int64{1}, []string{"x"})}}, "BYTES"},
+		{"proba of a regressor", reg, &runtime.Request{Inputs: row(5), Outputs: []string{"predict_proba"}}, "regressor"},
+		{"proba of LinearSVC", clf, &runtime.Request{Inputs: row(5), Outputs: []string{"predict_proba"}}, "no predict_proba"},
+		{"unknown output", clf, &runtime.Request{Inputs: row(5), Outputs: []string{"scores"}}, "unknown output"},
+		{"no inputs", clf, &runtime.Request{}, "no inputs"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := c.m.Predict(context.Background(), c.req)
+			if !errors.Is(err, runtime.ErrInvalidInput) || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("got %v, want ErrInvalidInput mentioning %q", err, c.msg)
+			}
+		})
+	}
+}
+
+func TestPredictCancelled(t *testing.T) {
+	m := load(t, "rfc.joblib")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := m.Predict(ctx, readGolden(t, "rfc").request()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	_, err := Load(context.Background(), "testdata/models/unsupported_nearest_centroid.joblib")
+	if !errors.Is(err, runtime.ErrUnsupported) || !strings.Contains(err.Error(), "sklearn estimator NearestCentroid is not supported; supported: ") ||
+		!strings.Contains(err.Error(), "RandomForestClassifier") {
+		t.Errorf("NearestCentroid: got %v", err)
+	}
+	_, err = Load(context.Background(), "testdata/models/evil_os_system.pkl")
+	if !errors.Is(err, runtime.ErrCorruptModel) || !strings.Contains(err.Error(), "posix.system") {
+		t.Errorf("os.system payload: got %v", err)
+	}
+	if _, err := Load(context.Background(), "testdata/models/missing.joblib"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: got %v", err)
+	}
+	b, err := os.ReadFile("testdata/models/rfc.joblib")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{0, 1, 10, len(b) / 3, len(b) - 1} {
+		if _, err := Read(context.Background(), bytes.NewReader(b[:n])); !errors.Is(err, runtime.ErrCorruptModel) {
+			t.Errorf("truncated to %d bytes: got %v, want ErrCorruptModel", n, err)
+		}
+	}
+	// A bare transformer is not a model.
+	if _, err := FromObject(nil); !errors.Is(err, runtime.ErrCorruptModel) {
+		t.Errorf("None: got %v", err)
+	}
+}
+
+func TestRegistryDetects(t *testing.T) {
+	reg := runtime.NewRegistry(Format)
+	dir := t.TempDir()
+	b, err := os.ReadFile("testdata/models/ridge.joblib")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/model.joblib", b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, name, err := reg.Load(context.Background(), dir, "")
+	if err != nil || name != "sklearn" {
+		t.Fatalf("Load = %v, %q, %v", m, name, err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
