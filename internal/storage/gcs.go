@@ -97,7 +97,7 @@ func gcsObject(name string, a *storage.ObjectAttrs) object {
 }
 
 func (s *gcsSource) open(ctx context.Context, o object, off, n int64) (io.ReadCloser, error) {
-	h := s.client.Bucket(s.loc.bucket).Object(o.key).ReadCompressed(true)
+	h := s.client.Bucket(s.loc.bucket).Object(o.key)
 	if gen, err := strconv.ParseInt(o.version, 10, 64); err == nil && gen > 0 {
 		h = h.Generation(gen) // every range from the listed version
 	}

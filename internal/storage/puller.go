@@ -63,11 +63,7 @@ func New(cfg Config) (*Puller, error) {
 // Concurrent pulls of one URI share one download. Errors are *Error.
 func (p *Puller) Pull(ctx context.Context, uri string) (string, error) {
 	sec := p.secret
-	display := uri
-	if u, err := url.Parse(uri); err == nil && u.Scheme != "" {
-		display = redactURL(u)
-		addURLSecrets(&sec, u)
-	}
+	display := displayURI(uri, &sec)
 	loc, err := parseURI(uri, p.cfg.PVCRoot)
 	if err != nil {
 		return "", sec.wrap("parse", display, err)
@@ -101,6 +97,21 @@ func (p *Puller) Pull(ctx context.Context, uri string) (string, error) {
 		}
 	}
 	return "", sec.wrap("pull", loc.display, context.Canceled)
+}
+
+// displayURI is uri as errors show it: without password or query values.
+// It records those as secrets to scrub from causes too.
+func displayURI(uri string, sec *redactor) string {
+	if !strings.ContainsAny(uri, "@?#") {
+		return uri
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		scheme, _, _ := strings.Cut(uri, "://")
+		return scheme + "://(unparseable uri)"
+	}
+	addURLSecrets(sec, u)
+	return redactURL(u)
 }
 
 func addURLSecrets(r *redactor, u *url.URL) {
