@@ -10,6 +10,7 @@ type dataField struct {
 	typ       dataType
 	cat       bool // categorical or ordinal
 	valid     []string
+	validK    []constant
 	invalid   map[string]bool
 	missing   map[string]bool
 	intervals []interval
@@ -24,9 +25,8 @@ func (f *dataField) isValid(v value) bool {
 	if f.invalid[s] {
 		return false
 	}
-	if len(f.valid) > 0 {
-		for _, c := range f.valid {
-			k := newConstant(c)
+	if len(f.validK) > 0 {
+		for _, k := range f.validK {
 			if v.equalTo(k.s, k.f, k.fok) {
 				return true
 			}
@@ -104,6 +104,9 @@ func (c *compiler) dataDictionary(n *node) error {
 			// Continuous fields list their Values only as display labels;
 			// validity comes from the Intervals.
 			f.valid = nil
+		}
+		for _, v := range f.valid {
+			f.validK = append(f.validK, newConstant(v))
 		}
 		for _, iv := range d.children("Interval") {
 			x, err := compileInterval(iv)

@@ -9,36 +9,83 @@ import (
 // scope resolves field names during one record's evaluation. Each model
 // level (the document, a segment's model) has its own scope whose derived
 // fields are computed lazily and cached; names not found fall through to
-// the parent.
+// the parent. Values live in a small slice (most scopes hold a handful of
+// fields, and a linear scan beats hashing there) that turns into a map
+// when it grows.
 type scope struct {
 	depth  int // DefineFunction call depth, bounded against recursion
 	parent *scope
 	defs   map[string]*derivedField
-	vals   map[string]value
+	small  []binding
+	big    map[string]value
 }
 
+type binding struct {
+	name string
+	v    value
+}
+
+const smallScope = 16
+
 func newScope(parent *scope, defs map[string]*derivedField) *scope {
-	return &scope{parent: parent, defs: defs, vals: make(map[string]value, 8)}
+	return &scope{parent: parent, defs: defs}
+}
+
+func (s *scope) lookup(name string) (value, bool) {
+	if s.big != nil {
+		v, ok := s.big[name]
+		return v, ok
+	}
+	for i := range s.small {
+		if s.small[i].name == name {
+			return s.small[i].v, true
+		}
+	}
+	return missing, false
 }
 
 func (s *scope) get(name string) value {
 	for c := s; c != nil; c = c.parent {
-		if v, ok := c.vals[name]; ok {
+		if v, ok := c.lookup(name); ok {
 			return v
 		}
 		if d := c.defs[name]; d != nil {
 			// Record a placeholder first so a field that refers to itself
 			// evaluates to missing instead of recursing forever.
-			c.vals[name] = missing
+			c.set(name, missing)
 			v := d.eval(c)
-			c.vals[name] = v
+			c.set(name, v)
 			return v
 		}
 	}
 	return missing
 }
 
-func (s *scope) set(name string, v value) { s.vals[name] = v }
+func (s *scope) set(name string, v value) {
+	if s.big != nil {
+		s.big[name] = v
+		return
+	}
+	for i := range s.small {
+		if s.small[i].name == name {
+			s.small[i].v = v
+			return
+		}
+	}
+	if len(s.small) < smallScope {
+		if s.small == nil {
+			s.small = make([]binding, 0, 8)
+		}
+		s.small = append(s.small, binding{name, v})
+		return
+	}
+	s.big = make(map[string]value, 2*smallScope)
+	for _, b := range s.small {
+		s.big[b.name] = b.v
+	}
+	s.big[name] = v
+	s.small = nil
+}
 
 // maxCallDepth bounds nested DefineFunction calls, so a function that
 // calls itself evaluates to missing instead of exhausting the stack.

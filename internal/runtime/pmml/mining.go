@@ -111,6 +111,12 @@ func (mc *miningCore) eval(s *scope) (result, error) {
 		}
 		return last, nil
 	}
+	if !mc.classify {
+		switch mc.method {
+		case "sum", "average", "weightedAverage", "max":
+			return mc.accumulate(s)
+		}
+	}
 	var results []result
 	var weights []float64
 	for _, sg := range mc.segments {
@@ -233,4 +239,50 @@ func (mc *miningCore) combineClasses(results []result, weights []float64) result
 	}
 	out.val = strValue(argmax(out.probs, mc.cats))
 	return out
+}
+
+// accumulate combines numeric predictions without collecting them, the
+// hot path of boosted ensembles. Segment results are added in segment
+// order, as exporters of boosted trees assume.
+func (mc *miningCore) accumulate(s *scope) (result, error) {
+	y, tw, n := 0.0, 0.0, 0
+	if mc.method == "max" {
+		y = math.Inf(-1)
+	}
+	for _, sg := range mc.segments {
+		if sg.pred.test(s) != triTrue {
+			continue
+		}
+		r, _, err := sg.model.evaluate(s)
+		if err != nil {
+			return result{}, err
+		}
+		v, ok := r.val.number()
+		if !ok {
+			if mc.method == "max" {
+				continue
+			}
+			return result{}, nil
+		}
+		n++
+		switch mc.method {
+		case "weightedAverage":
+			y += sg.weight * v
+			tw += sg.weight
+		case "max":
+			y = math.Max(y, v)
+		default:
+			y += v
+		}
+	}
+	if n == 0 {
+		return result{}, nil
+	}
+	switch mc.method {
+	case "average":
+		y /= float64(n)
+	case "weightedAverage":
+		y /= tw
+	}
+	return result{val: numValue(y)}, nil
 }

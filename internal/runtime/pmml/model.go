@@ -56,6 +56,10 @@ type model struct {
 	tgt     *target
 	cats    []string
 	core    core
+	// passthrough: the model has no local transformations and its
+	// MiningSchema changes nothing, so as a segment it can evaluate in its
+	// parent's scope instead of copying its inputs into a new one.
+	passthrough bool
 }
 
 func (m *model) classification() bool { return m.fn == "classification" }
@@ -63,6 +67,14 @@ func (m *model) classification() bool { return m.fn == "classification" }
 // evaluate runs m in a scope under parent and returns the result and the
 // model's scope (which outputs and model chains read).
 func (m *model) evaluate(parent *scope) (result, *scope, error) {
+	if m.passthrough && parent.parent != nil {
+		r, err := m.core.eval(parent)
+		if err != nil {
+			return result{}, nil, err
+		}
+		m.applyTargets(&r)
+		return r, parent, nil
+	}
 	s := newScope(parent, m.defs)
 	for i := range m.active {
 		mf := &m.active[i]
@@ -82,6 +94,19 @@ func (m *model) evaluate(parent *scope) (result, *scope, error) {
 	}
 	m.applyTargets(&r)
 	return r, s, nil
+}
+
+// trivial reports whether prepare returns every value unchanged for
+// values a parent model already prepared.
+func (mf *miningField) trivial() bool {
+	if mf.replacement.ok || mf.missingTr == "returnInvalid" || (mf.outliers != "" && mf.outliers != "asIs") {
+		return false
+	}
+	if mf.invalid == "asIs" || mf.field == nil {
+		return true
+	}
+	f := mf.field
+	return len(f.validK) == 0 && len(f.intervals) == 0 && len(f.invalid) == 0
 }
 
 // prepare applies the MiningField's invalid, outlier and missing value
@@ -253,6 +278,12 @@ func (c *compiler) model(n *node) (*model, error) {
 			return nil, err
 		}
 		m.outputs = outs
+	}
+	m.passthrough = len(m.defs) == 0
+	for _, mf := range m.active {
+		if !mf.trivial() {
+			m.passthrough = false
+		}
 	}
 	return m, nil
 }

@@ -10,6 +10,9 @@ type treeNode struct {
 	dist         []scoreDist
 	kids         []*treeNode
 	defaultChild *treeNode
+	// probs and conf are the node's class probabilities and confidences,
+	// computed once at load and shared (read-only) by every result.
+	probs, conf map[string]float64
 }
 
 type scoreDist struct {
@@ -119,6 +122,9 @@ func (c *compiler) treeNode(n *node, classify bool) (*treeNode, error) {
 		}
 		t.kids = append(t.kids, kn)
 	}
+	if classify {
+		t.distributions()
+	}
 	if dc := n.attr("defaultChild"); dc != "" {
 		for _, k := range t.kids {
 			if k.id == dc {
@@ -185,13 +191,28 @@ func (t *treeCore) leaf(n *treeNode, mult float64) result {
 	if !t.classify {
 		return r
 	}
+	r.probs, r.conf = n.probs, n.conf
+	if mult != 1 && n.conf != nil {
+		r.conf = make(map[string]float64, len(n.conf))
+		for k, c := range n.conf {
+			r.conf[k] = c * mult
+		}
+	}
+	if !r.val.ok && r.probs != nil {
+		r.val = strValue(argmax(r.probs, nil))
+	}
+	return r
+}
+
+// distributions fills n.probs and n.conf from its ScoreDistributions.
+func (n *treeNode) distributions() {
 	total := 0.0
 	for _, d := range n.dist {
 		total += d.count
 	}
 	if len(n.dist) > 0 {
-		r.probs = make(map[string]float64, len(n.dist))
-		r.conf = make(map[string]float64, len(n.dist))
+		n.probs = make(map[string]float64, len(n.dist))
+		n.conf = make(map[string]float64, len(n.dist))
 		for _, d := range n.dist {
 			p := 0.0
 			switch {
@@ -200,21 +221,17 @@ func (t *treeCore) leaf(n *treeNode, mult float64) result {
 			case total > 0:
 				p = d.count / total
 			}
-			r.probs[d.val] = p
+			n.probs[d.val] = p
 			c := p
 			if d.hasConf {
 				c = d.conf
 			}
-			r.conf[d.val] = c * mult
+			n.conf[d.val] = c
 		}
 	} else if n.score.ok {
-		r.probs = map[string]float64{n.score.str: 1}
-		r.conf = map[string]float64{n.score.str: mult}
+		n.probs = map[string]float64{n.score.str: 1}
+		n.conf = n.probs
 	}
-	if !r.val.ok && r.probs != nil {
-		r.val = strValue(argmax(r.probs, nil))
-	}
-	return r
 }
 
 // aggregate implements weightedConfidence and aggregateNodes; ok is false
