@@ -321,3 +321,46 @@ func TestDerivedActiveField(t *testing.T) {
 		t.Fatalf("got %v, want 3", got)
 	}
 }
+
+func TestFloatFieldsCompareInSinglePrecision(t *testing.T) {
+	text := doc(`<DataField name="x" optype="continuous" dataType="float"/><DataField name="t" optype="categorical" dataType="string"/>`,
+		`<TreeModel functionName="classification"><MiningSchema><MiningField name="x"/><MiningField name="t" usageType="target"/></MiningSchema>
+<Node score="root"><True/><Node score="low"><SimplePredicate field="x" operator="lessThan" value="0.1000000002"/></Node><Node score="high"><True/></Node></Node></TreeModel>`)
+	m := mustParse(t, text)
+	// In double precision 0.1000000001 < 0.1000000002; both round to the
+	// same float32, so a float field is not less.
+	if got := predictOne(t, m, map[string]any{"x": 0.1000000001})["t"]; got != "high" {
+		t.Fatalf("got %v, want high", got)
+	}
+	if got := predictOne(t, m, map[string]any{"x": 0.09})["t"]; got != "low" {
+		t.Fatalf("got %v, want low", got)
+	}
+}
+
+func TestConcurrentPredict(t *testing.T) {
+	m := loadGolden(t, "rf_iris_randomforest_vote")
+	recs := goldenRecords(t, "rf_iris_randomforest_vote")
+	want, err := m.PredictRecords(t.Context(), recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			got, err := m.PredictRecords(t.Context(), recs)
+			if err == nil {
+				for i := range got {
+					if got[i]["Predicted_Species"] != want[i]["Predicted_Species"] {
+						err = errors.New("prediction changed under concurrency")
+					}
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -47,7 +47,7 @@ func (c *compiler) miningModel(n *node, m *model) (core, error) {
 		if pn == nil {
 			return nil, errAt(sn, "segment has no predicate")
 		}
-		if s.pred, err = compilePredicate(pn); err != nil {
+		if s.pred, err = c.predicate(pn); err != nil {
 			return nil, err
 		}
 		var mn *node

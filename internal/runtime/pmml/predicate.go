@@ -157,7 +157,7 @@ func findPredicate(n *node) *node {
 	return nil
 }
 
-func compilePredicate(n *node) (predicate, error) {
+func (c *compiler) predicate(n *node) (predicate, error) {
 	switch n.name {
 	case "True":
 		return truePred{}, nil
@@ -183,7 +183,13 @@ func compilePredicate(n *node) (predicate, error) {
 		if err != nil {
 			return nil, err
 		}
-		return simplePred{field: f, op: op, val: newConstant(v)}, nil
+		k := newConstant(v)
+		if df := c.fields[f]; df != nil && df.typ == typeFloat && k.fok {
+			// Float fields compare in single precision, as the
+			// producers (XGBoost) of float-typed documents do.
+			k.f = float64(float32(k.f))
+		}
+		return simplePred{field: f, op: op, val: k}, nil
 	case "SimpleSetPredicate":
 		f, err := n.required("field")
 		if err != nil {
@@ -227,7 +233,7 @@ func compilePredicate(n *node) (predicate, error) {
 			if !predicateNames[k.name] {
 				return nil, unsupported(k, "inside <CompoundPredicate>")
 			}
-			kp, err := compilePredicate(k)
+			kp, err := c.predicate(k)
 			if err != nil {
 				return nil, err
 			}

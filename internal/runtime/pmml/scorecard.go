@@ -72,7 +72,7 @@ func (c *compiler) scorecard(n *node, m *model) (core, error) {
 			if pn == nil {
 				return nil, errAt(an, "attribute has no predicate")
 			}
-			if a.pred, err = compilePredicate(pn); err != nil {
+			if a.pred, err = c.predicate(pn); err != nil {
 				return nil, err
 			}
 			if cp := an.child("ComplexPartialScore"); cp != nil {

@@ -71,7 +71,7 @@ func (c *compiler) treeNode(n *node, classify bool) (*treeNode, error) {
 	if pn == nil {
 		return nil, errAt(n, "node has no predicate")
 	}
-	p, err := compilePredicate(pn)
+	p, err := c.predicate(pn)
 	if err != nil {
 		return nil, err
 	}

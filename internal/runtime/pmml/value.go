@@ -11,7 +11,8 @@ type dataType uint8
 
 const (
 	typeString dataType = iota
-	typeDouble          // double, float and the date/time types Ferry treats as numbers
+	typeDouble          // double and real
+	typeFloat           // float: values are rounded to single precision
 	typeInteger
 	typeBoolean
 )
@@ -20,8 +21,10 @@ func parseDataType(s string) (dataType, bool) {
 	switch s {
 	case "string", "":
 		return typeString, true
-	case "double", "float", "real":
+	case "double", "real":
 		return typeDouble, true
+	case "float":
+		return typeFloat, true
 	case "integer":
 		return typeInteger, true
 	case "boolean":
@@ -128,6 +131,12 @@ func cast(v value, d dataType) (value, bool) {
 			return missing, false
 		}
 		return numValue(f), true
+	case typeFloat:
+		f, ok := v.number()
+		if !ok {
+			return missing, false
+		}
+		return numValue(float64(float32(f))), true
 	default:
 		f, ok := v.number()
 		if !ok {
