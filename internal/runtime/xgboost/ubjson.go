@@ -126,8 +126,25 @@ func (t *ubjTranscoder) str() {
 	n := t.length()
 	b := t.take(n)
 	if t.err == nil {
-		t.out = strconv.AppendQuote(t.out, string(b))
+		t.out = appendJSONString(t.out, b)
 	}
+}
+
+// appendJSONString appends s as a JSON string literal.
+func appendJSONString(out, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	out = append(out, '"')
+	for _, c := range s {
+		switch {
+		case c == '"' || c == '\\':
+			out = append(out, '\\', c)
+		case c < 0x20:
+			out = append(out, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+		default:
+			out = append(out, c)
+		}
+	}
+	return append(out, '"')
 }
 
 func (t *ubjTranscoder) value(m byte, depth int) error {
@@ -155,7 +172,7 @@ func (t *ubjTranscoder) value(m byte, depth int) error {
 		}
 	case 'C':
 		if b := t.take(1); b != nil {
-			t.out = strconv.AppendQuote(t.out, string(b))
+			t.out = appendJSONString(t.out, b)
 		}
 	case 'S':
 		t.str()
