@@ -163,7 +163,13 @@ func (g *glmCore) eta(s *scope, cat string) (float64, bool) {
 		y += o
 	}
 	for _, p := range g.params {
+		// A PCell without targetCategory applies to every category.
 		b, ok := p.betas[cat]
+		if cat != "" {
+			if shared, ok2 := p.betas[""]; ok2 {
+				b, ok = b+shared, true
+			}
+		}
 		if !ok || b == 0 {
 			continue
 		}
