@@ -62,34 +62,43 @@ var builders map[string]builder
 
 func init() {
 	builders = map[string]builder{
-		"LinearRegression":           buildLinearRegressor,
-		"Ridge":                      buildLinearRegressor,
-		"Lasso":                      buildLinearRegressor,
-		"ElasticNet":                 buildLinearRegressor,
-		"SGDRegressor":               buildLinearRegressor,
-		"LinearSVR":                  buildLinearRegressor,
-		"LogisticRegression":         buildLinearClassifier,
-		"SGDClassifier":              buildLinearClassifier,
-		"LinearSVC":                  buildLinearClassifier,
-		"DecisionTreeClassifier":     buildTreeClassifier,
-		"ExtraTreeClassifier":        buildTreeClassifier,
-		"DecisionTreeRegressor":      buildTreeRegressor,
-		"ExtraTreeRegressor":         buildTreeRegressor,
-		"RandomForestClassifier":     buildForestClassifier,
-		"ExtraTreesClassifier":       buildForestClassifier,
-		"RandomForestRegressor":      buildForestRegressor,
-		"ExtraTreesRegressor":        buildForestRegressor,
-		"GradientBoostingClassifier": buildGradientBoosting,
-		"GradientBoostingRegressor":  buildGradientBoosting,
-		"Pipeline":                   nil, // handled in buildEstimator
-		"StandardScaler":             buildStandardScaler,
-		"MinMaxScaler":               buildMinMaxScaler,
-		"MaxAbsScaler":               buildMaxAbsScaler,
-		"RobustScaler":               buildRobustScaler,
-		"Normalizer":                 buildNormalizer,
-		"SimpleImputer":              buildSimpleImputer,
-		"PolynomialFeatures":         buildPolynomialFeatures,
-		"PCA":                        buildPCA,
+		"LinearRegression":               buildLinearRegressor,
+		"Ridge":                          buildLinearRegressor,
+		"Lasso":                          buildLinearRegressor,
+		"ElasticNet":                     buildLinearRegressor,
+		"SGDRegressor":                   buildLinearRegressor,
+		"LinearSVR":                      buildLinearRegressor,
+		"LogisticRegression":             buildLinearClassifier,
+		"SGDClassifier":                  buildLinearClassifier,
+		"LinearSVC":                      buildLinearClassifier,
+		"DecisionTreeClassifier":         buildTreeClassifier,
+		"ExtraTreeClassifier":            buildTreeClassifier,
+		"DecisionTreeRegressor":          buildTreeRegressor,
+		"ExtraTreeRegressor":             buildTreeRegressor,
+		"RandomForestClassifier":         buildForestClassifier,
+		"ExtraTreesClassifier":           buildForestClassifier,
+		"RandomForestRegressor":          buildForestRegressor,
+		"ExtraTreesRegressor":            buildForestRegressor,
+		"GradientBoostingClassifier":     buildGradientBoosting,
+		"GradientBoostingRegressor":      buildGradientBoosting,
+		"Pipeline":                       nil, // handled in buildEstimator
+		"StandardScaler":                 buildStandardScaler,
+		"MinMaxScaler":                   buildMinMaxScaler,
+		"MaxAbsScaler":                   buildMaxAbsScaler,
+		"RobustScaler":                   buildRobustScaler,
+		"Normalizer":                     buildNormalizer,
+		"SimpleImputer":                  buildSimpleImputer,
+		"PolynomialFeatures":             buildPolynomialFeatures,
+		"PCA":                            buildPCA,
+		"OneHotEncoder":                  buildOneHotEncoder,
+		"ColumnTransformer":              buildColumnTransformer,
+		"SVC":                            buildSVC,
+		"SVR":                            buildSVR,
+		"KNeighborsClassifier":           buildKNNClassifier,
+		"KNeighborsRegressor":            buildKNNRegressor,
+		"GaussianNB":                     buildGaussianNB,
+		"HistGradientBoostingClassifier": buildHGB,
+		"HistGradientBoostingRegressor":  buildHGB,
 	}
 }
 
@@ -99,7 +108,16 @@ var helperClasses = map[string]bool{
 	"Tree": true, "DummyClassifier": true, "DummyRegressor": true,
 	"LeastSquaresError": true, "LeastAbsoluteError": true, "HuberLossFunction": true,
 	"QuantileLossFunction": true, "BinomialDeviance": true, "MultinomialDeviance": true,
-	"ExponentialLoss": true,
+	"ExponentialLoss": true, "TreePredictor": true, "_BinMapper": true,
+	"KDTree": true, "BallTree": true, "newObj": true,
+}
+
+// helperModules hold Cython helpers (loss functions, neighbour trees,
+// distance metrics) that supported estimators carry along.
+var helperModules = []string{
+	"sklearn._loss.", "sklearn.linear_model._sgd_fast", "sklearn.neighbors._kd_tree",
+	"sklearn.neighbors._ball_tree", "sklearn.neighbors._binary_tree", "sklearn.metrics._dist_metrics",
+	"sklearn.ensemble._hist_gradient_boosting.",
 }
 
 // numpyTypes are numpy globals that appear as plain values (dtype
@@ -124,7 +142,15 @@ func allow(g pickle.Global) bool {
 	if _, ok := builders[g.Name]; ok {
 		return true
 	}
-	return helperClasses[g.Name] || strings.HasPrefix(g.Module, "sklearn._loss.") || g.Module == "sklearn.linear_model._sgd_fast"
+	if helperClasses[g.Name] {
+		return true
+	}
+	for _, m := range helperModules {
+		if strings.HasPrefix(g.Module, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // Supported lists the estimator and transformer classes Ferry evaluates.
