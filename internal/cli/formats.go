@@ -5,11 +5,15 @@ import (
 
 	"github.com/ferryserve/ferry/internal/runtime"
 	"github.com/ferryserve/ferry/internal/runtime/lightgbm"
+	"github.com/ferryserve/ferry/internal/runtime/onnx"
+	"github.com/ferryserve/ferry/internal/runtime/pmml"
+	"github.com/ferryserve/ferry/internal/runtime/sklearn"
+	"github.com/ferryserve/ferry/internal/runtime/xgboost"
 )
 
 // Formats lists the runtimes `ferry serve` knows, in detection order.
 func Formats() []runtime.Format {
-	return []runtime.Format{lightgbm.Format}
+	return []runtime.Format{xgboost.Format, lightgbm.Format, sklearn.Format, pmml.Format, onnx.Format}
 }
 
 func joinNames() string {
