@@ -128,4 +128,3 @@ func readFile(t *testing.T, p string) string {
 	}
 	return string(b)
 }
-
