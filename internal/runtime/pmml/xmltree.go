@@ -34,6 +34,19 @@ func parseTree(data []byte) (*node, error) {
 	dec.Strict = true
 	var stack []*node
 	var root *node
+	// Field names repeat across thousands of predicates; sharing one copy
+	// saves memory and lets equal names compare by pointer when scoring.
+	interned := map[string]string{}
+	intern := func(s string) string {
+		if len(s) > 64 {
+			return s
+		}
+		if v, ok := interned[s]; ok {
+			return v
+		}
+		interned[s] = s
+		return s
+	}
 	var text strings.Builder
 	for {
 		off := dec.InputOffset()
@@ -56,7 +69,7 @@ func parseTree(data []byte) (*node, error) {
 					if a.Name.Space == "xmlns" || a.Name.Local == "xmlns" || a.Name.Space == "xsi" || strings.HasPrefix(a.Name.Space, "http://www.w3.org/") {
 						continue
 					}
-					n.attrs[a.Name.Local] = a.Value
+					n.attrs[intern(a.Name.Local)] = intern(a.Value)
 				}
 			}
 			if len(stack) == 0 {
