@@ -90,6 +90,7 @@ func init() {
 		"SimpleImputer":                  buildSimpleImputer,
 		"PolynomialFeatures":             buildPolynomialFeatures,
 		"PCA":                            buildPCA,
+		"FunctionTransformer":            buildFunctionTransformer,
 		"OneHotEncoder":                  buildOneHotEncoder,
 		"ColumnTransformer":              buildColumnTransformer,
 		"SVC":                            buildSVC,

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/ferryserve/ferry/internal/runtime"
+	"github.com/ferryserve/ferry/internal/runtime/sklearn/pickle"
 )
 
 // affine is x·scale + shift column-wise, or (x - sub) / div: the fitted
@@ -57,11 +58,17 @@ func buildStandardScaler(o obj) (any, int, error) {
 		return nil, 0, err
 	}
 	a := &affine{}
-	if a.sub, err = optVec(o, "mean_", n); err != nil {
-		return nil, 0, err
+	// mean_ is fitted even when with_mean=False; only the flag says whether
+	// transform subtracts it.
+	if v, _ := o.get("with_mean"); v != false {
+		if a.sub, err = optVec(o, "mean_", n); err != nil {
+			return nil, 0, err
+		}
 	}
-	if a.div, err = optVec(o, "scale_", n); err != nil {
-		return nil, 0, err
+	if v, _ := o.get("with_std"); v != false {
+		if a.div, err = optVec(o, "scale_", n); err != nil {
+			return nil, 0, err
+		}
 	}
 	return a, n, nil
 }
@@ -119,11 +126,15 @@ func buildRobustScaler(o obj) (any, int, error) {
 		return nil, 0, err
 	}
 	a := &affine{}
-	if a.sub, err = optVec(o, "center_", n); err != nil {
-		return nil, 0, err
+	if v, _ := o.get("with_centering"); v != false {
+		if a.sub, err = optVec(o, "center_", n); err != nil {
+			return nil, 0, err
+		}
 	}
-	if a.div, err = optVec(o, "scale_", n); err != nil {
-		return nil, 0, err
+	if v, _ := o.get("with_scaling"); v != false {
+		if a.div, err = optVec(o, "scale_", n); err != nil {
+			return nil, 0, err
+		}
 	}
 	return a, n, nil
 }
@@ -373,4 +384,21 @@ func numberOf(v any) (float64, bool) {
 		return float64(v), true
 	}
 	return 0, false
+}
+
+// identity is a FunctionTransformer without a function: how fitted
+// ColumnTransformers record remainder="passthrough".
+type identity struct{}
+
+func (identity) transform(x mat) (mat, error) { return x, nil }
+
+func buildFunctionTransformer(o obj) (any, int, error) {
+	if f, _ := o.get("func"); f != nil {
+		return nil, 0, fmt.Errorf("%w: FunctionTransformer with a function (%s); Ferry runs no Python code", runtime.ErrUnsupported, pickle.Describe(f))
+	}
+	n, err := o.nFeatures()
+	if err != nil {
+		return nil, 0, err
+	}
+	return identity{}, n, nil
 }

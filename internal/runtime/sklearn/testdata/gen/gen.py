@@ -159,6 +159,31 @@ def main():
         impute.SimpleImputer(strategy="median"), preprocessing.StandardScaler(),
         ensemble.RandomForestClassifier(n_estimators=5, max_depth=4, random_state=0)), Xn, yb), Xn)
 
+    # Missing values routed by HistGradientBoosting's missing_go_to_left.
+    record("hgbc_nan", fit("hgbc_nan", ensemble.HistGradientBoostingClassifier(max_iter=10, random_state=0), Xn, yb), Xn)
+    Xrn = Xr.copy()
+    Xrn[::5, 2] = np.nan
+    record("hgbr_nan", fit("hgbr_nan", ensemble.HistGradientBoostingRegressor(max_iter=10, random_state=0), Xrn, yr), Xrn)
+
+    more = [
+        ("knnc_dist", neighbors.KNeighborsClassifier(n_neighbors=4, weights="distance"), Xm, ym),
+        ("knnr_dist", neighbors.KNeighborsRegressor(n_neighbors=4, weights="distance"), Xr, yr),
+        ("knnc_manhattan", neighbors.KNeighborsClassifier(n_neighbors=3, p=1), Xm, ym),
+        ("gbc_zero", ensemble.GradientBoostingClassifier(n_estimators=6, max_depth=2, init="zero", random_state=0), Xb, yb),
+        ("gbc_exp", ensemble.GradientBoostingClassifier(n_estimators=6, max_depth=2, loss="exponential", random_state=0), Xb, yb),
+        ("gbr_huber", ensemble.GradientBoostingRegressor(n_estimators=6, max_depth=2, loss="huber", random_state=0), Xr, yr),
+        ("logreg_liblinear", linear_model.LogisticRegression(solver="liblinear"), Xm, ym),
+        ("logreg_multinomial_bin", linear_model.LogisticRegression(multi_class="multinomial"), Xb, yb),
+        ("sgdclf_log", linear_model.SGDClassifier(loss="log_loss", random_state=0), Xm, ym),
+        ("pipe_poly_interaction", pipeline.make_pipeline(preprocessing.PolynomialFeatures(3, interaction_only=True, include_bias=False), linear_model.LinearRegression()), Xr, yr),
+        ("pipe_pca_whiten_svr", pipeline.make_pipeline(decomposition.PCA(4, whiten=True), svm.SVR(kernel="poly", degree=2)), Xr, yr),
+        ("pipe_minmax_clip_gnb", pipeline.make_pipeline(preprocessing.MinMaxScaler(clip=True), naive_bayes.GaussianNB()), Xm, ym),
+        ("pipe_std_nomean_knnr", pipeline.make_pipeline(preprocessing.StandardScaler(with_mean=False), neighbors.KNeighborsRegressor(3)), Xr, yr),
+        ("svc_ovo", svm.SVC(kernel="rbf", decision_function_shape="ovo"), Xm, ym),
+    ]
+    for n, e, X, y in more:
+        record(n, fit(n, e, X, y), X)
+
     # One-hot encoding of a small-integer column inside a ColumnTransformer.
     Xc = Xb.copy()
     Xc[:, 0] = np.floor(np.abs(Xc[:, 0]) * 2) % 4
@@ -168,6 +193,12 @@ def main():
     ], remainder="drop")
     record("pipe_ct_onehot_logreg", fit("pipe_ct_onehot_logreg",
            pipeline.make_pipeline(ct, linear_model.LogisticRegression()), Xc, yb), Xc)
+    ct2 = compose.ColumnTransformer([
+        ("cat", preprocessing.OneHotEncoder(drop="first"), [0]),
+        ("num", pipeline.make_pipeline(preprocessing.RobustScaler(), preprocessing.PolynomialFeatures(2)), [2, 3]),
+    ], remainder="passthrough")
+    record("pipe_ct_drop_ridge", fit("pipe_ct_drop_ridge",
+           pipeline.make_pipeline(ct2, linear_model.Ridge()), Xc, Xc[:, 1] * 3 + Xc[:, 0]), Xc)
 
     # The benchmark forest: 100 trees, shipped zlib-compressed.
     Xbig, ybig = make_classification(n_samples=400, n_features=10, n_informative=5, random_state=3)
