@@ -3,6 +3,7 @@ package sklearn
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/ferryserve/ferry/internal/runtime"
 	"github.com/ferryserve/ferry/internal/runtime/sklearn/pickle"
@@ -140,6 +141,9 @@ type gradientBoosting struct {
 	lr     float64
 	stages [][]*tree // stage × column
 	k      int
+	// centered: the initial multinomial raw scores are log p - mean(log p)
+	// (sklearn >= 1.4's MultinomialLogit link) rather than log p.
+	centered bool
 }
 
 func buildGradientBoosting(o obj) (any, int, error) {
@@ -181,6 +185,8 @@ func buildGradientBoosting(o obj) (any, int, error) {
 	if lv, ok := o.get("_loss"); ok {
 		if lo, ok := lv.(*pickle.Object); ok {
 			lossName = lo.Class.Name
+			// sklearn >= 1.4 links multinomial probabilities symmetrically.
+			g.centered = strings.HasPrefix(lo.Class.Module, "sklearn._loss")
 		}
 	}
 	if o.cls == "GradientBoostingClassifier" {
@@ -245,8 +251,16 @@ func gbInit(o obj, g *gradientBoosting) ([]float64, error) {
 		switch g.loss {
 		case gbMultinomial:
 			out := make([]float64, g.k)
+			mean := 0.0
 			for j, p := range prior {
 				out[j] = math.Log(clip(p))
+				mean += out[j]
+			}
+			if g.centered {
+				mean /= float64(len(out))
+				for j := range out {
+					out[j] -= mean
+				}
 			}
 			return out, nil
 		case gbBinomial:

@@ -129,6 +129,9 @@ func buildHGB(o obj) (any, int, error) {
 			}
 		}
 	}
+	if o.has("_preprocessor") { // sklearn >= 1.4 categorical support
+		return nil, 0, fmt.Errorf("%w: HistGradientBoosting with categorical features", runtime.ErrUnsupported)
+	}
 	preds, err := o.list("_predictors")
 	if err != nil {
 		return nil, 0, err

@@ -110,6 +110,9 @@ func buildLinearClassifier(o obj) (any, int, error) {
 	switch o.cls {
 	case "LogisticRegression":
 		mc := o.strOr("multi_class", "auto")
+		if mc == "deprecated" { // sklearn >= 1.5: the old "auto" rule
+			mc = "auto"
+		}
 		solver := o.strOr("solver", "lbfgs")
 		c.proba = softmaxProba
 		if mc == "ovr" || mc == "warn" || (mc == "auto" && (l.len() <= 2 || solver == "liblinear")) {

@@ -11,6 +11,7 @@ import (
 type node struct {
 	left, right int32
 	feature     int32
+	missingLeft bool
 	threshold   float64
 }
 
@@ -59,9 +60,13 @@ func readTree(v any, nFeatures int) (*tree, error) {
 	if err != nil {
 		return nil, o.errf("nodes: %v", err)
 	}
+	// sklearn >= 1.3 records where missing values go; before that NaN
+	// fails "x <= threshold" and goes right.
+	var missingLeft []float64
 	if _, ok := nodes.Dtype.Field("missing_go_to_left"); ok {
-		// sklearn >= 1.3 records where NaN goes; Ferry follows threshold rules.
-		_ = ok
+		if missingLeft, err = nodes.FieldFloat64s("missing_go_to_left"); err != nil {
+			return nil, o.errf("nodes: %v", err)
+		}
 	}
 	vals, vshape, err := o.floats("values")
 	if err != nil {
@@ -81,6 +86,9 @@ func readTree(v any, nFeatures int) (*tree, error) {
 			return nil, o.errf("node %d has children %d, %d and feature %d (of %d nodes, %d features)", i, l, r, f, cnt, nFeatures)
 		}
 		t.nodes[i] = node{left: int32(l), right: int32(r), feature: int32(f), threshold: thr[i]}
+		if missingLeft != nil && missingLeft[i] != 0 {
+			t.nodes[i].missingLeft = true
+		}
 	}
 	return t, nil
 }
@@ -94,7 +102,8 @@ func (t *tree) leaf(x []float64) int {
 		if n.left < 0 {
 			return i
 		}
-		if float64(float32(x[n.feature])) <= n.threshold {
+		v := float64(float32(x[n.feature]))
+		if v <= n.threshold || (n.missingLeft && v != v) {
 			i = int(n.left)
 		} else {
 			i = int(n.right)
