@@ -65,7 +65,7 @@ func benchModel(tb testing.TB) *Model {
 // the first rows of the benchmark batch (printed by bench_libxgboost.py).
 func TestBenchModel(t *testing.T) {
 	m := benchModel(t)
-	if n := len(m.b.roots); n != 100 {
+	if n := len(m.b.trees); n != 100 {
 		t.Fatalf("%d trees, want 100", n)
 	}
 	x := benchInput(3, benchFeatures)

@@ -34,7 +34,8 @@ type rawTree struct {
 }
 
 const (
-	featMask       = 1<<30 - 1
+	featMask       = 1<<29 - 1
+	bitLeaf        = 1 << 29
 	bitCategorical = 1 << 30
 	bitDefaultLeft = 1 << 31
 	// maxCategory is XGBoost's OutOfRangeCat: larger (or negative)
@@ -45,12 +46,22 @@ const (
 )
 
 // node is one tree node, 16 bytes. Trees are stored breadth first so that
-// a node's right child directly follows its left child.
+// a node's right child directly follows its left child. A leaf has bitLeaf
+// set and points to itself, so stepping from a leaf stays there: that lets
+// several rows walk a tree in lockstep for its full depth without a branch.
 type node struct {
-	left  int32   // index of the left child; -1 for a leaf
-	feat  uint32  // feature index, bitDefaultLeft, bitCategorical
+	left  int32   // index of the left child; a leaf's own index
+	feat  uint32  // feature index | bitLeaf | bitDefaultLeft | bitCategorical
 	value float32 // split threshold, or the leaf value
 	cat   int32   // index into booster.cats for categorical splits
+}
+
+// treeRef locates one tree in booster.nodes.
+type treeRef struct {
+	root   int32
+	group  int32 // output group the tree adds to
+	depth  int32 // longest root-to-leaf path, in splits
+	hasCat bool  // has categorical splits: evaluated row by row
 }
 
 // booster is a validated, flattened model ready to evaluate. It is
@@ -63,8 +74,7 @@ type booster struct {
 	base       []float32 // starting margin of each group
 
 	nodes   []node
-	roots   []int32
-	groups  []int32
+	trees   []treeRef
 	weights []float32 // dart's weight_drop; nil for gbtree
 	cats    [][]uint64
 
@@ -119,11 +129,12 @@ func build(r *rawModel) (*booster, error) {
 		if g < 0 || g >= int64(b.ngroup) {
 			return nil, corrupt("tree %d is for output group %d of %d", i, g, b.ngroup)
 		}
-		b.roots = append(b.roots, int32(len(b.nodes)))
-		b.groups = append(b.groups, int32(g))
-		if err := b.addTree(&r.trees[i], &catWords); err != nil {
+		ref, err := b.addTree(&r.trees[i], &catWords)
+		if err != nil {
 			return nil, fmt.Errorf("tree %d: %w", i, err)
 		}
+		ref.group = int32(g)
+		b.trees = append(b.trees, ref)
 	}
 	return b, nil
 }
@@ -155,22 +166,23 @@ func (b *booster) setBase(score []float32) error {
 
 // addTree appends t breadth first, checking that it is a tree: every
 // child index in range and reached once, so evaluation always ends.
-func (b *booster) addTree(t *rawTree, catWords *int) error {
+func (b *booster) addTree(t *rawTree, catWords *int) (treeRef, error) {
+	ref := treeRef{root: int32(len(b.nodes))}
 	n := len(t.left)
 	if n == 0 {
-		return corrupt("tree has no nodes")
+		return ref, corrupt("tree has no nodes")
 	}
 	if len(t.right) != n || len(t.splitIndex) != n || len(t.cond) != n || len(t.defaultLeft) != n ||
 		(t.categorical != nil && len(t.categorical) != n) || (t.categories != nil && len(t.categories) != n) {
-		return corrupt("tree arrays have different lengths")
+		return ref, corrupt("tree arrays have different lengths")
 	}
 	if len(b.nodes)+n > 1<<31-2 {
-		return corrupt("too many nodes")
+		return ref, corrupt("too many nodes")
 	}
-	type pending struct{ old, idx int }
+	type pending struct{ old, idx, depth int }
 	seen := make([]bool, n)
 	seen[0] = true
-	queue := []pending{{0, len(b.nodes)}}
+	queue := []pending{{0, len(b.nodes), 0}}
 	b.nodes = append(b.nodes, node{})
 	for len(queue) > 0 {
 		p := queue[0]
@@ -178,16 +190,17 @@ func (b *booster) addTree(t *rawTree, catWords *int) error {
 		i := p.old
 		l, r := t.left[i], t.right[i]
 		if l == -1 {
-			b.nodes[p.idx] = node{left: -1, value: t.cond[i], cat: -1}
+			b.nodes[p.idx] = node{left: int32(p.idx), feat: bitLeaf, value: t.cond[i], cat: -1}
+			ref.depth = max(ref.depth, int32(p.depth))
 			continue
 		}
 		if l <= 0 || r <= 0 || l >= int64(n) || r >= int64(n) || l == r || seen[l] || seen[r] {
-			return corrupt("node %d has children %d and %d", i, l, r)
+			return ref, corrupt("node %d has children %d and %d", i, l, r)
 		}
 		seen[l], seen[r] = true, true
 		f := t.splitIndex[i]
 		if f < 0 || f >= int64(b.numFeature) {
-			return corrupt("node %d splits on feature %d of %d", i, f, b.numFeature)
+			return ref, corrupt("node %d splits on feature %d of %d", i, f, b.numFeature)
 		}
 		nd := node{left: int32(len(b.nodes)), feat: uint32(f), value: t.cond[i], cat: -1}
 		if t.defaultLeft[i] {
@@ -196,20 +209,21 @@ func (b *booster) addTree(t *rawTree, catWords *int) error {
 		if t.categorical != nil && t.categorical[i] {
 			set, err := bitset(t.categories[i])
 			if err != nil {
-				return fmt.Errorf("node %d: %w", i, err)
+				return ref, fmt.Errorf("node %d: %w", i, err)
 			}
 			if *catWords += len(set); *catWords > maxCatWords {
-				return corrupt("category sets too large")
+				return ref, corrupt("category sets too large")
 			}
+			ref.hasCat = true
 			nd.feat |= bitCategorical
 			nd.cat = int32(len(b.cats))
 			b.cats = append(b.cats, set)
 		}
 		b.nodes[p.idx] = nd
-		queue = append(queue, pending{int(l), len(b.nodes)}, pending{int(r), len(b.nodes) + 1})
+		queue = append(queue, pending{int(l), len(b.nodes), p.depth + 1}, pending{int(r), len(b.nodes) + 1, p.depth + 1})
 		b.nodes = append(b.nodes, node{}, node{})
 	}
-	return nil
+	return ref, nil
 }
 
 func bitset(cats []int64) ([]uint64, error) {

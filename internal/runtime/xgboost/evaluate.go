@@ -14,29 +14,66 @@ const (
 	rowsPerWorker = 1024
 )
 
-// leaf walks the tree at root for one row and returns the leaf value. The
-// common case, a numeric split on a present value, is written without a
-// branch on the comparison, which random data mispredicts half the time.
+// leaf walks the tree at root for one row and returns the leaf value.
 func (b *booster) leaf(root int32, row []float32) float32 {
 	nodes := b.nodes
 	i := root
 	for {
 		n := &nodes[i]
-		if n.left < 0 {
+		if n.feat&bitLeaf != 0 {
 			return n.value
 		}
 		x := row[n.feat&featMask]
-		if n.feat&bitCategorical == 0 && x == x {
-			i = n.left + b2i(!(x < n.value))
-			continue
-		}
 		var right bool
-		if x != x { // NaN: missing
+		switch {
+		case x != x: // NaN: missing
 			right = n.feat&bitDefaultLeft == 0
-		} else {
+		case n.feat&bitCategorical != 0:
 			right = b.catRight(n, x)
+		default:
+			right = !(x < n.value)
 		}
 		i = n.left + b2i(right)
+	}
+}
+
+// lanes is how many rows walk a tree together in leaves8.
+const lanes = 8
+
+// leaves8 walks the numeric-only tree t for up to eight rows at once,
+// depth steps each, and adds the leaf values (times w when weighted) to
+// out[k*ng+group]. Each step is branch-free: random features mispredict a
+// compare branch half the time, and independent rows let the CPU overlap
+// their chains of dependent loads.
+func (b *booster) leaves8(t treeRef, rows *[lanes][]float32, n int, out []float32, ng int, w float32, weighted bool) {
+	nodes := b.nodes
+	var idx [lanes]int32
+	for k := range idx {
+		idx[k] = t.root
+	}
+	for k := n; k < lanes; k++ {
+		rows[k] = rows[n-1] // pad a short group; the extra lanes are not added
+	}
+	// A constant lane count lets the compiler drop the lane bounds checks.
+	for range t.depth {
+		for k := range lanes {
+			nd := &nodes[idx[k]]
+			x := rows[k][nd.feat&featMask]
+			notLess := 1 - b2i(x < nd.value)                    // NaN compares false: 1
+			present := 1 - b2i(x != x)                          // 0 for NaN
+			defRight := int32(nd.feat>>31) ^ 1                  // NaN's direction
+			inner := 1 - int32(nd.feat>>29&1)                   // 0 at a leaf, which stays put
+			idx[k] = nd.left + inner&notLess&(present|defRight) // right child is left+1
+		}
+	}
+	for k := range n {
+		v := nodes[idx[k]].value
+		if weighted {
+			// The conversion rounds the product, as XGBoost's float
+			// multiply does, and forbids fusing it into the add.
+			v = float32(v * w)
+		}
+		out[k*ng+int(t.group)] += v
 	}
 }
 
@@ -73,24 +110,34 @@ func (b *booster) margins(ctx context.Context, x []float32, cols, lo, hi int, ou
 		b.linearMargins(x, cols, lo, hi, out)
 		return nil
 	}
+	var rows [lanes][]float32
 	for blk := lo; blk < hi; blk += blockRows {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		end := min(hi, blk+blockRows)
-		for t, root := range b.roots {
-			g := int(b.groups[t])
-			if b.weights != nil {
-				w := b.weights[t]
+		for ti, t := range b.trees {
+			var w float32
+			weighted := b.weights != nil
+			if weighted {
+				w = b.weights[ti]
+			}
+			if t.hasCat {
 				for r := blk; r < end; r++ {
-					// The conversion rounds the product, as XGBoost's
-					// float multiply does, and forbids fusing it.
-					out[r*ng+g] += float32(b.leaf(root, x[r*cols:(r+1)*cols]) * w)
+					v := b.leaf(t.root, x[r*cols:(r+1)*cols])
+					if weighted {
+						v = float32(v * w)
+					}
+					out[r*ng+int(t.group)] += v
 				}
 				continue
 			}
-			for r := blk; r < end; r++ {
-				out[r*ng+g] += b.leaf(root, x[r*cols:(r+1)*cols])
+			for r := blk; r < end; r += lanes {
+				n := min(lanes, end-r)
+				for k := range n {
+					rows[k] = x[(r+k)*cols : (r+k+1)*cols]
+				}
+				b.leaves8(t, &rows, n, out[r*ng:], ng, w, weighted)
 			}
 		}
 	}

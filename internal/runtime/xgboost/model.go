@@ -146,7 +146,7 @@ func (m *Model) Metadata() runtime.Metadata {
 		"objective":  b.obj.name,
 		"booster":    b.kind,
 		"num_class":  strconv.FormatInt(m.raw.numClass, 10),
-		"num_trees":  strconv.Itoa(len(b.roots)),
+		"num_trees":  strconv.Itoa(len(b.trees)),
 		"encoding":   string(m.encoding),
 		"base_score": fmt.Sprint(m.raw.baseScore),
 	}
