@@ -13,7 +13,8 @@ import (
 // fields, and a linear scan beats hashing there) that turns into a map
 // when it grows.
 type scope struct {
-	depth  int // DefineFunction call depth, bounded against recursion
+	depth  int  // DefineFunction call depth, bounded against recursion
+	calls  *int // DefineFunction calls left for this record, shared by all scopes
 	parent *scope
 	defs   map[string]*derivedField
 	small  []binding
@@ -28,7 +29,14 @@ type binding struct {
 const smallScope = 16
 
 func newScope(parent *scope, defs map[string]*derivedField) *scope {
-	return &scope{parent: parent, defs: defs}
+	s := &scope{parent: parent, defs: defs}
+	if parent != nil {
+		s.calls = parent.calls
+	} else {
+		n := maxCalls
+		s.calls = &n
+	}
+	return s
 }
 
 func (s *scope) lookup(name string) (value, bool) {
@@ -90,6 +98,10 @@ func (s *scope) set(name string, v value) {
 // maxCallDepth bounds nested DefineFunction calls, so a function that
 // calls itself evaluates to missing instead of exhausting the stack.
 const maxCallDepth = 64
+
+// maxCalls bounds DefineFunction calls per record: a function that calls
+// itself twice would otherwise take 2^maxCallDepth steps.
+const maxCalls = 100000
 
 // expr is a compiled PMML expression.
 type expr interface {
@@ -298,11 +310,11 @@ type userFunction struct {
 
 func (e *apply) eval(s *scope) value {
 	if e.user != nil {
-		if s.depth >= maxCallDepth {
+		if s.depth >= maxCallDepth || *s.calls <= 0 {
 			return missing
 		}
-		inner := newScope(nil, nil)
-		inner.depth = s.depth + 1
+		*s.calls--
+		inner := &scope{depth: s.depth + 1, calls: s.calls}
 		for i, a := range e.args {
 			v := a.eval(s)
 			if i < len(e.user.types) {

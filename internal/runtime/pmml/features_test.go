@@ -92,6 +92,9 @@ func TestTransformations(t *testing.T) {
 		{"define function", `<DefineFunction name="twice" optype="continuous" dataType="double"><ParameterField name="v"/><Apply function="*"><FieldRef field="v"/><Constant>2</Constant></Apply></DefineFunction>
 			<DerivedField name="d" dataType="double"><Apply function="twice"><FieldRef field="x"/></Apply></DerivedField>`,
 			map[string]any{"x": 4.5}, 9.0},
+		{"recursive function is missing", `<DefineFunction name="f" dataType="double"><ParameterField name="v"/><Apply function="+"><Apply function="f"><FieldRef field="v"/></Apply><Apply function="f"><FieldRef field="v"/></Apply></Apply></DefineFunction>
+			<DerivedField name="d" dataType="double"><Apply function="f"><FieldRef field="x"/></Apply></DerivedField>`,
+			map[string]any{"x": 1.0}, nil},
 		{"self reference is missing", `<DerivedField name="d" dataType="double"><Apply function="+"><FieldRef field="d"/><Constant>1</Constant></Apply></DerivedField>`,
 			map[string]any{"x": 1.0}, nil},
 	}
