@@ -2,24 +2,35 @@
 # make bench: load-test Ferry's data plane on loopback and compare it with
 # bare handlers that do the same wire work (see docs/benchmarks.md).
 #
-# It starts two servers on 127.0.0.1, both serving bench/model (a 100-tree
-# depth-6 binary:logistic XGBoost model over 20 features):
+# It starts two servers on 127.0.0.1, both for the model "bench":
 #   ferry  $BIN serve --model-dir bench/model --model-name bench
+#          (a 100-tree depth-6 binary:logistic XGBoost model, 20 features)
 #   bare   bench/bare: the same decoders, a constant answer, no model
-# and for V1 REST, V2 REST (hey) and V2 gRPC (ghz), batch 1 and 64, runs on
-# each server one closed-loop run (max rps) and one run rate-limited to half
-# that rps (its p99 is the latency target). It then prints rps, p50, p99 and
-# non-2xx counts per run and Ferry/bare per case, and exits non-zero if any
-# request failed. Only the processes it starts are stopped, by PID.
+# checks that Ferry answers what XGBoost answers, then for V1 REST, V2 REST
+# (hey) and V2 gRPC (ghz), batch 1 and 64:
+#   - closed loop (max rps): BENCH_ROUNDS rounds of BENCH_ROUND_DURATION,
+#     alternating bare and ferry so both see the same background load; the
+#     best round counts;
+#   - rate-limited to half of that best rps for BENCH_DURATION: its p99 is
+#     the latency target.
+# Each run also records the server's CPU time (from /proc), so CPU per
+# request can be compared even when other processes steal cores.
+# It prints rps, p50, p99, CPU per request and non-2xx counts per server,
+# and Ferry/bare per case; it exits non-zero if any request failed. Only the
+# processes it starts are stopped, by PID.
 #
-# Knobs (environment): BENCH_DURATION (10s per run), BENCH_CONCURRENCY
-# (32 closed-loop workers), BENCH_HALF_CONCURRENCY (16 rate-limited workers),
+# Knobs (environment): BENCH_ROUNDS (2), BENCH_ROUND_DURATION (5s),
+# BENCH_DURATION (10s, the half-rate run), BENCH_CONCURRENCY (32 closed-loop
+# workers), BENCH_HALF_CONCURRENCY (16 rate-limited workers: hey limits each
+# worker, and more workers keep the rate when one request is slow),
 # BENCH_OUT (results directory; default a new /tmp/ferry-bench.*),
 # BENCH_PROTOS ("v1 v2 grpc"), BENCH_BATCHES ("1 64"), BIN (bin/ferry),
 # BENCH_PORT_BASE (18080: ferry 18080/18081, bare 18082/18083).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+ROUNDS=${BENCH_ROUNDS:-2}
+ROUND_DURATION=${BENCH_ROUND_DURATION:-5s}
 DURATION=${BENCH_DURATION:-10s}
 CONC=${BENCH_CONCURRENCY:-32}
 HALF_CONC=${BENCH_HALF_CONCURRENCY:-16}
@@ -35,15 +46,19 @@ export PATH="$GOBIN_DIR:$PATH"
 PROTO=api/inference/grpc_predict_v2.proto
 CALL=inference.GRPCInferenceService/ModelInfer
 
-# The load tools, pinned to the versions the numbers were taken with.
-if ! command -v hey >/dev/null 2>&1; then
-  echo "== installing hey v0.1.5 (go install)"
-  go install github.com/rakyll/hey@v0.1.5
-fi
-if ! ghz --version 2>/dev/null | grep -q '0\.93\.0'; then
-  echo "== installing ghz v0.93.0 (go install)"
-  go install github.com/bojand/ghz/cmd/ghz@v0.93.0
-fi
+# The load tools, pinned to the versions the numbers were taken with; a
+# go-installed binary reports its module version to `go version -m`.
+need_tool() { # need_tool NAME MODULE_PATH PACKAGE VERSION
+  local bin
+  bin=$(command -v "$1" || true)
+  if [ -n "$bin" ] && go version -m "$bin" 2>/dev/null | grep -Eq "^[[:space:]]+mod[[:space:]]+$2[[:space:]]+$4([[:space:]]|$)"; then
+    return 0
+  fi
+  echo "== installing $1 $4 (go install $3@$4)"
+  go install "$3@$4"
+}
+need_tool hey github.com/rakyll/hey github.com/rakyll/hey v0.1.5
+need_tool ghz github.com/bojand/ghz github.com/bojand/ghz/cmd/ghz v0.93.0
 if [ ! -x "$BIN" ]; then
   echo "$BIN is missing; run make build (make bench does)" >&2
   exit 1
@@ -108,46 +123,60 @@ for b in $BATCHES; do
   done
 done
 
-# load SERVER PROTO BATCH MODE [RATE]: one run, output to $OUT/SERVER.PROTO.bBATCH.MODE.{hey,ghz}.
+CLK_TCK=$(getconf CLK_TCK)
+# cpu_us PID: the process's user+system CPU time so far, in microseconds.
+cpu_us() {
+  awk -v hz="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.0f\n", ($12 + $13) * 1e6 / hz }' "/proc/$1/stat"
+}
+
+# load SERVER PROTO BATCH MODE DURATION CONCURRENCY [RATE]: one run, written
+# to $OUT/SERVER.PROTO.bBATCH.MODE.{hey,ghz} with the server's CPU time in
+# microseconds beside it (.cpu); prints the run's rps.
 load() {
-  local server=$1 proto=$2 batch=$3 mode=$4 rate=${5:-0}
-  local http=$FERRY_HTTP grpc=$FERRY_GRPC
-  if [ "$server" = bare ]; then http=$BARE_HTTP grpc=$BARE_GRPC; fi
-  local conc=$CONC
-  if [ "$mode" = half ]; then conc=$HALF_CONC; fi
-  local base="$OUT/$server.$proto.b$batch.$mode"
+  local server=$1 proto=$2 batch=$3 mode=$4 dur=$5 conc=$6 rate=${7:-0}
+  local http=$FERRY_HTTP grpc=$FERRY_GRPC pid=$FERRY_PID
+  if [ "$server" = bare ]; then http=$BARE_HTTP grpc=$BARE_GRPC pid=$BARE_PID; fi
+  local ext=hey
+  if [ "$proto" = grpc ]; then ext=ghz; fi
+  local out="$OUT/$server.$proto.b$batch.$mode.$ext"
+  local limit=() cpu0
+  cpu0=$(cpu_us "$pid")
   case $proto in
   grpc)
-    local limit=()
     if [ "$rate" -gt 0 ]; then limit=(--rps "$rate"); fi
     ghz --insecure --proto "$PROTO" --call "$CALL" -D "bench/payloads/grpc-b$batch.json" \
-      -z "$DURATION" -c "$conc" --connections 2 "${limit[@]}" -O json "127.0.0.1:$grpc" >"$base.ghz.tmp"
-    mv "$base.ghz.tmp" "$base.ghz"
+      -z "$dur" -c "$conc" --connections 2 "${limit[@]}" -O json "127.0.0.1:$grpc" >"$out.tmp"
     ;;
   v1 | v2)
     local url="http://127.0.0.1:$http/v1/models/bench:predict"
     if [ "$proto" = v2 ]; then url="http://127.0.0.1:$http/v2/models/bench/infer"; fi
-    local limit=()
     # hey's -q is per worker.
     if [ "$rate" -gt 0 ]; then limit=(-q "$(awk -v r="$rate" -v c="$conc" 'BEGIN { printf "%.3f", r / c }')"); fi
-    hey -z "$DURATION" -c "$conc" "${limit[@]}" -m POST -T application/json \
-      -D "bench/payloads/$proto-b$batch.json" "$url" >"$base.hey.tmp"
-    mv "$base.hey.tmp" "$base.hey"
+    hey -z "$dur" -c "$conc" "${limit[@]}" -m POST -T application/json \
+      -D "bench/payloads/$proto-b$batch.json" "$url" >"$out.tmp"
     ;;
   esac
-  local ext=hey
-  if [ "$proto" = grpc ]; then ext=ghz; fi
-  "$REPORT" rps "$base.$ext"
+  echo $(($(cpu_us "$pid") - cpu0)) >"$out.cpu"
+  mv "$out.tmp" "$out"
+  "$REPORT" rps "$out"
 }
 
 echo "== $(date -u +%FT%TZ) $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(go version | cut -d' ' -f3)"
-echo "== $DURATION per run; closed loop with $CONC workers, then $HALF_CONC workers at half the rps; results in $OUT"
+echo "== closed loop: $ROUNDS x $ROUND_DURATION, $CONC workers; then $DURATION at half the best rps, $HALF_CONC workers; results in $OUT"
 for proto in $PROTOS; do
   for b in $BATCHES; do
+    declare -A best=([bare]=0 [ferry]=0)
+    for r in $(seq 1 "$ROUNDS"); do
+      for server in bare ferry; do
+        rps=$(load "$server" "$proto" "$b" "max$r" "$ROUND_DURATION" "$CONC")
+        if [ "$rps" -gt "${best[$server]}" ]; then best[$server]=$rps; fi
+        printf '   %-5s %-4s batch %-3s round %s: %7s rps\n' "$server" "$proto" "$b" "$r" "$rps"
+      done
+    done
     for server in bare ferry; do
-      max=$(load "$server" "$proto" "$b" max)
-      half=$(load "$server" "$proto" "$b" half $((max / 2)))
-      printf '   %-5s %-4s batch %-3s max %7s rps, at %6s rps achieved %7s\n' "$server" "$proto" "$b" "$max" "$((max / 2))" "$half"
+      target=$((best[$server] / 2))
+      rps=$(load "$server" "$proto" "$b" half "$DURATION" "$HALF_CONC" "$target")
+      printf '   %-5s %-4s batch %-3s half:    %7s rps of %s\n' "$server" "$proto" "$b" "$rps" "$target"
     done
   done
 done

@@ -21,6 +21,19 @@ type run struct {
 	// "transport is closing". At most one per worker is counted here; any
 	// more are in Bad.
 	Cut int
+	// CPU is the server's CPU time during the run (0 = not measured).
+	CPU time.Duration
+}
+
+// requests is every request the run sent that got an answer or an error.
+func (r run) requests() int { return r.OK + r.Bad + r.Cut }
+
+// cpuPerRequest is the server's CPU time per request, or 0 if unknown.
+func (r run) cpuPerRequest() time.Duration {
+	if r.CPU <= 0 || r.requests() == 0 {
+		return 0
+	}
+	return r.CPU / time.Duration(r.requests())
 }
 
 // parseHey reads hey's default text summary. hey prints latencies in
@@ -135,8 +148,9 @@ type ghzReport struct {
 	} `json:"options"`
 }
 
-// endOfRun is the error of a call cut off by ghz closing its connections.
-const endOfRun = "transport is closing"
+// endOfRun are the errors of calls cut off by ghz closing its connections
+// when the run's time is up.
+var endOfRun = []string{"transport is closing", "the client connection is closing"}
 
 // parseGhz reads ghz's JSON report (-O json). Latencies are nanoseconds.
 func parseGhz(r io.Reader) (run, error) {
@@ -177,8 +191,11 @@ func parseGhz(r io.Reader) (run, error) {
 		out.Bad = int(rep.Count)
 	}
 	for msg, n := range rep.Errors {
-		if n > 0 && strings.Contains(msg, endOfRun) {
-			out.Cut += n
+		for _, e := range endOfRun {
+			if n > 0 && strings.Contains(msg, e) {
+				out.Cut += n
+				break
+			}
 		}
 	}
 	out.Cut = max(min(out.Cut, rep.Options.Concurrency, out.Bad), 0)

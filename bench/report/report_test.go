@@ -68,6 +68,9 @@ func TestParseName(t *testing.T) {
 	}{
 		{"ferry.grpc.b64.half.ghz", true, key{"ferry", "grpc", 64}, "half"},
 		{"bare.v1.b1.max.hey", true, key{"bare", "v1", 1}, "max"},
+		{"bare.v1.b1.max12.hey", true, key{"bare", "v1", 1}, "max"},
+		{"bare.v1.b1.maxx.hey", false, key{}, ""},
+		{"bare.v1.b1.max1.hey.cpu", false, key{}, ""},
 		{"bare.v3.b1.max.hey", false, key{}, ""},
 		{"bare.v1.bx.max.hey", false, key{}, ""},
 		{"bare.v1.b1.mid.hey", false, key{}, ""},
@@ -82,8 +85,9 @@ func TestParseName(t *testing.T) {
 	}
 }
 
-// TestTable builds a results directory with a Ferry and a bare run of one
-// case and checks the ratio and the verdicts printed.
+// TestTable builds a results directory with two closed-loop rounds and a
+// half-rate run per server for one case, and checks the rows, the ratios
+// and the verdicts printed.
 func TestTable(t *testing.T) {
 	dir := t.TempDir()
 	heyOut := func(rps, p99 string) string {
@@ -91,11 +95,15 @@ func TestTable(t *testing.T) {
 			" secs\n\nStatus code distribution:\n  [200]\t1000 responses\n"
 	}
 	files := map[string]string{
-		"bare.v2.b1.max.hey":   heyOut("10000.0", "0.0020"),
-		"bare.v2.b1.half.hey":  heyOut("5000.0", "0.0004"),
-		"ferry.v2.b1.max.hey":  heyOut("8000.0", "0.0030"),
-		"ferry.v2.b1.half.hey": heyOut("4000.0", "0.0011"),
-		"ferry.log":            "not a result",
+		"bare.v2.b1.max1.hey":      heyOut("9000.0", "0.0025"),
+		"bare.v2.b1.max2.hey":      heyOut("10000.0", "0.0020"),
+		"bare.v2.b1.max2.hey.cpu":  "50000", // 50 µs per request
+		"bare.v2.b1.half.hey":      heyOut("5000.0", "0.0004"),
+		"ferry.v2.b1.max1.hey":     heyOut("8000.0", "0.0030"),
+		"ferry.v2.b1.max1.hey.cpu": "62500",
+		"ferry.v2.b1.max2.hey":     heyOut("7000.0", "0.0030"),
+		"ferry.v2.b1.half.hey":     heyOut("4000.0", "0.0011"),
+		"ferry.log":                "not a result",
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
@@ -107,9 +115,9 @@ func TestTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"| V2 REST | 1 | bare | 10000 | 0.20 ms | 2.00 ms | 5000 | 5000 | 0.20 ms | 0.40 ms | 2000 | 0 | 0 |",
-		"| V2 REST | 1 | ferry | 8000 | 0.20 ms | 3.00 ms | 4000 | 4000 | 0.20 ms | 1.10 ms | 2000 | 0 | 0 |",
-		"| V2 REST | 1 | 80 % | pass | 1.10 ms | MISS |",
+		"| V2 REST | 1 | bare | 10000 | 0.20 ms | 2.00 ms | 50 µs | 5000 | 5000 | 0.20 ms | 0.40 ms | 3000 | 0 | 0 |",
+		"| V2 REST | 1 | ferry | 8000 | 0.20 ms | 3.00 ms | 62 µs | 4000 | 4000 | 0.20 ms | 1.10 ms | 3000 | 0 | 0 |",
+		"| V2 REST | 1 | 80 % | pass | 80 % | 1.10 ms | MISS |",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q; got:\n%s", want, out.String())
@@ -123,7 +131,7 @@ func TestTableFailsOnErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "ferry.v1.b1.max.hey"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "ferry.v1.b1.max1.hey"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer

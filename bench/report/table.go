@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,16 +28,39 @@ type key struct {
 	Batch  int
 }
 
-// results holds the closed-loop ("max") and rate-limited ("half") runs.
+// results holds the closed-loop ("max", one per round) and rate-limited
+// ("half") runs.
 type results struct {
-	Max, Half map[key]run
+	Max  map[key][]run
+	Half map[key]run
+}
+
+// best is the closed-loop round with the highest rps.
+func (r results) best(k key) (run, bool) {
+	var out run
+	for _, x := range r.Max[k] {
+		if x.RPS > out.RPS {
+			out = x
+		}
+	}
+	return out, len(r.Max[k]) > 0
+}
+
+// totals sums the answer counts over every run of k.
+func (r results) totals(k key) (ok, bad, cut int) {
+	all := append(slices.Clone(r.Max[k]), r.Half[k])
+	for _, x := range all {
+		ok, bad, cut = ok+x.OK, bad+x.Bad, cut+x.Cut
+	}
+	return ok, bad, cut
 }
 
 var protoLabel = map[string]string{"v1": "V1 REST", "v2": "V2 REST", "grpc": "V2 gRPC"}
 
-// loadDir reads every <server>.<proto>.b<batch>.<max|half>.<hey|ghz> file.
+// loadDir reads every <server>.<proto>.b<batch>.<maxN|half>.<hey|ghz> file
+// and the CPU time (microseconds) in the .cpu file beside it, if any.
 func loadDir(dir string) (results, error) {
-	res := results{Max: map[key]run{}, Half: map[key]run{}}
+	res := results{Max: map[key][]run{}, Half: map[key]run{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return res, err
@@ -44,12 +70,16 @@ func loadDir(dir string) (results, error) {
 		if !ok || e.IsDir() {
 			continue
 		}
-		r, err := parseFile(filepath.Join(dir, e.Name()), tool)
+		path := filepath.Join(dir, e.Name())
+		r, err := parseFile(path, tool)
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", e.Name(), err)
 		}
+		if r.CPU, err = readCPU(path + ".cpu"); err != nil {
+			return res, err
+		}
 		if mode == "max" {
-			res.Max[k] = r
+			res.Max[k] = append(res.Max[k], r)
 		} else {
 			res.Half[k] = r
 		}
@@ -60,19 +90,44 @@ func loadDir(dir string) (results, error) {
 	return res, nil
 }
 
+// parseName splits a result file name; mode is "max" (for any round) or
+// "half".
 func parseName(name string) (key, string, string, bool) {
 	p := strings.Split(name, ".")
 	if len(p) != 5 || !strings.HasPrefix(p[2], "b") {
 		return key{}, "", "", false
 	}
 	b, err := strconv.Atoi(p[2][1:])
-	if err != nil || (p[3] != "max" && p[3] != "half") || (p[4] != "hey" && p[4] != "ghz") {
+	if err != nil || b < 0 || (p[4] != "hey" && p[4] != "ghz") {
 		return key{}, "", "", false
 	}
-	if _, ok := protoLabel[p[1]]; !ok {
+	mode := p[3]
+	if round, ok := strings.CutPrefix(mode, "max"); ok {
+		if n, err := strconv.Atoi(round); round != "" && (err != nil || n < 0) {
+			return key{}, "", "", false
+		}
+		mode = "max"
+	}
+	if _, ok := protoLabel[p[1]]; !ok || (mode != "max" && mode != "half") {
 		return key{}, "", "", false
 	}
-	return key{Server: p[0], Proto: p[1], Batch: b}, p[3], p[4], true
+	return key{Server: p[0], Proto: p[1], Batch: b}, mode, p[4], true
+}
+
+// readCPU reads a CPU time in microseconds; a missing file is 0.
+func readCPU(path string) (time.Duration, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	us, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || us < 0 {
+		return 0, fmt.Errorf("%s: want a CPU time in microseconds, got %q", filepath.Base(path), b)
+	}
+	return time.Duration(us) * time.Microsecond, nil
 }
 
 func parseFile(path, tool string) (run, error) {
@@ -109,50 +164,63 @@ func (r results) cases() []key {
 // badTotal sums the non-2xx / non-OK answers and errors over every run.
 func (r results) badTotal() int {
 	n := 0
-	for _, m := range []map[key]run{r.Max, r.Half} {
-		for _, x := range m {
+	for _, runs := range r.Max {
+		for _, x := range runs {
 			n += x.Bad
 		}
+	}
+	for _, x := range r.Half {
+		n += x.Bad
 	}
 	return n
 }
 
-// writeRuns prints one row per server and case: both runs' numbers.
+// writeRuns prints one row per server and case: the best closed-loop
+// round, the half-rate run and the answer counts over all runs.
 func writeRuns(w io.Writer, r results, md bool) {
-	rows := [][]string{{"protocol", "batch", "server", "max rps", "p50", "p99", "half: target rps", "achieved rps", "p50", "p99", "ok", "non-2xx", "cut at end"}}
+	rows := [][]string{{"protocol", "batch", "server", "max rps", "p50", "p99", "CPU/req",
+		"half: target rps", "achieved", "p50", "p99", "ok", "non-2xx", "cut at end"}}
 	for _, c := range r.cases() {
 		for _, s := range []string{"bare", "ferry"} {
 			k := key{Server: s, Proto: c.Proto, Batch: c.Batch}
-			mx, ok := r.Max[k]
+			mx, ok := r.best(k)
 			if !ok {
 				continue
 			}
-			h, haveHalf := r.Half[k]
-			row := []string{protoLabel[c.Proto], strconv.Itoa(c.Batch), s, rps(mx.RPS), ms(mx.P50), ms(mx.P99)}
-			if haveHalf {
-				row = append(row, rps(mx.RPS/2), rps(h.RPS), ms(h.P50), ms(h.P99))
+			row := []string{protoLabel[c.Proto], strconv.Itoa(c.Batch), s, rps(mx.RPS), ms(mx.P50), ms(mx.P99), us(mx.cpuPerRequest()),
+				rps(float64(int(math.Round(mx.RPS)) / 2))}
+			if h, ok := r.Half[k]; ok {
+				row = append(row, rps(h.RPS), ms(h.P50), ms(h.P99))
 			} else {
-				row = append(row, rps(mx.RPS/2), "-", "-", "-")
+				row = append(row, "-", "-", "-")
 			}
-			row = append(row, strconv.Itoa(mx.OK+h.OK), strconv.Itoa(mx.Bad+h.Bad), strconv.Itoa(mx.Cut+h.Cut))
-			rows = append(rows, row)
+			okN, bad, cut := r.totals(k)
+			rows = append(rows, append(row, strconv.Itoa(okN), strconv.Itoa(bad), strconv.Itoa(cut)))
 		}
 	}
 	writeTable(w, rows, md)
 }
 
 // writeSummary prints Ferry against bare and the two targets per case.
+// The CPU ratio (bare's CPU per request over Ferry's) estimates the rps
+// ratio on a machine whose cores are not shared with other processes.
 func writeSummary(w io.Writer, r results, md bool) {
-	rows := [][]string{{"protocol", "batch", "ferry/bare max rps", fmt.Sprintf("≥ %.0f %%", minRatio*100), "ferry p99 @ half", fmt.Sprintf("≤ %v", maxP99Lat)}}
+	rows := [][]string{{"protocol", "batch", "ferry/bare max rps", fmt.Sprintf("≥ %.0f %%", minRatio*100),
+		"bare/ferry CPU per req", "ferry p99 @ half", fmt.Sprintf("≤ %v", maxP99Lat)}}
 	for _, c := range r.cases() {
-		f, okF := r.Max[key{"ferry", c.Proto, c.Batch}]
-		b, okB := r.Max[key{"bare", c.Proto, c.Batch}]
+		f, okF := r.best(key{"ferry", c.Proto, c.Batch})
+		b, okB := r.best(key{"bare", c.Proto, c.Batch})
 		row := []string{protoLabel[c.Proto], strconv.Itoa(c.Batch)}
 		if okF && okB && b.RPS > 0 {
 			ratio := f.RPS / b.RPS
-			row = append(row, fmt.Sprintf("%.0f %%", ratio*100), verdict(ratio >= minRatio))
+			row = append(row, pct(ratio), verdict(ratio >= minRatio))
 		} else {
 			row = append(row, "-", "-")
+		}
+		if fc, bc := f.cpuPerRequest(), b.cpuPerRequest(); fc > 0 && bc > 0 {
+			row = append(row, pct(float64(bc)/float64(fc)))
+		} else {
+			row = append(row, "-")
 		}
 		if h, ok := r.Half[key{"ferry", c.Proto, c.Batch}]; ok {
 			row = append(row, ms(h.P99), verdict(h.P99 <= maxP99Lat && h.OK > 0))
@@ -172,6 +240,15 @@ func verdict(ok bool) string {
 }
 
 func rps(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
+
+func pct(v float64) string { return strconv.FormatFloat(v*100, 'f', 0, 64) + " %" }
+
+func us(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(float64(d)/float64(time.Microsecond), 'f', 0, 64) + " µs"
+}
 
 func ms(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64) + " ms"
