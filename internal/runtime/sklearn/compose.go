@@ -49,7 +49,7 @@ func buildOneHotEncoder(o obj) (any, int, error) {
 			return nil, 0, o.errf("drop_idx_ is %s", pickle.Describe(dv))
 		}
 		var idx []any
-		if a.Dtype.Kind == 'O' {
+		if a.Kind() == 'O' {
 			idx = a.Objects
 		} else {
 			f, _ := a.Float64s()
@@ -147,7 +147,7 @@ func buildColumnTransformer(o obj) (any, int, error) {
 		}
 		part := columnPart{cols: cols, width: len(cols)}
 		if t[1] != "passthrough" {
-			tr, w, err := buildTransformer(t[1])
+			tr, w, err := buildTransformer(o, t[1])
 			if err != nil {
 				return nil, 0, err
 			}
@@ -172,7 +172,7 @@ func columnIndices(v any, n int, names []string) ([]int, error) {
 	case pickle.Tuple:
 		items = s
 	case *pickle.Array:
-		if s.Dtype.Kind == 'b' {
+		if s.Kind() == 'b' {
 			f, _ := s.Float64s()
 			var out []int
 			for i, b := range f {
@@ -182,7 +182,7 @@ func columnIndices(v any, n int, names []string) ([]int, error) {
 			}
 			return out, nil
 		}
-		if s.Dtype.Kind == 'O' || s.Dtype.Kind == 'U' {
+		if s.Kind() == 'O' || s.Kind() == 'U' {
 			strs, err := s.Strings()
 			if err != nil {
 				return nil, err
@@ -283,8 +283,8 @@ func (c *chain) transform(x mat) (mat, error) {
 
 // buildTransformer builds a fitted transformer (or transformer-only
 // Pipeline) and reports its input and output widths.
-func buildTransformer(v any) (*chain, int, error) {
-	o, err := asObj(v)
+func buildTransformer(parent obj, v any) (*chain, int, error) {
+	o, err := parent.sub(v)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -302,7 +302,7 @@ func buildTransformer(v any) (*chain, int, error) {
 			if t[1] == nil || t[1] == "passthrough" {
 				continue
 			}
-			sub, w, err := buildTransformer(t[1])
+			sub, w, err := buildTransformer(o, t[1])
 			if err != nil {
 				return nil, 0, err
 			}

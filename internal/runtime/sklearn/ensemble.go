@@ -59,6 +59,9 @@ func buildForestClassifier(o obj) (any, int, error) {
 			return nil, 0, o.errf("estimators_[%d] has %d values per node for %d classes", i, t.nValues, l.len())
 		}
 	}
+	for _, t := range trees {
+		t.normalizeLeaves()
+	}
 	return &forestClassifier{labels: l, trees: trees}, n, nil
 }
 
@@ -70,14 +73,11 @@ func (c *forestClassifier) classify(x mat) classResult {
 	k := c.labels.len()
 	p := newMat(x.rows, k)
 	idx := make([]int, x.rows)
-	tmp := make([]float64, k)
 	nt := float64(len(c.trees))
 	for i := range idx {
 		r, pr := x.row(i), p.row(i)
 		for _, t := range c.trees {
-			copy(tmp, t.value(r))
-			normalize(tmp)
-			for j, v := range tmp {
+			for j, v := range t.value(r) {
 				pr[j] += v
 			}
 		}
@@ -159,7 +159,7 @@ func buildGradientBoosting(o obj) (any, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	if ea.Dtype.Kind != 'O' || len(ea.Shape) != 2 || ea.Shape[0] == 0 || ea.Shape[1] == 0 {
+	if ea.Kind() != 'O' || len(ea.Shape) != 2 || ea.Shape[0] == 0 || ea.Shape[1] == 0 {
 		return nil, 0, o.errf("estimators_ is %v of %s, want a 2-d object array", ea.Shape, ea.Dtype)
 	}
 	g := &gradientBoosting{lr: lr, k: ea.Shape[1]}

@@ -211,7 +211,7 @@ func buildPipeline(o obj) (estimator, error) {
 		if t[1] == nil || t[1] == "passthrough" {
 			continue
 		}
-		so, err := asObj(t[1])
+		so, err := o.sub(t[1])
 		if err != nil {
 			return estimator{}, err
 		}

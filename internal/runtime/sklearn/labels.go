@@ -23,7 +23,7 @@ func readLabels(o obj) (labels, error) {
 		return labels{}, err
 	}
 	var l labels
-	switch a.Dtype.Kind {
+	switch a.Kind() {
 	case 'i', 'u', 'b':
 		f, err := a.Float64s()
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ferryserve/ferry/internal/runtime"
+	"github.com/ferryserve/ferry/internal/runtime/sklearn/pickle"
 	"github.com/ferryserve/ferry/internal/tensor"
 )
 
@@ -218,5 +219,28 @@ func TestRegistryDetects(t *testing.T) {
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A pickle can make objects that contain themselves; building must stop.
+func TestSelfContainingPipeline(t *testing.T) {
+	st := &pickle.Dict{}
+	p := &pickle.Object{Class: pickle.Global{Module: "sklearn.pipeline", Name: "Pipeline"}, State: st}
+	st.Keys = append(st.Keys, "steps")
+	st.Values = append(st.Values, &pickle.List{Items: []any{pickle.Tuple{"again", p}}})
+	if _, err := FromObject(p); !errors.Is(err, runtime.ErrCorruptModel) || !strings.Contains(err.Error(), "nested") {
+		t.Fatalf("got %v, want a nesting error", err)
+	}
+}
+
+// An ndarray whose BUILD never came is an error, not a nil dereference.
+func TestArrayWithoutState(t *testing.T) {
+	st := &pickle.Dict{
+		Keys:   []any{"n_features_in_", "coef_", "intercept_"},
+		Values: []any{int64(2), &pickle.Array{}, 0.5},
+	}
+	o := &pickle.Object{Class: pickle.Global{Module: "sklearn.linear_model._base", Name: "LinearRegression"}, State: st}
+	if _, err := FromObject(o); !errors.Is(err, runtime.ErrCorruptModel) {
+		t.Fatalf("got %v, want ErrCorruptModel", err)
 	}
 }

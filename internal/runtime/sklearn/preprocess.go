@@ -331,11 +331,11 @@ func buildPolynomialFeatures(o obj) (any, int, error) {
 	if bias == true {
 		p.terms = append(p.terms, nil)
 	}
-	for d := max(minDeg, 1); d <= maxDeg; d++ {
-		combos(n, d, interaction == true, nil, 0, func(c []int) { p.terms = append(p.terms, append([]int(nil), c...)) })
-		if len(p.terms) > want {
-			break
-		}
+	for d := max(minDeg, 1); d <= maxDeg && len(p.terms) <= want; d++ {
+		combos(n, d, interaction == true, nil, 0, func(c []int) bool {
+			p.terms = append(p.terms, append([]int(nil), c...))
+			return len(p.terms) <= want
+		})
 	}
 	if len(p.terms) != want {
 		return nil, 0, o.errf("computed %d output features, the model says %d", len(p.terms), want)
@@ -345,18 +345,21 @@ func buildPolynomialFeatures(o obj) (any, int, error) {
 
 // combos enumerates index combinations of size d in itertools order
 // (with replacement unless distinct).
-func combos(n, d int, distinct bool, cur []int, start int, fn func([]int)) {
+// fn returns false to stop the enumeration, and so does combos.
+func combos(n, d int, distinct bool, cur []int, start int, fn func([]int) bool) bool {
 	if len(cur) == d {
-		fn(cur)
-		return
+		return fn(cur)
 	}
 	for j := start; j < n; j++ {
 		next := j
 		if distinct {
 			next = j + 1
 		}
-		combos(n, d, distinct, append(cur, j), next, fn)
+		if !combos(n, d, distinct, append(cur, j), next, fn) {
+			return false
+		}
 	}
+	return true
 }
 
 func (p *polynomial) width() int { return len(p.terms) }

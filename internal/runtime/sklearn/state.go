@@ -11,8 +11,23 @@ import (
 // obj is a pickled sklearn object's class name and attribute dict, with
 // typed accessors that report what is missing or mistyped.
 type obj struct {
-	cls string
-	st  *pickle.Dict
+	cls   string
+	st    *pickle.Dict
+	depth int // nesting below the top-level estimator
+}
+
+// maxNesting bounds nested Pipelines and ColumnTransformers, so a pickle
+// whose objects contain themselves cannot recurse forever.
+const maxNesting = 32
+
+// sub reads an object nested inside o.
+func (o obj) sub(v any) (obj, error) {
+	if o.depth >= maxNesting {
+		return obj{}, o.errf("estimators nested more than %d deep", maxNesting)
+	}
+	c, err := asObj(v)
+	c.depth = o.depth + 1
+	return c, err
 }
 
 func asObj(v any) (obj, error) {
@@ -82,7 +97,7 @@ func (o obj) int(k string) (int, error) {
 func (o obj) array(k string) (*pickle.Array, error) {
 	v, _ := o.st.Get(k)
 	a, ok := v.(*pickle.Array)
-	if !ok {
+	if !ok || a.Dtype == nil {
 		return nil, o.errf("attribute %s is %s, want a numpy array", k, pickle.Describe(v))
 	}
 	return a, nil
@@ -121,7 +136,7 @@ func (o obj) list(k string) ([]any, error) {
 	case pickle.Tuple:
 		return l, nil
 	case *pickle.Array:
-		if l.Dtype.Kind == 'O' {
+		if l.Kind() == 'O' {
 			return l.Objects, nil
 		}
 	}

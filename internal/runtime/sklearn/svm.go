@@ -106,7 +106,7 @@ func readSVM(o obj) (*svm, int, error) {
 }
 
 // sum is Σ coef·K(x, sv) over support vectors lo..hi of dual row r.
-func (s *svm) sum(x []float64, kv []float64, r, lo, hi int) float64 {
+func (s *svm) sum(kv []float64, r, lo, hi int) float64 {
 	nsv := len(kv)
 	acc := 0.0
 	for i := lo; i < hi; i++ {
@@ -140,7 +140,7 @@ func (r svr) regress(x mat) []float64 {
 	kv := make([]float64, len(r.sv)/r.n)
 	for i := range y {
 		r.kernels(x.row(i), kv)
-		y[i] = r.sum(x.row(i), kv, 0, 0, len(kv)) + r.intercept[0]
+		y[i] = r.sum(kv, 0, 0, len(kv)) + r.intercept[0]
 	}
 	return y
 }
@@ -173,6 +173,9 @@ func buildSVC(o obj) (any, int, error) {
 	}
 	total := 0
 	for _, v := range ns {
+		if v < 0 {
+			return nil, 0, o.errf("_n_support holds %v", v)
+		}
 		s.start = append(s.start, total)
 		s.nSupport = append(s.nSupport, int(v))
 		total += int(v)
@@ -214,8 +217,8 @@ func (c *svc) classify(x mat) classResult {
 		p := 0
 		for i := 0; i < k; i++ {
 			for j := i + 1; j < k; j++ {
-				s := c.sum(nil, kv, j-1, c.start[i], c.start[i]+c.nSupport[i]) +
-					c.sum(nil, kv, i, c.start[j], c.start[j]+c.nSupport[j])
+				s := c.sum(kv, j-1, c.start[i], c.start[i]+c.nSupport[i]) +
+					c.sum(kv, i, c.start[j], c.start[j]+c.nSupport[j])
 				raw[p] = s + c.intercept[p]
 				if raw[p] > 0 {
 					votes[i]++

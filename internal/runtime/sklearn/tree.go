@@ -147,6 +147,7 @@ func buildTreeClassifier(o obj) (any, int, error) {
 	if t.nValues != l.len() {
 		return nil, 0, o.errf("tree has %d values per node for %d classes", t.nValues, l.len())
 	}
+	t.normalizeLeaves()
 	return &treeClassifier{labels: l, tree: t}, n, nil
 }
 
@@ -161,10 +162,19 @@ func (c *treeClassifier) classify(x mat) classResult {
 	for i := range idx {
 		pr := p.row(i)
 		copy(pr, c.tree.value(x.row(i)))
-		normalize(pr)
 		idx[i] = argmax(pr)
 	}
 	return classResult{idx: idx, proba: p}
+}
+
+// normalizeLeaves turns every leaf's class weights into the probabilities
+// predict_proba reports, once at load instead of per row.
+func (t *tree) normalizeLeaves() {
+	for i, n := range t.nodes {
+		if n.left < 0 {
+			normalize(t.values[i*t.nValues : (i+1)*t.nValues])
+		}
+	}
 }
 
 // normalize divides by the sum unless it is zero (DecisionTreeClassifier.predict_proba).

@@ -131,6 +131,15 @@ type Array struct {
 	Objects []any
 }
 
+// Kind is the dtype's kind character, or 0 for an array whose state was
+// never set (a _reconstruct without BUILD).
+func (a *Array) Kind() byte {
+	if a.Dtype == nil {
+		return 0
+	}
+	return a.Dtype.Kind
+}
+
 // Len is the number of elements.
 func (a *Array) Len() int {
 	n := 1
@@ -186,6 +195,10 @@ func (a *Array) fill(raw []byte, fortran bool) error {
 	}
 	if a.Dtype.Kind == 'O' {
 		return fmt.Errorf("%w: object array given raw bytes", ErrCorrupt)
+	}
+	if a.Dtype.Size == 0 && n > 1<<20 {
+		// Zero-size elements carry no bytes to bound the shape by.
+		return fmt.Errorf("%w: %d elements of zero size", ErrCorrupt, n)
 	}
 	if a.Dtype.Size != 0 && len(raw) != n*a.Dtype.Size {
 		return fmt.Errorf("%w: array %v of %s has %d data bytes, want %d", ErrCorrupt, a.Shape, a.Dtype, len(raw), n*a.Dtype.Size)
@@ -263,6 +276,9 @@ func forEachFortran(shape []int, fn func(c, f int)) {
 // Float64s returns the elements converted to float64. Object arrays of
 // numbers convert too.
 func (a *Array) Float64s() ([]float64, error) {
+	if a.Dtype == nil {
+		return nil, fmt.Errorf("%w: array without state", ErrCorrupt)
+	}
 	n := a.Len()
 	out := make([]float64, n)
 	if a.Dtype.Kind == 'O' {
@@ -295,6 +311,9 @@ func (a *Array) Float64s() ([]float64, error) {
 
 // Strings returns the elements of a str ('U') or object-of-str array.
 func (a *Array) Strings() ([]string, error) {
+	if a.Dtype == nil {
+		return nil, fmt.Errorf("%w: array without state", ErrCorrupt)
+	}
 	n := a.Len()
 	out := make([]string, n)
 	switch a.Dtype.Kind {
@@ -323,6 +342,9 @@ func (a *Array) Strings() ([]string, error) {
 
 // FieldFloat64s returns one field of a structured array as float64s.
 func (a *Array) FieldFloat64s(name string) ([]float64, error) {
+	if a.Dtype == nil {
+		return nil, fmt.Errorf("%w: array without state", ErrCorrupt)
+	}
 	f, ok := a.Dtype.Field(name)
 	if !ok {
 		return nil, fmt.Errorf("structured array has no field %q", name)
