@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/ferryserve/ferry/internal/runtime"
@@ -15,26 +16,39 @@ import (
 // goldenCase is one case.json written by testdata/gen/gen.py: inputs and
 // the outputs of XGBoost 1.7's Booster.predict.
 type goldenCase struct {
-	Objective    string     `json:"objective"`
-	Booster      string     `json:"booster"`
-	Rows         int        `json:"rows"`
-	Cols         int        `json:"cols"`
-	Input        []*float64 `json:"input"`
-	PredictShape []int64    `json:"predict_shape"`
-	Predict      []*float64 `json:"predict"`
-	Margin       []*float64 `json:"margin"`
-	Formats      []string   `json:"formats"`
+	Objective    string   `json:"objective"`
+	Booster      string   `json:"booster"`
+	Rows         int      `json:"rows"`
+	Cols         int      `json:"cols"`
+	Input        f32s     `json:"input"`
+	PredictShape []int64  `json:"predict_shape"`
+	Predict      f32s     `json:"predict"`
+	Margin       f32s     `json:"margin"`
+	Formats      []string `json:"formats"`
 }
 
-func float32s(v []*float64) []float32 {
-	out := make([]float32, len(v))
-	for i, p := range v {
+// f32s reads gen.py's float32 arrays: shortest float32 decimal forms,
+// parsed as float32 so no value is rounded twice; null is NaN.
+type f32s []float32
+
+func (f *f32s) UnmarshalJSON(b []byte) error {
+	var nums []*json.Number
+	if err := json.Unmarshal(b, &nums); err != nil {
+		return err
+	}
+	out := make([]float32, len(nums))
+	for i, n := range nums {
 		out[i] = float32(math.NaN())
-		if p != nil {
-			out[i] = float32(*p)
+		if n != nil {
+			v, err := strconv.ParseFloat(string(*n), 32)
+			if err != nil {
+				return err
+			}
+			out[i] = float32(v)
 		}
 	}
-	return out
+	*f = out
+	return nil
 }
 
 func loadCases(t testing.TB) map[string]goldenCase {
@@ -92,7 +106,7 @@ func TestGolden(t *testing.T) {
 				if md.Inputs[0].Shape[1] != int64(c.Cols) || md.Properties["objective"] != c.Objective || md.Properties["booster"] != c.Booster {
 					t.Errorf("metadata %+v does not match case (cols %d, %s, %s)", md, c.Cols, c.Objective, c.Booster)
 				}
-				x := float32s(c.Input)
+				x := []float32(c.Input)
 				req := &runtime.Request{
 					Inputs:  []*tensor.Tensor{{Name: "input-0", Datatype: tensor.FP32, Shape: []int64{int64(c.Rows), int64(c.Cols)}, Data: x}},
 					Outputs: []string{OutputPredict, OutputRawScore},
@@ -108,8 +122,8 @@ func TestGolden(t *testing.T) {
 				if md.Outputs[0].Shape[0] != -1 || len(md.Outputs[0].Shape) != len(c.PredictShape) {
 					t.Errorf("metadata predict shape %v, want rank %d", md.Outputs[0].Shape, len(c.PredictShape))
 				}
-				compare(t, "predict", pred.Data.([]float32), float32s(c.Predict))
-				compare(t, "raw_score", raw.Data.([]float32), float32s(c.Margin))
+				compare(t, "predict", pred.Data.([]float32), c.Predict)
+				compare(t, "raw_score", raw.Data.([]float32), c.Margin)
 			})
 		}
 	}

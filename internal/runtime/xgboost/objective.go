@@ -46,6 +46,8 @@ var objectives = map[string]objective{
 	"reg:gamma":            {baseLog: true, link: linkExp},
 	"reg:tweedie":          {baseLog: true, link: linkExp},
 	"survival:cox":         {baseLog: true, link: linkExp},
+	"survival:aft":         {baseLog: true, link: linkExp},
+	"reg:quantileerror":    {link: linkIdentity},
 	"multi:softprob":       {link: linkSoftmax},
 	"multi:softmax":        {link: linkArgmax},
 	"rank:pairwise":        {link: linkIdentity},

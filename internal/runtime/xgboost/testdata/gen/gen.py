@@ -44,13 +44,19 @@ def test_input(x, rng, cat_col=None):
 
 
 def f32list(a):
-    return [None if np.isnan(v) else float(v) for v in np.asarray(a, dtype=np.float32).ravel()]
+    """A JSON array of float32 values in their shortest float32 form (the Go
+    test parses each with strconv.ParseFloat(s, 32)); NaN as null."""
+    vals = np.asarray(a, dtype=np.float32).ravel()
+    return "[" + ",".join(
+        "null" if np.isnan(v) else np.format_float_scientific(v, unique=True, trim="-") for v in vals) + "]"
 
 
-def case(name, params, rounds, label, x, t, dtrain_kw=None, dtest_kw=None, qid=None, formats=("json", "ubj", "bst")):
+def case(name, params, rounds, label, x, t, dtrain_kw=None, dtest_kw=None, qid=None, formats=("json", "ubj", "bst"), info=None):
     d = os.path.join(OUT, name)
     os.makedirs(d)
     dtrain = xgb.DMatrix(x, label=label, qid=qid, **(dtrain_kw or {}))
+    for k, v in (info or {}).items():
+        dtrain.set_float_info(k, v)
     params = dict(params, seed=7, nthread=1)
     b = xgb.train(params, dtrain, rounds)
     dtest = xgb.DMatrix(t, **(dtest_kw or {}))
@@ -69,17 +75,16 @@ def case(name, params, rounds, label, x, t, dtrain_kw=None, dtest_kw=None, qid=N
             os.remove(p)
             continue
         written.append(ext)
+    head = json.dumps({
+        "objective": params.get("objective", "reg:squarederror"),
+        "booster": params.get("booster", "gbtree"),
+        "rows": int(t.shape[0]), "cols": int(t.shape[1]),
+        "predict_shape": list(want.shape),
+        "formats": written,
+    })
     with open(os.path.join(d, "case.json"), "w") as f:
-        json.dump({
-            "objective": params.get("objective", "reg:squarederror"),
-            "booster": params.get("booster", "gbtree"),
-            "rows": int(t.shape[0]), "cols": int(t.shape[1]),
-            "input": f32list(t),
-            "predict_shape": list(want.shape),
-            "predict": f32list(want),
-            "margin": f32list(want_margin),
-            "formats": written,
-        }, f)
+        f.write(head[:-1] + ', "input": ' + f32list(t) + ', "predict": ' + f32list(want) +
+                ', "margin": ' + f32list(want_margin) + "}\n")
     print(name, "formats", written, "predict", want.shape)
 
 
@@ -110,6 +115,12 @@ def main():
     ypos = np.exp(0.3 * yreg).astype(np.float32)
     case("reg_gamma", dict(tree, objective="reg:gamma"), 3, ypos, x, t)
     case("reg_tweedie", dict(tree, objective="reg:tweedie"), 3, ycount, x, t)
+    case("reg_squaredlogerror", dict(tree, objective="reg:squaredlogerror"), 3, ypos, x, t)
+    case("reg_absoluteerror", dict(tree, objective="reg:absoluteerror"), 3, yreg, x, t)
+    ysurv = np.where(rng.random(ROWS) < 0.8, ypos, -ypos).astype(np.float32)  # negative: censored
+    case("survival_cox", dict(tree, objective="survival:cox"), 3, ysurv, x, t)
+    case("survival_aft", dict(tree, objective="survival:aft", aft_loss_distribution="normal"), 3, None, x, t,
+         info={"label_lower_bound": ypos, "label_upper_bound": np.where(ysurv > 0, ypos, np.inf).astype(np.float32)})
 
     rng, x = data(3)
     ycls = (np.digitize(np.nan_to_num(x[:, 0]), [-0.5, 0.5])).astype(np.float32)
