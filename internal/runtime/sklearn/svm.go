@@ -150,8 +150,9 @@ func (r svr) regress(x mat) []float64 {
 // confidences; ovo: the pairwise values).
 type svc struct {
 	*svm
-	labels labels
-	ovr    bool
+	labels       labels
+	ovr          bool
+	probA, probB []float64 // Platt scaling per class pair, when fitted with probability=True
 }
 
 func buildSVC(o obj) (any, int, error) {
@@ -186,11 +187,21 @@ func buildSVC(o obj) (any, int, error) {
 	if bt, _ := o.get("break_ties"); bt == true {
 		return nil, 0, fmt.Errorf("%w: SVC(break_ties=True)", runtime.ErrUnsupported)
 	}
-	return &svc{svm: s, labels: l, ovr: o.strOr("decision_function_shape", "ovr") == "ovr"}, n, nil
+	c := &svc{svm: s, labels: l, ovr: o.strOr("decision_function_shape", "ovr") == "ovr"}
+	if pa, _, err := o.floats("_probA"); err == nil && len(pa) > 0 {
+		if len(pa) != len(s.intercept) {
+			return nil, 0, o.errf("_probA has %d values for %d class pairs", len(pa), len(s.intercept))
+		}
+		if c.probB, err = o.vec("_probB", len(pa)); err != nil {
+			return nil, 0, err
+		}
+		c.probA = pa
+	}
+	return c, n, nil
 }
 
 func (c *svc) classes() labels { return c.labels }
-func (c *svc) hasProba() bool  { return false }
+func (c *svc) hasProba() bool  { return c.probA != nil }
 func (c *svc) decisionWidth() int {
 	k := c.labels.len()
 	switch {
@@ -211,6 +222,7 @@ func (c *svc) classify(x mat) classResult {
 	raw := make([]float64, pairs)
 	votes := make([]int, k)
 	idx := make([]int, x.rows)
+	var res classResult
 	for r := 0; r < x.rows; r++ {
 		c.kernels(x.row(r), kv)
 		clear(votes)
@@ -235,6 +247,12 @@ func (c *svc) classify(x mat) classResult {
 			}
 		}
 		idx[r] = best
+		if c.probA != nil {
+			if res.proba.data == nil {
+				res.proba = newMat(x.rows, k)
+			}
+			c.probability(raw, res.proba.row(r))
+		}
 		d := dec.row(r)
 		switch {
 		case k == 2:
@@ -245,7 +263,82 @@ func (c *svc) classify(x mat) classResult {
 			copy(d, raw)
 		}
 	}
-	return classResult{idx: idx, decision: dec}
+	res.idx, res.decision = idx, dec
+	return res
+}
+
+// probability is libsvm's svm_predict_probability: Platt-scaled pairwise
+// probabilities, coupled into class probabilities by the method of Wu, Lin
+// and Weng (2004) as libsvm implements it.
+func (c *svc) probability(raw, out []float64) {
+	k := len(out)
+	const minProb = 1e-7
+	r := make([]float64, k*k) // r[i*k+j]: P(class i | i or j)
+	p := 0
+	for i := 0; i < k; i++ {
+		for j := i + 1; j < k; j++ {
+			v := min(max(plattSigmoid(raw[p], c.probA[p], c.probB[p]), minProb), 1-minProb)
+			r[i*k+j], r[j*k+i] = v, 1-v
+			p++
+		}
+	}
+	// sklearn's libsvm fork couples even two classes (newer libsvm returns
+	// r directly there); the iteration stops early, so the results differ.
+	coupleProbabilities(k, r, out)
+}
+
+func plattSigmoid(dec, a, b float64) float64 {
+	f := dec*a + b
+	if f >= 0 {
+		return math.Exp(-f) / (1 + math.Exp(-f))
+	}
+	return 1 / (1 + math.Exp(f))
+}
+
+// coupleProbabilities solves libsvm's multiclass_probability fixed point
+// for p given pairwise probabilities r (k × k).
+func coupleProbabilities(k int, r, p []float64) {
+	q := make([]float64, k*k)
+	qp := make([]float64, k)
+	eps := 0.005 / float64(k)
+	for t := 0; t < k; t++ {
+		p[t] = 1 / float64(k)
+		q[t*k+t] = 0
+		for j := 0; j < t; j++ {
+			q[t*k+t] += r[j*k+t] * r[j*k+t]
+			q[t*k+j] = q[j*k+t]
+		}
+		for j := t + 1; j < k; j++ {
+			q[t*k+t] += r[j*k+t] * r[j*k+t]
+			q[t*k+j] = -r[j*k+t] * r[t*k+j]
+		}
+	}
+	for iter := 0; iter < max(100, k); iter++ {
+		pqp := 0.0
+		for t := 0; t < k; t++ {
+			qp[t] = 0
+			for j := 0; j < k; j++ {
+				qp[t] += q[t*k+j] * p[j]
+			}
+			pqp += p[t] * qp[t]
+		}
+		maxErr := 0.0
+		for t := 0; t < k; t++ {
+			maxErr = max(maxErr, math.Abs(qp[t]-pqp))
+		}
+		if maxErr < eps {
+			break
+		}
+		for t := 0; t < k; t++ {
+			diff := (-qp[t] + pqp) / q[t*k+t]
+			p[t] += diff
+			pqp = (pqp + diff*(diff*q[t*k+t]+2*qp[t])) / (1 + diff) / (1 + diff)
+			for j := 0; j < k; j++ {
+				qp[j] = (qp[j] + diff*q[t*k+j]) / (1 + diff)
+				p[j] /= 1 + diff
+			}
+		}
+	}
 }
 
 // ovrDecision is sklearn.utils.multiclass._ovr_decision_function for one

@@ -180,6 +180,8 @@ def main():
         ("pipe_minmax_clip_gnb", pipeline.make_pipeline(preprocessing.MinMaxScaler(clip=True), naive_bayes.GaussianNB()), Xm, ym),
         ("pipe_std_nomean_knnr", pipeline.make_pipeline(preprocessing.StandardScaler(with_mean=False), neighbors.KNeighborsRegressor(3)), Xr, yr),
         ("svc_ovo", svm.SVC(kernel="rbf", decision_function_shape="ovo"), Xm, ym),
+        ("svc_proba_bin", svm.SVC(kernel="rbf", probability=True, random_state=0), Xb, yb),
+        ("svc_proba_multi", svm.SVC(kernel="poly", degree=2, probability=True, random_state=0), Xm, ym),
     ]
     for n, e, X, y in more:
         record(n, fit(n, e, X, y), X)
