@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -242,5 +244,36 @@ func TestArrayWithoutState(t *testing.T) {
 	o := &pickle.Object{Class: pickle.Global{Module: "sklearn.linear_model._base", Name: "LinearRegression"}, State: st}
 	if _, err := FromObject(o); !errors.Is(err, runtime.ErrCorruptModel) {
 		t.Fatalf("got %v, want ErrCorruptModel", err)
+	}
+}
+
+// Models are read-only after Load: concurrent Predicts agree (run with -race).
+func TestConcurrentPredict(t *testing.T) {
+	for _, name := range []string{"pipe_impute_std_rfc", "svc_proba_multi", "pipe_ct_drop_ridge", "hgbc_nan", "knnc_dist"} {
+		m := load(t, name+".joblib")
+		g := readGolden(t, name)
+		outs := []string{"predict"}
+		if m.est.clf != nil && m.est.clf.hasProba() {
+			outs = append(outs, "predict_proba")
+		}
+		want, err := m.Predict(context.Background(), g.request(outs...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 8)
+		for range 8 {
+			go func() {
+				res, err := m.Predict(context.Background(), g.request(outs...))
+				if err == nil && !reflect.DeepEqual(res.Outputs, want.Outputs) {
+					err = fmt.Errorf("%s: concurrent result differs", name)
+				}
+				errs <- err
+			}()
+		}
+		for range 8 {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
 	}
 }
