@@ -23,9 +23,9 @@ type upProcess struct {
 	done   chan error
 }
 
-func startUp(t *testing.T, bin, dataDir string, hp, ap int, extra ...string) *upProcess {
+func startUp(t *testing.T, bin, dataDir string, hp, gp, ap int, extra ...string) *upProcess {
 	t.Helper()
-	args := append([]string{"up", "--data-dir", dataDir, "--host", "127.0.0.1", "--http-port", fmt.Sprint(hp), "--api-addr", fmt.Sprintf("127.0.0.1:%d", ap), "--log-format", "json"}, extra...)
+	args := append([]string{"up", "--data-dir", dataDir, "--host", "127.0.0.1", "--http-port", fmt.Sprint(hp), "--grpc-port", fmt.Sprint(gp), "--api-addr", fmt.Sprintf("127.0.0.1:%d", ap), "--log-format", "json"}, extra...)
 	u := &upProcess{cmd: exec.Command(bin, args...), api: fmt.Sprintf("http://127.0.0.1:%d", ap), ingr: fmt.Sprintf("http://127.0.0.1:%d", hp), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	u.cmd.Stderr = u.stderr
 	if err := u.cmd.Start(); err != nil {
@@ -147,8 +147,8 @@ func TestUpEndToEnd(t *testing.T) {
 	}
 	models, _ := filepath.Abs("../../examples/models/lightgbm-multiclass")
 	dataDir := filepath.Join(tdir, "data")
-	hp, ap := freePort(t), freePort(t)
-	u := startUp(t, bin, dataDir, hp, ap, "-f", "../../examples/inferenceservices/lightgbm.yaml")
+	hp, gp, ap := freePort(t), freePort(t), freePort(t)
+	u := startUp(t, bin, dataDir, hp, gp, ap, "-f", "../../examples/inferenceservices/lightgbm.yaml")
 	const name = "lightgbm-multiclass"
 	host := name + ".default.example.com"
 	v2body := readFile(t, "../../examples/requests/lightgbm-v2.json")
@@ -167,6 +167,13 @@ func TestUpEndToEnd(t *testing.T) {
 	}
 	if code, _, body := u.infer(t, "", "/v1/models/"+name+":predict", v1body); code != 200 || !strings.Contains(body, "0.11981330373300655") {
 		t.Fatalf("infer by path: %d %s", code, body)
+	}
+	if grpcurl, err := exec.LookPath("grpcurl"); err == nil {
+		cmd := exec.Command(grpcurl, "-plaintext", "-authority", host, "-d", `{"model_name":"`+name+`","inputs":[{"name":"input-0","datatype":"FP64","shape":[1,5],"contents":{"fp64_contents":[-0.6879,-0.2959,0.0101,1.2319,-0.2218]}}]}`,
+			fmt.Sprintf("127.0.0.1:%d", gp), "inference.GRPCInferenceService/ModelInfer")
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "0.11981330373300655") {
+			t.Fatalf("gRPC through the ingress: %v\n%s", err, out)
+		}
 	}
 	if out := u.ferryCLI(t, bin, "get", "isvc"); !strings.Contains(out, "PREVROLLEDOUTREVISION") || !strings.Contains(out, rev1) {
 		t.Fatalf("ferry get isvc:\n%s", out)
@@ -230,7 +237,7 @@ func TestUpEndToEnd(t *testing.T) {
 
 	// Restart: everything comes back from the store.
 	u.stop(t)
-	u2 := startUp(t, bin, dataDir, hp, ap)
+	u2 := startUp(t, bin, dataDir, hp, gp, ap)
 	u2.waitStatus(t, name, "Ready after restart", func(s isvcStatus) bool {
 		return ready(s) && s.Status.Components["transformer"].LatestReadyRevision != ""
 	})

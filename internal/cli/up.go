@@ -24,6 +24,7 @@ type upOptions struct {
 	dataDir   string
 	host      string
 	httpPort  int
+	grpcPort  int
 	apiAddr   string
 	domain    string
 	files     []string
@@ -59,6 +60,7 @@ FERRY_SERVER, default http://127.0.0.1:8090).`,
 	f.StringVar(&o.dataDir, "data-dir", filepath.Join(home, ".ferry"), "where the store, logs and spools live")
 	f.StringVar(&o.host, "host", "0.0.0.0", "address of the ingress listener")
 	f.IntVar(&o.httpPort, "http-port", 8080, "ingress HTTP port for every InferenceService")
+	f.IntVar(&o.grpcPort, "grpc-port", 8081, "ingress gRPC port (V2 gRPC, routed by :authority or model name)")
 	f.StringVar(&o.apiAddr, "api-addr", "127.0.0.1:8090", "management API address (what ferry apply/get talk to)")
 	f.StringVar(&o.domain, "domain", "example.com", "ingress domain: services answer at {name}.{namespace}.{domain}")
 	f.StringSliceVarP(&o.files, "filename", "f", nil, "YAML file or directory to apply at start (repeatable)")
@@ -88,6 +90,10 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 	if err != nil {
 		return fmt.Errorf("ingress listener: %w", err)
 	}
+	grpcLn, err := net.Listen("tcp", net.JoinHostPort(o.host, strconv.Itoa(o.grpcPort)))
+	if err != nil {
+		return fmt.Errorf("ingress gRPC listener: %w", err)
+	}
 	predLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("predictor listener: %w", err)
@@ -110,6 +116,11 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 		}
 	}
 
+	// One pass before serving, so the API never shows a status from before
+	// a restart as current (replicas are starting, not yet ready).
+	if err := ctl.ReconcileAll(ctx); err != nil {
+		log.Warn("initial reconcile", "err", err)
+	}
 	servers := []*http.Server{
 		{Handler: rt, ReadHeaderTimeout: 10 * time.Second},
 		{Handler: rt.ComponentHandler(router.Predictor), ReadHeaderTimeout: 10 * time.Second},
@@ -136,8 +147,17 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 		}
 		return nil
 	})
+	gproxy := router.NewGRPCProxy(rt)
+	defer gproxy.Close()
+	gsrv := gproxy.Server()
+	g.Go(func() error { return gsrv.Serve(grpcLn) })
+	g.Go(func() error {
+		<-gctx.Done()
+		gsrv.GracefulStop()
+		return nil
+	})
 	g.Go(func() error { return ctl.Run(gctx) })
-	log.Info("ferry up", "ingress", ingressLn.Addr().String(), "api", apiLn.Addr().String(), "domain", o.domain, "data", o.dataDir)
+	log.Info("ferry up", "ingress", ingressLn.Addr().String(), "grpc", grpcLn.Addr().String(), "api", apiLn.Addr().String(), "domain", o.domain, "data", o.dataDir)
 	return g.Wait()
 }
 

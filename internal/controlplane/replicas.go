@@ -120,6 +120,19 @@ func (s *ReplicaSet) Backends() []string {
 	return out
 }
 
+// GRPCBackends lists the gRPC addresses of ready replicas.
+func (s *ReplicaSet) GRPCBackends() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, r := range s.replicas {
+		if r.sup.Status().Phase == supervisor.Ready {
+			out = append(out, "127.0.0.1:"+strconv.Itoa(r.grpcPort))
+		}
+	}
+	return out
+}
+
 // ReplicaStatus is one replica as the API reports it.
 type ReplicaStatus struct {
 	supervisor.Status

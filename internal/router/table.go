@@ -27,8 +27,10 @@ type Target struct {
 	// Percent of untagged traffic; the percents of a component sum to 100
 	// (targets at 0 % are reachable only by tag).
 	Percent int
-	// Backends are the ready replicas ("127.0.0.1:PORT").
+	// Backends are the ready replicas' HTTP addresses ("127.0.0.1:PORT").
 	Backends []string
+	// GRPCBackends are the same replicas' gRPC addresses.
+	GRPCBackends []string
 	// Latest marks the latest ready revision (reachable as "latest-").
 	Latest bool
 }
