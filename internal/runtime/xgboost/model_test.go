@@ -317,3 +317,24 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+func TestUBJSONForms(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"[$S#U\x02U\x01aU\x01b", `["a","b"]`},                              // typed array of strings
+		{"{#U\x01U\x01kNi\x05", `{"k":5}`},                                  // counted object, no-op
+		{"[d\x3f\x80\x00\x00D\x3f\xf8\x00\x00\x00\x00\x00\x00]", `[1,1.5]`}, // float32, float64
+		{"[I\xff\xfel\x00\x01\x00\x00TFZ]", `[-2,65536,true,false,null]`},
+		{"SU\x02\"\x01", `"\"\u0001"`},
+		{"[$d#U\x01\x7f\xc0\x00\x00", `["NaN"]`},
+	} {
+		got, err := ubjToJSON([]byte(tc.in))
+		if err != nil || string(got) != tc.want {
+			t.Errorf("ubjToJSON(%q) = %s, %v; want %s", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "[", "{U\x01k", "[$Z#U\x05", "[#L\x7f\xff\xff\xff\xff\xff\xff\xff", "Q", "[]x", strings.Repeat("[", 100)} {
+		if _, err := ubjToJSON([]byte(bad)); !errors.Is(err, runtime.ErrCorruptModel) {
+			t.Errorf("ubjToJSON(%q): got %v, want ErrCorruptModel", bad, err)
+		}
+	}
+}

@@ -238,10 +238,12 @@ func (t *ubjTranscoder) container(object bool, depth int) {
 		// typed ones of zero-size types, which would expand without bound.
 		size := 1
 		if elemType != 0 {
-			size = scalarSize(elemType)
-			if size == 0 {
+			switch s := scalarSize(elemType); {
+			case s == 0:
 				t.fail("typed container of %q", elemType)
 				return
+			case s > 0:
+				size = s
 			}
 		}
 		if count > (len(t.in)-t.pos)/size {

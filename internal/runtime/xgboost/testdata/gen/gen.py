@@ -115,6 +115,8 @@ def main():
     ypos = np.exp(0.3 * yreg).astype(np.float32)
     case("reg_gamma", dict(tree, objective="reg:gamma"), 3, ypos, x, t)
     case("reg_tweedie", dict(tree, objective="reg:tweedie"), 3, ycount, x, t)
+    ymulti = np.stack([yreg, -0.5 * yreg + np.nan_to_num(x[:, 3])], axis=1).astype(np.float32)
+    case("multi_target", dict(tree, objective="reg:squarederror"), 3, ymulti, x, t)
     case("reg_squaredlogerror", dict(tree, objective="reg:squaredlogerror"), 3, ypos, x, t)
     case("reg_absoluteerror", dict(tree, objective="reg:absoluteerror"), 3, yreg, x, t)
     ysurv = np.where(rng.random(ROWS) < 0.8, ypos, -ypos).astype(np.float32)  # negative: censored
