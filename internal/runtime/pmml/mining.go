@@ -13,10 +13,14 @@ type segment struct {
 }
 
 type miningCore struct {
-	method   string
-	segments []*segment
-	classify bool
-	cats     []string
+	// floatMath sums in float32, starting from base (the Target's
+	// rescaleConstant), in segment order: the order XGBoost adds trees in.
+	floatMath bool
+	base      float64
+	method    string
+	segments  []*segment
+	classify  bool
+	cats      []string
 }
 
 func (c *compiler) miningModel(n *node, m *model) (core, error) {
@@ -31,6 +35,13 @@ func (c *compiler) miningModel(n *node, m *model) (core, error) {
 		return nil, err
 	}
 	mc := &miningCore{method: seg.attr("multipleModelMethod"), classify: m.classification(), cats: m.cats}
+	if m.floatMath && mc.method == "sum" && !mc.classify {
+		mc.floatMath = true
+		if t := m.tgt; t != nil && t.factor == 1 && math.IsInf(t.min, -1) && math.IsInf(t.max, 1) && t.castInteger == "" {
+			mc.base = t.constant
+			m.baseInSum = true
+		}
+	}
 	switch mc.method {
 	case "sum", "average", "weightedAverage", "median", "max", "majorityVote", "weightedMajorityVote",
 		"modelChain", "selectFirst":
@@ -249,6 +260,7 @@ func (mc *miningCore) accumulate(s *scope) (result, error) {
 	if mc.method == "max" {
 		y = math.Inf(-1)
 	}
+	y32 := float32(mc.base)
 	for _, sg := range mc.segments {
 		if sg.pred.test(s) != triTrue {
 			continue
@@ -273,10 +285,14 @@ func (mc *miningCore) accumulate(s *scope) (result, error) {
 			y = math.Max(y, v)
 		default:
 			y += v
+			y32 += float32(v)
 		}
 	}
 	if n == 0 {
 		return result{}, nil
+	}
+	if mc.floatMath {
+		return result{val: numValue(float64(y32))}, nil
 	}
 	switch mc.method {
 	case "average":

@@ -60,6 +60,12 @@ type model struct {
 	// MiningSchema changes nothing, so as a segment it can evaluate in its
 	// parent's scope instead of copying its inputs into a new one.
 	passthrough bool
+	// floatMath: the document asks (x-mathContext="float", as XGBoost
+	// exporters write) for single precision arithmetic.
+	floatMath bool
+	// baseInSum: a float sum ensemble starts from the Target's
+	// rescaleConstant, so applyTargets must not add it again.
+	baseInSum bool
 }
 
 func (m *model) classification() bool { return m.fn == "classification" }
@@ -163,10 +169,16 @@ func (m *model) applyTargets(r *result) {
 	if m.classification() || !r.val.isNum {
 		return
 	}
+	if m.baseInSum {
+		return
+	}
 	y := r.val.num
 	y = math.Max(y, t.min)
 	y = math.Min(y, t.max)
 	y = y*t.factor + t.constant
+	if m.floatMath {
+		y = float64(float32(float32(y)*float32(t.factor)) + float32(t.constant))
+	}
 	switch t.castInteger {
 	case "round":
 		y = math.Floor(y + 0.5)
@@ -220,7 +232,7 @@ func (c *compiler) model(n *node) (*model, error) {
 	if n.attr("isScorable") == "false" {
 		return nil, errAt(n, "the model is marked isScorable=\"false\"")
 	}
-	m := &model{kind: n.name, fn: n.attr("functionName")}
+	m := &model{kind: n.name, fn: n.attr("functionName"), floatMath: n.attr("x-mathContext") == "float"}
 	switch m.fn {
 	case "regression", "classification":
 	case "":

@@ -67,16 +67,17 @@ func (t *regressionTable) eval(s *scope) (float64, bool) {
 }
 
 type regressionCore struct {
-	norm     string
-	tables   []*regressionTable
-	classify bool
+	floatMath bool
+	norm      string
+	tables    []*regressionTable
+	classify  bool
 }
 
 func (c *compiler) regressionModel(n *node, m *model) (core, error) {
 	if err := n.only(append(commonModelChildren, "RegressionTable")...); err != nil {
 		return nil, err
 	}
-	r := &regressionCore{norm: n.attrOr("normalizationMethod", "none"), classify: m.classification()}
+	r := &regressionCore{norm: n.attrOr("normalizationMethod", "none"), classify: m.classification(), floatMath: m.floatMath}
 	switch r.norm {
 	case "none", "simplemax", "softmax", "logit", "probit", "cloglog", "exp", "loglog", "cauchit":
 	default:
@@ -158,11 +159,20 @@ func compileRegressionTable(n *node) (*regressionTable, error) {
 func (r *regressionCore) eval(s *scope) (result, error) {
 	ys := make([]float64, len(r.tables))
 	for i, t := range r.tables {
-		y, ok := t.eval(s)
+		var y float64
+		var ok bool
+		if r.floatMath {
+			y, ok = t.eval32(s)
+		} else {
+			y, ok = t.eval(s)
+		}
 		if !ok {
 			return result{}, nil
 		}
 		ys[i] = y
+	}
+	if r.floatMath {
+		return r.finish32(ys), nil
 	}
 	if !r.classify {
 		y := ys[0]
@@ -255,4 +265,57 @@ func inverseLink(method string, y float64) float64 {
 		return math.Exp(y)
 	}
 	return y
+}
+
+// eval32 is eval in single precision, for x-mathContext="float".
+func (t *regressionTable) eval32(s *scope) (float64, bool) {
+	if len(t.cats) > 0 || len(t.terms) > 0 {
+		y, ok := t.eval(s)
+		return float64(float32(y)), ok
+	}
+	y := float32(t.intercept)
+	for _, p := range t.nums {
+		x, ok := s.get(p.field).number()
+		if !ok {
+			return 0, false
+		}
+		x32 := float32(x)
+		if p.exponent != 1 {
+			x32 = float32(math.Pow(float64(x32), p.exponent))
+		}
+		y += float32(p.coef) * x32
+	}
+	return float64(y), true
+}
+
+// finish32 normalises in single precision.
+func (r *regressionCore) finish32(ys []float64) result {
+	round := func(xs []float64) []float64 {
+		for i, x := range xs {
+			xs[i] = float64(float32(x))
+		}
+		return xs
+	}
+	if !r.classify {
+		if r.norm == "softmax" {
+			return result{val: numValue(float64(float32(1 / (1 + math.Exp(-ys[0])))))}
+		}
+		return result{val: numValue(float64(float32(inverseLink(r.norm, ys[0]))))}
+	}
+	cats := make([]string, len(r.tables))
+	for i, t := range r.tables {
+		cats[i] = t.category
+	}
+	var ps []float64
+	if r.norm == "logit" && len(ys) == 2 {
+		// As XGBoost computes it: 1.0f / (1.0f + expf(-x)).
+		e := float32(math.Exp(-ys[0]))
+		ps = []float64{float64(1 / (1 + e)), 0}
+	} else {
+		ps = round(normalizeScores(r.norm, ys))
+	}
+	if len(ps) == 2 && r.norm != "softmax" && r.norm != "simplemax" {
+		ps[1] = float64(float32(1) - float32(ps[0]))
+	}
+	return classResult(cats, ps)
 }
