@@ -102,12 +102,14 @@ func (t *tree) leaf(x []float64) int {
 		if n.left < 0 {
 			return i
 		}
+		// Written as a select rather than if/else so the compiler can use a
+		// conditional move: random rows mispredict tree branches.
 		v := float64(float32(x[n.feature]))
+		next := n.right
 		if v <= n.threshold || (n.missingLeft && v != v) {
-			i = int(n.left)
-		} else {
-			i = int(n.right)
+			next = n.left
 		}
+		i = int(next)
 	}
 }
 
