@@ -1,61 +1,68 @@
 #!/usr/bin/env bash
-# make demo: serve the example models under examples/models, then show a
-# curl (V1 and V2 REST) and a grpcurl (V2 gRPC) call that work against them.
+# make demo: run `ferry up` with the InferenceServices in
+# examples/inferenceservices (XGBoost, scikit-learn, LightGBM and PMML
+# models from examples/models), then show curl (V1 and V2 REST) and grpcurl
+# (V2 gRPC) calls that work against them through the ingress.
 # In a terminal Ferry keeps serving until Ctrl-C; otherwise it stops after
-# the calls (so the demo can run unattended).
+# the calls, so the demo can run unattended.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 HTTP_PORT=${DEMO_HTTP_PORT:-8080}
 GRPC_PORT=${DEMO_GRPC_PORT:-8081}
+API_PORT=${DEMO_API_PORT:-8090}
 BIN=${BIN:-bin/ferry}
 export PATH="$(go env GOPATH)/bin:$PATH"
+export FERRY_SERVER="http://127.0.0.1:$API_PORT"
 
 if ! command -v grpcurl >/dev/null 2>&1; then
   echo "== installing grpcurl (go install)"
   go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4
 fi
 
-echo "== starting: $BIN serve --model-dir examples/models --host 127.0.0.1 --http-port $HTTP_PORT --grpc-port $GRPC_PORT"
-"$BIN" serve --model-dir examples/models --host 127.0.0.1 --http-port "$HTTP_PORT" --grpc-port "$GRPC_PORT" \
-  --log-format text --log-level warn &
+DATA=$(mktemp -d -t ferry-demo-XXXXXX)
+echo "== starting: $BIN up -f examples/inferenceservices --data-dir $DATA --http-port $HTTP_PORT --grpc-port $GRPC_PORT --api-addr 127.0.0.1:$API_PORT"
+"$BIN" up -f examples/inferenceservices --data-dir "$DATA" --host 127.0.0.1 \
+  --http-port "$HTTP_PORT" --grpc-port "$GRPC_PORT" --api-addr "127.0.0.1:$API_PORT" --log-level warn &
 PID=$!
-trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
+trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
 
-for _ in $(seq 1 100); do
-  if curl -fs "http://127.0.0.1:$HTTP_PORT/v2/health/ready" >/dev/null 2>&1; then break; fi
-  if ! kill -0 $PID 2>/dev/null; then echo "ferry exited; see the log above" >&2; exit 1; fi
+all_ready() {
+  [ "$("$BIN" get isvc 2>/dev/null | awk 'NR>1 && $3=="True"' | wc -l)" -eq 4 ]
+}
+for _ in $(seq 1 300); do
+  if all_ready; then break; fi
+  if ! kill -0 $PID 2>/dev/null; then echo "ferry up exited; see the log above" >&2; exit 1; fi
   sleep 0.1
 done
-if ! curl -fs "http://127.0.0.1:$HTTP_PORT/v2/health/ready" >/dev/null; then
-  echo "ferry did not become ready; model states:" >&2
-  curl -s -X POST "http://127.0.0.1:$HTTP_PORT/v2/repository/index" >&2; echo >&2
+if ! all_ready; then
+  echo "not every InferenceService became ready:" >&2
+  "$BIN" get isvc -o wide >&2
   exit 1
 fi
 
 run() {
   echo
-  echo "\$ $*"
+  echo "$ $(printf "%q " "$@")"
   "$@"
   echo
 }
 
-echo
-echo "== Ferry is serving these models:"
-curl -s -X POST "http://127.0.0.1:$HTTP_PORT/v2/repository/index"; echo
-
-run curl -s -H 'Content-Type: application/json' -d @examples/requests/iris-v1.json \
+run "$BIN" get isvc
+run curl -s -H "Host: sklearn-iris.default.example.com" -d @examples/requests/iris-v1.json \
   "http://127.0.0.1:$HTTP_PORT/v1/models/sklearn-iris:predict"
-run curl -s -H 'Content-Type: application/json' -d @examples/requests/iris-v2.json \
-  "http://127.0.0.1:$HTTP_PORT/v2/models/xgboost-iris/infer"
-run grpcurl -plaintext -d @ "127.0.0.1:$GRPC_PORT" inference.GRPCInferenceService/ModelInfer < examples/requests/iris-grpc.json
-run grpcurl -plaintext "127.0.0.1:$GRPC_PORT" list
+run curl -s -d @examples/requests/iris-v2.json "http://127.0.0.1:$HTTP_PORT/v2/models/xgboost-iris/infer"
+run curl -s -d @examples/requests/lightgbm-v2.json "http://127.0.0.1:$HTTP_PORT/v2/models/lightgbm-multiclass/infer"
+run curl -s -d @examples/requests/pmml-v1.json "http://127.0.0.1:$HTTP_PORT/v1/models/pmml-iris:predict"
+run grpcurl -plaintext -authority xgboost-iris.default.example.com -d @ "127.0.0.1:$GRPC_PORT" \
+  inference.GRPCInferenceService/ModelInfer < examples/requests/iris-grpc.json
 
 echo "== the reference libraries answer (examples/requests/expected.json):"
 cat examples/requests/expected.json
 
+echo
+echo "== try: $BIN describe isvc xgboost-iris    $BIN logs isvc sklearn-iris    $BIN get isvc -o yaml"
 if [ -t 0 ]; then
-  echo
-  echo "Ferry is still serving on http://127.0.0.1:$HTTP_PORT (gRPC 127.0.0.1:$GRPC_PORT); try the commands above. Ctrl-C stops it."
+  echo "Ferry is serving on http://127.0.0.1:$HTTP_PORT (gRPC 127.0.0.1:$GRPC_PORT, API $FERRY_SERVER); Ctrl-C stops it."
   wait $PID
 fi
