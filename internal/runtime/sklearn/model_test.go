@@ -277,3 +277,38 @@ func TestConcurrentPredict(t *testing.T) {
 		}
 	}
 }
+
+func TestFeatureNames(t *testing.T) {
+	md := load(t, "ridge_named.joblib").Metadata()
+	if got := md.Properties["feature_names_in_"]; got != "age,height,weight,income,score" {
+		t.Errorf("feature_names_in_ = %q", got)
+	}
+	if got := md.Properties["estimator"]; got != "Ridge" {
+		t.Errorf("estimator = %q", got)
+	}
+	if _, ok := load(t, "ridge.joblib").Metadata().Properties["feature_names_in_"]; ok {
+		t.Error("feature_names_in_ reported for a model without names")
+	}
+}
+
+// FP32 and integer inputs are widened to float64 as sklearn's check_array does.
+func TestInputDatatypes(t *testing.T) {
+	m := load(t, "linreg.joblib")
+	g := readGolden(t, "linreg")
+	want := g.Predict[0].(float64)
+	row := make([]float32, 5)
+	for j, v := range g.X[0] {
+		row[j] = float32(v)
+	}
+	res, err := m.Predict(context.Background(), &runtime.Request{Inputs: []*tensor.Tensor{runtime.NewFP32("input-0", []int64{1, 5}, row)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Outputs[0].Data.([]float64)[0]; relErr(got, want) > 1e-5 {
+		t.Errorf("FP32 input: predict = %v, want about %v", got, want)
+	}
+	ints := &tensor.Tensor{Name: "input-0", Datatype: tensor.Int64, Shape: []int64{1, 5}, Data: []int64{1, 2, 3, 4, 5}}
+	if _, err := m.Predict(context.Background(), &runtime.Request{Inputs: []*tensor.Tensor{ints}}); err != nil {
+		t.Errorf("INT64 input: %v", err)
+	}
+}

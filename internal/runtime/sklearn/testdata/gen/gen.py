@@ -202,6 +202,15 @@ def main():
     record("pipe_ct_drop_ridge", fit("pipe_ct_drop_ridge",
            pipeline.make_pipeline(ct2, linear_model.Ridge()), Xc, Xc[:, 1] * 3 + Xc[:, 0]), Xc)
 
+    # feature_names_in_ as a DataFrame fit would set it (no pandas in Debian's
+    # python3 here, so it is assigned after fitting a numpy array).
+    named = fit("ridge_named", linear_model.Ridge(alpha=0.5), Xr, yr)
+    named.feature_names_in_ = np.array(["age", "height", "weight", "income", "score"], dtype=object)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        record("ridge_named", named, Xr)
+
     # The benchmark forest: 100 trees, shipped zlib-compressed.
     Xbig, ybig = make_classification(n_samples=400, n_features=10, n_informative=5, random_state=3)
     rf = ensemble.RandomForestClassifier(n_estimators=100, max_depth=5, random_state=0).fit(Xbig, ybig)
