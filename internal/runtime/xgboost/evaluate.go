@@ -40,19 +40,16 @@ func (b *booster) leaf(root int32, row []float32) float32 {
 // lanes is how many rows walk a tree together in leaves8.
 const lanes = 8
 
-// leaves8 walks the numeric-only tree t for up to eight rows at once,
-// depth steps each, and adds the leaf values (times w when weighted) to
+// leaves8 walks the numeric-only tree t for eight rows at once, depth
+// steps each, and adds the leaf values (times w when weighted) to
 // out[k*ng+group]. Each step is branch-free: random features mispredict a
 // compare branch half the time, and independent rows let the CPU overlap
 // their chains of dependent loads.
-func (b *booster) leaves8(t treeRef, rows *[lanes][]float32, n int, out []float32, ng int, w float32, weighted bool) {
+func (b *booster) leaves8(t treeRef, rows *[lanes][]float32, out []float32, ng int, w float32, weighted bool) {
 	nodes := b.nodes
 	var idx [lanes]int32
 	for k := range idx {
 		idx[k] = t.root
-	}
-	for k := n; k < lanes; k++ {
-		rows[k] = rows[n-1] // pad a short group; the extra lanes are not added
 	}
 	// A constant lane count lets the compiler drop the lane bounds checks.
 	for range t.depth {
@@ -66,7 +63,7 @@ func (b *booster) leaves8(t treeRef, rows *[lanes][]float32, n int, out []float3
 			idx[k] = nd.left + inner&notLess&(present|defRight) // right child is left+1
 		}
 	}
-	for k := range n {
+	for k := range lanes {
 		v := nodes[idx[k]].value
 		if weighted {
 			// The conversion rounds the product, as XGBoost's float
@@ -122,22 +119,22 @@ func (b *booster) margins(ctx context.Context, x []float32, cols, lo, hi int, ou
 			if weighted {
 				w = b.weights[ti]
 			}
-			if t.hasCat {
-				for r := blk; r < end; r++ {
-					v := b.leaf(t.root, x[r*cols:(r+1)*cols])
-					if weighted {
-						v = float32(v * w)
+			r := blk
+			if !t.hasCat {
+				for ; r+lanes <= end; r += lanes {
+					for k := range lanes {
+						rows[k] = x[(r+k)*cols : (r+k+1)*cols]
 					}
-					out[r*ng+int(t.group)] += v
+					b.leaves8(t, &rows, out[r*ng:], ng, w, weighted)
 				}
-				continue
 			}
-			for r := blk; r < end; r += lanes {
-				n := min(lanes, end-r)
-				for k := range n {
-					rows[k] = x[(r+k)*cols : (r+k+1)*cols]
+			// Categorical trees, and the rows short of a full group of lanes.
+			for ; r < end; r++ {
+				v := b.leaf(t.root, x[r*cols:(r+1)*cols])
+				if weighted {
+					v = float32(v * w)
 				}
-				b.leaves8(t, &rows, n, out[r*ng:], ng, w, weighted)
+				out[r*ng+int(t.group)] += v
 			}
 		}
 	}

@@ -278,24 +278,29 @@ func TestPredictRequests(t *testing.T) {
 	}
 }
 
-// TestParallelMatchesSerial runs a batch large enough to be split over
-// goroutines and checks every row against single-row prediction.
+// TestParallelMatchesSerial runs batches large enough to be split over
+// goroutines, where trees walk eight rows in lockstep, and checks rows
+// against single-row prediction, which walks them one by one.
 func TestParallelMatchesSerial(t *testing.T) {
-	m := mustParse(t, mustRead(t, "testdata/golden/multi_softprob_forest/model.json"))
-	const rows = 5000
-	x := benchInput(rows, m.NumFeatures())
-	big, err := m.PredictMargins(t.Context(), x, rows)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ng := m.b.ngroup
-	for r := 0; r < rows; r += 37 {
-		one, err := m.PredictMargins(t.Context(), x[r*m.NumFeatures():(r+1)*m.NumFeatures()], 1)
+	for name, m := range map[string]*Model{
+		"forest": mustParse(t, mustRead(t, "testdata/golden/multi_softprob_forest/model.json")),
+		"bench":  benchModel(t),
+	} {
+		const rows = 5000
+		nf, ng := m.NumFeatures(), m.b.ngroup
+		x := benchInput(rows, nf)
+		big, err := m.PredictMargins(t.Context(), x, rows)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(one, big[r*ng:(r+1)*ng]) {
-			t.Fatalf("row %d: batch %v, alone %v", r, big[r*ng:(r+1)*ng], one)
+		for r := 0; r < rows; r += 7 {
+			one, err := m.PredictMargins(t.Context(), x[r*nf:(r+1)*nf], 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(one, big[r*ng:(r+1)*ng]) {
+				t.Fatalf("%s row %d: batch %v, alone %v", name, r, big[r*ng:(r+1)*ng], one)
+			}
 		}
 	}
 }
