@@ -62,13 +62,14 @@ func Decode(r io.Reader, joblib bool, opts Options) (any, error) {
 	}
 	lr := &io.LimitedReader{R: r, N: limit}
 	br := bufio.NewReaderSize(lr, 64<<10)
-	d := &decoder{r: br, lim: lr, joblib: joblib, opts: opts}
+	d := &decoder{r: br, lim: lr, limit: limit, joblib: joblib, opts: opts}
 	return d.run(0)
 }
 
 type decoder struct {
 	r      *bufio.Reader
 	lim    *io.LimitedReader
+	limit  int64
 	joblib bool
 	opts   Options
 	pos    int64
@@ -97,7 +98,7 @@ func (d *decoder) byte1() (byte, error) {
 func (d *decoder) eof(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		if d.lim.N <= 0 {
-			return fmt.Errorf("%w: stream exceeds the %d-byte limit", ErrCorrupt, d.opts.MaxBytes)
+			return fmt.Errorf("%w: stream exceeds the %d-byte limit", ErrCorrupt, d.limit)
 		}
 		return corrupt("truncated at byte %d", d.pos)
 	}

@@ -2,10 +2,12 @@ package pickle
 
 import (
 	"bytes"
+	"compress/zlib"
 	"encoding/hex"
 	"errors"
 	"math/big"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -131,7 +133,29 @@ func TestMaxBytes(t *testing.T) {
 	p := append([]byte{0x80, 0x03, 'B', 0xe8, 0x03, 0, 0}, make([]byte, 1000)...)
 	p = append(p, '.')
 	_, err := Decode(bytes.NewReader(p), false, Options{MaxBytes: 100})
-	if !errors.Is(err, ErrCorrupt) {
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "100-byte limit") {
 		t.Fatalf("got %v, want ErrCorrupt", err)
+	}
+}
+
+// A small compressed file that inflates past the budget is refused.
+func TestDecompressionBudget(t *testing.T) {
+	n := 4 << 20
+	p := append([]byte{0x80, 0x04, 0x8e}, byte(n), byte(n>>8), byte(n>>16), byte(n>>24), 0, 0, 0, 0)
+	p = append(p, make([]byte, n)...)
+	p = append(p, '.')
+	var buf bytes.Buffer
+	zw := zlib.NewWriter(&buf)
+	zw.Write(p)
+	zw.Close()
+	if buf.Len() > 64<<10 {
+		t.Fatalf("compressed test input is %d bytes", buf.Len())
+	}
+	if _, err := Load(bytes.NewReader(buf.Bytes()), Options{MaxBytes: 1 << 20}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("got %v, want ErrCorrupt", err)
+	}
+	v, err := Load(bytes.NewReader(buf.Bytes()), Options{MaxBytes: 8 << 20})
+	if err != nil || len(v.(Bytes)) != n {
+		t.Fatalf("within budget: %v", err)
 	}
 }
