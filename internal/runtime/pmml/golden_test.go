@@ -2,6 +2,8 @@ package pmml
 
 import (
 	"encoding/csv"
+	fr "github.com/ferryserve/ferry/internal/runtime"
+	"github.com/ferryserve/ferry/internal/tensor"
 	"math"
 	"os"
 	"path/filepath"
@@ -211,5 +213,84 @@ func TestGLMHandComputed(t *testing.T) {
 	}
 	if out[0]["Predicted_Adjusted"] != "0" {
 		t.Fatalf("Predicted_Adjusted = %v, want 0", out[0]["Predicted_Adjusted"])
+	}
+}
+
+// TestGoldenV2 sends every golden case through Predict as one tensor per
+// field (BYTES for text fields, FP64 with NaN for missing numbers) and
+// checks that the tensors agree with PredictRecords.
+func TestGoldenV2(t *testing.T) {
+	for _, name := range goldenCases {
+		t.Run(name, func(t *testing.T) {
+			m := loadGolden(t, name)
+			recs := goldenRecords(t, name)
+			want, err := m.PredictRecords(t.Context(), recs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var inputs []*tensor.Tensor
+			for _, in := range m.inputs {
+				if in.field.typ.numeric() {
+					x := make([]float64, len(recs))
+					for i, r := range recs {
+						x[i] = math.NaN()
+						if s, ok := r[in.name].(string); ok {
+							x[i], _ = strconv.ParseFloat(s, 64)
+						}
+					}
+					inputs = append(inputs, fr.NewFP64(in.name, []int64{int64(len(recs))}, x))
+					continue
+				}
+				col := make([]string, len(recs))
+				for i, r := range recs {
+					col[i], _ = r[in.name].(string)
+				}
+				inputs = append(inputs, fr.NewBytes(in.name, []int64{int64(len(recs)), 1}, col))
+			}
+			res, err := m.Predict(t.Context(), &fr.Request{Inputs: inputs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			names := m.OutputNames()
+			if len(m.top.outputs) == 0 {
+				names = []string{"predict"}
+			}
+			for k, out := range res.Outputs {
+				if out.Name != names[k] {
+					t.Fatalf("output %d is %q, want %q", k, out.Name, names[k])
+				}
+				key := out.Name
+				if key == "predict" {
+					key = m.OutputNames()[0]
+				}
+				for i := range recs {
+					w := want[i][key]
+					switch d := out.Data.(type) {
+					case [][]byte:
+						ws, _ := w.(string)
+						if f, ok := w.(float64); ok {
+							ws = formatNumber(f)
+						}
+						if string(d[i]) != ws {
+							t.Errorf("row %d %s: %q != %v", i, key, d[i], w)
+						}
+					case []float64:
+						if w == nil {
+							if !math.IsNaN(d[i]) {
+								t.Errorf("row %d %s: %v, want NaN", i, key, d[i])
+							}
+							continue
+						}
+						wf, ok := w.(float64)
+						if !ok {
+							wf, _ = strconv.ParseFloat(w.(string), 64)
+						}
+						if d[i] != wf {
+							t.Errorf("row %d %s: %v != %v", i, key, d[i], w)
+						}
+					}
+				}
+			}
+		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	fr "github.com/ferryserve/ferry/internal/runtime"
@@ -207,7 +208,9 @@ func convert(f *dataField, raw any) (value, error) {
 	case bool:
 		v = boolValue(x)
 	case string:
-		if f.missing[x] || (x == "" && f.typ.numeric()) {
+		// An empty string is missing (BYTES tensors and CSV rows have no
+		// other way to say so) unless the field declares it valid.
+		if f.missing[x] || (x == "" && !slices.Contains(f.valid, "")) {
 			return missing, nil
 		}
 		v = strValue(x)
