@@ -312,3 +312,49 @@ func TestInputDatatypes(t *testing.T) {
 		t.Errorf("INT64 input: %v", err)
 	}
 }
+
+// Batches larger than one chunk give the same rows as single-row calls.
+func TestLargeBatch(t *testing.T) {
+	m := load(t, "pipe_std_logreg.joblib")
+	g := readGolden(t, "pipe_std_logreg")
+	rows := chunkRows*2 + 7
+	x := make([]float64, 0, rows*5)
+	for i := range rows {
+		for _, v := range g.X[i%len(g.X)] {
+			x = append(x, float64(v))
+		}
+	}
+	req := &runtime.Request{
+		Inputs:  []*tensor.Tensor{runtime.NewFP64("input-0", []int64{int64(rows), 5}, x)},
+		Outputs: []string{"predict", "predict_proba", "decision_function"},
+	}
+	res, err := m.Predict(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pred, proba := res.Outputs[0].Data.([]int64), res.Outputs[1].Data.([]float64)
+	if len(pred) != rows || len(proba) != 2*rows || !slices.Equal(res.Outputs[2].Shape, []int64{int64(rows)}) {
+		t.Fatalf("shapes: %d predictions, %d probabilities, decision %v", len(pred), len(proba), res.Outputs[2].Shape)
+	}
+	for i := range rows {
+		k := i % len(g.X)
+		if pred[i] != int64(g.Predict[k].(float64)) || relErr(proba[2*i+1], g.Proba[k][1]) > 1e-9 {
+			t.Fatalf("row %d differs from golden row %d", i, k)
+		}
+	}
+}
+
+func TestZeroRows(t *testing.T) {
+	m := load(t, "rfc.joblib")
+	req := &runtime.Request{
+		Inputs:  []*tensor.Tensor{runtime.NewFP64("input-0", []int64{0, 5}, []float64{})},
+		Outputs: []string{"predict", "predict_proba"},
+	}
+	res, err := m.Predict(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Outputs[0].Shape, []int64{0}) || !slices.Equal(res.Outputs[1].Shape, []int64{0, 3}) {
+		t.Fatalf("shapes %v, %v", res.Outputs[0].Shape, res.Outputs[1].Shape)
+	}
+}

@@ -135,66 +135,102 @@ func (m *Model) Metadata() runtime.Metadata {
 	return md
 }
 
+// chunkRows is how many rows Predict evaluates between checks of ctx.
+const chunkRows = 2048
+
 // Predict implements runtime.Model.
 func (m *Model) Predict(ctx context.Context, req *runtime.Request) (*runtime.Response, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	for _, o := range req.Outputs {
-		if o != OutputPredict && o != OutputProba && o != OutputDecision {
-			return nil, fmt.Errorf("%w: unknown output %q (this model has %s, %s, %s)", runtime.ErrInvalidInput, o, OutputPredict, OutputProba, OutputDecision)
-		}
+	if err := m.checkOutputs(req); err != nil {
+		return nil, err
 	}
 	xm, err := runtime.FeatureMatrix64(req, m.nFeatures)
 	if err != nil {
 		return nil, err
 	}
-	x := mat{rows: xm.Rows, cols: xm.Cols, data: xm.Data}
-	if len(req.Inputs) == 1 && len(req.Inputs[0].Shape) >= 1 {
-		// FeatureMatrix64 may alias the request; transforms work on a copy.
-		x.data = append([]float64(nil), x.data...)
-	}
-	for _, t := range m.est.steps {
-		if x, err = t.transform(x); err != nil {
-			return nil, err
-		}
+	var y []float64
+	var all classResult
+	for lo := 0; lo < xm.Rows; lo += chunkRows {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-	}
-	res := &runtime.Response{}
-	n := int64(x.rows)
-	if m.est.reg != nil {
-		if req.Wants(OutputProba, false) || req.Wants(OutputDecision, false) {
-			return nil, fmt.Errorf("%w: %s is a regressor; it has only the %q output", runtime.ErrInvalidInput, m.class, OutputPredict)
+		hi := min(lo+chunkRows, xm.Rows)
+		// Transforms work in place, and FeatureMatrix64 may alias the
+		// request, so each chunk is a copy.
+		x := mat{rows: hi - lo, cols: xm.Cols, data: append([]float64(nil), xm.Data[lo*xm.Cols:hi*xm.Cols]...)}
+		for _, t := range m.est.steps {
+			if x, err = t.transform(x); err != nil {
+				return nil, err
+			}
 		}
-		y := m.est.reg.regress(x)
+		if m.est.reg != nil {
+			y = append(y, m.est.reg.regress(x)...)
+			continue
+		}
+		r := m.est.clf.classify(x)
+		all.idx = append(all.idx, r.idx...)
+		all.proba.data = append(all.proba.data, r.proba.data...)
+		all.decision.data = append(all.decision.data, r.decision.data...)
+	}
+	n := int64(xm.Rows)
+	res := &runtime.Response{}
+	if m.est.reg != nil {
+		if y == nil {
+			y = []float64{}
+		}
 		res.Outputs = append(res.Outputs, runtime.NewFP64(OutputPredict, []int64{n}, y))
 		return res, nil
 	}
 	c := m.est.clf
-	wantProba, wantDec := req.Wants(OutputProba, false), req.Wants(OutputDecision, false)
-	if wantProba && !c.hasProba() {
-		return nil, fmt.Errorf("%w: %s has no %s", runtime.ErrInvalidInput, m.class, OutputProba)
+	if all.idx == nil {
+		all.idx = []int{}
 	}
-	if wantDec && c.decisionWidth() == 0 {
-		return nil, fmt.Errorf("%w: %s has no %s", runtime.ErrInvalidInput, m.class, OutputDecision)
-	}
-	r := c.classify(x)
 	if req.Wants(OutputPredict, true) {
-		res.Outputs = append(res.Outputs, c.classes().tensor(OutputPredict, r.idx))
+		res.Outputs = append(res.Outputs, c.classes().tensor(OutputPredict, all.idx))
 	}
-	if wantProba {
-		res.Outputs = append(res.Outputs, runtime.NewFP64(OutputProba, []int64{n, int64(r.proba.cols)}, r.proba.data))
+	if req.Wants(OutputProba, false) {
+		res.Outputs = append(res.Outputs, runtime.NewFP64(OutputProba, []int64{n, int64(c.classes().len())}, nonNil(all.proba.data)))
 	}
-	if wantDec {
+	if req.Wants(OutputDecision, false) {
 		shape := []int64{n}
-		if r.decision.cols > 1 {
-			shape = append(shape, int64(r.decision.cols))
+		if d := c.decisionWidth(); d > 1 {
+			shape = append(shape, int64(d))
 		}
-		res.Outputs = append(res.Outputs, runtime.NewFP64(OutputDecision, shape, r.decision.data))
+		res.Outputs = append(res.Outputs, runtime.NewFP64(OutputDecision, shape, nonNil(all.decision.data)))
 	}
 	return res, nil
+}
+
+// checkOutputs refuses outputs this model does not have before any work.
+func (m *Model) checkOutputs(req *runtime.Request) error {
+	for _, o := range req.Outputs {
+		if o != OutputPredict && o != OutputProba && o != OutputDecision {
+			return fmt.Errorf("%w: unknown output %q (this model has %s, %s, %s)", runtime.ErrInvalidInput, o, OutputPredict, OutputProba, OutputDecision)
+		}
+	}
+	wantProba, wantDec := req.Wants(OutputProba, false), req.Wants(OutputDecision, false)
+	if m.est.reg != nil {
+		if wantProba || wantDec {
+			return fmt.Errorf("%w: %s is a regressor; it has only the %q output", runtime.ErrInvalidInput, m.class, OutputPredict)
+		}
+		return nil
+	}
+	if wantProba && !m.est.clf.hasProba() {
+		return fmt.Errorf("%w: %s has no %s", runtime.ErrInvalidInput, m.class, OutputProba)
+	}
+	if wantDec && m.est.clf.decisionWidth() == 0 {
+		return fmt.Errorf("%w: %s has no %s", runtime.ErrInvalidInput, m.class, OutputDecision)
+	}
+	return nil
+}
+
+func nonNil(x []float64) []float64 {
+	if x == nil {
+		return []float64{}
+	}
+	return x
 }
 
 // Close implements runtime.Model.
