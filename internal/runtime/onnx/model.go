@@ -147,11 +147,11 @@ func Load(_ context.Context, data []byte, opts Options) (*Model, error) {
 func newEngine(pm *onnxpb.ModelProto, data []byte, opts Options) (engine, error) {
 	switch opts.Engine {
 	case EngineNative:
-		return newNativeEngine(data, opts)
+		return newNativeEngine(pm, data, opts)
 	case EngineGo:
 	default:
 		if nativeBuilt {
-			if e, err := newNativeEngine(data, opts); err == nil {
+			if e, err := newNativeEngine(pm, data, opts); err == nil {
 				return e, nil
 			}
 		}
