@@ -14,8 +14,8 @@ require (
 	github.com/prometheus/client_golang v1.25.0
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.1.0
-	github.com/yalue/onnxruntime_go v1.27.0
 	github.com/ulikunitz/xz v0.5.17
+	github.com/yalue/onnxruntime_go v1.27.0
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/sync v0.25.0
 	google.golang.org/api v0.307.0
