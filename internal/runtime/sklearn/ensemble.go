@@ -72,15 +72,20 @@ func (c *forestClassifier) decisionWidth() int { return 0 }
 func (c *forestClassifier) classify(x mat) classResult {
 	k := c.labels.len()
 	p := newMat(x.rows, k)
-	idx := make([]int, x.rows)
-	nt := float64(len(c.trees))
-	for i := range idx {
-		r, pr := x.row(i), p.row(i)
-		for _, t := range c.trees {
-			for j, v := range t.value(r) {
+	// Tree-major order keeps one tree in cache for the whole chunk; each
+	// row still sums its trees in sklearn's order.
+	for _, t := range c.trees {
+		for i := 0; i < x.rows; i++ {
+			pr := p.row(i)
+			for j, v := range t.value(x.row(i)) {
 				pr[j] += v
 			}
 		}
+	}
+	nt := float64(len(c.trees))
+	idx := make([]int, x.rows)
+	for i := range idx {
+		pr := p.row(i)
 		for j := range pr {
 			pr[j] /= nt
 		}
@@ -111,13 +116,14 @@ func buildForestRegressor(o obj) (any, int, error) {
 
 func (f *forestRegressor) regress(x mat) []float64 {
 	y := make([]float64, x.rows)
+	for _, t := range f.trees {
+		for i := range y {
+			y[i] += t.value(x.row(i))[0]
+		}
+	}
 	nt := float64(len(f.trees))
 	for i := range y {
-		r, s := x.row(i), 0.0
-		for _, t := range f.trees {
-			s += t.value(r)[0]
-		}
-		y[i] = s / nt
+		y[i] /= nt
 	}
 	return y
 }
@@ -277,11 +283,12 @@ func gbInit(o obj, g *gradientBoosting) ([]float64, error) {
 func (g *gradientBoosting) raw(x mat) mat {
 	out := newMat(x.rows, g.k)
 	for i := 0; i < x.rows; i++ {
-		r, o := x.row(i), out.row(i)
-		copy(o, g.init)
-		for _, stage := range g.stages {
-			for j, t := range stage {
-				o[j] += g.lr * t.value(r)[0]
+		copy(out.row(i), g.init)
+	}
+	for _, stage := range g.stages {
+		for j, t := range stage {
+			for i := 0; i < x.rows; i++ {
+				out.data[i*g.k+j] += g.lr * t.value(x.row(i))[0]
 			}
 		}
 	}

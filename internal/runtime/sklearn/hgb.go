@@ -192,11 +192,13 @@ func buildHGB(o obj) (any, int, error) {
 func (g *hgb) raw(x mat) mat {
 	out := newMat(x.rows, g.k)
 	for i := 0; i < x.rows; i++ {
-		r, o := x.row(i), out.row(i)
-		copy(o, g.baseline)
-		for _, it := range g.iters {
-			for j, t := range it {
-				o[j] += t.value(r)
+		copy(out.row(i), g.baseline)
+	}
+	// Tree-major, as for forests: per row the sum order is unchanged.
+	for _, it := range g.iters {
+		for j, t := range it {
+			for i := 0; i < x.rows; i++ {
+				out.data[i*g.k+j] += t.value(x.row(i))
 			}
 		}
 	}
