@@ -208,24 +208,33 @@ func convert(f *dataField, raw any) (value, error) {
 	case bool:
 		v = boolValue(x)
 	case string:
-		// An empty string is missing (BYTES tensors and CSV rows have no
-		// other way to say so) unless the field declares it valid.
-		if f.missing[x] || (x == "" && !slices.Contains(f.valid, "")) {
-			return missing, nil
-		}
-		v = strValue(x)
+		return convertString(f, x), nil
 	case fmt.Stringer:
 		v = strValue(x.String())
 	default:
 		return missing, fmt.Errorf("%w: field %q: unsupported value type %T", fr.ErrInvalidInput, f.name, raw)
 	}
+	return convertValue(f, v), nil
+}
+
+// convertString is convert for text. An empty string is missing (BYTES
+// tensors and CSV rows have no other way to say so) unless the field
+// declares it valid.
+func convertString(f *dataField, x string) value {
+	if f.missing[x] || (x == "" && !slices.Contains(f.valid, "")) {
+		return missing
+	}
+	return convertValue(f, strValue(x))
+}
+
+func convertValue(f *dataField, v value) value {
 	if v.ok && f.missing != nil && f.missing[v.String()] {
-		return missing, nil
+		return missing
 	}
 	if cv, ok := cast(v, f.typ); ok {
-		return cv, nil
+		return cv
 	}
-	return v, nil
+	return v
 }
 
 func toAny(v value, str bool) any {
@@ -361,12 +370,8 @@ func (m *Model) Predict(ctx context.Context, req *fr.Request) (*fr.Response, err
 				return nil, err
 			}
 		}
-		for j, in := range m.inputs {
-			v, err := convert(in.field, cols[j](r))
-			if err != nil {
-				return nil, err
-			}
-			vals[j] = v
+		for j := range m.inputs {
+			vals[j] = cols[j](r)
 		}
 		sc, err := m.score(vals, outs)
 		if err != nil {
@@ -399,7 +404,7 @@ func (m *Model) Predict(ctx context.Context, req *fr.Request) (*fr.Response, err
 }
 
 // columns maps the request's tensors to one accessor per active field.
-func (m *Model) columns(req *fr.Request) (int, []func(int) any, error) {
+func (m *Model) columns(req *fr.Request) (int, []func(int) value, error) {
 	if len(req.Inputs) == 0 {
 		return 0, nil, fmt.Errorf("%w: request has no inputs", fr.ErrInvalidInput)
 	}
@@ -440,16 +445,16 @@ func (m *Model) columns(req *fr.Request) (int, []func(int) any, error) {
 		if cols != n || rows*cols != len(x) {
 			return 0, nil, fmt.Errorf("%w: input %q has shape %v; want [rows, %d] (fields %s)", fr.ErrInvalidInput, in.Name, in.Shape, n, strings.Join(m.ActiveFields(), ", "))
 		}
-		acc := make([]func(int) any, n)
+		acc := make([]func(int) value, n)
 		for j := range acc {
-			j := j
-			acc[j] = func(r int) any { return nanToNil(x[r*n+j]) }
+			f := m.inputs[j].field
+			acc[j] = func(r int) value { return convertValue(f, numValue(x[r*n+j])) }
 		}
 		return rows, acc, nil
 	}
-	acc := make([]func(int) any, n)
+	acc := make([]func(int) value, n)
 	for j := range acc {
-		acc[j] = func(int) any { return nil }
+		acc[j] = func(int) value { return missing }
 	}
 	rows := -1
 	for _, in := range req.Inputs {
@@ -467,7 +472,8 @@ func (m *Model) columns(req *fr.Request) (int, []func(int) any, error) {
 			if !ok || len(b) != r {
 				return 0, nil, fmt.Errorf("%w: input %q: BYTES data does not match its shape", fr.ErrInvalidInput, in.Name)
 			}
-			acc[j] = func(i int) any { return string(b[i]) }
+			f := m.inputs[j].field
+			acc[j] = func(i int) value { return convertString(f, string(b[i])) }
 			continue
 		}
 		if !m.inputs[j].field.typ.numeric() && !m.inputs[j].field.cat {
@@ -477,14 +483,8 @@ func (m *Model) columns(req *fr.Request) (int, []func(int) any, error) {
 		if err != nil || len(x) != r {
 			return 0, nil, fmt.Errorf("%w: input %q: data does not match its shape", fr.ErrInvalidInput, in.Name)
 		}
-		acc[j] = func(i int) any { return nanToNil(x[i]) }
+		f := m.inputs[j].field
+		acc[j] = func(i int) value { return convertValue(f, numValue(x[i])) }
 	}
 	return rows, acc, nil
-}
-
-func nanToNil(f float64) any {
-	if math.IsNaN(f) {
-		return nil
-	}
-	return f
 }
