@@ -208,3 +208,15 @@ func TestPredictCancelled(t *testing.T) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }
+
+func TestLatin1Document(t *testing.T) {
+	text := "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n" + doc(`<DataField name="x" optype="continuous" dataType="double"/><DataField name="caf`+"\xe9"+`" optype="continuous" dataType="double"/>`,
+		`<RegressionModel functionName="regression"><MiningSchema><MiningField name="x"/><MiningField name="caf`+"\xe9"+`" usageType="target"/></MiningSchema><RegressionTable intercept="1"/></RegressionModel>`)
+	m, err := Parse([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := predictOne(t, m, map[string]any{"x": 1.0}); got["café"] != 1.0 {
+		t.Fatalf("got %v, want café=1", got)
+	}
+}

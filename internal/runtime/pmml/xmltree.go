@@ -32,6 +32,7 @@ func parseTree(data []byte) (*node, error) {
 	lines := lineStarts(data)
 	dec := xml.NewDecoder(bytes.NewReader(data))
 	dec.Strict = true
+	dec.CharsetReader = charsetReader
 	var stack []*node
 	var root *node
 	// Field names repeat across thousands of predicates; sharing one copy
@@ -243,4 +244,24 @@ func (n *node) only(allowed ...string) error {
 		}
 	}
 	return nil
+}
+
+// charsetReader lets documents declare the single-byte encodings older
+// producers write; UTF-8 needs no reader.
+func charsetReader(label string, in io.Reader) (io.Reader, error) {
+	switch strings.ToLower(label) {
+	case "iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii", "ascii", "windows-1252", "cp1252":
+		// Windows-1252 differs from Latin-1 only in 0x80-0x9F, which are
+		// control characters in Latin-1 and never part of PMML markup.
+		raw, err := io.ReadAll(in)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]rune, len(raw))
+		for i, b := range raw {
+			out[i] = rune(b)
+		}
+		return strings.NewReader(string(out)), nil
+	}
+	return nil, fmt.Errorf("unsupported encoding %q (use UTF-8)", label)
 }
