@@ -253,3 +253,67 @@ func TestUpEndToEnd(t *testing.T) {
 		t.Fatalf("deleted service still routed: %d", code)
 	}
 }
+
+// TestUpTrainedModels: TrainedModels attach to a multi-model
+// InferenceService, load through its puller, report their URL, and unload
+// when deleted.
+func TestUpTrainedModels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ferry up and its replicas")
+	}
+	bin := buildFerry(t)
+	hp, gp, ap := freePort(t), freePort(t), freePort(t)
+	u := startUp(t, bin, t.TempDir(), hp, gp, ap, "-f", "../../examples/inferenceservices/multimodel.yaml")
+	u.waitStatus(t, "mms", "Ready", ready)
+	tmReady := func(name string) bool {
+		resp, err := http.Get(u.api + "/api/v1/namespaces/default/trainedmodels/" + name)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var tm struct {
+			Status struct {
+				URL        string
+				Conditions []struct{ Type, Status string }
+			}
+		}
+		if json.NewDecoder(resp.Body).Decode(&tm) != nil {
+			return false
+		}
+		for _, c := range tm.Status.Conditions {
+			if c.Type == "Ready" && c.Status == "True" {
+				return tm.Status.URL == "http://mms.default.example.com/v1/models/"+name+":predict"
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !(tmReady("iris-a") && tmReady("iris-b")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("trained models not ready\n%s", u.stderr)
+		}
+		time.Sleep(50 * time.Millisecond) // bounded poll
+	}
+	body := readFile(t, "../../examples/requests/iris-v1.json")
+	if code, _, out := u.infer(t, "", "/v1/models/iris-a:predict", body); code != 200 || out != `{"predictions":[1,1]}` {
+		t.Fatalf("iris-a by path: %d %s", code, out)
+	}
+	if code, _, out := u.infer(t, "mms.default.example.com", "/v1/models/iris-b:predict", body); code != 200 || !strings.Contains(out, "0.97116977") {
+		t.Fatalf("iris-b by host: %d %s", code, out)
+	}
+	if out := u.ferryCLI(t, bin, "get", "tm"); !strings.Contains(out, "iris-b") {
+		t.Fatalf("ferry get tm:\n%s", out)
+	}
+	u.ferryCLI(t, bin, "delete", "tm", "iris-b")
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		code, _, _ := u.infer(t, "mms.default.example.com", "/v1/models/iris-b:predict", body)
+		if code == 404 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("iris-b still served after delete: %d", code)
+		}
+		time.Sleep(50 * time.Millisecond) // bounded poll
+	}
+}

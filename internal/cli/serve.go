@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryserve/ferry/internal/batcher"
+	"github.com/ferryserve/ferry/internal/controlplane"
 	"github.com/ferryserve/ferry/internal/puller"
 	"github.com/ferryserve/ferry/internal/repository"
 	"github.com/ferryserve/ferry/internal/reqlog"
@@ -24,6 +25,8 @@ import (
 
 type serveOptions struct {
 	modelDir        string
+	modelsConfig    string
+	pullerStateDir  string
 	modelName       string
 	modelFormat     string
 	host            string
@@ -76,7 +79,9 @@ over the file.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.modelDir, "model-dir", "", "directory holding the model(s) to serve (required)")
+	f.StringVar(&o.modelDir, "model-dir", "", "directory holding the model(s) to serve (this or --models-config is required)")
+	f.StringVar(&o.modelsConfig, "models-config", "", "watch this KServe models config (TrainedModel JSON list) and pull, load and unload its models as it changes")
+	f.StringVar(&o.pullerStateDir, "puller-state-dir", "", "with --models-config: where pull markers live, so a restart does not pull again (default: next to the config)")
 	f.StringVar(&o.modelName, "model-name", "", "name of the model when --model-dir holds a single model (default: the directory's base name)")
 	f.StringVar(&o.modelFormat, "model-format", "", "force a model format instead of detecting it from the files: "+joinNames())
 	f.StringVar(&o.host, "host", "0.0.0.0", "address to bind the HTTP and gRPC listeners to")
@@ -106,8 +111,8 @@ over the file.`,
 }
 
 func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
-	if o.modelDir == "" {
-		return errors.New("--model-dir is required (a directory with a model file, or one subdirectory per model)")
+	if o.modelDir == "" && o.modelsConfig == "" {
+		return errors.New("--model-dir is required (a directory with a model file, or one subdirectory per model), or --models-config for a multi-model server")
 	}
 	log, err := newLogger(cmd.ErrOrStderr(), o.logLevel, o.logFormat)
 	if err != nil {
@@ -119,9 +124,11 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 			return fmt.Errorf("--model-format %q is not one of: %s", o.modelFormat, joinNames())
 		}
 	}
-	sources, err := repository.Discover(o.modelDir, o.modelName, o.modelFormat, reg.HasModelFile)
-	if err != nil {
-		return err
+	var sources []repository.Source
+	if o.modelDir != "" {
+		if sources, err = repository.Discover(o.modelDir, o.modelName, o.modelFormat, reg.HasModelFile); err != nil {
+			return err
+		}
 	}
 	memLimit, err := puller.ParseQuantity(o.memoryLimit)
 	if err != nil {
@@ -192,6 +199,20 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 		log.Info("models loaded", "ready", repo.Ready(), "models", len(sources))
 		return nil
 	})
+	if o.modelsConfig != "" {
+		state := o.pullerStateDir
+		if state == "" {
+			state = o.modelsConfig + ".state"
+		}
+		p, err := puller.New(puller.Config{
+			ConfigPath: o.modelsConfig, Fetcher: controlplane.LocalFetcher{}, Repository: repo,
+			StateDir: state, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return p.Run(gctx) })
+	}
 	err = g.Wait()
 	log.Info("stopped")
 	return err

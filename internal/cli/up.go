@@ -195,14 +195,14 @@ func applyPath(ctl *controlplane.Controller, path string) error {
 	return nil
 }
 
-// resolveRelativeURIs rewrites storageUri: ./x relative to the file's
-// directory, so examples work from any working directory.
+// resolveRelativeURIs rewrites storageUri: ./x and file://./x relative to
+// the file's directory, so examples work from any working directory.
 func resolveRelativeURIs(b []byte, dir string) []byte {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return b
 	}
-	for _, prefix := range []string{"storageUri: ./", "storageUri: \"./"} {
+	for _, prefix := range []string{"storageUri: ./", "storageUri: \"./", "storageUri: file://./", "storageUri: \"file://./"} {
 		b = bytes.ReplaceAll(b, []byte(prefix), []byte(strings.Replace(prefix, "./", abs+"/", 1)))
 	}
 	return b

@@ -172,6 +172,13 @@ func (c *Controller) ReconcileAll(ctx context.Context) error {
 		}
 	}
 	c.stopExcept(live)
+	aliases, err := c.reconcileTrainedModels(ctx, services)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("trained models: %w", err))
+	}
+	for _, s := range services {
+		s.Aliases = aliases[s.Namespace+"/"+s.Name]
+	}
 	if err := c.cfg.Router.Update(&router.Table{Domain: c.cfg.Domain, Services: services}); err != nil {
 		errs = append(errs, err)
 	}

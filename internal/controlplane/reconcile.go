@@ -271,6 +271,11 @@ func (c *Controller) template(ctx context.Context, isvc *api.InferenceService, c
 		if !slices.Contains(builtinFormats, format) {
 			return nil, fmt.Errorf("predictor %q runs in its own server: give the container a command (ferry up runs processes, not images), or use a built-in format (%s)", format, strings.Join(builtinFormats, ", "))
 		}
+		if uri == "" {
+			// Multi-model server: its TrainedModels arrive through the
+			// models config its replicas watch.
+			return c.serveTemplate(ns, name, comp, "", format, p.Extensions()), nil
+		}
 		if c.cfg.Fetcher == nil {
 			return nil, fmt.Errorf("no storage configured to pull %s", uri)
 		}
@@ -308,9 +313,14 @@ func (c *Controller) template(ctx context.Context, isvc *api.InferenceService, c
 
 func (c *Controller) serveTemplate(ns, name, comp, dir, format string, ext *api.ComponentExtensionSpec) ProcessTemplate {
 	return func(hp, gp int) supervisor.Config {
-		args := []string{"serve", "--model-dir", dir, "--model-name", name, "--model-format", format,
-			"--host", "127.0.0.1", "--http-port", strconv.Itoa(hp), "--grpc-port", strconv.Itoa(gp),
+		args := []string{"serve", "--model-format", format, "--host", "127.0.0.1", "--http-port", strconv.Itoa(hp), "--grpc-port", strconv.Itoa(gp),
 			"--log-format", "json", "--inference-service", name, "--namespace", ns, "--component", comp, "--endpoint", "default"}
+		if dir != "" {
+			args = append(args, "--model-dir", dir, "--model-name", name)
+		} else {
+			cfgPath := c.modelsConfigPath(ns, name)
+			args = append(args, "--models-config", cfgPath, "--puller-state-dir", fmt.Sprintf("%s.state-%d", cfgPath, hp))
+		}
 		if l := ext.Logger; l != nil && l.URL != "" {
 			args = append(args, "--log-url", l.URL, "--log-mode", l.Mode, "--log-spool-dir", fmt.Sprintf("%s/spool/%s-%s-%d", c.cfg.DataDir, ns, name, hp))
 			if len(l.MetadataHeaders) > 0 {

@@ -47,6 +47,9 @@ type Service struct {
 	Name       string
 	Namespace  string
 	Components map[string]*Component // by component name
+	// Aliases are other model names the service serves (its TrainedModels),
+	// for routing by path.
+	Aliases []string
 }
 
 // Table is an immutable snapshot of every route.
@@ -91,6 +94,11 @@ func newIndex(t *Table) *index {
 	for _, s := range t.Services {
 		ix.services[key{s.Namespace, s.Name}] = s
 		ix.byName[s.Name] = append(ix.byName[s.Name], s)
+		for _, a := range s.Aliases {
+			if a != s.Name {
+				ix.byName[a] = append(ix.byName[a], s)
+			}
+		}
 	}
 	return ix
 }
