@@ -3,6 +3,7 @@ package onnx
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"testing"
 
 	"github.com/ferryserve/ferry/internal/runtime"
@@ -54,7 +55,7 @@ func BenchmarkPredict(b *testing.B) {
 	}
 	for _, engine := range benchEngines() {
 		for _, c := range cases {
-			m := benchModel(b, c.model, Options{Engine: engine})
+			m := benchModel(b, c.model, Options{Engine: engine, LibraryPath: os.Getenv("ONNXRUNTIME_LIB"), IntraOpThreads: 1})
 			for _, rows := range []int{1, 1000} {
 				b.Run(fmt.Sprintf("engine=%s/%s/batch=%d", engine, c.model, rows), func(b *testing.B) {
 					benchPredict(b, m, c.row, rows)
@@ -65,9 +66,10 @@ func BenchmarkPredict(b *testing.B) {
 	}
 }
 
-// benchEngines lists the engines this build can run.
+// benchEngines lists the engines this build can run; the native one needs
+// $ONNXRUNTIME_LIB (see fetch-ort.sh).
 func benchEngines() []string {
-	if nativeBuilt {
+	if nativeBuilt && os.Getenv("ONNXRUNTIME_LIB") != "" {
 		return []string{EngineGo, EngineNative}
 	}
 	return []string{EngineGo}

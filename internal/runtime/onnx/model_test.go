@@ -275,3 +275,26 @@ func TestPredictConcurrent(t *testing.T) {
 		<-done
 	}
 }
+
+// TestOutputsDoNotAlias checks that a response never shares memory with
+// the request or the model: an Identity graph echoes its input.
+func TestOutputsDoNotAlias(t *testing.T) {
+	data := handModel(t, &onnxpb.GraphProto{
+		Node:   []*onnxpb.NodeProto{{OpType: "Identity", Input: []string{"x"}, Output: []string{"y"}}},
+		Input:  []*onnxpb.ValueInfoProto{tensorInfo("x", 1, -1, 2)},
+		Output: []*onnxpb.ValueInfoProto{tensorInfo("y", 1, -1, 2)},
+	})
+	m, err := Load(t.Context(), data, Options{Engine: EngineGo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := fp32("x", []int64{1, 2}, 1, 2)
+	res, err := m.Predict(t.Context(), &runtime.Request{Inputs: []*tensor.Tensor{in}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Outputs[0].Data.([]float32)[0] = 99
+	if in.Data.([]float32)[0] != 1 {
+		t.Error("writing the output changed the request's input")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/ferryserve/ferry/internal/runtime"
 	"github.com/ferryserve/ferry/internal/runtime/onnx/onnxpb"
@@ -406,11 +407,13 @@ func toTensor(name string, v *value) *tensor.Tensor {
 		shape[i] = int64(d)
 	}
 	t := &tensor.Tensor{Name: name, Datatype: tensorType(v.dt), Shape: shape}
+	// Values may share memory with the request (Identity, Reshape) or with
+	// the model's initializers, so responses get their own copy.
 	switch v.dt {
 	case tFloat:
-		t.Data = v.f32
+		t.Data = slices.Clone(v.f32)
 	case tDouble:
-		t.Data = v.f64
+		t.Data = slices.Clone(v.f64)
 	case tString:
 		b := make([][]byte, len(v.str))
 		for i, s := range v.str {
@@ -418,7 +421,7 @@ func toTensor(name string, v *value) *tensor.Tensor {
 		}
 		t.Data = b
 	case tInt64:
-		t.Data = v.i64
+		t.Data = slices.Clone(v.i64)
 	case tInt32:
 		t.Data = convertInts[int32](v.i64)
 	case tInt16:
