@@ -2,7 +2,8 @@
 # make demo: run `ferry up` with the InferenceServices in
 # examples/inferenceservices (XGBoost, scikit-learn, LightGBM and PMML
 # models from examples/models), then show curl (V1 and V2 REST) and grpcurl
-# (V2 gRPC) calls that work against them through the ingress.
+# (V2 gRPC) calls that work against them through the ingress, and a
+# multi-model server with two TrainedModels.
 # In a terminal Ferry keeps serving until Ctrl-C; otherwise it stops after
 # the calls, so the demo can run unattended.
 set -euo pipefail
@@ -28,7 +29,8 @@ PID=$!
 trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
 
 all_ready() {
-  [ "$("$BIN" get isvc 2>/dev/null | awk 'NR>1 && $3=="True"' | wc -l)" -eq 4 ]
+  "$BIN" get isvc 2>/dev/null | awk 'NR>1 {n++; if ($3=="True") r++} END {exit !(n>=5 && n==r)}' &&
+    "$BIN" get tm 2>/dev/null | awk 'NR>1 {n++; if ($4=="True") r++} END {exit !(n>=2 && n==r)}'
 }
 for _ in $(seq 1 300); do
   if all_ready; then break; fi
@@ -54,6 +56,8 @@ run curl -s -H "Host: sklearn-iris.default.example.com" -d @examples/requests/ir
 run curl -s -d @examples/requests/iris-v2.json "http://127.0.0.1:$HTTP_PORT/v2/models/xgboost-iris/infer"
 run curl -s -d @examples/requests/lightgbm-v2.json "http://127.0.0.1:$HTTP_PORT/v2/models/lightgbm-multiclass/infer"
 run curl -s -d @examples/requests/pmml-v1.json "http://127.0.0.1:$HTTP_PORT/v1/models/pmml-iris:predict"
+run "$BIN" get tm
+run curl -s -d @examples/requests/iris-v1.json "http://127.0.0.1:$HTTP_PORT/v1/models/iris-b:predict"
 run grpcurl -plaintext -authority xgboost-iris.default.example.com -d @ "127.0.0.1:$GRPC_PORT" \
   inference.GRPCInferenceService/ModelInfer < examples/requests/iris-grpc.json
 
