@@ -317,3 +317,44 @@ func TestUpTrainedModels(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // bounded poll
 	}
 }
+
+// TestUpExternalServer: a predictor that is an external V2 server (a process
+// of the test's own, as TorchServe or Triton would be) is reached through
+// the same ingress, with its readiness probe honoured.
+func TestUpExternalServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ferry up and its replicas")
+	}
+	bin := buildFerry(t)
+	tdir := t.TempDir()
+	server := filepath.Join(tdir, "v2server")
+	if out, err := exec.Command("go", "build", "-o", server, "./testdata/v2server").CombinedOutput(); err != nil {
+		t.Fatalf("build v2server: %v\n%s", err, out)
+	}
+	yaml := fmt.Sprintf(`apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: external
+spec:
+  predictor:
+    containers:
+    - name: kserve-container
+      image: example/v2server:latest
+      command: [%q]
+      ports:
+      - containerPort: 8080
+      readinessProbe:
+        httpGet: {path: /v2/health/ready, port: 8080}
+        periodSeconds: 1
+`, server)
+	hp, gp, ap := freePort(t), freePort(t), freePort(t)
+	u := startUp(t, bin, t.TempDir(), hp, gp, ap, "-f", writeYAML(t, tdir, "external.yaml", yaml))
+	u.waitStatus(t, "external", "Ready", ready)
+	code, _, body := u.infer(t, "external.default.example.com", "/v2/models/external/infer", `{"inputs":[{"name":"x","shape":[3],"datatype":"FP64","data":[1,2,3.5]}]}`)
+	if code != 200 || !strings.Contains(body, `"data":[6.5]`) {
+		t.Fatalf("external V2 server through the ingress: %d %s", code, body)
+	}
+	if code, _, body := u.infer(t, "external.default.example.com", "/v2/models/external/infer", `{}`); code != 400 {
+		t.Fatalf("external server's error status must pass through: %d %s", code, body)
+	}
+}
