@@ -73,7 +73,7 @@ func (m *model) classification() bool { return m.fn == "classification" }
 // evaluate runs m in a scope under parent and returns the result and the
 // model's scope (which outputs and model chains read).
 func (m *model) evaluate(parent *scope) (result, *scope, error) {
-	if m.passthrough && parent.parent != nil {
+	if m.passthrough {
 		r, err := m.core.eval(parent)
 		if err != nil {
 			return result{}, nil, err

@@ -50,6 +50,7 @@ type Model struct {
 type inputField struct {
 	name  string
 	field *dataField
+	mf    *miningField
 }
 
 var _ fr.Model = (*Model)(nil)
@@ -121,15 +122,16 @@ func Parse(data []byte) (*Model, error) {
 		}
 		m.top.defs = merged
 	}
-	for _, mf := range m.top.active {
-		if _, derived := m.defs[mf.name]; derived {
+	for i := range m.top.active {
+		mf := &m.top.active[i]
+		if _, derived := m.top.defs[mf.name]; derived {
 			continue
 		}
 		if mf.field == nil {
 			return nil, fmt.Errorf("%w: active field %q is not in the DataDictionary", fr.ErrCorruptModel, mf.name)
 		}
 		m.index[mf.name] = len(m.inputs)
-		m.inputs = append(m.inputs, &inputField{name: mf.name, field: mf.field})
+		m.inputs = append(m.inputs, &inputField{name: mf.name, field: mf.field, mf: mf})
 	}
 	return m, nil
 }
@@ -176,15 +178,23 @@ type scored struct {
 // score evaluates one record whose active field values are in vals
 // (aligned with m.inputs).
 func (m *Model) score(vals []value, outs []value) (scored, error) {
-	s := newScope(nil, nil)
+	// The top model's scope takes the inputs directly (after the
+	// MiningSchema's treatments); nested models chain off it.
+	s := newScope(nil, m.top.defs)
+	s.small = make([]binding, 0, min(smallScope, len(m.inputs)+len(m.top.outputs)+4))
 	for i, in := range m.inputs {
-		s.set(in.name, vals[i])
+		v, err := in.mf.prepare(vals[i])
+		if err != nil {
+			return scored{}, err
+		}
+		s.set(in.name, v)
 	}
-	r, inner, err := m.top.evaluate(s)
+	r, err := m.top.core.eval(s)
 	if err != nil {
 		return scored{}, err
 	}
-	return scored{res: r, outs: m.top.computeOutputs(r, inner, outs[:0])}, nil
+	m.top.applyTargets(&r)
+	return scored{res: r, outs: m.top.computeOutputs(r, s, outs[:0])}, nil
 }
 
 // convert turns a caller's value into a field value of f's type. Values
