@@ -188,3 +188,30 @@ func TestProgressRateAndETA(t *testing.T) {
 		t.Error("unknown total must give ETA -1")
 	}
 }
+
+func TestS3Addressing(t *testing.T) {
+	loc, _ := parseURI("s3://b/k", "")
+	for _, tc := range []struct {
+		cfg      S3Config
+		pathMode bool
+		endpoint string
+	}{
+		{S3Config{}, true, ""},
+		{S3Config{VirtualHost: true, Endpoint: "s3.example.com"}, false, "https://s3.example.com"},
+		{S3Config{Endpoint: "minio:9000", DisableHTTPS: true}, true, "http://minio:9000"},
+		{S3Config{Endpoint: "https://x:1"}, true, "https://x:1"},
+	} {
+		s, err := newS3Source(tc.cfg, loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := s.client.Options()
+		ep := ""
+		if o.BaseEndpoint != nil {
+			ep = *o.BaseEndpoint
+		}
+		if o.UsePathStyle != tc.pathMode || ep != tc.endpoint {
+			t.Errorf("%+v: path style %v endpoint %q", tc.cfg, o.UsePathStyle, ep)
+		}
+	}
+}
