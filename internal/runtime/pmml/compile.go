@@ -426,7 +426,7 @@ func (c *compiler) apply(n *node) (expr, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &apply{fn: fn, mapMissing: optConst(n, "mapMissingTo"), def: optConst(n, "defaultValue"), invalid: n.attr("invalidValueTreatment")}
+	e := &apply{fn: fn, mapMissing: optConst(n, "mapMissingTo"), def: optConst(n, "defaultValue")}
 	for _, k := range n.kids {
 		if k.name == "Extension" {
 			continue

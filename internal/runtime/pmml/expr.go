@@ -297,7 +297,6 @@ type apply struct {
 	user       *userFunction
 	mapMissing value
 	def        value
-	invalid    string
 }
 
 type userFunction struct {
