@@ -50,6 +50,9 @@ func (f *dataField) isValid(v value) bool {
 
 // compiler carries what expressions need to resolve while compiling.
 type compiler struct {
+	// slots maps the top model's input fields to their positions in its
+	// scope (see scope.fast).
+	slots   map[string]int
 	version float64 // the document's PMML version, e.g. 4.1
 	fields  map[string]*dataField
 	order   []string
@@ -452,4 +455,41 @@ func (c *compiler) apply(n *node) (expr, error) {
 		return nil, errAt(n, "function %q got %d arguments", fn, len(e.args))
 	}
 	return e, nil
+}
+
+func (c *compiler) slot(field string) int {
+	if i, ok := c.slots[field]; ok {
+		return i
+	}
+	return -1
+}
+
+// planSlots records where Model.score will put each input of the top
+// model k: its active MiningFields in order, less derived fields.
+func (c *compiler) planSlots(k *node, td map[string]*derivedField) {
+	local := map[string]bool{}
+	if lt := k.child("LocalTransformations"); lt != nil {
+		for _, d := range lt.children("DerivedField") {
+			local[d.attr("name")] = true
+		}
+	}
+	c.slots = map[string]int{}
+	ms := k.child("MiningSchema")
+	if ms == nil {
+		return
+	}
+	for _, f := range ms.children("MiningField") {
+		name := f.attr("name")
+		switch f.attrOr("usageType", "active") {
+		case "active":
+		default:
+			continue
+		}
+		if _, ok := td[name]; ok || local[name] {
+			continue
+		}
+		if _, dup := c.slots[name]; !dup {
+			c.slots[name] = len(c.slots)
+		}
+	}
 }

@@ -69,6 +69,17 @@ func (s *scope) get(name string) value {
 	return missing
 }
 
+// fast is get with a slot hint: the position the field has in the top
+// model's scope, worked out at load. When the innermost scope holds the
+// name at that position (always, for trees evaluated in the top scope) it
+// skips the search; otherwise it is get.
+func (s *scope) fast(name string, slot int) value {
+	if slot >= 0 && slot < len(s.small) && s.small[slot].name == name {
+		return s.small[slot].v
+	}
+	return s.get(name)
+}
+
 func (s *scope) set(name string, v value) {
 	if s.big != nil {
 		s.big[name] = v

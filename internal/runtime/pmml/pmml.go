@@ -98,6 +98,7 @@ func Parse(data []byte) (*Model, error) {
 			if m.top != nil || k.attr("isScorable") == "false" {
 				continue
 			}
+			c.planSlots(k, m.defs)
 			if m.top, err = c.model(k); err != nil {
 				return nil, err
 			}

@@ -35,12 +35,13 @@ func (falsePred) test(*scope) tri { return triFalse }
 
 type simplePred struct {
 	field string
+	slot  int
 	op    string
 	val   constant
 }
 
 func (p simplePred) test(s *scope) tri {
-	v := s.get(p.field)
+	v := s.fast(p.field, p.slot)
 	switch p.op {
 	case "isMissing":
 		return triOf(!v.ok)
@@ -73,12 +74,13 @@ func (p simplePred) test(s *scope) tri {
 
 type setPred struct {
 	field string
+	slot  int
 	in    bool
 	set   []constant
 }
 
 func (p setPred) test(s *scope) tri {
-	v := s.get(p.field)
+	v := s.fast(p.field, p.slot)
 	if !v.ok {
 		return triUnknown
 	}
@@ -174,7 +176,7 @@ func (c *compiler) predicate(n *node) (predicate, error) {
 		}
 		switch op {
 		case "isMissing", "isNotMissing":
-			return simplePred{field: f, op: op}, nil
+			return simplePred{field: f, slot: c.slot(f), op: op}, nil
 		case "equal", "notEqual", "lessThan", "lessOrEqual", "greaterThan", "greaterOrEqual":
 		default:
 			return nil, errAt(n, "unknown operator %q", op)
@@ -189,7 +191,7 @@ func (c *compiler) predicate(n *node) (predicate, error) {
 			// producers (XGBoost) of float-typed documents do.
 			k.f = float64(float32(k.f))
 		}
-		return simplePred{field: f, op: op, val: k}, nil
+		return simplePred{field: f, slot: c.slot(f), op: op, val: k}, nil
 	case "SimpleSetPredicate":
 		f, err := n.required("field")
 		if err != nil {
@@ -210,7 +212,7 @@ func (c *compiler) predicate(n *node) (predicate, error) {
 		if err != nil {
 			return nil, err
 		}
-		p := setPred{field: f, in: op == "isIn"}
+		p := setPred{field: f, slot: c.slot(f), in: op == "isIn"}
 		for _, it := range items {
 			p.set = append(p.set, newConstant(it))
 		}
