@@ -91,15 +91,17 @@ func (p postTransform) apply(row []float64) {
 	}
 }
 
-// binaryScores expands a single score column to two, the way ONNX Runtime
-// does for binary classifiers: [1-s, s] when every weight is positive,
-// otherwise [-s, s] (or the logistic of both under LOGISTIC).
-func binaryScores(s float64, post postTransform, allPositive bool) (float64, float64) {
+// binaryScores expands a single score column s to the two columns ONNX
+// Runtime (1.30) writes for a binary classifier with one score column:
+// [1-t, t] with t the post-transformed score when every weight is
+// positive (and for LinearClassifier), otherwise [-s, s], or the logistic
+// of both under LOGISTIC.
+func binaryScores(s float64, post postTransform, complement bool) (float64, float64) {
 	switch {
-	case post == postProbit:
-		return 0, math.Sqrt2 * math.Erfinv(2*s-1)
-	case allPositive:
-		return 1 - s, s
+	case complement:
+		t := []float64{s}
+		post.apply(t)
+		return 1 - t[0], t[0]
 	case post == postLogistic:
 		return sigmoid(-s), sigmoid(s)
 	default:
@@ -368,9 +370,11 @@ func (e *ensemble) leaf(root int32, x []float64) *treeNode {
 	return nd
 }
 
-// scores aggregates the trees for row x into out (len targets), adding the
-// base values; the post transform is left to the caller.
-func (e *ensemble) scores(x []float64, out []float64, has []bool) {
+// scores aggregates the trees for row x into out (len targets); base
+// values and the post transform are left to the caller. With single set,
+// sums are rounded to float32 after every step, as ONNX Runtime
+// accumulates in float for FLOAT inputs (it matters at label thresholds).
+func (e *ensemble) scores(x []float64, out []float64, has []bool, single bool) {
 	for i := range out {
 		out[i] = 0
 		has[i] = false
@@ -384,6 +388,8 @@ func (e *ensemble) scores(x []float64, out []float64, has []bool) {
 				out[t] = min(out[t], lw.w)
 			case e.agg == "MAX" && has[t]:
 				out[t] = max(out[t], lw.w)
+			case single:
+				out[t] = float64(float32(out[t]) + float32(lw.w))
 			default:
 				out[t] += lw.w
 			}
@@ -395,9 +401,21 @@ func (e *ensemble) scores(x []float64, out []float64, has []bool) {
 			out[i] /= float64(len(e.roots))
 		}
 	}
+	if single {
+		for i, v := range out {
+			out[i] = float64(float32(v))
+		}
+	}
+}
+
+// addBase adds base_values to the aggregated scores.
+func (e *ensemble) addBase(out []float64, single bool) {
 	for i := range out {
 		if i < len(e.base) {
 			out[i] += e.base[i]
+			if single {
+				out[i] = float64(float32(out[i]))
+			}
 		}
 	}
 }
@@ -431,6 +449,7 @@ func buildTreeRegressor(c *nodeCtx) (kernel, error) {
 		if err != nil {
 			return nil, err
 		}
+		single := in[0].dt != tDouble
 		out, err := newValue(tFloat, []int{n, targets})
 		if err != nil {
 			return nil, err
@@ -438,7 +457,8 @@ func buildTreeRegressor(c *nodeCtx) (kernel, error) {
 		row := make([]float64, targets)
 		has := make([]bool, targets)
 		for i := range n {
-			e.scores(data[i*cols:(i+1)*cols], row, has)
+			e.scores(data[i*cols:(i+1)*cols], row, has, single)
+			e.addBase(row, single)
 			e.post.apply(row)
 			for t, v := range row {
 				out.f32[i*targets+t] = float32(v)
@@ -465,19 +485,17 @@ func buildTreeClassifier(c *nodeCtx) (kernel, error) {
 		return nil, err
 	}
 	// ONNX Runtime's binary case: two labels, every weight on one class id.
-	binary, allPositive := classes == 2, true
+	binary, allPositive := classes == 2 && len(e.weights) > 0, true
 	for _, w := range e.weights {
 		binary = binary && w.target == e.weights[0].target
 		allPositive = allPositive && w.w >= 0
-	}
-	if len(e.weights) == 0 {
-		binary = false
 	}
 	return func(in []*value) ([]*value, error) {
 		data, n, cols, err := e.input(in[0])
 		if err != nil {
 			return nil, err
 		}
+		single := in[0].dt != tDouble
 		label := labels.output(n)
 		probs, err := newValue(tFloat, []int{n, classes})
 		if err != nil {
@@ -486,30 +504,91 @@ func buildTreeClassifier(c *nodeCtx) (kernel, error) {
 		row := make([]float64, classes)
 		has := make([]bool, classes)
 		for i := range n {
-			e.scores(data[i*cols:(i+1)*cols], row, has)
-			if binary {
-				s := row[e.weights[0].target]
-				positive := s > 0
-				if allPositive && e.post == postNone {
-					positive = s > 0.5
-				}
-				a, b := binaryScores(s, e.post, allPositive)
-				row[0], row[1] = a, b
-				if positive {
-					labels.set(label, i, 1)
-				} else {
-					labels.set(label, i, 0)
-				}
+			e.scores(data[i*cols:(i+1)*cols], row, has, single)
+			var class int
+			if classes == 2 {
+				class = e.finishTwoClasses(row, has, binary, allPositive)
 			} else {
-				labels.set(label, i, argmax(row))
+				e.addBase(row, single)
+				class = argmaxScored(row, has, len(e.base) > 0)
 				e.post.apply(row)
 			}
+			labels.set(label, i, class)
 			for k, v := range row {
 				probs.f32[i*classes+k] = float32(v)
 			}
 		}
 		return []*value{label, probs}, nil
 	}, nil
+}
+
+// finishTwoClasses applies base values, picks the label and writes the
+// final scores of a two-class tree ensemble into row, following ONNX
+// Runtime 1.30 (whose choices the ONNX specification leaves open).
+// One deliberate difference: when both class ids carry weights, the
+// label is the class with the larger score (ONNX Runtime then returns
+// the integer 1 or 0 rather than a class label).
+func (e *ensemble) finishTwoClasses(row []float64, has []bool, binary, allPositive bool) int {
+	cols := 2
+	switch len(e.base) {
+	case 0:
+		if !has[1] {
+			cols = 1
+		}
+	case 1:
+		if !has[1] {
+			row[0] += e.base[0]
+			cols = 1
+		}
+	default:
+		if has[1] {
+			row[1] = e.base[1] + row[0]
+			if has[0] {
+				row[0] = -row[1]
+			}
+		} else {
+			row[0] += e.base[0]
+			row[1] += e.base[1]
+		}
+	}
+	var pos float64
+	switch {
+	case cols == 2 && has[1]:
+		pos = row[1]
+	case has[0]:
+		pos = row[0]
+	}
+	class := 0
+	switch {
+	case binary && allPositive:
+		if pos > 0.5 {
+			class = 1
+		}
+	case binary:
+		if pos > 0 {
+			class = 1
+		}
+	default:
+		class = argmax(row)
+	}
+	if cols == 2 {
+		e.post.apply(row)
+	} else {
+		row[0], row[1] = binaryScores(row[0], e.post, allPositive)
+	}
+	return class
+}
+
+// argmaxScored is argmax over the classes that received a score (all of
+// them when base values are set), as ONNX Runtime picks labels.
+func argmaxScored(row []float64, has []bool, all bool) int {
+	best := -1
+	for i, v := range row {
+		if (all || has[i]) && (best < 0 || v > row[best]) {
+			best = i
+		}
+	}
+	return max(best, 0)
 }
 
 func argmax(row []float64) int {
@@ -637,7 +716,7 @@ func buildLinearClassifier(c *nodeCtx) (kernel, error) {
 			linear(row, data[i*cols:(i+1)*cols], coef, icpt)
 			if binary {
 				s := row[0]
-				a, b := binaryScores(s, post, false)
+				a, b := binaryScores(s, post, true)
 				probs.f32[2*i], probs.f32[2*i+1] = float32(a), float32(b)
 				if s > 0 {
 					labels.set(label, i, 1)

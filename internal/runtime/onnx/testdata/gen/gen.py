@@ -288,6 +288,143 @@ def sklearn_cases():
     save("sklearn_ridge_normalizer", b, {"input": Xt}, {"variable": rd.predict(nm.transform(Xt))}, 1e-5)
 
 
+
+
+# ---- ai.onnx.ml edge cases whose reference is ONNX Runtime itself ----
+#
+# No Debian library evaluates these operator options, so gen.py writes the
+# models and inputs only (outputs empty) to testdata/ortgolden; the Go test
+# TestRecordORTGolden (build tag onnxruntime, flag -record-ort) fills in
+# ONNX Runtime's outputs, and the Go engine is then checked against them.
+
+ORT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ortgolden")
+
+
+def save_ort(name, model_bytes, inputs):
+    os.makedirs(ORT_OUT, exist_ok=True)
+    with open(os.path.join(ORT_OUT, name + ".onnx"), "wb") as f:
+        f.write(model_bytes)
+    doc = {"tolerance": 1e-5, "inputs": {k: tensor_json_nan(v) for k, v in inputs.items()}, "outputs": {}}
+    with open(os.path.join(ORT_OUT, name + ".json"), "w") as f:
+        json.dump(doc, f, separators=(",", ":"))
+        f.write("\n")
+
+
+def tensor_json_nan(a):
+    t = tensor_json(a)
+    if t["dtype"].startswith("float"):
+        t["data"] = ["NaN" if x != x else x for x in t["data"]]
+    return t
+
+
+def hand_tree(modes, prefix, leaf_weights, **extra):
+    """One tree per entry of modes: a root split on feature i % 3 at 0.5 with
+    two leaves; leaf_weights(t) gives [(id, w) for the true leaf, ...] and
+    [(id, w) for the false leaf]."""
+    a = {k: [] for k in ["nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_modes",
+                         "nodes_values", "nodes_truenodeids", "nodes_falsenodeids",
+                         "nodes_missing_value_tracks_true",
+                         prefix + "_treeids", prefix + "_nodeids", prefix + "_ids", prefix + "_weights"]}
+    for t, mode in enumerate(modes):
+        for nid, (m, feat, val, tr, fa, miss) in enumerate([(mode, t % 3, 0.5, 1, 2, t % 2), ("LEAF", 0, 0, 0, 0, 0), ("LEAF", 0, 0, 0, 0, 0)]):
+            a["nodes_treeids"].append(t)
+            a["nodes_nodeids"].append(nid)
+            a["nodes_featureids"].append(feat)
+            a["nodes_modes"].append(m)
+            a["nodes_values"].append(val)
+            a["nodes_truenodeids"].append(tr)
+            a["nodes_falsenodeids"].append(fa)
+            a["nodes_missing_value_tracks_true"].append(miss)
+        yes, no = leaf_weights(t)
+        for nid, ws in ((1, yes), (2, no)):
+            for cid, w in ws:
+                a[prefix + "_treeids"].append(t)
+                a[prefix + "_nodeids"].append(nid)
+                a[prefix + "_ids"].append(cid)
+                a[prefix + "_weights"].append(w)
+    a.update(extra)
+    return a
+
+
+def ort_cases():
+    modes = ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ"]
+    x = np.array([[0.5, 0.5, 0.5], [0.2, 0.9, 0.5], [0.9, 0.1, 0.7], [np.nan, 0.5, np.nan],
+                  [np.nan, np.nan, np.nan], [1.0, 0.0, -1.0]], dtype=np.float32)
+    out2 = helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 2])
+    for agg in ("SUM", "AVERAGE", "MIN", "MAX"):
+        attrs = hand_tree(modes, "target", lambda t: ([(0, 1.0 + t), (1, -0.5 * t)], [(0, -2.0 + t), (1, 0.25 * t)]),
+                          n_targets=2, aggregate_function=agg, base_values=[0.1, -0.2])
+        node = helper.make_node("TreeEnsembleRegressor", ["input"], ["variable"], domain="ai.onnx.ml", **attrs)
+        save_ort("tree_regressor_modes_" + agg.lower(), ml_model([node], [float_input(3)], [out2], "modes"), {"input": x})
+
+    # DOUBLE input.
+    attrs = hand_tree(modes[:2], "target", lambda t: ([(0, 1.5)], [(0, -1.0)]), n_targets=1)
+    node = helper.make_node("TreeEnsembleRegressor", ["input"], ["variable"], domain="ai.onnx.ml", **attrs)
+    save_ort("tree_regressor_double_input",
+             ml_model([node], [helper.make_tensor_value_info("input", TensorProto.DOUBLE, [None, 3])],
+                      [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])], "dbl"),
+             {"input": x.astype(np.float64)})
+
+    lab = helper.make_tensor_value_info("label", TensorProto.INT64, [None])
+    for name, post, weights, base in [
+        ("binary_positive_none", "NONE", lambda t: ([(1, 0.3)], [(1, 0.1)]), []),
+        ("binary_positive_logistic", "LOGISTIC", lambda t: ([(1, 0.3)], [(1, 0.1)]), []),
+        ("binary_mixed_none", "NONE", lambda t: ([(1, 0.3)], [(1, -0.4)]), []),
+        ("binary_id0_positive_none", "NONE", lambda t: ([(0, 0.3)], [(0, 0.1)]), []),
+        ("binary_id0_positive_logistic", "LOGISTIC", lambda t: ([(0, 0.3)], [(0, 0.1)]), []),
+        ("binary_id0_mixed_none", "NONE", lambda t: ([(0, 0.3)], [(0, -0.4)]), []),
+        ("binary_id0_mixed_base1", "NONE", lambda t: ([(0, 0.3)], [(0, -0.4)]), [0.2]),
+        ("binary_id1_mixed_base1", "LOGISTIC", lambda t: ([(1, 0.3)], [(1, -0.4)]), [0.2]),
+        ("binary_id1_positive_base2", "NONE", lambda t: ([(1, 0.3)], [(1, 0.1)]), [0.2, 0.1]),
+        ("two_columns_none", "NONE", lambda t: ([(0, 0.3), (1, 0.1)], [(0, 0.05), (1, 0.4)]), []),
+        ("two_columns_base2", "NONE", lambda t: ([(0, 0.3), (1, 0.1)], [(0, 0.05), (1, 0.4)]), [0.2, -0.1]),
+        ("two_columns_softmax", "SOFTMAX", lambda t: ([(0, 0.3), (1, 0.1)], [(0, 0.05), (1, 0.4)]), []),
+    ]:
+        extra = {"base_values": base} if base else {}
+        attrs = hand_tree(modes[:3], "class", weights, classlabels_int64s=[3, 7], post_transform=post, **extra)
+        node = helper.make_node("TreeEnsembleClassifier", ["input"], ["label", "probabilities"], domain="ai.onnx.ml", **attrs)
+        save_ort("tree_classifier_" + name,
+                 ml_model([node], [float_input(3)], [lab, helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])], name),
+                 {"input": x})
+    for name, post in [("softmax", "SOFTMAX"), ("softmax_zero", "SOFTMAX_ZERO"), ("logistic", "LOGISTIC")]:
+        attrs = hand_tree(modes, "class", lambda t: ([(t % 3, 0.4 + 0.1 * t)], [((t + 1) % 3, 0.3)]),
+                          classlabels_strings=["a", "b", "c"], post_transform=post, base_values=[0.0, 0.1, 0.0])
+        node = helper.make_node("TreeEnsembleClassifier", ["input"], ["label", "probabilities"], domain="ai.onnx.ml", **attrs)
+        save_ort("tree_classifier_" + name,
+                 ml_model([node], [float_input(3)],
+                          [helper.make_tensor_value_info("label", TensorProto.STRING, [None]),
+                           helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 3])], name),
+                 {"input": x})
+
+    xl = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75], [-2.0, 0.0, 0.1]], dtype=np.float32)
+    for name, post, coef, icpt, labels in [
+        ("binary_none", "NONE", [0.5, -1.0, 0.25], [0.1], [0, 1]),
+        ("binary_logistic", "LOGISTIC", [0.5, -1.0, 0.25], [0.1], [0, 1]),
+        ("multi_logistic", "LOGISTIC", [0.5, -1.0, 0.25, 1, 1, 1, -0.5, 0, 2], [0.1, 0, -0.3], [4, 5, 6]),
+        ("multi_none", "NONE", [0.5, -1.0, 0.25, 1, 1, 1, -0.5, 0, 2], [0.1, 0, -0.3], [4, 5, 6]),
+    ]:
+        node = helper.make_node("LinearClassifier", ["input"], ["label", "probabilities"], domain="ai.onnx.ml",
+                                coefficients=coef, intercepts=icpt, classlabels_ints=labels, post_transform=post)
+        save_ort("linear_classifier_" + name,
+                 ml_model([node], [float_input(3)], [lab, helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(labels)])], name),
+                 {"input": xl})
+    for norm in ("MAX", "L1", "L2"):
+        node = helper.make_node("Normalizer", ["input"], ["y"], domain="ai.onnx.ml", norm=norm)
+        save_ort("normalizer_" + norm.lower(),
+                 ml_model([node], [float_input(3)], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])], norm),
+                 {"input": xl})
+    node = helper.make_node("Scaler", ["input"], ["y"], domain="ai.onnx.ml", offset=[0.5], scale=[2.0])
+    save_ort("scaler_broadcast", ml_model([node], [float_input(3)], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])], "sc"),
+             {"input": xl})
+    node = helper.make_node("LinearRegressor", ["input"], ["y"], domain="ai.onnx.ml", coefficients=[0.5, -1.0, 0.25],
+                            intercepts=[0.1], post_transform="NONE")
+    save_ort("linear_regressor", ml_model([node], [float_input(3)], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])], "lr"),
+             {"input": xl})
+
+
 if __name__ == "__main__":
-    torch_cases()
-    sklearn_cases()
+    import sys
+    # gen.py [torch] [sklearn] [ort]: regenerate only the named groups.
+    groups = sys.argv[1:] or ["torch", "sklearn", "ort"]
+    for g in groups:
+        {"torch": torch_cases, "sklearn": sklearn_cases, "ort": ort_cases}[g]()
