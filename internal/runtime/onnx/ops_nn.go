@@ -209,7 +209,67 @@ func buildConv(c *nodeCtx) (kernel, error) {
 	}, nil
 }
 
+// maxIm2col bounds the scratch matrix of the im2col path (in elements);
+// larger convolutions use the direct loops, which need no scratch memory.
+const maxIm2col = 1 << 22
+
 func conv2d(out, x, w []float32, b *value, n, cin, m, grp int, g geometry) {
+	cpg := cin / grp
+	if k, p := cpg*g.kH*g.kW, g.outH*g.outW; k*p <= maxIm2col {
+		conv2dIm2col(out, x, w, b, n, cin, m, grp, g, make([]float32, k*p))
+		return
+	}
+	conv2dDirect(out, x, w, b, n, cin, m, grp, g)
+}
+
+// conv2dIm2col lays each image's receptive fields out as the columns of a
+// [cpg·kH·kW, outH·outW] matrix, so each group's convolution becomes one
+// matrix product with its weights, which reads memory sequentially.
+func conv2dIm2col(out, x, w []float32, b *value, n, cin, m, grp int, g geometry, col []float32) {
+	cpg, mpg := cin/grp, m/grp
+	plane, oplane := g.inH*g.inW, g.outH*g.outW
+	k := cpg * g.kH * g.kW
+	for img := range n {
+		for gi := range grp {
+			for ic := range cpg {
+				src := x[(img*cin+gi*cpg+ic)*plane : (img*cin+gi*cpg+ic+1)*plane]
+				for kh := range g.kH {
+					for kw := range g.kW {
+						dst := col[((ic*g.kH+kh)*g.kW+kw)*oplane:][:oplane]
+						for oh := range g.outH {
+							h := oh*g.sH - g.padT + kh*g.dH
+							row := dst[oh*g.outW : (oh+1)*g.outW]
+							if h < 0 || h >= g.inH {
+								clear(row)
+								continue
+							}
+							for ow := range row {
+								ww := ow*g.sW - g.padL + kw*g.dW
+								if ww < 0 || ww >= g.inW {
+									row[ow] = 0
+								} else {
+									row[ow] = src[h*g.inW+ww]
+								}
+							}
+						}
+					}
+				}
+			}
+			o := out[(img*m+gi*mpg)*oplane : (img*m+(gi+1)*mpg)*oplane]
+			matmul2(o, w[gi*mpg*k:(gi+1)*mpg*k], col, mpg, k, oplane, false, false)
+			if b != nil {
+				for oc := range mpg {
+					bias := b.f32[gi*mpg+oc]
+					for j := range o[oc*oplane : (oc+1)*oplane] {
+						o[oc*oplane+j] += bias
+					}
+				}
+			}
+		}
+	}
+}
+
+func conv2dDirect(out, x, w []float32, b *value, n, cin, m, grp int, g geometry) {
 	cpg, mpg := cin/grp, m/grp
 	plane := g.inH * g.inW
 	oplane := g.outH * g.outW
