@@ -27,8 +27,26 @@ func matmul2[T float32 | float64](c, a, b []T, m, k, n int, transA, transB bool)
 	case !transA && transB:
 		for i := range m {
 			arow := a[i*k : (i+1)*k]
-			for j := range n {
-				c[i*n+j] = dot(arow, b[j*k:(j+1)*k])
+			crow := c[i*n : (i+1)*n]
+			j := 0
+			// Four output columns at a time: each element of the row
+			// is loaded once for four independent accumulators.
+			for ; j+4 <= n; j += 4 {
+				b0 := b[j*k : (j+1)*k][:len(arow)]
+				b1 := b[(j+1)*k : (j+2)*k][:len(arow)]
+				b2 := b[(j+2)*k : (j+3)*k][:len(arow)]
+				b3 := b[(j+3)*k : (j+4)*k][:len(arow)]
+				var s0, s1, s2, s3 T
+				for p, av := range arow {
+					s0 += av * b0[p]
+					s1 += av * b1[p]
+					s2 += av * b2[p]
+					s3 += av * b3[p]
+				}
+				crow[j], crow[j+1], crow[j+2], crow[j+3] = s0, s1, s2, s3
+			}
+			for ; j < n; j++ {
+				crow[j] = dot(arow, b[j*k:(j+1)*k])
 			}
 		}
 	default:
