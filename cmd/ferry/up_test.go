@@ -358,3 +358,55 @@ spec:
 		t.Fatalf("external server's error status must pass through: %d %s", code, body)
 	}
 }
+
+// TestUpScaleToZero: a minReplicas: 0 service goes to zero when idle, and
+// the next request is held by the activator until a replica is ready — it
+// gets its answer, never "model not ready".
+func TestUpScaleToZero(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ferry up and its replicas")
+	}
+	bin := buildFerry(t)
+	tdir := t.TempDir()
+	models, _ := filepath.Abs("../../examples/models/lightgbm-multiclass")
+	yaml := fmt.Sprintf("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: sleepy\nspec:\n  predictor:\n    minReplicas: 0\n    lightgbm:\n      storageUri: %s\n", models)
+	hp, gp, ap := freePort(t), freePort(t), freePort(t)
+	u := startUp(t, bin, t.TempDir(), hp, gp, ap, "-f", writeYAML(t, tdir, "sleepy.yaml", yaml),
+		"--stable-window", "2s", "--panic-window", "1s", "--scale-to-zero-after", "1s")
+	u.waitStatus(t, "sleepy", "Ready", ready)
+	replicas := func() int {
+		resp, err := http.Get(u.api + "/api/v1/namespaces/default/inferenceservices/sleepy/replicas")
+		if err != nil {
+			return -1
+		}
+		defer resp.Body.Close()
+		var r struct{ Revisions map[string][]json.RawMessage }
+		if json.NewDecoder(resp.Body).Decode(&r) != nil {
+			return -1
+		}
+		n := 0
+		for _, rs := range r.Revisions {
+			n += len(rs)
+		}
+		return n
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for replicas() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("never scaled to zero (replicas %d)\n%s", replicas(), u.stderr)
+		}
+		time.Sleep(100 * time.Millisecond) // bounded poll
+	}
+	s := u.waitStatus(t, "sleepy", "Ready at zero", ready) // a revision at zero stays routable
+	_ = s
+	start := time.Now()
+	code, rev, body := u.infer(t, "sleepy.default.example.com", "/v1/models/sleepy:predict", `{"instances":[[-0.6879,-0.2959,0.0101,1.2319,-0.2218]]}`)
+	cold := time.Since(start)
+	if code != 200 || rev != "sleepy-predictor-00001" || !strings.Contains(body, "0.11981330373300655") {
+		t.Fatalf("request at zero: %d %s %s", code, rev, body)
+	}
+	t.Logf("cold start from zero replicas: %v", cold)
+	if replicas() != 1 {
+		t.Fatalf("replicas after activation: %d", replicas())
+	}
+}

@@ -352,6 +352,8 @@ func newDescribeCmd(c *client) *cobra.Command {
 				}
 			}
 			var reps struct {
+				Desired   map[string]int
+				Panic     map[string]bool
 				Revisions map[string][]struct {
 					Name, Phase, LastExit string
 					PID, Restarts         int
@@ -396,7 +398,14 @@ func newDescribeCmd(c *client) *cobra.Command {
 			}
 			fmt.Fprintln(w, "\nRevisions:")
 			for _, r := range revs.Items {
-				fmt.Fprintf(w, "  %s  (%s, created %s ago)\n", r.Name, r.Component, age(&r.Created))
+				running := ""
+				if rs, ok := reps.Revisions[r.Name]; ok {
+					running = fmt.Sprintf(", replicas: %d actual / %d desired", len(rs), reps.Desired[r.Name])
+					if reps.Panic[r.Name] {
+						running += " (panic mode)"
+					}
+				}
+				fmt.Fprintf(w, "  %s  (%s, created %s ago%s)\n", r.Name, r.Component, age(&r.Created), running)
 				for _, rp := range reps.Revisions[r.Name] {
 					fmt.Fprintf(w, "    replica %s: %s pid=%d port=%d restarts=%d %s\n", rp.Name, rp.Phase, rp.PID, rp.HTTPPort, rp.Restarts, rp.LastExit)
 				}

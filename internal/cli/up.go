@@ -21,17 +21,21 @@ import (
 )
 
 type upOptions struct {
-	dataDir   string
-	host      string
-	httpPort  int
-	grpcPort  int
-	apiAddr   string
-	domain    string
-	files     []string
-	pvcRoot   string
-	logLevel  string
-	logFormat string
-	config    string
+	dataDir           string
+	host              string
+	httpPort          int
+	grpcPort          int
+	apiAddr           string
+	domain            string
+	files             []string
+	pvcRoot           string
+	activationTimeout time.Duration
+	stableWindow      time.Duration
+	panicWindow       time.Duration
+	scaleToZeroAfter  time.Duration
+	logLevel          string
+	logFormat         string
+	config            string
 }
 
 func newUpCmd() *cobra.Command {
@@ -64,6 +68,10 @@ FERRY_SERVER, default http://127.0.0.1:8090).`,
 	f.StringVar(&o.apiAddr, "api-addr", "127.0.0.1:8090", "management API address (what ferry apply/get talk to)")
 	f.StringVar(&o.domain, "domain", "example.com", "ingress domain: services answer at {name}.{namespace}.{domain}")
 	f.StringSliceVarP(&o.files, "filename", "f", nil, "YAML file or directory to apply at start (repeatable)")
+	f.DurationVar(&o.activationTimeout, "activation-timeout", 60*time.Second, "how long a request waits for a revision scaled to zero to start a replica (then 503 with Retry-After)")
+	f.DurationVar(&o.stableWindow, "stable-window", 60*time.Second, "autoscaler: window whose average concurrency (or rps) sets the replica count")
+	f.DurationVar(&o.panicWindow, "panic-window", 6*time.Second, "autoscaler: short window that scales up fast when load doubles")
+	f.DurationVar(&o.scaleToZeroAfter, "scale-to-zero-after", 30*time.Second, "autoscaler: idle time before a minReplicas: 0 revision goes to zero")
 	f.StringVar(&o.pvcRoot, "pvc-root", "", "directory whose subdirectories stand for PVCs in pvc://CLAIM/PATH URIs")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "json or text")
@@ -103,8 +111,19 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 		return fmt.Errorf("management API listener %s: %w", o.apiAddr, err)
 	}
 	rt := router.New(o.domain, log)
-	ctl := controlplane.NewController(controlplane.Config{
-		Store: store, Router: rt, Domain: o.domain, DataDir: o.dataDir, FerryBinary: self,
+	var ctl *controlplane.Controller
+	scaler := controlplane.NewAutoscaler(controlplane.AutoscalerConfig{
+		StableWindow: o.stableWindow, PanicWindow: o.panicWindow, ScaleToZeroAfter: o.scaleToZeroAfter,
+	},
+		func(ns, rev string) (int64, uint64) {
+			st := rt.Stats(ns, rev)
+			return st.InFlight.Load(), st.Requests.Load()
+		},
+		func() { ctl.Trigger() })
+	rt.SetActivator(scaler.Activate, o.activationTimeout)
+	ctl = controlplane.NewController(controlplane.Config{
+		Autoscaler: scaler,
+		Store:      store, Router: rt, Domain: o.domain, DataDir: o.dataDir, FerryBinary: self,
 		Fetcher:       controlplane.LocalFetcher{PVCRoot: o.pvcRoot},
 		PredictorAddr: predLn.Addr().String(),
 		IngressURL:    "http://" + ingressLn.Addr().String(),
@@ -157,6 +176,7 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 		return nil
 	})
 	g.Go(func() error { return ctl.Run(gctx) })
+	g.Go(func() error { return scaler.Run(gctx) })
 	log.Info("ferry up", "ingress", ingressLn.Addr().String(), "grpc", grpcLn.Addr().String(), "api", apiLn.Addr().String(), "domain", o.domain, "data", o.dataDir)
 	return g.Wait()
 }

@@ -257,10 +257,15 @@ func (a *APIServer) events(w http.ResponseWriter, r *http.Request) {
 
 func (a *APIServer) replicas(w http.ResponseWriter, r *http.Request) {
 	out := map[string][]ReplicaStatus{}
+	desired := map[string]int{}
+	panicking := map[string]bool{}
 	for rev, rs := range a.ctl.ReplicaSets(r.PathValue("ns"), r.PathValue("name")) {
 		out[rev] = rs.Status()
+		if a.ctl.cfg.Autoscaler != nil {
+			desired[rev], panicking[rev] = a.ctl.cfg.Autoscaler.State(r.PathValue("ns"), rev)
+		}
 	}
-	writeJSON(w, 200, map[string]any{"revisions": out})
+	writeJSON(w, 200, map[string]any{"revisions": out, "desired": desired, "panic": panicking})
 }
 
 func (a *APIServer) logs(w http.ResponseWriter, r *http.Request) {

@@ -45,6 +45,8 @@ type Config struct {
 	// Resync is how often every service is reconciled even without
 	// changes (default 1s): it picks up replica readiness.
 	Resync time.Duration
+	// Autoscaler decides replica counts; nil runs minReplicas (at least 1).
+	Autoscaler *Autoscaler
 }
 
 // Controller reconciles stored InferenceServices into running revisions
@@ -57,6 +59,9 @@ type Controller struct {
 	running  map[string]*ReplicaSet // by revision key ns/name/component/revision
 	events   map[string][]Event     // by ns/name, newest last
 	lastHash map[string]string      // status hash per service, to skip no-op writes
+	// everReady marks revisions that had a ready replica: scaled to zero,
+	// they stay routable (through the activator), as in Knative.
+	everReady map[string]bool
 }
 
 // Event is a notable change on a service, shown by `ferry describe`.
@@ -78,7 +83,7 @@ func NewController(cfg Config) *Controller {
 	if cfg.Domain == "" {
 		cfg.Domain = "example.com"
 	}
-	return &Controller{cfg: cfg, kick: make(chan struct{}, 1), running: map[string]*ReplicaSet{}, events: map[string][]Event{}, lastHash: map[string]string{}}
+	return &Controller{cfg: cfg, kick: make(chan struct{}, 1), running: map[string]*ReplicaSet{}, events: map[string][]Event{}, lastHash: map[string]string{}, everReady: map[string]bool{}}
 }
 
 // Trigger asks for a reconcile soon.
@@ -152,6 +157,7 @@ func (c *Controller) ReconcileAll(ctx context.Context) error {
 		return err
 	}
 	var services []*router.Service
+	var saves []func() error
 	live := map[string]bool{}
 	var errs []error
 	for _, v := range vals {
@@ -160,10 +166,8 @@ func (c *Controller) ReconcileAll(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		svc, keep, err := c.reconcile(ctx, &isvc)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s/%s: %w", isvc.Metadata.Namespace, isvc.Metadata.Name, err))
-		}
+		svc, keep, save := c.reconcile(ctx, &isvc)
+		saves = append(saves, save)
 		for _, k := range keep {
 			live[k] = true
 		}
@@ -182,6 +186,11 @@ func (c *Controller) ReconcileAll(ctx context.Context) error {
 	if err := c.cfg.Router.Update(&router.Table{Domain: c.cfg.Domain, Services: services}); err != nil {
 		errs = append(errs, err)
 	}
+	for _, save := range saves {
+		if err := save(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -193,6 +202,11 @@ func (c *Controller) stopExcept(live map[string]bool) {
 		if !live[k] {
 			stop = append(stop, s)
 			delete(c.running, k)
+			delete(c.everReady, k)
+			if c.cfg.Autoscaler != nil {
+				parts := strings.Split(k, "/")
+				c.cfg.Autoscaler.Forget(parts[0], parts[len(parts)-1])
+			}
 		}
 	}
 	c.mu.Unlock()

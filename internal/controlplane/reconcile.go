@@ -31,7 +31,7 @@ func components(isvc *api.InferenceService) map[string]api.Component {
 // reconcile brings one service's revisions, replicas and status in line
 // with its spec. It returns the service's routes and the revision keys that
 // must keep running.
-func (c *Controller) reconcile(ctx context.Context, isvc *api.InferenceService) (*router.Service, []string, error) {
+func (c *Controller) reconcile(ctx context.Context, isvc *api.InferenceService) (*router.Service, []string, func() error) {
 	ns, name := isvc.Metadata.Namespace, isvc.Metadata.Name
 	prev := isvc.Status
 	if prev == nil {
@@ -71,10 +71,9 @@ func (c *Controller) reconcile(ctx context.Context, isvc *api.InferenceService) 
 	}
 	conds = append(conds, ready)
 	status.Conditions = carryTransitions(prev.Conditions, conds)
-	if err := c.saveStatus(isvc, status); err != nil {
-		return svc, keep, err
-	}
-	return svc, keep, nil
+	// The status is saved after the routes are published, so a client that
+	// sees it can rely on the traffic it describes.
+	return svc, keep, func() error { return c.saveStatus(isvc, status) }
 }
 
 // carryTransitions keeps a condition's lastTransitionTime while its status
@@ -140,9 +139,12 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 	for _, r := range revs {
 		byName[r.Name] = r
 	}
-	replicas := 1
-	if ext.MinReplicas != nil && *ext.MinReplicas > 1 {
-		replicas = int(*ext.MinReplicas)
+	spec2 := scaleSpec(isvc, ext)
+	replicasFor := func(rn string) int {
+		if c.cfg.Autoscaler == nil {
+			return max(spec2.Min, 1)
+		}
+		return c.cfg.Autoscaler.Desired(ns, rn, spec2)
 	}
 
 	// Revisions that must run: the latest, and those the rollout may route to.
@@ -157,7 +159,16 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 	var failure string
 	for _, rn := range want {
 		rkey := revKey(ns, name, comp) + rn
-		if c.replicaSet(rkey) != nil {
+		replicas := replicasFor(rn)
+		if rs := c.replicaSet(rkey); rs != nil {
+			if err := rs.Scale(replicas); err != nil {
+				c.event(ns+"/"+name, "Warning", "ScaleFailed", fmt.Sprintf("%s: %v", rn, err))
+			}
+			if len(rs.Backends()) > 0 {
+				c.mu.Lock()
+				c.everReady[rkey] = true
+				c.mu.Unlock()
+			}
 			continue
 		}
 		tmpl, err := c.template(ctx, isvc, comp, byName[rn])
@@ -190,8 +201,18 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 		LatestRolledout:   prev.LatestRolledoutRevision,
 		PreviousRolledout: prev.PreviousRolledoutRevision,
 	}
+	// A revision that was ready stays routable while it has no ready
+	// replica (scaled to zero, or scaling up from zero): the activator
+	// holds its requests until a replica is ready.
+	scaledToZero := func(rn string) bool {
+		rkey := revKey(ns, name, comp) + rn
+		c.mu.Lock()
+		ever := c.everReady[rkey]
+		c.mu.Unlock()
+		return ever && c.replicaSet(rkey) != nil
+	}
 	for i := len(revs) - 1; i >= 0; i-- {
-		if len(backends(revs[i].Name)) > 0 {
+		if len(backends(revs[i].Name)) > 0 || scaledToZero(revs[i].Name) {
 			rollout.LatestReady = revs[i].Name
 			break
 		}
@@ -226,7 +247,7 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 		}
 		rc.Targets = append(rc.Targets, router.Target{Revision: t.Revision, Tag: t.Tag, Percent: t.Percent, Latest: t.Latest, Backends: bs, GRPCBackends: gbs})
 		cs.Traffic = append(cs.Traffic, api.TrafficTarget{RevisionName: t.Revision, Tag: t.Tag, Percent: int64Ptr(int64(t.Percent)), LatestRevision: boolPtr(t.Latest)})
-		if t.Percent > 0 && len(bs) == 0 {
+		if t.Percent > 0 && len(bs) == 0 && !scaledToZero(t.Revision) {
 			readyAll = false
 		}
 	}
@@ -413,4 +434,30 @@ func probe(p *api.Probe, declared map[int]bool, hp int) *supervisor.Probe {
 		return nil
 	}
 	return out
+}
+
+// scaleSpec reads a component's autoscaling settings: minReplicas,
+// maxReplicas, scaleMetric and scaleTarget, or the Knative annotations
+// autoscaling.knative.dev/metric and /target on the InferenceService.
+func scaleSpec(isvc *api.InferenceService, ext *api.ComponentExtensionSpec) ScaleSpec {
+	s := ScaleSpec{Min: 1, Max: int(ext.MaxReplicas), Metric: ext.ScaleMetric}
+	if ext.MinReplicas != nil {
+		s.Min = int(*ext.MinReplicas)
+	}
+	if ext.ScaleTarget != nil {
+		s.Target = float64(*ext.ScaleTarget)
+	}
+	ann := isvc.Metadata.Annotations
+	if v, ok := ann["autoscaling.knative.dev/metric"]; ok && s.Metric == "" {
+		s.Metric = v
+	}
+	if v, ok := ann["autoscaling.knative.dev/target"]; ok && s.Target == 0 {
+		if f, err := strconv.ParseFloat(v, 64); err == nil && f > 0 {
+			s.Target = f
+		}
+	}
+	if s.Metric != "rps" {
+		s.Metric = "concurrency"
+	}
+	return s
 }

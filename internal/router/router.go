@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -23,6 +24,35 @@ type Router struct {
 	rr    atomic.Uint64
 	proxy *httputil.ReverseProxy
 	log   *slog.Logger
+
+	// changed is closed (and replaced) on every Update, waking requests
+	// held for a revision with no ready replica.
+	mu      sync.Mutex
+	changed chan struct{}
+
+	activate        func(namespace, revision string)
+	activateTimeout time.Duration
+
+	stats sync.Map // "ns/revision" → *RevisionStats
+}
+
+// RevisionStats counts one revision's traffic, for the autoscaler.
+type RevisionStats struct {
+	InFlight atomic.Int64  // requests being served or held for activation
+	Requests atomic.Uint64 // requests received
+}
+
+// Stats returns the counters of a revision (namespace/revision).
+func (r *Router) Stats(namespace, revision string) *RevisionStats {
+	v, _ := r.stats.LoadOrStore(namespace+"/"+revision, &RevisionStats{})
+	return v.(*RevisionStats)
+}
+
+// SetActivator makes the router hold requests for a revision with no ready
+// replica: it calls activate (to ask for a replica) and waits up to timeout
+// for one to appear in a routing update, then answers 503 with Retry-After.
+func (r *Router) SetActivator(activate func(namespace, revision string), timeout time.Duration) {
+	r.activate, r.activateTimeout = activate, timeout
 }
 
 // New returns a Router with an empty table for domain.
@@ -30,7 +60,7 @@ func New(domain string, log *slog.Logger) *Router {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Router{log: log}
+	r := &Router{log: log, changed: make(chan struct{})}
 	r.ix.Store(newIndex(&Table{Domain: domain}))
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -57,7 +87,17 @@ func (r *Router) Update(t *Table) error {
 		return err
 	}
 	r.ix.Store(newIndex(t))
+	r.mu.Lock()
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
 	return nil
+}
+
+func (r *Router) changes() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed
 }
 
 type backendKey struct{}
@@ -164,10 +204,16 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 		writeError(w, http.StatusNotFound, err)
 		return
 	}
+	st := r.Stats(rt.Service.Namespace, rt.Target.Revision)
+	st.Requests.Add(1)
+	st.InFlight.Add(1)
+	defer st.InFlight.Add(-1)
 	if len(rt.Target.Backends) == 0 {
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("%w: revision %s of %s/%s has no ready replica yet", ErrNoReplica, rt.Target.Revision, rt.Service.Namespace, rt.Service.Name))
-		return
+		if rt, err = r.awaitReplica(req, component, rt); err != nil {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, err)
+			return
+		}
 	}
 	be := rt.Target.Backends[int(r.rr.Add(1)%uint64(len(rt.Target.Backends)))]
 	ctx := context.WithValue(req.Context(), backendKey{}, be)
@@ -178,6 +224,37 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 	}
 	w.Header().Set(HeaderRevision, rt.Target.Revision)
 	r.proxy.ServeHTTP(w, req.WithContext(ctx))
+}
+
+// awaitReplica holds a request for a revision without ready replicas (the
+// activator): it asks for a replica and waits for a routing update that
+// gives the request somewhere to go.
+func (r *Router) awaitReplica(req *http.Request, component string, rt *Route) (*Route, error) {
+	noReplica := fmt.Errorf("%w: revision %s of %s/%s has no ready replica yet", ErrNoReplica, rt.Target.Revision, rt.Service.Namespace, rt.Service.Name)
+	if r.activate == nil {
+		return nil, noReplica
+	}
+	timeout := time.NewTimer(r.activateTimeout)
+	defer timeout.Stop()
+	for {
+		changed := r.changes()
+		r.activate(rt.Service.Namespace, rt.Target.Revision)
+		select {
+		case <-changed:
+		case <-timeout.C:
+			return nil, fmt.Errorf("%w (waited %s for one to start)", noReplica, r.activateTimeout)
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		}
+		next, err := r.Resolve(req, component)
+		if err != nil {
+			return nil, err
+		}
+		if len(next.Target.Backends) > 0 {
+			return next, nil
+		}
+		rt = next
+	}
 }
 
 func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error) {

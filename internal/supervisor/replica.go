@@ -274,7 +274,7 @@ func (r *Replica) probeLoop(ctx context.Context, env []string, livenessFailed ch
 	}
 	// Probe readiness quickly until the first success so a replica is
 	// routable as soon as it can serve, then at its period.
-	const fastPeriod = 50 * time.Millisecond
+	const fastPeriod = 10 * time.Millisecond
 	becameReady := false
 	for {
 		wake := time.Time{}
