@@ -117,7 +117,12 @@ for b in $BATCHES; do
     "http://127.0.0.1:$FERRY_HTTP/v1/models/bench:predict" >"$OUT/answer.v1.b$b.json"
   curl -fs -H 'Content-Type: application/json' -d "@bench/payloads/v2-b$b.json" \
     "http://127.0.0.1:$FERRY_HTTP/v2/models/bench/infer" >"$OUT/answer.v2.b$b.json"
-  for p in v1 v2; do
+  protos="v1 v2"
+  if command -v grpcurl >/dev/null 2>&1; then # optional: make tools installs it
+    grpcurl -plaintext -d @ "127.0.0.1:$FERRY_GRPC" "$CALL" <"bench/payloads/grpc-b$b.json" >"$OUT/answer.grpc.b$b.json"
+    protos="v1 v2 grpc"
+  fi
+  for p in $protos; do
     printf '== ferry %s batch %s: ' "$p" "$b"
     "$REPORT" check "bench/payloads/expected-b$b.json" "$OUT/answer.$p.b$b.json"
   done

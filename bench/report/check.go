@@ -11,9 +11,10 @@ import (
 // evaluate in float32, so they differ only by summation order.
 const tolerance = 1e-5
 
-// checkFiles compares the predictions in a V1 ({"predictions": [...]}) or
-// V2 ({"outputs": [{"name": "predict", "data": [...]}]}) response with the
-// reference file written by bench/gen_model.py. It returns the largest
+// checkFiles compares the predictions in a V1 ({"predictions": [...]}), V2
+// ({"outputs": [{"name": "predict", "data": [...]}]}) or gRPC response
+// (contents.fp32Contents) with the reference file written by
+// bench/gen_model.py. It returns the largest
 // absolute difference and the number of predictions compared.
 func checkFiles(expectedPath, responsePath string) (float64, int, error) {
 	want, err := predictions(expectedPath)
@@ -42,12 +43,16 @@ func compare(want, got []float64) (float64, int, error) {
 	return maxErr, len(want), nil
 }
 
-// answer is either protocol's response; only the prediction fields are read.
+// answer is a V1, V2 REST or V2 gRPC (as grpcurl prints it) response; only
+// the prediction fields are read.
 type answer struct {
 	Predictions []float64 `json:"predictions"`
 	Outputs     []struct {
-		Name string    `json:"name"`
-		Data []float64 `json:"data"`
+		Name     string    `json:"name"`
+		Data     []float64 `json:"data"`
+		Contents struct {
+			FP32 []float64 `json:"fp32Contents"`
+		} `json:"contents"`
 	} `json:"outputs"`
 }
 
@@ -64,8 +69,11 @@ func predictions(path string) ([]float64, error) {
 		return a.Predictions, nil
 	}
 	for _, o := range a.Outputs {
-		if o.Name == "predict" {
+		if o.Name == "predict" && o.Data != nil {
 			return o.Data, nil
+		}
+		if o.Name == "predict" {
+			return o.Contents.FP32, nil
 		}
 	}
 	return nil, fmt.Errorf("%s: no \"predictions\" and no output named \"predict\"", path)

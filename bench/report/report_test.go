@@ -170,8 +170,9 @@ func TestCheckFiles(t *testing.T) {
 	exp := write("expected.json", `{"predictions":[0.1,0.9]}`)
 	v1 := write("v1.json", `{"predictions":[0.1000001,0.9]}`)
 	v2 := write("v2.json", `{"model_name":"bench","outputs":[{"name":"predict","datatype":"FP32","shape":[2],"data":[0.1,0.9000002]}]}`)
+	grpc := write("grpc.json", `{"modelName":"bench","outputs":[{"name":"predict","datatype":"FP32","shape":["2"],"contents":{"fp32Contents":[0.1,0.9]}}]}`)
 	other := write("other.json", `{"outputs":[{"name":"predict_proba","data":[0.1,0.9]}]}`)
-	for _, p := range []string{v1, v2} {
+	for _, p := range []string{v1, v2, grpc} {
 		if _, n, err := checkFiles(exp, p); err != nil || n != 2 {
 			t.Errorf("checkFiles(%s) = %d, %v", filepath.Base(p), n, err)
 		}
