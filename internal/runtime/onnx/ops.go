@@ -58,6 +58,22 @@ func lookupOp(domain, op string) (builder, bool) {
 		return unary(math.Tanh, func(x float32) float32 { return float32(math.Tanh(float64(x))) }), true
 	case "Softmax":
 		return buildSoftmax, true
+	case "LeakyRelu":
+		return buildLeakyRelu, true
+	case "Exp":
+		return unary(math.Exp, func(x float32) float32 { return float32(math.Exp(float64(x))) }), true
+	case "Log":
+		return unary(math.Log, func(x float32) float32 { return float32(math.Log(float64(x))) }), true
+	case "Sqrt":
+		return unary(math.Sqrt, func(x float32) float32 { return float32(math.Sqrt(float64(x))) }), true
+	case "Abs":
+		return unary(math.Abs, func(x float32) float32 { return float32(math.Abs(float64(x))) }), true
+	case "Neg":
+		return unary(func(x float64) float64 { return -x }, func(x float32) float32 { return -x }), true
+	case "Clip":
+		return buildClip, true
+	case "Dropout":
+		return buildDropout, true
 	case "MatMul":
 		return buildMatMul, true
 	case "Gemm":
@@ -345,4 +361,94 @@ func softmax[T float32 | float64](out, x []T, outer, n, inner int) {
 			}
 		}
 	}
+}
+
+func buildLeakyRelu(c *nodeCtx) (kernel, error) {
+	alpha := float64(c.float("alpha", 0.01))
+	return unary(func(x float64) float64 {
+		if x < 0 {
+			return alpha * x
+		}
+		return x
+	}, func(x float32) float32 {
+		if x < 0 {
+			return float32(alpha) * x
+		}
+		return x
+	})(c)
+}
+
+// buildClip limits values to [min, max]: attributes before opset 11,
+// optional scalar inputs from then on.
+func buildClip(c *nodeCtx) (kernel, error) {
+	if err := c.wantInputs(1, 3); err != nil {
+		return nil, err
+	}
+	if err := c.wantOutputs(1); err != nil {
+		return nil, err
+	}
+	legacy := c.version < 11
+	attrLo, attrHi := float64(c.float("min", float32(math.Inf(-1)))), float64(c.float("max", float32(math.Inf(1))))
+	return func(in []*value) ([]*value, error) {
+		x := in[0]
+		lo, hi := math.Inf(-1), math.Inf(1)
+		if legacy {
+			lo, hi = attrLo, attrHi
+		}
+		for i, bound := range []*float64{&lo, &hi} {
+			if legacy || len(in) <= i+1 || in[i+1] == nil {
+				continue
+			}
+			f, err := in[i+1].float64s()
+			if err != nil || len(f) != 1 {
+				return nil, fmt.Errorf("%w: Clip bounds must be numeric scalars", runtime.ErrInvalidInput)
+			}
+			*bound = f[0]
+		}
+		out, err := newValue(x.dt, x.shape)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case x.dt == tFloat:
+			l, h := float32(lo), float32(hi)
+			for i, v := range x.f32 {
+				out.f32[i] = min(max(v, l), h)
+			}
+		case x.dt == tDouble:
+			for i, v := range x.f64 {
+				out.f64[i] = min(max(v, lo), hi)
+			}
+		case x.dt.isInt():
+			for i, v := range x.i64 {
+				f := min(max(float64(v), lo), hi)
+				out.i64[i] = int64(f)
+			}
+		default:
+			return nil, fmt.Errorf("%w: Clip of %s", runtime.ErrInvalidInput, x.dt)
+		}
+		return []*value{out}, nil
+	}, nil
+}
+
+// buildDropout is the identity at inference; training mode and the mask
+// output are not supported.
+func buildDropout(c *nodeCtx) (kernel, error) {
+	if err := c.wantInputs(1, 3); err != nil {
+		return nil, err
+	}
+	if err := c.wantOutputs(1); err != nil {
+		return nil, err
+	}
+	if c.version < 7 && c.int("is_test", 0) == 0 {
+		return nil, fmt.Errorf("%w: Dropout in training mode (is_test=0)", runtime.ErrUnsupported)
+	}
+	return func(in []*value) ([]*value, error) {
+		if len(in) > 2 && in[2] != nil {
+			if t, err := in[2].ints(); err != nil || len(t) != 1 || t[0] != 0 {
+				return nil, fmt.Errorf("%w: Dropout in training mode", runtime.ErrUnsupported)
+			}
+		}
+		return []*value{in[0]}, nil
+	}, nil
 }
