@@ -230,6 +230,22 @@ func toORT(v *value) (ort.Value, error) {
 			return ort.NewScalar(v.f64[0])
 		case tInt64:
 			return ort.NewScalar(v.i64[0])
+		case tInt32:
+			return ort.NewScalar(int32(v.i64[0]))
+		case tInt16:
+			return ort.NewScalar(int16(v.i64[0]))
+		case tInt8:
+			return ort.NewScalar(int8(v.i64[0]))
+		case tUint8:
+			return ort.NewScalar(uint8(v.i64[0]))
+		case tUint16:
+			return ort.NewScalar(uint16(v.i64[0]))
+		case tUint32:
+			return ort.NewScalar(uint32(v.i64[0]))
+		case tUint64:
+			return ort.NewScalar(uint64(v.i64[0]))
+		case tBool:
+			return ort.NewScalar(v.i64[0] != 0)
 		}
 	}
 	s := ortShape(v.shape)
