@@ -26,6 +26,7 @@ import (
 type serveOptions struct {
 	modelDir        string
 	modelsConfig    string
+	multiModel      bool
 	pullerStateDir  string
 	modelName       string
 	modelFormat     string
@@ -80,6 +81,7 @@ over the file.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.modelDir, "model-dir", "", "directory holding the model(s) to serve (this or --models-config is required)")
+	f.BoolVar(&o.multiModel, "multi-model", false, "multi-model server: --model-dir may start empty, and POST /v2/repository/models/NAME/load loads --model-dir/NAME")
 	f.StringVar(&o.modelsConfig, "models-config", "", "watch this KServe models config (TrainedModel JSON list) and pull, load and unload its models as it changes")
 	f.StringVar(&o.pullerStateDir, "puller-state-dir", "", "with --models-config: where pull markers live, so a restart does not pull again (default: next to the config)")
 	f.StringVar(&o.modelName, "model-name", "", "name of the model when --model-dir holds a single model (default: the directory's base name)")
@@ -127,7 +129,10 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	var sources []repository.Source
 	if o.modelDir != "" {
 		if sources, err = repository.Discover(o.modelDir, o.modelName, o.modelFormat, reg.HasModelFile); err != nil {
-			return err
+			if !o.multiModel || !isDir(o.modelDir) {
+				return err
+			}
+			sources = nil // an empty multi-model server, waiting for loads
 		}
 	}
 	memLimit, err := puller.ParseQuantity(o.memoryLimit)
@@ -145,10 +150,20 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 		loader = batchingLoader{reg, batcher.Config{MaxBatchSize: o.maxBatchSize, MaxLatency: o.maxLatency, Logger: log}}
 	}
 	metrics := server.NewMetrics(nil)
-	repo := repository.New(repository.Config{
+	rcfg := repository.Config{
 		Loader: loader, Logger: log, OnLoad: metrics.ObserveLoad,
 		MemoryLimit: memLimit, EvictLRU: o.evictLRU == "lru",
-	})
+	}
+	if o.multiModel && o.modelDir != "" {
+		rcfg.Discover = func(name string) (repository.Source, bool) {
+			dir := filepath.Join(o.modelDir, name)
+			if filepath.Base(dir) != name || !isDir(dir) {
+				return repository.Source{}, false
+			}
+			return repository.Source{Name: name, Dir: dir, Format: o.modelFormat}, true
+		}
+	}
+	repo := repository.New(rcfg)
 	for _, s := range sources {
 		repo.Add(s)
 	}
@@ -247,4 +262,9 @@ func newRequestLogger(o *serveOptions, log *slog.Logger) (*reqlog.Logger, error)
 		InferenceService: o.isvcName, Namespace: o.namespace, Component: o.component, Endpoint: o.endpoint,
 		MetadataHeaders: o.logHeaders, SpoolDir: spool, Logger: log,
 	})
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
 }

@@ -70,6 +70,9 @@ type Config struct {
 	// MeasureMemory measures each model's resident size even without a
 	// limit (it is always measured when MemoryLimit is set).
 	MeasureMemory bool
+	// Discover, if set, finds the source of a model that Load is asked for
+	// but that was never added (a multi-model server loading by name).
+	Discover func(name string) (Source, bool)
 }
 
 // Repository is safe for concurrent use.
@@ -163,6 +166,14 @@ func (r *Repository) Load(ctx context.Context, name string) error {
 	r.mu.RLock()
 	e, ok := r.models[name]
 	r.mu.RUnlock()
+	if !ok && r.cfg.Discover != nil {
+		if src, found := r.cfg.Discover(name); found {
+			r.Add(src)
+			r.mu.RLock()
+			e, ok = r.models[name]
+			r.mu.RUnlock()
+		}
+	}
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrModelNotFound, name)
 	}
