@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -162,13 +163,29 @@ type instances struct {
 	records []any
 }
 
+// decoders are reused across requests (two per request: the body and the
+// instances value).
+var decoders = sync.Pool{New: func() any { return jsontext.NewDecoder(bytes.NewReader(nil)) }}
+
+func getDecoder(b []byte) (*jsontext.Decoder, func()) {
+	d := decoders.Get().(*jsontext.Decoder)
+	d.Reset(bytes.NewReader(b))
+	return d, func() {
+		d.Reset(bytes.NewReader(nil))
+		decoders.Put(d)
+	}
+}
+
 func decodeInstances(body []byte) (instances, error) {
-	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	dec, done := getDecoder(body)
+	defer done()
 	tok, err := dec.ReadToken()
 	if err != nil || tok.Kind() != '{' {
 		return instances{}, fmt.Errorf("%w: body must be a JSON object with \"instances\" or \"inputs\"", protocol.ErrBadRequest)
 	}
-	var raw jsontext.Value
+	var out instances
+	var raw jsontext.Value // kept only when the rows are not all numeric
+	seen := false
 	for dec.PeekKind() != '}' {
 		k, err := dec.ReadToken()
 		if err != nil {
@@ -176,14 +193,26 @@ func decodeInstances(body []byte) (instances, error) {
 		}
 		switch key := k.String(); key {
 		case "instances", "inputs":
-			if raw != nil {
+			if seen {
 				return instances{}, fmt.Errorf("%w: send either \"instances\" or \"inputs\", not both", protocol.ErrBadRequest)
+			}
+			seen = true
+			if dec.PeekKind() != '[' {
+				if _, err := dec.ReadValue(); err != nil {
+					return instances{}, fmt.Errorf("%w: malformed JSON in %q: %w", protocol.ErrBadRequest, key, err)
+				}
+				return instances{}, fmt.Errorf("%w: \"instances\" must be a list of rows", protocol.ErrBadRequest)
 			}
 			v, err := dec.ReadValue()
 			if err != nil {
 				return instances{}, fmt.Errorf("%w: malformed JSON in %q: %w", protocol.ErrBadRequest, key, err)
 			}
-			raw = v.Clone()
+			// Parse now: v is only valid until the next read of dec.
+			if t, ok := numericRows(v); ok {
+				out.tensor = t
+			} else {
+				raw = v.Clone()
+			}
 		default:
 			if err := dec.SkipValue(); err != nil {
 				return instances{}, fmt.Errorf("%w: malformed JSON: %w", protocol.ErrBadRequest, err)
@@ -193,14 +222,11 @@ func decodeInstances(body []byte) (instances, error) {
 	if _, err := dec.ReadToken(); err != nil {
 		return instances{}, fmt.Errorf("%w: malformed JSON: %w", protocol.ErrBadRequest, err)
 	}
-	if raw == nil {
+	if !seen {
 		return instances{}, fmt.Errorf("%w: body needs \"instances\": [[...], ...] (or \"inputs\")", protocol.ErrBadRequest)
 	}
-	if raw.Kind() != '[' {
-		return instances{}, fmt.Errorf("%w: \"instances\" must be a list of rows", protocol.ErrBadRequest)
-	}
-	if t, ok := numericRows(raw); ok {
-		return instances{tensor: t}, nil
+	if out.tensor != nil {
+		return out, nil
 	}
 	var recs []any
 	d := json.NewDecoder(bytes.NewReader(raw))
@@ -217,11 +243,12 @@ func decodeInstances(body []byte) (instances, error) {
 // numericRows parses [[1, 2], [3, null]] (or [1, 2] as one feature per
 // row) into an FP64 tensor; it reports false for anything else.
 func numericRows(raw []byte) (*tensor.Tensor, bool) {
-	dec := jsontext.NewDecoder(bytes.NewReader(raw))
+	dec, done := getDecoder(raw)
+	defer done()
 	if _, err := dec.ReadToken(); err != nil {
 		return nil, false
 	}
-	var data []float64
+	data := make([]float64, 0, len(raw)/4) // every number takes at least "0," — a fair first guess
 	rows, cols := 0, -1
 	for dec.PeekKind() != ']' {
 		switch dec.PeekKind() {

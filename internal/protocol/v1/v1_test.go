@@ -2,6 +2,7 @@ package v1
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 
@@ -90,4 +91,26 @@ func FuzzDecodeInstances(f *testing.F) {
 			}
 		}
 	})
+}
+
+func BenchmarkDecodeInstances(b *testing.B) {
+	for _, rows := range []int{1, 64} {
+		var sb []byte
+		sb = append(sb, `{"instances":[`...)
+		for r := range rows {
+			if r > 0 {
+				sb = append(sb, ',')
+			}
+			sb = append(sb, `[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0,1.1,1.2,1.3,1.4,1.5,1.6,1.7,1.8,1.9,2.0]`...)
+		}
+		sb = append(sb, "]}"...)
+		b.Run(fmt.Sprint(rows), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := decodeInstances(sb); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
