@@ -409,4 +409,19 @@ func TestUpScaleToZero(t *testing.T) {
 	if replicas() != 1 {
 		t.Fatalf("replicas after activation: %d", replicas())
 	}
+	resp, err := http.Get(u.api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`ferry_autoscaler_desired_replicas{namespace="default",revision="sleepy-predictor-00001",service="sleepy"} 1`,
+		`ferry_revision_requests_total{namespace="default",revision="sleepy-predictor-00001",service="sleepy"} 1`,
+		`ferry_activator_requests_waiting 0`,
+	} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }

@@ -143,7 +143,7 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 	servers := []*http.Server{
 		{Handler: rt, ReadHeaderTimeout: 10 * time.Second},
 		{Handler: rt.ComponentHandler(router.Predictor), ReadHeaderTimeout: 10 * time.Second},
-		{Handler: controlplane.NewAPIServer(ctl).Handler(), ReadHeaderTimeout: 10 * time.Second},
+		{Handler: apiHandler(ctl, rt), ReadHeaderTimeout: 10 * time.Second},
 	}
 	lns := []net.Listener{ingressLn, predLn, apiLn}
 	g, gctx := errgroup.WithContext(ctx)
@@ -226,4 +226,16 @@ func resolveRelativeURIs(b []byte, dir string) []byte {
 		b = bytes.ReplaceAll(b, []byte(prefix), []byte(strings.Replace(prefix, "./", abs+"/", 1)))
 	}
 	return b
+}
+
+// apiHandler serves the management API and, on /metrics, the control
+// plane's autoscaling metrics.
+func apiHandler(ctl *controlplane.Controller, rt *router.Router) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", controlplane.NewAPIServer(ctl).Handler())
+	mux.Handle("GET /metrics", ctl.MetricsHandler(func(ns, rev string) (int64, uint64) {
+		st := rt.Stats(ns, rev)
+		return st.InFlight.Load(), st.Requests.Load()
+	}, rt.Waiting))
+	return mux
 }

@@ -33,8 +33,12 @@ type Router struct {
 	activate        func(namespace, revision string)
 	activateTimeout time.Duration
 
-	stats sync.Map // "ns/revision" → *RevisionStats
+	stats   sync.Map // "ns/revision" → *RevisionStats
+	waiting atomic.Int64
 }
+
+// Waiting is how many requests the activator holds now.
+func (r *Router) Waiting() int64 { return r.waiting.Load() }
 
 // RevisionStats counts one revision's traffic, for the autoscaler.
 type RevisionStats struct {
@@ -234,6 +238,8 @@ func (r *Router) awaitReplica(req *http.Request, component string, rt *Route) (*
 	if r.activate == nil {
 		return nil, noReplica
 	}
+	r.waiting.Add(1)
+	defer r.waiting.Add(-1)
 	timeout := time.NewTimer(r.activateTimeout)
 	defer timeout.Stop()
 	for {
