@@ -82,7 +82,10 @@ func (p *Puller) Pull(ctx context.Context, uri string) (string, error) {
 	// The first caller's ctx drives the shared pull; a waiter whose own ctx
 	// is still live when that one was cancelled tries again itself.
 	for range 2 {
-		ch := p.group.DoChan(loc.norm, func() (any, error) { return p.pull(ctx, loc, &sec) })
+		// The SAS is in the flight key: a caller never shares a pull made
+		// with someone else's token (the cache key leaves it out, but every
+		// caller lists with its own credentials before using the cache).
+		ch := p.group.DoChan(loc.norm+"\x00"+loc.sas, func() (any, error) { return p.pull(ctx, loc, &sec) })
 		select {
 		case <-ctx.Done():
 			return "", sec.wrap("pull", loc.display, ctx.Err())
