@@ -89,7 +89,8 @@ type S3Config struct {
 	Anonymous   bool // ignore the keys and send unsigned requests
 }
 
-// GCSConfig configures gs:// pulls. Without credentials requests are anonymous.
+// GCSConfig configures gs:// pulls. Without explicit credentials Pull uses
+// application default credentials if the machine has any, else anonymous requests.
 type GCSConfig struct {
 	CredentialsFile string // service-account JSON file
 	CredentialsJSON []byte // or its contents

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"cloud.google.com/go/storage"
+	"golang.org/x/oauth2/google"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
@@ -41,7 +42,13 @@ func newGCSSource(ctx context.Context, cfg GCSConfig, loc location) (*gcsSource,
 	case len(cfg.CredentialsJSON) > 0:
 		opts = append(opts, option.WithAuthCredentialsJSON(option.ServiceAccount, cfg.CredentialsJSON))
 	default:
-		opts = append(opts, option.WithoutAuthentication(), option.WithHTTPClient(hc))
+		// Application default credentials (GKE workload identity, gcloud
+		// login) when there are any; anonymous otherwise, as in KServe.
+		if creds, err := google.FindDefaultCredentials(ctx, storage.ScopeReadOnly); err == nil {
+			opts = append(opts, option.WithCredentials(creds))
+		} else {
+			opts = append(opts, option.WithoutAuthentication(), option.WithHTTPClient(hc))
+		}
 	}
 	client, err := storage.NewClient(ctx, opts...)
 	if err != nil {
