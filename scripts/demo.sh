@@ -29,7 +29,7 @@ PID=$!
 trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
 
 all_ready() {
-  "$BIN" get isvc 2>/dev/null | awk 'NR>1 {n++; if ($3=="True") r++} END {exit !(n>=5 && n==r)}' &&
+  "$BIN" get isvc 2>/dev/null | awk 'NR>1 {n++; if ($3=="True") r++} END {exit !(n>=6 && n==r)}' &&
     "$BIN" get tm 2>/dev/null | awk 'NR>1 {n++; if ($4=="True") r++} END {exit !(n>=2 && n==r)}'
 }
 for _ in $(seq 1 300); do
@@ -56,6 +56,7 @@ run curl -s -H "Host: sklearn-iris.default.example.com" -d @examples/requests/ir
 run curl -s -d @examples/requests/iris-v2.json "http://127.0.0.1:$HTTP_PORT/v2/models/xgboost-iris/infer"
 run curl -s -d @examples/requests/lightgbm-v2.json "http://127.0.0.1:$HTTP_PORT/v2/models/lightgbm-multiclass/infer"
 run curl -s -d @examples/requests/pmml-v1.json "http://127.0.0.1:$HTTP_PORT/v1/models/pmml-iris:predict"
+run curl -s -d @examples/requests/onnx-v2.json "http://127.0.0.1:$HTTP_PORT/v2/models/onnx-mlp/infer"
 run "$BIN" get tm
 run curl -s -d @examples/requests/iris-v1.json "http://127.0.0.1:$HTTP_PORT/v1/models/iris-b:predict"
 run grpcurl -plaintext -authority xgboost-iris.default.example.com -d @ "127.0.0.1:$GRPC_PORT" \

@@ -12,8 +12,10 @@ import (
 )
 
 // Formats lists the runtimes `ferry serve` knows, in detection order.
-func Formats() []runtime.Format {
-	return []runtime.Format{xgboost.Format, lightgbm.Format, sklearn.Format, pmml.Format, onnx.Format}
+func Formats() []runtime.Format { return formatsWith(onnx.Options{}) }
+
+func formatsWith(o onnx.Options) []runtime.Format {
+	return []runtime.Format{xgboost.Format, lightgbm.Format, sklearn.Format, pmml.Format, onnx.FormatWith(o)}
 }
 
 func joinNames() string {

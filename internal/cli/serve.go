@@ -19,6 +19,7 @@ import (
 	"github.com/ferryserve/ferry/internal/puller"
 	"github.com/ferryserve/ferry/internal/repository"
 	"github.com/ferryserve/ferry/internal/reqlog"
+	"github.com/ferryserve/ferry/internal/runtime/onnx"
 	"github.com/ferryserve/ferry/internal/runtime"
 	"github.com/ferryserve/ferry/internal/server"
 )
@@ -50,6 +51,8 @@ type serveOptions struct {
 	namespace       string
 	component       string
 	endpoint        string
+	onnxEngine      string
+	onnxLib         string
 	logLevel        string
 	logFormat       string
 	config          string
@@ -106,6 +109,8 @@ over the file.`,
 	f.StringVar(&o.namespace, "namespace", "", "namespace reported in logged events")
 	f.StringVar(&o.component, "component", "predictor", "component reported in logged events")
 	f.StringVar(&o.endpoint, "endpoint", "", "endpoint (e.g. default, canary) reported in logged events")
+	f.StringVar(&o.onnxEngine, "onnx-engine", "auto", "ONNX engine: go (built-in interpreter), native (ONNX Runtime; needs a build with -tags onnxruntime), or auto")
+	f.StringVar(&o.onnxLib, "onnxruntime-lib", "", "path of libonnxruntime.so for the native ONNX engine (default "+onnx.DefaultLibraryPath+")")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "json", "json or text")
 	f.StringVar(&o.config, "config", "", "YAML file of flag values (keys are flag names)")
@@ -120,7 +125,11 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	reg := runtime.NewRegistry(Formats()...)
+	onnxOpts := onnx.Options{Engine: o.onnxEngine, LibraryPath: o.onnxLib}
+	if err := onnxOpts.Validate(); err != nil {
+		return fmt.Errorf("--onnx-engine/--onnxruntime-lib: %w", err)
+	}
+	reg := runtime.NewRegistry(formatsWith(onnxOpts)...)
 	if o.modelFormat != "" {
 		if _, ok := reg.Lookup(o.modelFormat); !ok {
 			return fmt.Errorf("--model-format %q is not one of: %s", o.modelFormat, joinNames())
