@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,5 +174,28 @@ func TestServeReportsBrokenModel(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), `"model":"bad"`) {
 		t.Fatalf("log does not name the failed model:\n%s", stderr.String())
+	}
+}
+
+// TestServeModelURI pulls a model over HTTP into the storage cache and
+// serves it under the name its URI implies.
+func TestServeModelURI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildFerry(t)
+	model := readFile(t, "../../examples/models/xgboost-iris/model.json")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/store/iris/model.json" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, model)
+	}))
+	defer srv.Close()
+	c := startServe(t, bin, "--model-uri", srv.URL+"/store/iris/model.json", "--storage-cache-dir", t.TempDir())
+	code, body := post(t, c.http+"/v2/models/iris/infer", readFile(t, "../../examples/requests/iris-v2.json"))
+	if code != 200 || !strings.Contains(string(body), "0.97116977") {
+		t.Fatalf("model pulled over HTTP: %d %s", code, body)
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/ferryserve/ferry/internal/controlplane"
 	"github.com/ferryserve/ferry/internal/puller"
 	"github.com/ferryserve/ferry/internal/repository"
 )
@@ -35,6 +34,7 @@ type agentOptions struct {
 	component     string
 	endpoint      string
 	enablePuller  bool
+	storage       storageOptions
 	configDir     string
 	modelDir      string
 	logLevel      string
@@ -73,6 +73,7 @@ unload them through the V2 repository API.`,
 	f.StringVar(&o.namespace, "namespace", "", "namespace in logged events")
 	f.StringVar(&o.component, "component", "predictor", "component in logged events")
 	f.StringVar(&o.endpoint, "endpoint", "", "endpoint in logged events")
+	o.storage.addFlags(f)
 	f.BoolVar(&o.enablePuller, "enable-puller", false, "watch --config-dir/models.json and load/unload models on the server")
 	f.StringVar(&o.configDir, "config-dir", "/mnt/configs", "with --enable-puller: directory of models.json")
 	f.StringVar(&o.modelDir, "model-dir", "/mnt/models", "with --enable-puller: where pulled models are placed")
@@ -102,9 +103,13 @@ func runAgent(ctx context.Context, o *agentOptions, cmd *cobra.Command) error {
 		g.Go(func() error { return l.Run(gctx) })
 	}
 	if o.enablePuller {
+		store, err := newStorage(o.storage, log, nil)
+		if err != nil {
+			return err
+		}
 		p, err := puller.New(puller.Config{
 			ConfigPath: filepath.Join(o.configDir, "models.json"),
-			Fetcher:    controlplane.LocalFetcher{},
+			Fetcher:    store,
 			Repository: &remoteRepository{base: upstream.String(), modelDir: o.modelDir, log: log, dirs: map[string]string{}},
 			StateDir:   filepath.Join(o.modelDir, ".ferry-puller"),
 			Logger:     log,

@@ -74,3 +74,18 @@ func TestServeErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestURIBaseName(t *testing.T) {
+	for in, want := range map[string]string{
+		"s3://bucket/models/iris/":             "iris",
+		"gs://b/iris":                          "iris",
+		"https://h/models/iris.tar.gz?sig=abc": "iris",
+		"https://h/iris/model.json":            "iris",
+		"file:///tmp/models/fraud.zip":         "fraud",
+		"pvc://claim/xgb":                      "xgb",
+	} {
+		if got := uriBaseName(in); got != want {
+			t.Errorf("uriBaseName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

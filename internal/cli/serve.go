@@ -9,23 +9,25 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryserve/ferry/internal/batcher"
-	"github.com/ferryserve/ferry/internal/controlplane"
 	"github.com/ferryserve/ferry/internal/puller"
 	"github.com/ferryserve/ferry/internal/repository"
 	"github.com/ferryserve/ferry/internal/reqlog"
-	"github.com/ferryserve/ferry/internal/runtime/onnx"
 	"github.com/ferryserve/ferry/internal/runtime"
+	"github.com/ferryserve/ferry/internal/runtime/onnx"
 	"github.com/ferryserve/ferry/internal/server"
 )
 
 type serveOptions struct {
 	modelDir        string
+	modelURI        string
+	storage         storageOptions
 	modelsConfig    string
 	multiModel      bool
 	pullerStateDir  string
@@ -84,6 +86,8 @@ over the file.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.modelDir, "model-dir", "", "directory holding the model(s) to serve (this or --models-config is required)")
+	f.StringVar(&o.modelURI, "model-uri", "", "pull the model(s) from a storage URI (s3://, gs://, az://, https://, pvc://, file://) into the local cache and serve them, as --model-dir")
+	o.storage.addFlags(f)
 	f.BoolVar(&o.multiModel, "multi-model", false, "multi-model server: --model-dir may start empty, and POST /v2/repository/models/NAME/load loads --model-dir/NAME")
 	f.StringVar(&o.modelsConfig, "models-config", "", "watch this KServe models config (TrainedModel JSON list) and pull, load and unload its models as it changes")
 	f.StringVar(&o.pullerStateDir, "puller-state-dir", "", "with --models-config: where pull markers live, so a restart does not pull again (default: next to the config)")
@@ -118,12 +122,27 @@ over the file.`,
 }
 
 func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
-	if o.modelDir == "" && o.modelsConfig == "" {
-		return errors.New("--model-dir is required (a directory with a model file, or one subdirectory per model), or --models-config for a multi-model server")
+	if o.modelDir == "" && o.modelURI == "" && o.modelsConfig == "" {
+		return errors.New("--model-dir is required (a directory with a model file, or one subdirectory per model), or --model-uri, or --models-config for a multi-model server")
+	}
+	if o.modelDir != "" && o.modelURI != "" {
+		return errors.New("give --model-dir or --model-uri, not both")
 	}
 	log, err := newLogger(cmd.ErrOrStderr(), o.logLevel, o.logFormat)
 	if err != nil {
 		return err
+	}
+	store, err := newStorage(o.storage, log, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	if o.modelURI != "" {
+		if o.modelDir, err = store.Pull(ctx, o.modelURI); err != nil {
+			return err
+		}
+		if o.modelName == "" {
+			o.modelName = uriBaseName(o.modelURI)
+		}
 	}
 	onnxOpts := onnx.Options{Engine: o.onnxEngine, LibraryPath: o.onnxLib}
 	if err := onnxOpts.Validate(); err != nil {
@@ -229,7 +248,7 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 			state = o.modelsConfig + ".state"
 		}
 		p, err := puller.New(puller.Config{
-			ConfigPath: o.modelsConfig, Fetcher: controlplane.LocalFetcher{}, Repository: repo,
+			ConfigPath: o.modelsConfig, Fetcher: store, Repository: repo,
 			StateDir: state, Logger: log,
 		})
 		if err != nil {
@@ -276,4 +295,28 @@ func newRequestLogger(o *serveOptions, log *slog.Logger) (*reqlog.Logger, error)
 func isDir(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.IsDir()
+}
+
+// uriBaseName names a model after its URI: the last path segment
+// ("s3://bucket/models/iris/" → "iris"), without an archive extension
+// (".../iris.tar.gz" → "iris"), or the segment before a model file
+// (".../iris/model.json" → "iris").
+func uriBaseName(uri string) string {
+	if i := strings.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	if i := strings.Index(uri, "://"); i >= 0 {
+		uri = uri[i+3:]
+	}
+	segs := strings.Split(strings.Trim(uri, "/"), "/")
+	last := segs[len(segs)-1]
+	for _, ext := range []string{".tar.gz", ".tgz", ".tar", ".zip"} {
+		if t, ok := strings.CutSuffix(last, ext); ok {
+			return t
+		}
+	}
+	if strings.Contains(last, ".") && len(segs) > 1 {
+		return segs[len(segs)-2]
+	}
+	return last
 }

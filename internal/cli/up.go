@@ -28,7 +28,7 @@ type upOptions struct {
 	apiAddr           string
 	domain            string
 	files             []string
-	pvcRoot           string
+	storage           storageOptions
 	activationTimeout time.Duration
 	stableWindow      time.Duration
 	panicWindow       time.Duration
@@ -72,7 +72,7 @@ FERRY_SERVER, default http://127.0.0.1:8090).`,
 	f.DurationVar(&o.stableWindow, "stable-window", 60*time.Second, "autoscaler: window whose average concurrency (or rps) sets the replica count")
 	f.DurationVar(&o.panicWindow, "panic-window", 6*time.Second, "autoscaler: short window that scales up fast when load doubles")
 	f.DurationVar(&o.scaleToZeroAfter, "scale-to-zero-after", 30*time.Second, "autoscaler: idle time before a minReplicas: 0 revision goes to zero")
-	f.StringVar(&o.pvcRoot, "pvc-root", "", "directory whose subdirectories stand for PVCs in pvc://CLAIM/PATH URIs")
+	o.storage.addFlags(f)
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "json or text")
 	f.StringVar(&o.config, "config", "", "YAML file of flag values (keys are flag names)")
@@ -88,11 +88,15 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 	if err != nil {
 		return fmt.Errorf("find the ferry binary: %w", err)
 	}
-	store, err := controlplane.OpenStore(o.dataDir)
+	db, err := controlplane.OpenStore(o.dataDir)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer db.Close()
+	store, err := newStorage(o.storage, log, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
 
 	ingressLn, err := net.Listen("tcp", net.JoinHostPort(o.host, strconv.Itoa(o.httpPort)))
 	if err != nil {
@@ -123,8 +127,8 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 	rt.SetActivator(scaler.Activate, o.activationTimeout)
 	ctl = controlplane.NewController(controlplane.Config{
 		Autoscaler: scaler,
-		Store:      store, Router: rt, Domain: o.domain, DataDir: o.dataDir, FerryBinary: self,
-		Fetcher:       controlplane.LocalFetcher{PVCRoot: o.pvcRoot},
+		Store:      db, Router: rt, Domain: o.domain, DataDir: o.dataDir, FerryBinary: self,
+		Fetcher:       store,
 		PredictorAddr: predLn.Addr().String(),
 		IngressURL:    "http://" + ingressLn.Addr().String(),
 		Logger:        log,
