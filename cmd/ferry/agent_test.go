@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -35,7 +34,7 @@ func TestAgentPullerAndLogger(t *testing.T) {
 	sp, sg, ap := freePort(t), freePort(t), freePort(t)
 	start := func(args ...string) *exec.Cmd {
 		cmd := exec.Command(bin, args...)
-		var stderr bytes.Buffer
+		var stderr syncBuffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -65,7 +65,7 @@ type child struct {
 	cmd    *exec.Cmd
 	http   string
 	grpc   string
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	done   chan error
 }
 
@@ -75,7 +75,7 @@ func startServe(t *testing.T, bin string, args ...string) *child {
 	t.Helper()
 	hp, gp := freePort(t), freePort(t)
 	args = append([]string{"serve", "--host", "127.0.0.1", "--http-port", fmt.Sprint(hp), "--grpc-port", fmt.Sprint(gp)}, args...)
-	c := &child{cmd: exec.Command(bin, args...), http: fmt.Sprintf("http://127.0.0.1:%d", hp), grpc: fmt.Sprintf("127.0.0.1:%d", gp), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	c := &child{cmd: exec.Command(bin, args...), http: fmt.Sprintf("http://127.0.0.1:%d", hp), grpc: fmt.Sprintf("127.0.0.1:%d", gp), stderr: &syncBuffer{}, done: make(chan error, 1)}
 	c.cmd.Stderr = c.stderr
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -127,4 +127,23 @@ func readFile(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// syncBuffer is a bytes.Buffer safe for a child process writing while the
+// test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -128,7 +127,7 @@ func TestServeReportsBrokenModel(t *testing.T) {
 	}
 	hp, gp := freePort(t), freePort(t)
 	cmd := exec.Command(bin, "serve", "--host", "127.0.0.1", "--http-port", fmt.Sprint(hp), "--grpc-port", fmt.Sprint(gp), "--model-dir", dir)
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,14 +18,14 @@ type upProcess struct {
 	cmd    *exec.Cmd
 	api    string
 	ingr   string
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	done   chan error
 }
 
 func startUp(t *testing.T, bin, dataDir string, hp, gp, ap int, extra ...string) *upProcess {
 	t.Helper()
 	args := append([]string{"up", "--data-dir", dataDir, "--host", "127.0.0.1", "--http-port", fmt.Sprint(hp), "--grpc-port", fmt.Sprint(gp), "--api-addr", fmt.Sprintf("127.0.0.1:%d", ap), "--log-format", "json"}, extra...)
-	u := &upProcess{cmd: exec.Command(bin, args...), api: fmt.Sprintf("http://127.0.0.1:%d", ap), ingr: fmt.Sprintf("http://127.0.0.1:%d", hp), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	u := &upProcess{cmd: exec.Command(bin, args...), api: fmt.Sprintf("http://127.0.0.1:%d", ap), ingr: fmt.Sprintf("http://127.0.0.1:%d", hp), stderr: &syncBuffer{}, done: make(chan error, 1)}
 	u.cmd.Stderr = u.stderr
 	if err := u.cmd.Start(); err != nil {
 		t.Fatal(err)

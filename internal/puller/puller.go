@@ -63,12 +63,17 @@ type Puller struct {
 	lastSum [32]byte
 	lastErr error
 	// retryAt, when set, is when models that failed are tried again even
-	// if the config file has not changed.
-	retryAt time.Time
+	// if the config file has not changed; failures counts consecutive
+	// passes with a failure, for the backoff.
+	retryAt  time.Time
+	failures int
 }
 
-// retryDelay is how long a failed model waits before it is tried again.
-const retryDelay = 30 * time.Second
+// Failed models are tried again after 1 s, doubling up to 30 s.
+const (
+	firstRetry = time.Second
+	maxRetry   = 30 * time.Second
+)
 
 // New returns a Puller.
 func New(cfg Config) (*Puller, error) {
@@ -123,7 +128,9 @@ func (p *Puller) Sync(ctx context.Context) error {
 	sum := sha256.Sum256(b)
 	p.mu.Lock()
 	unchanged := sum == p.lastSum && p.lastErr == nil && (p.retryAt.IsZero() || time.Now().Before(p.retryAt))
-	p.retryAt = time.Time{}
+	if !unchanged {
+		p.retryAt = time.Time{} // this pass retries what failed; failures set it again
+	}
 	p.mu.Unlock()
 	if unchanged {
 		return nil
@@ -178,6 +185,11 @@ func (p *Puller) Sync(ctx context.Context) error {
 	wg.Wait()
 	p.mu.Lock()
 	p.lastSum, p.lastErr = sum, ctx.Err()
+	if p.retryAt.IsZero() {
+		p.failures = 0
+	} else {
+		p.failures++
+	}
 	p.mu.Unlock()
 	return nil
 }
@@ -235,7 +247,11 @@ func (p *Puller) applied(m ModelConfig, s State) {
 	p.current[m.Name] = m
 	p.states[m.Name] = s
 	if s.Phase == "Failed" {
-		p.retryAt = time.Now().Add(retryDelay)
+		delay := maxRetry
+		if p.failures < 5 {
+			delay = min(firstRetry<<p.failures, maxRetry)
+		}
+		p.retryAt = time.Now().Add(delay)
 	}
 	p.mu.Unlock()
 }

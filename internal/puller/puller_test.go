@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ferryserve/ferry/internal/repository"
 	"github.com/ferryserve/ferry/internal/runtime"
@@ -190,4 +191,40 @@ func FuzzParseConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFailedModelIsRetried: a model whose pull fails is tried again (after
+// a short backoff) without any change to the config.
+func TestFailedModelIsRetried(t *testing.T) {
+	f, cfgPath, state := setup(t)
+	p, repo := newPuller(t, f, cfgPath, state)
+	writeConfig(t, cfgPath, `[{"modelName":"late","modelSpec":{"storageUri":"local://late","framework":"sum"}}]`)
+	if err := p.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if phases(p)["late"] != "Failed" {
+		t.Fatalf("phases %v", phases(p))
+	}
+	// The object appears; the next passes within the backoff do nothing,
+	// the one after it retries.
+	d := filepath.Join(f.root, "late")
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := runtimetest.WriteModel(d, 1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for phases(p)["late"] != "Loaded" {
+		if time.Now().After(deadline) {
+			t.Fatalf("never retried: %v", phases(p))
+		}
+		time.Sleep(100 * time.Millisecond) // bounded poll; the backoff is 1 s
+		if err := p.Sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, _ := repo.ModelReady("late", ""); !ok {
+		t.Fatal("not ready after the retry")
+	}
 }
