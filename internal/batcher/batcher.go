@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -31,6 +32,13 @@ type Config struct {
 	MaxLatency   time.Duration // longest a request waits for company
 	// Timeout bounds the merged call (0 = the callers' own deadlines).
 	Timeout time.Duration
+	// MaxConcurrent is how many merged calls per model may run at once
+	// before requests wait to be batched: while fewer run, a request is sent
+	// at once (with whatever else is waiting), so a lightly loaded model pays
+	// no batching delay and a busy one batches what queues up behind it.
+	// 0 means GOMAXPROCS; negative means never send early — always wait for
+	// MaxBatchSize rows or MaxLatency, as KServe's batcher does.
+	MaxConcurrent int
 	Logger  *slog.Logger
 	// OnBatch, if set, observes every merged call (rows, callers).
 	OnBatch func(rows, callers int)
@@ -43,6 +51,7 @@ type Batcher struct {
 
 	mu      sync.Mutex
 	pending map[string]*batch // by compatibility key
+	running map[string]int    // merged calls in flight, by key
 	wg      sync.WaitGroup    // merged calls in flight
 	closed  bool
 }
@@ -60,7 +69,10 @@ func New(m runtime.Model, cfg Config) *Batcher {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Batcher{m: m, cfg: cfg, pending: map[string]*batch{}}
+	if cfg.MaxConcurrent == 0 {
+		cfg.MaxConcurrent = goruntime.GOMAXPROCS(0)
+	}
+	return &Batcher{m: m, cfg: cfg, pending: map[string]*batch{}, running: map[string]int{}}
 }
 
 // call is one caller waiting in a batch.
@@ -126,7 +138,7 @@ func (b *Batcher) Predict(ctx context.Context, req *runtime.Request) (*runtime.R
 	}
 	bt.calls = append(bt.calls, c)
 	bt.rows += rows
-	if bt.rows >= b.cfg.MaxBatchSize {
+	if bt.rows >= b.cfg.MaxBatchSize || b.idle(key) {
 		bt.timer.Stop()
 		b.flushLocked(bt)
 	}
@@ -158,6 +170,12 @@ func (b *Batcher) flushKey(bt *batch) {
 	}
 }
 
+// idle reports whether a batch for key may leave at once because fewer
+// than MaxConcurrent merged calls are running. The caller holds b.mu.
+func (b *Batcher) idle(key string) bool {
+	return b.cfg.MaxConcurrent > 0 && b.running[key] < b.cfg.MaxConcurrent
+}
+
 // flushLocked sends bt as one merged call. The caller holds b.mu.
 func (b *Batcher) flushLocked(bt *batch) {
 	delete(b.pending, bt.key)
@@ -165,11 +183,27 @@ func (b *Batcher) flushLocked(bt *batch) {
 	if len(calls) == 0 {
 		return
 	}
+	b.running[bt.key]++
 	b.wg.Add(1)
 	go func() { // owned by the batcher: Close waits on b.wg
 		defer b.wg.Done()
 		b.run(calls)
+		b.finished(bt.key)
 	}()
+}
+
+// finished accounts for a completed merged call and sends what queued up
+// behind it.
+func (b *Batcher) finished(key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.running[key]--; b.running[key] <= 0 {
+		delete(b.running, key)
+	}
+	if bt := b.pending[key]; bt != nil && len(bt.calls) > 0 && b.idle(key) {
+		bt.timer.Stop()
+		b.flushLocked(bt)
+	}
 }
 
 func (b *Batcher) run(calls []*call) {

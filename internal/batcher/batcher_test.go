@@ -37,7 +37,7 @@ func sumOf(t *testing.T, res *runtime.Response) []float64 {
 func TestMergesUpToMaxBatchSize(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		b := New(&runtimetest.Model{Features: 2}, Config{MaxBatchSize: 8, MaxLatency: time.Second, OnBatch: rec.on})
+		b := New(&runtimetest.Model{Features: 2}, Config{MaxBatchSize: 8, MaxLatency: time.Second, MaxConcurrent: -1, OnBatch: rec.on})
 		defer b.Close()
 		var wg sync.WaitGroup
 		for i := range 8 {
@@ -64,7 +64,7 @@ func TestMergesUpToMaxBatchSize(t *testing.T) {
 func TestFlushesAfterMaxLatency(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		b := New(&runtimetest.Model{Features: 2}, Config{MaxBatchSize: 100, MaxLatency: 20 * time.Millisecond, OnBatch: rec.on})
+		b := New(&runtimetest.Model{Features: 2}, Config{MaxBatchSize: 100, MaxLatency: 20 * time.Millisecond, MaxConcurrent: -1, OnBatch: rec.on})
 		defer b.Close()
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -96,7 +96,7 @@ func TestFlushesAfterMaxLatency(t *testing.T) {
 func TestIncompatibleAndLargeRequestsGoAlone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		b := New(&runtimetest.Model{Features: 2}, Config{MaxBatchSize: 4, MaxLatency: 10 * time.Millisecond, OnBatch: rec.on})
+		b := New(&runtimetest.Model{Features: 2}, Config{MaxBatchSize: 4, MaxLatency: 10 * time.Millisecond, MaxConcurrent: -1, OnBatch: rec.on})
 		defer b.Close()
 		var wg sync.WaitGroup
 		reqs := []*runtime.Request{
@@ -132,7 +132,7 @@ func (f *failing) Predict(context.Context, *runtime.Request) (*runtime.Response,
 
 func TestErrorReachesEveryCaller(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := New(&failing{}, Config{MaxBatchSize: 3, MaxLatency: time.Second})
+		b := New(&failing{}, Config{MaxBatchSize: 3, MaxLatency: time.Second, MaxConcurrent: -1})
 		defer b.Close()
 		var wg sync.WaitGroup
 		for range 3 {
@@ -151,7 +151,7 @@ func TestErrorReachesEveryCaller(t *testing.T) {
 func TestCancelledCallerFreesItsSlot(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		b := New(&runtimetest.Model{Features: 2}, Config{MaxBatchSize: 10, MaxLatency: 50 * time.Millisecond, OnBatch: rec.on})
+		b := New(&runtimetest.Model{Features: 2}, Config{MaxBatchSize: 10, MaxLatency: 50 * time.Millisecond, MaxConcurrent: -1, OnBatch: rec.on})
 		defer b.Close()
 		ctx, cancel := context.WithCancel(t.Context())
 		var wg sync.WaitGroup
@@ -174,6 +174,57 @@ func TestCancelledCallerFreesItsSlot(t *testing.T) {
 		wg.Wait()
 		if fmt.Sprint(rec.batches) != "[]" && fmt.Sprint(rec.batches) != "[[1 1]]" {
 			t.Fatalf("batches %v: the cancelled caller's row was still sent", rec.batches)
+		}
+	})
+}
+
+// gated blocks every Predict until the test releases it, so the test
+// controls when merged calls finish.
+type gated struct {
+	runtimetest.Model
+	gate chan struct{}
+}
+
+func (g *gated) Predict(ctx context.Context, req *runtime.Request) (*runtime.Response, error) {
+	<-g.gate
+	return g.Model.Predict(ctx, req)
+}
+
+// TestEagerWhileIdleBatchesWhileBusy: with MaxConcurrent 1, a request to an
+// idle model leaves at once (no latency wait); requests arriving while it
+// runs are merged and leave when it finishes.
+func TestEagerWhileIdleBatchesWhileBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		m := &gated{Model: runtimetest.Model{Features: 2}, gate: make(chan struct{})}
+		b := New(m, Config{MaxBatchSize: 64, MaxLatency: time.Hour, MaxConcurrent: 1, OnBatch: rec.on})
+		defer b.Close()
+		var wg sync.WaitGroup
+		call := func(v float64) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := b.Predict(t.Context(), rowReq(v, 1))
+				if err != nil || sumOf(t, res)[0] != v+1 {
+					t.Errorf("caller %v: %v %v", v, res, err)
+				}
+			}()
+		}
+		call(0)
+		synctest.Wait() // the first request is running, alone
+		if fmt.Sprint(rec.batches) != "[[1 1]]" {
+			t.Fatalf("first request did not leave at once: %v", rec.batches)
+		}
+		for i := 1; i <= 5; i++ {
+			call(float64(i))
+		}
+		synctest.Wait() // five more queue behind it
+		m.gate <- struct{}{} // the first finishes; the five leave as one batch
+		synctest.Wait()
+		m.gate <- struct{}{}
+		wg.Wait()
+		if fmt.Sprint(rec.batches) != "[[1 1] [5 5]]" {
+			t.Fatalf("batches %v, want the first alone then the five merged", rec.batches)
 		}
 	})
 }

@@ -47,7 +47,7 @@ func TestBatchingAcrossProtocols(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var batches []string
-	cfg := batcher.Config{MaxBatchSize: 3, MaxLatency: 10 * time.Second, OnBatch: func(rows, callers int) {
+	cfg := batcher.Config{MaxBatchSize: 3, MaxLatency: 10 * time.Second, MaxConcurrent: -1, OnBatch: func(rows, callers int) {
 		mu.Lock()
 		batches = append(batches, fmt.Sprintf("%d/%d", rows, callers))
 		mu.Unlock()
