@@ -75,6 +75,16 @@ func TestAgentPullerAndLogger(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // bounded poll
 	}
+	// The agent reports the puller's view of each model.
+	resp, err := http.Get(agent + "/v2/repository/puller")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct{ Models []struct{ Name, Phase string } }
+	if json.NewDecoder(resp.Body).Decode(&st) != nil || len(st.Models) != 1 || st.Models[0].Phase != "Loaded" {
+		t.Fatalf("puller status %+v", st)
+	}
+	resp.Body.Close()
 	// The successful request and its response reach the file sink.
 	deadline = time.Now().Add(10 * time.Second)
 	for {

@@ -117,6 +117,7 @@ func runAgent(ctx context.Context, o *agentOptions, cmd *cobra.Command) error {
 		if err != nil {
 			return err
 		}
+		handler = pullerStatus(p)(handler)
 		g.Go(func() error { return p.Run(gctx) })
 	}
 	srv := &http.Server{Addr: ":" + strconv.Itoa(o.port), Handler: handler, ReadHeaderTimeout: 10 * time.Second}

@@ -2,10 +2,12 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -208,6 +210,20 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 			return map[string]int64{"queued": st.Queued, "sent": st.Sent, "retried": st.Retried, "dropped": st.Dropped}
 		})
 	}
+	var pl *puller.Puller
+	if o.modelsConfig != "" {
+		state := o.pullerStateDir
+		if state == "" {
+			state = o.modelsConfig + ".state"
+		}
+		if pl, err = puller.New(puller.Config{
+			ConfigPath: o.modelsConfig, Fetcher: store, Repository: repo,
+			StateDir: state, Logger: log,
+		}); err != nil {
+			return err
+		}
+		scfg.HTTPMiddleware = append(scfg.HTTPMiddleware, pullerStatus(pl))
+	}
 	srv, err := server.New(server.Config{
 		HTTPMiddleware:   scfg.HTTPMiddleware,
 		GRPCInterceptors: scfg.GRPCInterceptors,
@@ -242,19 +258,8 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 		log.Info("models loaded", "ready", repo.Ready(), "models", len(sources))
 		return nil
 	})
-	if o.modelsConfig != "" {
-		state := o.pullerStateDir
-		if state == "" {
-			state = o.modelsConfig + ".state"
-		}
-		p, err := puller.New(puller.Config{
-			ConfigPath: o.modelsConfig, Fetcher: store, Repository: repo,
-			StateDir: state, Logger: log,
-		})
-		if err != nil {
-			return err
-		}
-		g.Go(func() error { return p.Run(gctx) })
+	if pl != nil {
+		g.Go(func() error { return pl.Run(gctx) })
 	}
 	err = g.Wait()
 	log.Info("stopped")
@@ -319,4 +324,20 @@ func uriBaseName(uri string) string {
 		return segs[len(segs)-2]
 	}
 	return last
+}
+
+// pullerStatus serves GET /v2/repository/puller: every model the models
+// config names, with its phase (Pulling, Loading, Loaded, Failed) and the
+// cause of a failure, including pulls that never reached the repository.
+func pullerStatus(p *puller.Puller) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && r.URL.Path == "/v2/repository/puller" {
+				w.Header().Set("Content-Type", "application/json")
+				_ = json.NewEncoder(w).Encode(map[string]any{"models": p.States()})
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
