@@ -245,7 +245,11 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 		if rs := c.replicaSet(revKey(ns, name, comp) + t.Revision); rs != nil {
 			gbs = rs.GRPCBackends()
 		}
-		rc.Targets = append(rc.Targets, router.Target{Revision: t.Revision, Tag: t.Tag, Percent: t.Percent, Latest: t.Latest, Backends: bs, GRPCBackends: gbs})
+		cc := 0
+		if ext.ContainerConcurrency != nil {
+			cc = int(*ext.ContainerConcurrency)
+		}
+		rc.Targets = append(rc.Targets, router.Target{Revision: t.Revision, Tag: t.Tag, Percent: t.Percent, Latest: t.Latest, Backends: bs, GRPCBackends: gbs, Concurrency: cc})
 		cs.Traffic = append(cs.Traffic, api.TrafficTarget{RevisionName: t.Revision, Tag: t.Tag, Percent: int64Ptr(int64(t.Percent)), LatestRevision: boolPtr(t.Latest)})
 		if t.Percent > 0 && len(bs) == 0 && !scaledToZero(t.Revision) {
 			readyAll = false

@@ -34,6 +34,7 @@ type Router struct {
 	activateTimeout time.Duration
 
 	stats   sync.Map // "ns/revision" → *RevisionStats
+	limits  sync.Map // "ns/revision" → *limiter
 	waiting atomic.Int64
 }
 
@@ -218,6 +219,17 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 			writeError(w, http.StatusServiceUnavailable, err)
 			return
 		}
+	}
+	if t := rt.Target; t.Concurrency > 0 {
+		lim := r.limiter(rt.Service.Namespace, t.Revision)
+		capacity := t.Concurrency * len(t.Backends)
+		// A queue of ten requests per slot, as Knative's queue-proxy keeps.
+		if err := lim.acquire(req.Context(), capacity, 10*capacity); err != nil {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("revision %s of %s/%s: %w (containerConcurrency %d × %d replicas)", t.Revision, rt.Service.Namespace, rt.Service.Name, err, t.Concurrency, len(t.Backends)))
+			return
+		}
+		defer lim.release()
 	}
 	be := rt.Target.Backends[int(r.rr.Add(1)%uint64(len(rt.Target.Backends)))]
 	ctx := context.WithValue(req.Context(), backendKey{}, be)

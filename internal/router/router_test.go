@@ -2,6 +2,7 @@ package router
 
 import (
 	"io"
+	"sync/atomic"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -132,5 +133,79 @@ func TestTableValidate(t *testing.T) {
 	bad := &Table{Services: []*Service{{Name: "m", Namespace: "d", Components: map[string]*Component{Predictor: {Targets: []Target{{Revision: "a", Percent: 60}, {Revision: "b", Percent: 30}}}}}}}
 	if err := New("x", nil).Update(bad); err == nil || !strings.Contains(err.Error(), "sum to 90") {
 		t.Fatalf("bad split accepted: %v", err)
+	}
+}
+
+// TestContainerConcurrency: with containerConcurrency 1 and one replica,
+// one request runs, ten queue, and the next is refused at once with 503.
+func TestContainerConcurrency(t *testing.T) {
+	release := make(chan struct{})
+	var running atomic.Int32
+	var peak atomic.Int32
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := running.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		<-release
+		running.Add(-1)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer slow.Close()
+	r := New("example.com", nil)
+	if err := r.Update(&Table{Domain: "example.com", Services: []*Service{{Name: "m", Namespace: "d", Components: map[string]*Component{
+		Predictor: {Targets: []Target{{Revision: "m-1", Percent: 100, Backends: []string{strings.TrimPrefix(slow.URL, "http://")}, Concurrency: 1}}},
+	}}}}); err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(r)
+	defer front.Close()
+	codes := make(chan int, 12)
+	for range 11 {
+		go func() {
+			resp, err := http.Post(front.URL+"/v1/models/m:predict", "application/json", strings.NewReader("{}"))
+			if err != nil {
+				codes <- -1
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	// Wait until one runs and ten wait.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l := r.limiter("d", "m-1")
+		l.mu.Lock()
+		queued := len(l.waiters)
+		l.mu.Unlock()
+		if running.Load() == 1 && queued == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("running %d, queued %d", running.Load(), queued)
+		}
+		time.Sleep(5 * time.Millisecond) // bounded poll
+	}
+	resp, err := http.Post(front.URL+"/v1/models/m:predict", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "overloaded") || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("12th request: %d %s", resp.StatusCode, body)
+	}
+	close(release)
+	for range 11 {
+		if c := <-codes; c != 200 {
+			t.Fatalf("queued request got %d", c)
+		}
+	}
+	if peak.Load() != 1 {
+		t.Fatalf("%d requests ran at once, want containerConcurrency 1", peak.Load())
 	}
 }

@@ -33,6 +33,10 @@ type Target struct {
 	GRPCBackends []string
 	// Latest marks the latest ready revision (reachable as "latest-").
 	Latest bool
+	// Concurrency is containerConcurrency: at most this many requests per
+	// ready replica run at once (0 = unlimited); more wait in a bounded
+	// queue, and past it are refused with 503.
+	Concurrency int
 }
 
 // Component is the routing state of one component of a service.
