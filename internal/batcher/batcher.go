@@ -39,7 +39,7 @@ type Config struct {
 	// 0 means GOMAXPROCS; negative means never send early — always wait for
 	// MaxBatchSize rows or MaxLatency, as KServe's batcher does.
 	MaxConcurrent int
-	Logger  *slog.Logger
+	Logger        *slog.Logger
 	// OnBatch, if set, observes every merged call (rows, callers).
 	OnBatch func(rows, callers int)
 }

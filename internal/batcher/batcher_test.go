@@ -218,7 +218,7 @@ func TestEagerWhileIdleBatchesWhileBusy(t *testing.T) {
 		for i := 1; i <= 5; i++ {
 			call(float64(i))
 		}
-		synctest.Wait() // five more queue behind it
+		synctest.Wait()      // five more queue behind it
 		m.gate <- struct{}{} // the first finishes; the five leave as one batch
 		synctest.Wait()
 		m.gate <- struct{}{}

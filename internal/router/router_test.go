@@ -2,10 +2,10 @@ package router
 
 import (
 	"io"
-	"sync/atomic"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
