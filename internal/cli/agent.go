@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ferryserve/ferry/internal/batcher"
 	"github.com/ferryserve/ferry/internal/puller"
 	"github.com/ferryserve/ferry/internal/repository"
 )
@@ -33,6 +34,9 @@ type agentOptions struct {
 	namespace     string
 	component     string
 	endpoint      string
+	enableBatcher bool
+	maxBatchSize  int
+	maxLatency    time.Duration
 	enablePuller  bool
 	storage       storageOptions
 	configDir     string
@@ -46,10 +50,11 @@ func newAgentCmd() *cobra.Command {
 	o := &agentOptions{}
 	cmd := &cobra.Command{
 		Use:   "agent --component-port 8080 [--log-url URL] [--enable-puller]",
-		Short: "Run the sidecar agent: request logger and model puller in front of any model server",
+		Short: "Run the sidecar agent: request logger, batcher and model puller in front of any model server",
 		Long: `Run the sidecar agent in front of a model server (Ferry's, TorchServe, Triton,
 MLServer, …), as KServe's agent does: it reverse-proxies --port to
---component-port, logs requests and responses as CloudEvents (--log-url), and
+--component-port, logs requests and responses as CloudEvents (--log-url),
+merges concurrent requests into batched upstream calls (--enable-batcher), and
 with --enable-puller watches --config-dir/models.json (KServe's TrainedModel
 format), pulls models into --model-dir/<name> and asks the server to load or
 unload them through the V2 repository API.`,
@@ -73,6 +78,9 @@ unload them through the V2 repository API.`,
 	f.StringVar(&o.namespace, "namespace", "", "namespace in logged events")
 	f.StringVar(&o.component, "component", "predictor", "component in logged events")
 	f.StringVar(&o.endpoint, "endpoint", "", "endpoint in logged events")
+	f.BoolVar(&o.enableBatcher, "enable-batcher", false, "merge V1 :predict (rows of numbers) and V2 /infer JSON requests per model into batched upstream calls")
+	f.IntVar(&o.maxBatchSize, "max-batchsize", 32, "with --enable-batcher: most rows in one upstream call")
+	f.DurationVar(&o.maxLatency, "max-latency", 5*time.Millisecond, "with --enable-batcher: longest a request waits for others while the upstream is busy")
 	o.storage.addFlags(f)
 	f.BoolVar(&o.enablePuller, "enable-puller", false, "watch --config-dir/models.json and load/unload models on the server")
 	f.StringVar(&o.configDir, "config-dir", "/mnt/configs", "with --enable-puller: directory of models.json")
@@ -91,6 +99,14 @@ func runAgent(ctx context.Context, o *agentOptions, cmd *cobra.Command) error {
 	upstream := &url.URL{Scheme: "http", Host: net.JoinHostPort(o.componentHost, strconv.Itoa(o.componentPort))}
 	proxy := httputil.NewSingleHostReverseProxy(upstream)
 	var handler http.Handler = proxy
+	if o.enableBatcher {
+		if o.maxBatchSize < 1 || o.maxLatency <= 0 {
+			return errors.New("--max-batchsize must be >= 1 and --max-latency > 0")
+		}
+		bp := batcher.NewProxy(upstream.String(), proxy, batcher.Config{MaxBatchSize: o.maxBatchSize, MaxLatency: o.maxLatency, Logger: log})
+		defer bp.Close()
+		handler = bp
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	if o.logURL != "" {
 		so := &serveOptions{logURL: o.logURL, logMode: o.logMode, logSpoolDir: o.logSpoolDir, logHeaders: o.logHeaders,
@@ -133,7 +149,7 @@ func runAgent(ctx context.Context, o *agentOptions, cmd *cobra.Command) error {
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
-	log.Info("ferry agent", "port", o.port, "upstream", upstream.String(), "logger", o.logURL != "", "puller", o.enablePuller)
+	log.Info("ferry agent", "port", o.port, "upstream", upstream.String(), "logger", o.logURL != "", "batcher", o.enableBatcher, "puller", o.enablePuller)
 	return g.Wait()
 }
 

@@ -385,3 +385,17 @@ func appendDim(dst []byte, t *tensor.Tensor, dim, off int) ([]byte, int) {
 	}
 	return append(dst, ']'), off
 }
+
+// DecodeNumericInstances decodes a V1 body whose instances are rows of
+// numbers (null = missing) into an FP64 tensor [rows, features]; it fails
+// for anything else (objects, strings, ragged rows).
+func DecodeNumericInstances(body []byte) (*tensor.Tensor, error) {
+	in, err := decodeInstances(body)
+	if err != nil {
+		return nil, err
+	}
+	if in.tensor == nil {
+		return nil, fmt.Errorf("%w: instances are not rows of numbers", protocol.ErrBadRequest)
+	}
+	return in.tensor, nil
+}

@@ -171,3 +171,28 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestClientCodecRoundTrip(t *testing.T) {
+	req := &InferRequest{ID: "r", Parameters: map[string]any{"k": "v"}, Inputs: []*tensor.Tensor{
+		{Name: "x", Datatype: tensor.FP32, Shape: []int64{2, 2}, Data: []float32{1, 2.5, -3, 4}},
+		{Name: "s", Datatype: tensor.Bytes, Shape: []int64{1}, Data: [][]byte{[]byte("a\"b")}},
+	}, Outputs: []RequestedOutput{{Name: "y"}}}
+	got, err := DecodeRequest(EncodeRequest(nil, req), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != "r" || !reflect.DeepEqual(got.Inputs[0].Data, []float32{1, 2.5, -3, 4}) || string(got.Inputs[1].Data.([][]byte)[0]) != "a\"b" || got.Outputs[0].Name != "y" {
+		t.Fatalf("round trip: %+v", got)
+	}
+	js, _ := EncodeResponse(nil, nil, &InferResponse{ModelName: "m", ID: "r", Outputs: []*tensor.Tensor{{Name: "y", Datatype: tensor.FP64, Shape: []int64{2}, Data: []float64{0.5, 7}}}}, nil)
+	resp, err := DecodeResponse(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ModelName != "m" || !reflect.DeepEqual(resp.Outputs[0].Data, []float64{0.5, 7}) {
+		t.Fatalf("response: %+v", resp)
+	}
+	if _, err := DecodeResponse([]byte(`{"outputs":[{"name":"y","datatype":"FP32","shape":[2],"data":[1]}]}`)); err == nil {
+		t.Fatal("short output accepted")
+	}
+}
