@@ -81,7 +81,9 @@ func TestAgentPullerAndLogger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st struct{ Models []struct{ Name, Phase string } }
+	var st struct {
+		Models []struct{ Name, Phase string }
+	}
 	if json.NewDecoder(resp.Body).Decode(&st) != nil || len(st.Models) != 1 || st.Models[0].Phase != "Loaded" {
 		t.Fatalf("puller status %+v", st)
 	}
