@@ -33,6 +33,7 @@ type upOptions struct {
 	stableWindow      time.Duration
 	panicWindow       time.Duration
 	scaleToZeroAfter  time.Duration
+	scaleDownDelay    time.Duration
 	logLevel          string
 	logFormat         string
 	config            string
@@ -71,6 +72,7 @@ FERRY_SERVER, default http://127.0.0.1:8090).`,
 	f.DurationVar(&o.activationTimeout, "activation-timeout", 60*time.Second, "how long a request waits for a revision scaled to zero to start a replica (then 503 with Retry-After)")
 	f.DurationVar(&o.stableWindow, "stable-window", 60*time.Second, "autoscaler: window whose average concurrency (or rps) sets the replica count")
 	f.DurationVar(&o.panicWindow, "panic-window", 6*time.Second, "autoscaler: short window that scales up fast when load doubles")
+	f.DurationVar(&o.scaleDownDelay, "scale-down-delay", 0, "autoscaler: keep a higher replica count until a lower one has been wanted this long")
 	f.DurationVar(&o.scaleToZeroAfter, "scale-to-zero-after", 30*time.Second, "autoscaler: idle time before a minReplicas: 0 revision goes to zero")
 	o.storage.addFlags(f)
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -117,7 +119,7 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 	rt := router.New(o.domain, log)
 	var ctl *controlplane.Controller
 	scaler := controlplane.NewAutoscaler(controlplane.AutoscalerConfig{
-		StableWindow: o.stableWindow, PanicWindow: o.panicWindow, ScaleToZeroAfter: o.scaleToZeroAfter,
+		StableWindow: o.stableWindow, PanicWindow: o.panicWindow, ScaleToZeroAfter: o.scaleToZeroAfter, ScaleDownDelay: o.scaleDownDelay,
 	},
 		func(ns, rev string) (int64, uint64) {
 			st := rt.Stats(ns, rev)

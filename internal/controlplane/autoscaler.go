@@ -23,6 +23,9 @@ type AutoscalerConfig struct {
 	PanicWindow      time.Duration // default 6s
 	PanicThreshold   float64       // default 2 (× current capacity)
 	ScaleToZeroAfter time.Duration // idle time before going to zero (default 30s beyond the stable window)
+	// ScaleDownDelay holds a lower replica count back until it has been
+	// wanted for this long (default 0, as Knative's scale-down-delay).
+	ScaleDownDelay time.Duration
 	// MaxLocalReplicas caps "unlimited" maxReplicas on one machine (default 8).
 	MaxLocalReplicas int
 }
@@ -58,6 +61,9 @@ type revScaler struct {
 	panicUntil time.Time
 	lastActive time.Time
 	panicking  bool
+	// downSince is when the autoscaler first wanted fewer replicas than
+	// desired (zero while it does not).
+	downSince time.Time
 }
 
 // NewAutoscaler returns an autoscaler; Run samples until ctx ends.
@@ -178,8 +184,21 @@ func (a *Autoscaler) step(now time.Time) bool {
 			cut++
 		}
 		s.samples = s.samples[cut:]
-		if d := a.decide(s, now); d != s.desired {
+		d := a.decide(s, now)
+		if d < s.desired && a.cfg.ScaleDownDelay > 0 {
+			if s.downSince.IsZero() {
+				s.downSince = now
+			}
+			if now.Sub(s.downSince) < a.cfg.ScaleDownDelay {
+				continue // hold the higher count a while longer
+			}
+		}
+		if d >= s.desired {
+			s.downSince = time.Time{}
+		}
+		if d != s.desired {
 			s.desired, changed = d, true
+			s.downSince = time.Time{}
 		}
 	}
 	return changed

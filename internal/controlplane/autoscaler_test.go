@@ -117,3 +117,31 @@ func TestAutoscalerRPS(t *testing.T) {
 		}
 	})
 }
+
+func TestAutoscalerScaleDownDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := &load{}
+		a := NewAutoscaler(AutoscalerConfig{StableWindow: 4 * time.Second, PanicWindow: time.Second, ScaleDownDelay: 10 * time.Second}, l.stat, nil)
+		a.Desired("ns", "r", ScaleSpec{Min: 1, Max: 8, Target: 1})
+		step := func(n int) {
+			for range n {
+				time.Sleep(time.Second)
+				a.step(time.Now())
+			}
+		}
+		l.set(4)
+		step(10)
+		if d, _ := a.State("ns", "r"); d != 4 {
+			t.Fatalf("under load: %d, want 4", d)
+		}
+		l.set(1)
+		step(9) // the stable window wants 1 after ~4 s, but the delay holds 4
+		if d, _ := a.State("ns", "r"); d != 4 {
+			t.Fatalf("scaled down before the delay: %d", d)
+		}
+		step(8)
+		if d, _ := a.State("ns", "r"); d != 1 {
+			t.Fatalf("after the delay: %d, want 1", d)
+		}
+	})
+}
