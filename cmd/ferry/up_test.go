@@ -147,7 +147,7 @@ func TestUpEndToEnd(t *testing.T) {
 	models, _ := filepath.Abs("../../examples/models/lightgbm-multiclass")
 	dataDir := filepath.Join(tdir, "data")
 	hp, gp, ap := freePort(t), freePort(t), freePort(t)
-	u := startUp(t, bin, dataDir, hp, gp, ap, "-f", "../../examples/inferenceservices/lightgbm.yaml")
+	u := startUp(t, bin, dataDir, hp, gp, ap, "-f", "../../examples/inferenceservices")
 	const name = "lightgbm-multiclass"
 	host := name + ".default.example.com"
 	v2body := readFile(t, "../../examples/requests/lightgbm-v2.json")
@@ -166,6 +166,16 @@ func TestUpEndToEnd(t *testing.T) {
 	}
 	if code, _, body := u.infer(t, "", "/v1/models/"+name+":predict", v1body); code != 200 || !strings.Contains(body, "0.11981330373300655") {
 		t.Fatalf("infer by path: %d %s", code, body)
+	}
+	// The other examples: scikit-learn (V1) and XGBoost (V2), by host.
+	u.waitStatus(t, "sklearn-iris", "sklearn Ready", ready)
+	u.waitStatus(t, "xgboost-iris", "xgboost Ready", ready)
+	iris := readFile(t, "../../examples/requests/iris-v1.json")
+	if code, _, body := u.infer(t, "sklearn-iris.default.example.com", "/v1/models/sklearn-iris:predict", iris); code != 200 || body != `{"predictions":[1,1]}` {
+		t.Fatalf("sklearn example: %d %s", code, body)
+	}
+	if code, _, body := u.infer(t, "xgboost-iris.default.example.com", "/v2/models/xgboost-iris/infer", readFile(t, "../../examples/requests/iris-v2.json")); code != 200 || !strings.Contains(body, "0.97116977") {
+		t.Fatalf("xgboost example: %d %s", code, body)
 	}
 	if grpcurl, err := exec.LookPath("grpcurl"); err == nil {
 		cmd := exec.Command(grpcurl, "-plaintext", "-authority", host, "-d", `{"model_name":"`+name+`","inputs":[{"name":"input-0","datatype":"FP64","shape":[1,5],"contents":{"fp64_contents":[-0.6879,-0.2959,0.0101,1.2319,-0.2218]}}]}`,

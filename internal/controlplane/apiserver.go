@@ -232,7 +232,11 @@ func (a *APIServer) delete(kind string) http.HandlerFunc {
 				return
 			}
 		}
-		a.ctl.Trigger()
+		// Reconcile before answering, so the routes are gone when the
+		// client hears the object is.
+		if err := a.ctl.ReconcileAll(r.Context()); err != nil {
+			a.ctl.cfg.Logger.Warn("reconcile after delete", "err", err)
+		}
 		writeJSON(w, 200, map[string]string{"deleted": ns + "/" + name})
 	}
 }

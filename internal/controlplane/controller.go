@@ -54,6 +54,9 @@ type Config struct {
 type Controller struct {
 	cfg  Config
 	kick chan struct{}
+	// reconcileMu serialises reconcile passes (the loop's and synchronous
+	// ones, such as after a delete).
+	reconcileMu sync.Mutex
 
 	mu       sync.Mutex
 	running  map[string]*ReplicaSet // by revision key ns/name/component/revision
@@ -152,6 +155,8 @@ func (c *Controller) Events(ns, name string) []Event {
 
 // ReconcileAll reconciles every stored service and publishes routes.
 func (c *Controller) ReconcileAll(ctx context.Context) error {
+	c.reconcileMu.Lock()
+	defer c.reconcileMu.Unlock()
 	_, vals, err := c.cfg.Store.List(KindInferenceService, "")
 	if err != nil {
 		return err
