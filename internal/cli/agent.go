@@ -26,14 +26,7 @@ type agentOptions struct {
 	port          int
 	componentHost string
 	componentPort int
-	logURL        string
-	logMode       string
-	logSpoolDir   string
-	logHeaders    []string
-	isvcName      string
-	namespace     string
-	component     string
-	endpoint      string
+	reqlog        reqlogOptions
 	enableBatcher bool
 	maxBatchSize  int
 	maxLatency    time.Duration
@@ -70,14 +63,7 @@ unload them through the V2 repository API.`,
 	f.IntVar(&o.port, "port", 9081, "port the agent listens on")
 	f.StringVar(&o.componentHost, "component-host", "127.0.0.1", "host of the model server")
 	f.IntVar(&o.componentPort, "component-port", 8080, "port of the model server")
-	f.StringVar(&o.logURL, "log-url", "", "CloudEvents sink: http(s)://… or file:///path")
-	f.StringVar(&o.logMode, "log-mode", "all", "all, request or response")
-	f.StringVar(&o.logSpoolDir, "log-spool-dir", "", "where events wait while the sink is down (default: a temp dir)")
-	f.StringSliceVar(&o.logHeaders, "log-metadata-headers", nil, "request headers copied into each event")
-	f.StringVar(&o.isvcName, "inference-service", "", "InferenceService name in logged events")
-	f.StringVar(&o.namespace, "namespace", "", "namespace in logged events")
-	f.StringVar(&o.component, "component", "predictor", "component in logged events")
-	f.StringVar(&o.endpoint, "endpoint", "", "endpoint in logged events")
+	o.reqlog.addFlags(f)
 	f.BoolVar(&o.enableBatcher, "enable-batcher", false, "merge V1 :predict (rows of numbers) and V2 /infer JSON requests per model into batched upstream calls")
 	f.IntVar(&o.maxBatchSize, "max-batchsize", 32, "with --enable-batcher: most rows in one upstream call")
 	f.DurationVar(&o.maxLatency, "max-latency", 5*time.Millisecond, "with --enable-batcher: longest a request waits for others while the upstream is busy")
@@ -108,10 +94,8 @@ func runAgent(ctx context.Context, o *agentOptions, cmd *cobra.Command) error {
 		handler = bp
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	if o.logURL != "" {
-		so := &serveOptions{logURL: o.logURL, logMode: o.logMode, logSpoolDir: o.logSpoolDir, logHeaders: o.logHeaders,
-			isvcName: o.isvcName, namespace: o.namespace, component: o.component, endpoint: o.endpoint, httpPort: o.port}
-		l, err := newRequestLogger(so, log)
+	if o.reqlog.url != "" {
+		l, err := o.reqlog.newRequestLogger(log, o.port)
 		if err != nil {
 			return err
 		}
@@ -149,7 +133,7 @@ func runAgent(ctx context.Context, o *agentOptions, cmd *cobra.Command) error {
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
-	log.Info("ferry agent", "port", o.port, "upstream", upstream.String(), "logger", o.logURL != "", "batcher", o.enableBatcher, "puller", o.enablePuller)
+	log.Info("ferry agent", "port", o.port, "upstream", upstream.String(), "logger", o.reqlog.url != "", "batcher", o.enableBatcher, "puller", o.enablePuller)
 	return g.Wait()
 }
 

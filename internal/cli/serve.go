@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -47,14 +46,7 @@ type serveOptions struct {
 	maxLatency      time.Duration
 	memoryLimit     string
 	evictLRU        string
-	logURL          string
-	logMode         string
-	logSpoolDir     string
-	logHeaders      []string
-	isvcName        string
-	namespace       string
-	component       string
-	endpoint        string
+	reqlog          reqlogOptions
 	onnxEngine      string
 	onnxLib         string
 	logLevel        string
@@ -107,14 +99,7 @@ over the file.`,
 	f.DurationVar(&o.maxLatency, "max-latency", 5*time.Millisecond, "with --enable-batcher: longest a request waits for others to join its batch")
 	f.StringVar(&o.memoryLimit, "memory-limit", "", "bound on the summed measured memory of loaded models, e.g. 4Gi (empty = none)")
 	f.StringVar(&o.evictLRU, "evict", "", "with --memory-limit: \"lru\" unloads least recently used idle models to make room; empty refuses the load")
-	f.StringVar(&o.logURL, "log-url", "", "log every request and response as a CloudEvent to this sink: http(s)://… or file:///path.jsonl")
-	f.StringVar(&o.logMode, "log-mode", "all", "with --log-url: all, request or response")
-	f.StringVar(&o.logSpoolDir, "log-spool-dir", "", "with --log-url: directory where events wait while the sink is down (default: a ferry-spool directory in the temp dir)")
-	f.StringSliceVar(&o.logHeaders, "log-metadata-headers", nil, "with --log-url: request headers copied into each event's metadata extension")
-	f.StringVar(&o.isvcName, "inference-service", "", "InferenceService name reported in logged events")
-	f.StringVar(&o.namespace, "namespace", "", "namespace reported in logged events")
-	f.StringVar(&o.component, "component", "predictor", "component reported in logged events")
-	f.StringVar(&o.endpoint, "endpoint", "", "endpoint (e.g. default, canary) reported in logged events")
+	o.reqlog.addFlags(f)
 	f.StringVar(&o.onnxEngine, "onnx-engine", "auto", "ONNX engine: go (built-in interpreter), native (ONNX Runtime; needs a build with -tags onnxruntime), or auto")
 	f.StringVar(&o.onnxLib, "onnxruntime-lib", "", "path of libonnxruntime.so for the native ONNX engine (default "+onnx.DefaultLibraryPath+")")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -199,8 +184,8 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	}
 	var reqLogger *reqlog.Logger
 	scfg := server.Config{}
-	if o.logURL != "" {
-		if reqLogger, err = newRequestLogger(o, log); err != nil {
+	if o.reqlog.url != "" {
+		if reqLogger, err = o.reqlog.newRequestLogger(log, o.httpPort); err != nil {
 			return err
 		}
 		scfg.HTTPMiddleware = append(scfg.HTTPMiddleware, reqLogger.Middleware)
@@ -278,23 +263,6 @@ func (l batchingLoader) Load(ctx context.Context, dir, format string) (runtime.M
 		return nil, f, err
 	}
 	return batcher.New(m, l.cfg), f, nil
-}
-
-func newRequestLogger(o *serveOptions, log *slog.Logger) (*reqlog.Logger, error) {
-	sink, err := reqlog.NewSink(o.logURL)
-	if err != nil {
-		return nil, fmt.Errorf("--log-url: %w", err)
-	}
-	spool := o.logSpoolDir
-	if spool == "" {
-		spool = filepath.Join(os.TempDir(), "ferry-spool-"+strconv.Itoa(o.httpPort))
-	}
-	source, _ := os.Hostname()
-	return reqlog.New(reqlog.Config{
-		Sink: sink, Mode: o.logMode, Source: source,
-		InferenceService: o.isvcName, Namespace: o.namespace, Component: o.component, Endpoint: o.endpoint,
-		MetadataHeaders: o.logHeaders, SpoolDir: spool, Logger: log,
-	})
 }
 
 func isDir(p string) bool {
