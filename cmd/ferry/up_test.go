@@ -368,7 +368,8 @@ spec:
 	}
 }
 
-// TestUpScaleToZero: a minReplicas: 0 service goes to zero when idle, and
+// TestUpScaleToZero: a minReplicas: 0 service (a small XGBoost model) goes
+// to zero when idle, and
 // the next request is held by the activator until a replica is ready — it
 // gets its answer, never "model not ready".
 func TestUpScaleToZero(t *testing.T) {
@@ -377,8 +378,8 @@ func TestUpScaleToZero(t *testing.T) {
 	}
 	bin := buildFerry(t)
 	tdir := t.TempDir()
-	models, _ := filepath.Abs("../../examples/models/lightgbm-multiclass")
-	yaml := fmt.Sprintf("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: sleepy\nspec:\n  predictor:\n    minReplicas: 0\n    lightgbm:\n      storageUri: %s\n", models)
+	models, _ := filepath.Abs("../../examples/models/xgboost-iris")
+	yaml := fmt.Sprintf("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: sleepy\nspec:\n  predictor:\n    minReplicas: 0\n    xgboost:\n      storageUri: %s\n", models)
 	hp, gp, ap := freePort(t), freePort(t), freePort(t)
 	u := startUp(t, bin, t.TempDir(), hp, gp, ap, "-f", writeYAML(t, tdir, "sleepy.yaml", yaml),
 		"--stable-window", "2s", "--panic-window", "1s", "--scale-to-zero-after", "1s")
@@ -409,9 +410,9 @@ func TestUpScaleToZero(t *testing.T) {
 	s := u.waitStatus(t, "sleepy", "Ready at zero", ready) // a revision at zero stays routable
 	_ = s
 	start := time.Now()
-	code, rev, body := u.infer(t, "sleepy.default.example.com", "/v1/models/sleepy:predict", `{"instances":[[-0.6879,-0.2959,0.0101,1.2319,-0.2218]]}`)
+	code, rev, body := u.infer(t, "sleepy.default.example.com", "/v1/models/sleepy:predict", `{"instances":[[6.8,2.8,4.8,1.4]]}`)
 	cold := time.Since(start)
-	if code != 200 || rev != "sleepy-predictor-00001" || !strings.Contains(body, "0.11981330373300655") {
+	if code != 200 || rev != "sleepy-predictor-00001" || !strings.Contains(body, "0.97116977") {
 		t.Fatalf("request at zero: %d %s %s", code, rev, body)
 	}
 	t.Logf("cold start from zero replicas: %v", cold)
