@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -434,4 +435,87 @@ func TestUpScaleToZero(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+}
+
+// TestUpScaleUpReaction: under concurrent load the panic window scales a
+// revision up within seconds; the test reports how long it took until the
+// new replicas were ready.
+func TestUpScaleUpReaction(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ferry up and its replicas")
+	}
+	bin := buildFerry(t)
+	tdir := t.TempDir()
+	server := filepath.Join(tdir, "v2server")
+	if out, err := exec.Command("go", "build", "-o", server, "./testdata/v2server").CombinedOutput(); err != nil {
+		t.Fatalf("build v2server: %v\n%s", err, out)
+	}
+	yaml := fmt.Sprintf(`apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: busy
+spec:
+  predictor:
+    minReplicas: 1
+    maxReplicas: 3
+    scaleMetric: concurrency
+    scaleTarget: 1
+    containers:
+    - name: kserve-container
+      image: example/v2server:latest
+      command: [%q]
+      env:
+      - {name: SLEEP_MS, value: "100"}
+      readinessProbe:
+        httpGet: {path: /v2/health/ready, port: 8080}
+`, server)
+	hp, gp, ap := freePort(t), freePort(t), freePort(t)
+	u := startUp(t, bin, t.TempDir(), hp, gp, ap, "-f", writeYAML(t, tdir, "busy.yaml", yaml), "--stable-window", "10s", "--panic-window", "2s")
+	u.waitStatus(t, "busy", "Ready", ready)
+	readyReplicas := func() int {
+		resp, err := http.Get(u.api + "/metrics")
+		if err != nil {
+			return -1
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "ferry_revision_ready_replicas{") && strings.Contains(l, `service="busy"`) {
+				var v float64
+				fmt.Sscanf(l[strings.LastIndexByte(l, ' ')+1:], "%g", &v)
+				return int(v)
+			}
+		}
+		return -1
+	}
+	// Three clients keep three requests in flight (target 1 per replica).
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				u.infer(t, "busy.default.example.com", "/v2/models/busy/infer", `{"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[1]}]}`)
+			}
+		}()
+	}
+	start := time.Now()
+	deadline := start.Add(30 * time.Second)
+	for readyReplicas() < 3 {
+		if time.Now().After(deadline) {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("did not scale to 3 ready replicas (have %d)\n%s", readyReplicas(), u.stderr)
+		}
+		time.Sleep(50 * time.Millisecond) // bounded poll
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("scale-up reaction: 1 -> 3 ready replicas %v after the load began", time.Since(start).Round(time.Millisecond))
 }

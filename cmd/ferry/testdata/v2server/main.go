@@ -1,12 +1,15 @@
 // Command v2server is a minimal external model server of the tests' own
 // making that speaks the V2 REST protocol on $PORT: it is ready at once and
-// answers every infer with the sum of its first input's data.
+// answers every infer with the sum of its first input's data, after
+// $SLEEP_MS milliseconds (to hold requests in flight).
 package main
 
 import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"strconv"
+	"time"
 )
 
 func main() {
@@ -23,6 +26,9 @@ func main() {
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = w.Write([]byte(`{"error":"want inputs with flat FP64 data"}`))
 			return
+		}
+		if ms, err := strconv.Atoi(os.Getenv("SLEEP_MS")); err == nil {
+			time.Sleep(time.Duration(ms) * time.Millisecond)
 		}
 		sum := 0.0
 		for _, v := range req.Inputs[0].Data {
