@@ -341,12 +341,16 @@ func TestUpExternalServer(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", server, "./testdata/v2server").CombinedOutput(); err != nil {
 		t.Fatalf("build v2server: %v\n%s", err, out)
 	}
+	events := filepath.Join(tdir, "events.jsonl")
 	yaml := fmt.Sprintf(`apiVersion: serving.kserve.io/v1beta1
 kind: InferenceService
 metadata:
   name: external
 spec:
   predictor:
+    logger:
+      mode: all
+      url: file://%s
     containers:
     - name: kserve-container
       image: example/v2server:latest
@@ -356,7 +360,7 @@ spec:
       readinessProbe:
         httpGet: {path: /v2/health/ready, port: 8080}
         periodSeconds: 1
-`, server)
+`, events, server)
 	hp, gp, ap := freePort(t), freePort(t), freePort(t)
 	u := startUp(t, bin, t.TempDir(), hp, gp, ap, "-f", writeYAML(t, tdir, "external.yaml", yaml))
 	u.waitStatus(t, "external", "Ready", ready)
@@ -366,6 +370,19 @@ spec:
 	}
 	if code, _, body := u.infer(t, "external.default.example.com", "/v2/models/external/infer", `{}`); code != 400 {
 		t.Fatalf("external server's error status must pass through: %d %s", code, body)
+	}
+	// The ingress logs the external server's traffic, errors included.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(events)
+		if strings.Count(string(b), `"type":"org.kubeflow.serving.inference.response"`) == 2 &&
+			strings.Contains(string(b), `"statuscode":"400"`) && strings.Contains(string(b), `"inferenceservicename":"external"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logged events:\n%s", b)
+		}
+		time.Sleep(50 * time.Millisecond) // bounded poll
 	}
 }
 

@@ -393,7 +393,7 @@ func validateExtensions(errs *fieldErrors, base string, x *ComponentExtensionSpe
 		if l.Mode != "" && !slices.Contains(loggerModes, l.Mode) {
 			errs.add(base+".logger.mode", "unsupported value %q; supported: %s", l.Mode, strings.Join(loggerModes, ", "))
 		}
-		checkHTTPURL(errs, base+".logger.url", l.URL)
+		checkSinkURL(errs, base+".logger.url", l.URL)
 	}
 	if b := x.Batcher; b != nil {
 		for _, f := range []struct {
@@ -407,14 +407,18 @@ func validateExtensions(errs *fieldErrors, base string, x *ComponentExtensionSpe
 	}
 }
 
-func checkHTTPURL(errs *fieldErrors, p, raw string) {
+// checkSinkURL accepts KServe's http(s) sinks and, as a Ferry extension,
+// file:///absolute/path for a JSON-lines file.
+func checkSinkURL(errs *fieldErrors, p, raw string) {
 	if raw == "" {
 		errs.add(p, "required")
 		return
 	}
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs.add(p, "invalid URL %q: expected an absolute http:// or https:// URL", raw)
+	switch {
+	case err == nil && u.Scheme == "file" && u.Host == "" && strings.HasPrefix(u.Path, "/"):
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		errs.add(p, "invalid URL %q: expected an absolute http:// or https:// URL (or file:///path for a JSON-lines file)", raw)
 	}
 }
 

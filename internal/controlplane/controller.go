@@ -65,6 +65,10 @@ type Controller struct {
 	// everReady marks revisions that had a ready replica: scaled to zero,
 	// they stay routable (through the activator), as in Knative.
 	everReady map[string]bool
+	// loggers run in the ingress for components that do not log
+	// themselves; liveLoggers marks those used by the current pass.
+	loggers     map[string]*componentLogger
+	liveLoggers map[string]bool
 }
 
 // Event is a notable change on a service, shown by `ferry describe`.
@@ -86,7 +90,8 @@ func NewController(cfg Config) *Controller {
 	if cfg.Domain == "" {
 		cfg.Domain = "example.com"
 	}
-	return &Controller{cfg: cfg, kick: make(chan struct{}, 1), running: map[string]*ReplicaSet{}, events: map[string][]Event{}, lastHash: map[string]string{}, everReady: map[string]bool{}}
+	return &Controller{cfg: cfg, kick: make(chan struct{}, 1), running: map[string]*ReplicaSet{}, events: map[string][]Event{}, lastHash: map[string]string{}, everReady: map[string]bool{},
+		loggers: map[string]*componentLogger{}, liveLoggers: map[string]bool{}}
 }
 
 // Trigger asks for a reconcile soon.
@@ -116,6 +121,7 @@ func (c *Controller) Run(ctx context.Context) error {
 }
 
 func (c *Controller) stopAll() {
+	c.stopUnusedLoggers() // nothing is marked live once the loop has ended: stops them all
 	c.mu.Lock()
 	sets := make([]*ReplicaSet, 0, len(c.running))
 	for _, s := range c.running {
@@ -181,6 +187,7 @@ func (c *Controller) ReconcileAll(ctx context.Context) error {
 		}
 	}
 	c.stopExcept(live)
+	c.stopUnusedLoggers()
 	aliases, err := c.reconcileTrainedModels(ctx, services)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("trained models: %w", err))

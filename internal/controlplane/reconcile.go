@@ -130,6 +130,13 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 	if ext.TimeoutSeconds != nil && *ext.TimeoutSeconds > 0 {
 		rc.Timeout = time.Duration(*ext.TimeoutSeconds) * time.Second
 	}
+	if ext.Logger != nil && ext.Logger.URL != "" && !servesItself(isvc, comp) {
+		mw, err := c.ingressLogger(ns, name, comp, ext.Logger)
+		if err != nil {
+			c.event(ns+"/"+name, "Warning", "LoggerFailed", fmt.Sprintf("%s: %v", comp, err))
+		}
+		rc.Middleware = mw
+	}
 	revs, err := c.ensureRevision(ns, name, comp, spec)
 	if err != nil || len(revs) == 0 {
 		return prev, rc, nil, api.Condition{Type: condType, Status: "False", Reason: "RevisionFailed", Message: fmt.Sprint(err)}
@@ -464,4 +471,15 @@ func scaleSpec(isvc *api.InferenceService, ext *api.ComponentExtensionSpec) Scal
 		s.Metric = "concurrency"
 	}
 	return s
+}
+
+// servesItself reports whether a component runs as ferry serve, which logs
+// and batches inside its replicas; other components get the ingress's
+// logger.
+func servesItself(isvc *api.InferenceService, comp string) bool {
+	if comp != api.ComponentPredictor {
+		return false
+	}
+	format, _, _, custom := isvc.PredictorFormat()
+	return custom == nil && slices.Contains(builtinFormats, format)
 }

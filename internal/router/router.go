@@ -239,6 +239,10 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 		defer cancel()
 	}
 	w.Header().Set(HeaderRevision, rt.Target.Revision)
+	if mw := rt.Service.Components[rt.Component].Middleware; mw != nil {
+		mw(r.proxy).ServeHTTP(w, req.WithContext(ctx))
+		return
+	}
 	r.proxy.ServeHTTP(w, req.WithContext(ctx))
 }
 

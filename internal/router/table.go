@@ -8,6 +8,7 @@ package router
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 )
@@ -44,6 +45,9 @@ type Component struct {
 	Targets []Target
 	// Timeout bounds a request to this component (0 = none).
 	Timeout time.Duration
+	// Middleware, if set, wraps the proxying of every request (the control
+	// plane's request logger for components that do not log themselves).
+	Middleware func(http.Handler) http.Handler
 }
 
 // Service is the routing state of one InferenceService.
