@@ -65,6 +65,27 @@ run grpcurl -plaintext -authority xgboost-iris.default.example.com -d @ "127.0.0
 echo "== the reference libraries answer (examples/requests/expected.json):"
 cat examples/requests/expected.json
 
+# The native ONNX engine: ONNX Runtime's library from the npm package
+# onnxruntime-node and a cgo build with -tags onnxruntime (skipped, with a
+# note, where npm or a C compiler is missing; DEMO_ONNX_NATIVE=0 skips it).
+if [ "${DEMO_ONNX_NATIVE:-1}" = 1 ]; then
+  echo
+  echo "== the ONNX model on ONNX Runtime (native engine)"
+  if ORT_LIB=$(bash internal/runtime/onnx/fetch-ort.sh "$HOME/.cache/ferry-ort" 2>/dev/null) &&
+     CGO_ENABLED=1 go build -tags onnxruntime -o bin/ferry-onnxruntime ./cmd/ferry 2>/dev/null; then
+    ONNX_PORT=$((HTTP_PORT + 20))
+    bin/ferry-onnxruntime serve --model-dir examples/models/onnx-mlp --host 127.0.0.1 --http-port "$ONNX_PORT" \
+      --grpc-port "$((ONNX_PORT + 1))" --onnx-engine native --onnxruntime-lib "$ORT_LIB" --log-level warn &
+    OPID=$!
+    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$ONNX_PORT/v2/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+    run curl -s "http://127.0.0.1:$ONNX_PORT/v2/models/onnx-mlp"
+    run curl -s -d @examples/requests/onnx-v2.json "http://127.0.0.1:$ONNX_PORT/v2/models/onnx-mlp/infer"
+    kill -TERM $OPID 2>/dev/null; wait $OPID 2>/dev/null || true
+  else
+    echo "(skipped: fetching ONNX Runtime with npm or the cgo build failed; the Go engine above needs neither)"
+  fi
+fi
+
 echo
 echo "== try: $BIN describe isvc xgboost-iris    $BIN logs isvc sklearn-iris    $BIN get isvc -o yaml"
 if [ -t 0 ]; then
