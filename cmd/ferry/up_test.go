@@ -141,10 +141,7 @@ func TestUpEndToEnd(t *testing.T) {
 	}
 	bin := buildFerry(t)
 	tdir := t.TempDir()
-	transformer := filepath.Join(tdir, "transformer")
-	if out, err := exec.Command("go", "build", "-o", transformer, "./testdata/transformer").CombinedOutput(); err != nil {
-		t.Fatalf("build transformer: %v\n%s", err, out)
-	}
+	transformer := buildTestProgram(t, "transformer")
 	models, _ := filepath.Abs("../../examples/models/lightgbm-multiclass")
 	dataDir := filepath.Join(tdir, "data")
 	hp, gp, ap := freePort(t), freePort(t), freePort(t)
@@ -337,10 +334,7 @@ func TestUpExternalServer(t *testing.T) {
 	}
 	bin := buildFerry(t)
 	tdir := t.TempDir()
-	server := filepath.Join(tdir, "v2server")
-	if out, err := exec.Command("go", "build", "-o", server, "./testdata/v2server").CombinedOutput(); err != nil {
-		t.Fatalf("build v2server: %v\n%s", err, out)
-	}
+	server := buildTestProgram(t, "v2server")
 	events := filepath.Join(tdir, "events.jsonl")
 	yaml := fmt.Sprintf(`apiVersion: serving.kserve.io/v1beta1
 kind: InferenceService
@@ -463,10 +457,7 @@ func TestUpScaleUpReaction(t *testing.T) {
 	}
 	bin := buildFerry(t)
 	tdir := t.TempDir()
-	server := filepath.Join(tdir, "v2server")
-	if out, err := exec.Command("go", "build", "-o", server, "./testdata/v2server").CombinedOutput(); err != nil {
-		t.Fatalf("build v2server: %v\n%s", err, out)
-	}
+	server := buildTestProgram(t, "v2server")
 	yaml := fmt.Sprintf(`apiVersion: serving.kserve.io/v1beta1
 kind: InferenceService
 metadata:
