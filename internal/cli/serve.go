@@ -230,11 +230,17 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	// The listeners are up (liveness answers) while models load; readiness
 	// turns true only when every model is loaded.
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return srv.Run(gctx) })
+	// Shutdown order: the server drains in-flight requests first; only then
+	// does the request logger stop (spooling whatever is still queued), so
+	// the events of drained requests are not lost.
+	loggerCtx, stopLogger := context.WithCancel(context.Background())
+	defer stopLogger()
+	g.Go(func() error {
+		defer stopLogger()
+		return srv.Run(gctx)
+	})
 	if reqLogger != nil {
-		// The logger outlives the server's drain: it stops on the same
-		// signal but spools whatever is still queued before returning.
-		g.Go(func() error { return reqLogger.Run(gctx) })
+		g.Go(func() error { return reqLogger.Run(loggerCtx) })
 	}
 	g.Go(func() error {
 		if err := repo.LoadAll(gctx, o.loadParallelism); err != nil {
