@@ -94,13 +94,16 @@ func runAgent(ctx context.Context, o *agentOptions, cmd *cobra.Command) error {
 		handler = bp
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	// The logger stops only after the HTTP server has drained (see below).
+	loggerCtx, stopLogger := context.WithCancel(context.Background())
+	defer stopLogger()
 	if o.reqlog.url != "" {
 		l, err := o.reqlog.newRequestLogger(log, o.port)
 		if err != nil {
 			return err
 		}
 		handler = l.Middleware(handler)
-		g.Go(func() error { return l.Run(gctx) })
+		g.Go(func() error { return l.Run(loggerCtx) })
 	}
 	if o.enablePuller {
 		store, err := newStorage(o.storage, log, nil)
@@ -129,6 +132,7 @@ func runAgent(ctx context.Context, o *agentOptions, cmd *cobra.Command) error {
 	})
 	g.Go(func() error {
 		<-gctx.Done()
+		defer stopLogger()
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		return srv.Shutdown(sctx)
