@@ -179,6 +179,7 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 		}
 	}
 	repo := repository.New(rcfg)
+	metrics.WatchRepository(repo)
 	for _, s := range sources {
 		repo.Add(s)
 	}

@@ -180,6 +180,7 @@ func TestRESTEndpoints(t *testing.T) {
 		{"v1 unknown model", "POST", "/v1/models/nope:predict", `{"instances":[[1]]}`, 404, "", `model not found`},
 		{"v1 explain", "POST", "/v1/models/sum2:explain", `{"instances":[[1,2]]}`, 501, "", `no explainer`},
 		{"metrics", "GET", "/metrics", "", 200, "", `ferry_requests_total`},
+		{"models ready gauge", "GET", "/metrics", "", 200, "", "ferry_models_ready 3"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -26,7 +26,7 @@ type Metrics struct {
 }
 
 // NewMetrics registers Ferry's metrics. repo, if not nil, backs the
-// ferry_models_ready gauge.
+// ferry_models_ready gauge (or attach it later with WatchRepository).
 func NewMetrics(repo *repository.Repository) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -50,21 +50,27 @@ func NewMetrics(repo *repository.Repository) *Metrics {
 	m.reg.MustRegister(m.requests, m.latency, m.loads, m.inflight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if repo != nil {
-		m.modelsGot = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "ferry_models_ready",
-			Help: "Model versions in the READY state.",
-		}, func() float64 {
-			n := 0
-			for _, s := range repo.Index() {
-				if s.State == repository.Ready {
-					n++
-				}
-			}
-			return float64(n)
-		})
-		m.reg.MustRegister(m.modelsGot)
+		m.WatchRepository(repo)
 	}
 	return m
+}
+
+// WatchRepository registers the ferry_models_ready gauge over repo; call it
+// once.
+func (m *Metrics) WatchRepository(repo *repository.Repository) {
+	m.modelsGot = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ferry_models_ready",
+		Help: "Model versions in the READY state.",
+	}, func() float64 {
+		n := 0
+		for _, s := range repo.Index() {
+			if s.State == repository.Ready {
+				n++
+			}
+		}
+		return float64(n)
+	})
+	m.reg.MustRegister(m.modelsGot)
 }
 
 // ObserveRequest records one inference request.
