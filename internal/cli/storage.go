@@ -28,6 +28,17 @@ func (s *storageOptions) addFlags(f *pflag.FlagSet) {
 	f.DurationVar(&s.timeout, "pull-timeout", 30*time.Minute, "bound on one model pull, retries included")
 }
 
+// args renders the storage flags that are set, for child processes.
+func (s storageOptions) args() []string {
+	var out []string
+	for _, f := range []struct{ name, v string }{{"storage-cache-dir", s.cacheDir}, {"storage-cache-limit", s.cacheLimit}, {"pvc-root", s.pvcRoot}} {
+		if f.v != "" {
+			out = append(out, "--"+f.name, f.v)
+		}
+	}
+	return append(out, "--pull-timeout", s.timeout.String())
+}
+
 // newStorage returns the puller for storage URIs, configured from flags and
 // KServe's environment variables (AWS_*, S3_*, GOOGLE_APPLICATION_CREDENTIALS,
 // STORAGE_EMULATOR_HOST, AZURE_STORAGE_*). Pulls of more than a few MB draw

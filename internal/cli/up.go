@@ -129,6 +129,7 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 	rt.SetActivator(scaler.Activate, o.activationTimeout)
 	ctl = controlplane.NewController(controlplane.Config{
 		Autoscaler: scaler,
+		ServeArgs:  o.storage.args(),
 		Store:      db, Router: rt, Domain: o.domain, DataDir: o.dataDir, FerryBinary: self,
 		Fetcher:       store,
 		PredictorAddr: predLn.Addr().String(),

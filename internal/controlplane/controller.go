@@ -47,6 +47,9 @@ type Config struct {
 	Resync time.Duration
 	// Autoscaler decides replica counts; nil runs minReplicas (at least 1).
 	Autoscaler *Autoscaler
+	// ServeArgs are passed to every `ferry serve` child (storage settings,
+	// so multi-model replicas pull the way ferry up does).
+	ServeArgs []string
 }
 
 // Controller reconciles stored InferenceServices into running revisions

@@ -47,8 +47,9 @@ func (c *Controller) reconcile(ctx context.Context, isvc *api.InferenceService) 
 	var keep []string
 	var conds []api.Condition
 	allReady := true
+	specs := components(isvc)
 	for _, comp := range componentOrder {
-		spec, ok := components(isvc)[comp]
+		spec, ok := specs[comp]
 		if !ok {
 			continue
 		}
@@ -345,8 +346,9 @@ func (c *Controller) template(ctx context.Context, isvc *api.InferenceService, c
 
 func (c *Controller) serveTemplate(ns, name, comp, dir, format string, ext *api.ComponentExtensionSpec) ProcessTemplate {
 	return func(hp, gp int) supervisor.Config {
-		args := []string{"serve", "--model-format", format, "--host", "127.0.0.1", "--http-port", strconv.Itoa(hp), "--grpc-port", strconv.Itoa(gp),
-			"--log-format", "json", "--inference-service", name, "--namespace", ns, "--component", comp, "--endpoint", "default"}
+		args := append([]string{"serve", "--model-format", format, "--host", "127.0.0.1", "--http-port", strconv.Itoa(hp), "--grpc-port", strconv.Itoa(gp),
+			"--log-format", "json", "--inference-service", name, "--namespace", ns, "--component", comp, "--endpoint", "default"},
+			c.cfg.ServeArgs...)
 		if dir != "" {
 			args = append(args, "--model-dir", dir, "--model-name", name)
 		} else {

@@ -21,7 +21,11 @@ type limiter struct {
 }
 
 func (r *Router) limiter(ns, rev string) *limiter {
-	v, _ := r.limits.LoadOrStore(ns+"/"+rev, &limiter{})
+	k := ns + "/" + rev
+	if v, ok := r.limits.Load(k); ok {
+		return v.(*limiter)
+	}
+	v, _ := r.limits.LoadOrStore(k, &limiter{})
 	return v.(*limiter)
 }
 

@@ -49,7 +49,11 @@ type RevisionStats struct {
 
 // Stats returns the counters of a revision (namespace/revision).
 func (r *Router) Stats(namespace, revision string) *RevisionStats {
-	v, _ := r.stats.LoadOrStore(namespace+"/"+revision, &RevisionStats{})
+	k := namespace + "/" + revision
+	if v, ok := r.stats.Load(k); ok { // the common case allocates nothing
+		return v.(*RevisionStats)
+	}
+	v, _ := r.stats.LoadOrStore(k, &RevisionStats{})
 	return v.(*RevisionStats)
 }
 
