@@ -157,7 +157,7 @@ func readBinaryTree(r *binReader, t *rawTree) {
 		return
 	}
 	nodes := r.take(n * nodeSize)
-	r.take(n * nodeStatSize)
+	stats := r.take(n * nodeStatSize)
 	if r.err != nil {
 		return
 	}
@@ -166,7 +166,9 @@ func readBinaryTree(r *binReader, t *rawTree) {
 	t.splitIndex = make([]int64, n)
 	t.cond = make([]float32, n)
 	t.defaultLeft = make([]bool, n)
+	t.cover = make([]float32, n)
 	for i := range n {
+		t.cover[i] = math.Float32frombits(r.u32(stats[i*nodeStatSize:], 4)) // sum_hess
 		b := nodes[i*nodeSize:]
 		t.left[i] = int64(r.i32(b, 4))
 		t.right[i] = int64(r.i32(b, 8))

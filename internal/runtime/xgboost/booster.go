@@ -31,6 +31,7 @@ type rawTree struct {
 	defaultLeft []bool
 	categorical []bool    // nil when the tree has no categorical split
 	categories  [][]int64 // per node, the categories that go right
+	cover       []float32 // per node, the training hessian sum (sum_hessian); for TreeSHAP
 }
 
 const (
@@ -79,6 +80,7 @@ type booster struct {
 	cats    [][]uint64
 
 	linear []float32 // gblinear weights; nil for tree boosters
+	cover  []float32 // per node, aligned with nodes: see trees.go
 }
 
 func corrupt(format string, args ...any) error {
@@ -188,6 +190,7 @@ func (b *booster) addTree(t *rawTree, catWords *int) (treeRef, error) {
 		p := queue[0]
 		queue = queue[1:]
 		i := p.old
+		b.setCover(p.idx, t, i)
 		l, r := t.left[i], t.right[i]
 		if l == -1 {
 			b.nodes[p.idx] = node{left: int32(p.idx), feat: bitLeaf, value: t.cond[i], cat: -1}

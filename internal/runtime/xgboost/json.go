@@ -55,6 +55,7 @@ type jsonTree struct {
 	SplitIndex  []int64 `json:"split_indices"`
 	SplitCond   floats  `json:"split_conditions"`
 	DefaultLeft flags   `json:"default_left"`
+	SumHessian  floats  `json:"sum_hessian"`
 	SplitType   []int64 `json:"split_type"`
 	Categories  []int64 `json:"categories"`
 	CatNodes    []int64 `json:"categories_nodes"`
@@ -236,7 +237,7 @@ func (jt *jsonTree) raw(t *rawTree) error {
 	if err := leafVectorUnsupported(jt.Param.SizeLeafVector); err != nil {
 		return err
 	}
-	*t = rawTree{left: jt.Left, right: jt.Right, splitIndex: jt.SplitIndex, cond: jt.SplitCond, defaultLeft: jt.DefaultLeft}
+	*t = rawTree{left: jt.Left, right: jt.Right, splitIndex: jt.SplitIndex, cond: jt.SplitCond, defaultLeft: jt.DefaultLeft, cover: jt.SumHessian}
 	n := len(jt.Left)
 	hasCat := false
 	for _, s := range jt.SplitType {
