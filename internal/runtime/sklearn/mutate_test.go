@@ -67,7 +67,7 @@ func TestMutatedAttributes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		root, err := pickle.Load(fh, pickle.Options{Allow: allow})
+		root, err := pickle.Load(t.Context(), fh, pickle.Options{Allow: allow})
 		fh.Close()
 		if err != nil {
 			t.Fatal(err)

@@ -65,21 +65,36 @@ func Load(ctx context.Context, path string) (*Model, error) {
 
 // Read loads a model from a joblib or pickle stream.
 func Read(ctx context.Context, r io.Reader) (*Model, error) {
-	v, err := pickle.Load(r, pickle.Options{Allow: allow})
+	v, err := pickle.Load(ctx, r, pickle.Options{Allow: allow, Budget: runtime.DecodeBudget(ctx)})
 	if err != nil {
-		var fe *pickle.ForbiddenError
-		if errors.As(err, &fe) && strings.HasPrefix(fe.Global.Module, "sklearn.") {
-			return nil, fmt.Errorf("%w: %s", runtime.ErrUnsupported, notSupported(fe.Global.Name))
-		}
-		if errors.Is(err, pickle.ErrUnsupported) {
-			return nil, fmt.Errorf("%w: %w", runtime.ErrUnsupported, err)
-		}
-		return nil, fmt.Errorf("%w: %w", runtime.ErrCorruptModel, err)
+		return nil, loadError(ctx, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	return FromObject(v)
+}
+
+// loadError classifies a decode error: a global outside the allow-list is
+// a valid pickle Ferry does not support (not a corrupt one), a file over
+// the decode budget says which flag raises it.
+func loadError(ctx context.Context, err error) error {
+	var fe *pickle.ForbiddenError
+	switch {
+	case errors.As(err, &fe) && strings.HasPrefix(fe.Global.Module, "sklearn."):
+		return fmt.Errorf("%w: %s", runtime.ErrUnsupported, notSupported(fe.Global.Name))
+	case errors.As(err, &fe):
+		return fmt.Errorf("%w: the model references %s, which is outside the allow-list of numpy data and supported scikit-learn classes; "+
+			"Ferry runs no Python code, so custom functions (such as a FunctionTransformer's func) and custom classes cannot be served (%w)",
+			runtime.ErrUnsupported, fe.Global, err)
+	case errors.Is(err, pickle.ErrBudget):
+		return fmt.Errorf("%w: %w (raise --max-model-decode-bytes, or --memory-limit, which also bounds a load)", runtime.ErrBudget, err)
+	case errors.Is(err, pickle.ErrUnsupported):
+		return fmt.Errorf("%w: %w", runtime.ErrUnsupported, err)
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return err
+	}
+	return fmt.Errorf("%w: %w", runtime.ErrCorruptModel, err)
 }
 
 // FromObject builds a model from a decoded pickle value.

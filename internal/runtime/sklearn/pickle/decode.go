@@ -2,6 +2,7 @@ package pickle
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,11 +22,21 @@ type Options struct {
 	// MaxBytes caps the bytes read from the stream (after decompression);
 	// zero means 1 GiB.
 	MaxBytes int64
+	// Budget caps the memory one decode may commit, in bytes: the stack,
+	// marks and memo, every container element, string and bytes value and
+	// numpy array data (see budget.go for the costs). Zero means
+	// DefaultBudget. Exceeding it fails the decode with a *BudgetError.
+	Budget int64
 }
 
 const (
 	maxStack = 1 << 22
+	// maxMarks bounds the open MARKs of one pickle. Picklers open one per
+	// nesting level of the data, so real files stay far below it.
+	maxMarks = 1 << 16
 	maxDepth = 4 // nested pickles (joblib object arrays)
+	// checkEvery is how many opcodes run between checks of the context.
+	checkEvery = 1 << 12
 )
 
 // builtinGlobals are the globals the reader itself understands.
@@ -55,29 +66,36 @@ var builtinGlobals = map[Global]bool{
 
 // Decode reads one pickle from r. If joblib is true, the stream is a joblib
 // file body: each NumpyArrayWrapper is followed by its array's raw bytes.
-func Decode(r io.Reader, joblib bool, opts Options) (any, error) {
+// Decode stops with ctx's error soon after ctx is done.
+func Decode(ctx context.Context, r io.Reader, joblib bool, opts Options) (any, error) {
 	limit := opts.MaxBytes
 	if limit <= 0 {
 		limit = 1 << 30
 	}
 	lr := &io.LimitedReader{R: r, N: limit}
 	br := bufio.NewReaderSize(lr, 64<<10)
-	d := &decoder{r: br, lim: lr, limit: limit, joblib: joblib, opts: opts}
+	d := &decoder{ctx: ctx, r: br, lim: lr, limit: limit, joblib: joblib, opts: opts, mem: newBudget(opts.Budget)}
 	return d.run(0)
 }
 
 type decoder struct {
+	ctx    context.Context
 	r      *bufio.Reader
 	lim    *io.LimitedReader
 	limit  int64
 	joblib bool
 	opts   Options
 	pos    int64
+	ops    int
+	mem    *budget
 }
 
 // machine is one pickle's stack, marks and memo.
 type machine struct {
+	mem   *budget
 	stack []any
+	// high is the stack's high-water mark, the slots already charged.
+	high  int
 	marks []int
 	memo  map[int64]any
 }
@@ -111,9 +129,15 @@ func (d *decoder) read(n int64) ([]byte, error) {
 	if n < 0 || n > math.MaxInt32 {
 		return nil, corrupt("length %d at byte %d", n, d.pos)
 	}
+	if !d.mem.charge(n) {
+		return nil, d.mem.exceeded("a %d-byte value at byte %d", n, d.pos)
+	}
 	const chunk = 1 << 20
 	buf := make([]byte, 0, min(n, chunk))
 	for int64(len(buf)) < n {
+		if err := d.ctx.Err(); err != nil {
+			return nil, err
+		}
 		k := min(n-int64(len(buf)), chunk)
 		start := len(buf)
 		buf = append(buf, make([]byte, k)...)
@@ -123,6 +147,22 @@ func (d *decoder) read(n int64) ([]byte, error) {
 	}
 	d.pos += n
 	return buf, nil
+}
+
+// chargeStr charges a string of n bytes.
+func (d *decoder) chargeStr(n int) error {
+	if !d.mem.charge(int64(n) + costSlot) {
+		return d.mem.exceeded("a %d-byte string at byte %d", n, d.pos)
+	}
+	return nil
+}
+
+// chargeObj charges a new container or object.
+func (d *decoder) chargeObj() error {
+	if !d.mem.charge(costObj) {
+		return d.mem.exceeded("a new object at byte %d", d.pos)
+	}
+	return nil
 }
 
 func (d *decoder) line() (string, error) {
@@ -142,11 +182,14 @@ func (d *decoder) line() (string, error) {
 	}
 }
 
+// uint reads an n-byte (n <= 8) little-endian integer.
 func (d *decoder) uint(n int) (uint64, error) {
-	b, err := d.read(int64(n))
-	if err != nil {
-		return 0, err
+	var buf [8]byte
+	b := buf[:n]
+	if _, err := io.ReadFull(d.r, b); err != nil {
+		return 0, d.eof(err)
 	}
+	d.pos += int64(n)
 	var v uint64
 	for i := n - 1; i >= 0; i-- {
 		v = v<<8 | uint64(b[i])
@@ -157,6 +200,12 @@ func (d *decoder) uint(n int) (uint64, error) {
 func (m *machine) push(v any) error {
 	if len(m.stack) >= maxStack {
 		return corrupt("stack too deep")
+	}
+	if len(m.stack) == m.high {
+		if !m.mem.charge(costSlot) {
+			return m.mem.exceeded("the stack (%d values)", m.high+1)
+		}
+		m.high++
 	}
 	m.stack = append(m.stack, v)
 	return nil
@@ -178,24 +227,57 @@ func (m *machine) top() (any, error) {
 	return m.stack[len(m.stack)-1], nil
 }
 
-// popMark returns the items pushed since the last MARK and removes the mark.
+// popMark returns a copy of the items pushed since the last MARK and
+// removes them and the mark.
 func (m *machine) popMark() ([]any, error) {
+	items, err := m.popMarkView()
+	if err != nil {
+		return nil, err
+	}
+	if !m.mem.charge(costSlot * int64(len(items))) {
+		return nil, m.mem.exceeded("a %d-item container", len(items))
+	}
+	return append([]any(nil), items...), nil
+}
+
+// popMarkView is popMark without the copy: the items alias the stack and
+// stay valid only until the next push.
+func (m *machine) popMarkView() ([]any, error) {
 	if len(m.marks) == 0 {
 		return nil, corrupt("no mark on the stack")
 	}
 	k := m.marks[len(m.marks)-1]
 	m.marks = m.marks[:len(m.marks)-1]
-	items := append([]any(nil), m.stack[k:]...)
+	items := m.stack[k:]
 	m.stack = m.stack[:k]
 	return items, nil
+}
+
+// extend appends items to a list or set's elements. It charges every
+// reallocation in full, since growing a slice allocates a new array each
+// time (about five times the final size in all, for a long list).
+func (m *machine) extend(dst []any, items []any) ([]any, error) {
+	if len(dst)+len(items) > cap(dst) {
+		grown := max(cap(dst)+cap(dst)/4, len(dst)+len(items))
+		if !m.mem.charge(costSlot * int64(grown)) {
+			return nil, m.mem.exceeded("a container of %d items", len(dst)+len(items))
+		}
+		dst = append(make([]any, 0, grown), dst...)
+	}
+	return append(dst, items...), nil
 }
 
 func (d *decoder) run(depth int) (any, error) {
 	if depth > maxDepth {
 		return nil, corrupt("pickles nested too deeply")
 	}
-	m := &machine{memo: map[int64]any{}}
+	m := &machine{mem: d.mem, memo: map[int64]any{}}
 	for {
+		if d.ops++; d.ops%checkEvery == 0 {
+			if err := d.ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
 		op, err := d.byte1()
 		if err != nil {
 			return nil, err
@@ -228,6 +310,12 @@ func (d *decoder) step(m *machine, op byte, depth int) error {
 		_, err := d.uint(8)
 		return err
 	case '(': // MARK
+		if len(m.marks) >= maxMarks {
+			return m.mem.exceeded("more than %d open MARKs at byte %d; picklers open one per nesting level", maxMarks, d.pos)
+		}
+		if !m.mem.charge(costMark) {
+			return m.mem.exceeded("%d open MARKs", len(m.marks)+1)
+		}
 		m.marks = append(m.marks, len(m.stack))
 		return nil
 	case '0': // POP
@@ -334,10 +422,16 @@ func (d *decoder) step(m *machine, op byte, depth int) error {
 				return corrupt("string literal %q", s)
 			}
 		}
+		if err := d.chargeStr(len(u)); err != nil {
+			return err
+		}
 		return m.push(u)
 	case 'V': // UNICODE (raw-unicode-escape)
 		s, err := d.line()
 		if err != nil {
+			return err
+		}
+		if err := d.chargeStr(len(s)); err != nil {
 			return err
 		}
 		return m.push(s)
@@ -360,6 +454,9 @@ func (d *decoder) step(m *machine, op byte, depth int) error {
 		if op == 'B' || op == 0x8e || op == 0x96 {
 			return m.push(Bytes(b))
 		}
+		if err := d.chargeStr(len(b)); err != nil { // string(b) copies
+			return err
+		}
 		return m.push(string(b))
 	case 'U', 0x8c, 'C': // 1-byte length strings
 		n, err := d.uint(1)
@@ -373,10 +470,16 @@ func (d *decoder) step(m *machine, op byte, depth int) error {
 		if op == 'C' {
 			return m.push(Bytes(b))
 		}
+		if err := d.chargeStr(len(b)); err != nil {
+			return err
+		}
 		return m.push(string(b))
 	case 0x97, 0x98:
 		return fmt.Errorf("%w: out-of-band buffers", ErrUnsupported)
 	case ']':
+		if err := d.chargeObj(); err != nil {
+			return err
+		}
 		return m.push(&List{})
 	case 'l': // LIST
 		items, err := m.popMark()
@@ -394,7 +497,7 @@ func (d *decoder) step(m *machine, op byte, depth int) error {
 			items = []any{v}
 		} else {
 			var err error
-			if items, err = m.popMark(); err != nil {
+			if items, err = m.popMarkView(); err != nil {
 				return err
 			}
 		}
@@ -404,13 +507,13 @@ func (d *decoder) step(m *machine, op byte, depth int) error {
 		}
 		switch l := t.(type) {
 		case *List:
-			l.Items = append(l.Items, items...)
+			l.Items, err = m.extend(l.Items, items)
 		case *Set:
-			l.Items = append(l.Items, items...)
+			l.Items, err = m.extend(l.Items, items)
 		default:
 			return corrupt("APPEND to %s", Describe(t))
 		}
-		return nil
+		return err
 	case ')':
 		return m.push(Tuple{})
 	case 't':
@@ -424,6 +527,9 @@ func (d *decoder) step(m *machine, op byte, depth int) error {
 		if len(m.stack) < n {
 			return corrupt("stack underflow")
 		}
+		if !m.mem.charge(costSlot * int64(n)) {
+			return m.mem.exceeded("a %d-tuple at byte %d", n, d.pos)
+		}
 		t := make(Tuple, n)
 		for i := n - 1; i >= 0; i-- {
 			v, err := m.pop()
@@ -434,14 +540,17 @@ func (d *decoder) step(m *machine, op byte, depth int) error {
 		}
 		return m.push(t)
 	case '}':
+		if err := d.chargeObj(); err != nil {
+			return err
+		}
 		return m.push(&Dict{})
 	case 'd': // DICT
-		items, err := m.popMark()
+		items, err := m.popMarkView()
 		if err != nil {
 			return err
 		}
 		dict := &Dict{}
-		if err := setItems(dict, items); err != nil {
+		if err := m.setItems(dict, items); err != nil {
 			return err
 		}
 		return m.push(dict)
@@ -459,7 +568,7 @@ func (d *decoder) step(m *machine, op byte, depth int) error {
 			items = []any{k, v}
 		} else {
 			var err error
-			if items, err = m.popMark(); err != nil {
+			if items, err = m.popMarkView(); err != nil {
 				return err
 			}
 		}
@@ -471,11 +580,14 @@ func (d *decoder) step(m *machine, op byte, depth int) error {
 		if !ok {
 			return corrupt("SETITEM on %s", Describe(t))
 		}
-		return setItems(dict, items)
+		return m.setItems(dict, items)
 	case 0x8f: // EMPTY_SET
+		if err := d.chargeObj(); err != nil {
+			return err
+		}
 		return m.push(&Set{})
 	case 0x90: // ADDITEMS
-		items, err := m.popMark()
+		items, err := m.popMarkView()
 		if err != nil {
 			return err
 		}
@@ -487,8 +599,8 @@ func (d *decoder) step(m *machine, op byte, depth int) error {
 		if !ok {
 			return corrupt("ADDITEMS on %s", Describe(t))
 		}
-		s.Items = append(s.Items, items...)
-		return nil
+		s.Items, err = m.extend(s.Items, items)
+		return err
 	case 0x91: // FROZENSET
 		items, err := m.popMark()
 		if err != nil {
@@ -541,6 +653,9 @@ func (d *decoder) step(m *machine, op byte, depth int) error {
 		if !ok {
 			return corrupt("REDUCE arguments are %s", Describe(args))
 		}
+		if err := d.chargeObj(); err != nil {
+			return err
+		}
 		v, err := d.reduce(fn, t)
 		if err != nil {
 			return err
@@ -563,6 +678,9 @@ func (d *decoder) step(m *machine, op byte, depth int) error {
 		t, ok := args.(Tuple)
 		if !ok {
 			return corrupt("NEWOBJ arguments are %s", Describe(args))
+		}
+		if err := d.chargeObj(); err != nil {
+			return err
 		}
 		v, err := d.newObject(cls, t)
 		if err != nil {
@@ -674,6 +792,9 @@ func (m *machine) put(k int64) error {
 	if err != nil {
 		return err
 	}
+	if _, ok := m.memo[k]; !ok && !m.mem.charge(costMemo) {
+		return m.mem.exceeded("the memo (%d entries)", len(m.memo)+1)
+	}
 	m.memo[k] = v
 	return nil
 }
@@ -686,9 +807,12 @@ func (m *machine) get(k int64) error {
 	return m.push(v)
 }
 
-func setItems(d *Dict, items []any) error {
+func (m *machine) setItems(d *Dict, items []any) error {
 	if len(items)%2 != 0 {
 		return corrupt("odd number of dict items")
+	}
+	if !m.mem.charge(costSlot * int64(len(items))) {
+		return m.mem.exceeded("a dict of %d items", len(d.Keys)+len(items)/2)
 	}
 	for i := 0; i < len(items); i += 2 {
 		d.set(items[i], items[i+1])
@@ -732,6 +856,9 @@ func decodeLong(b []byte) any {
 }
 
 func (d *decoder) global(mod, name string) (Global, error) {
+	if err := d.chargeStr(len(mod) + len(name)); err != nil {
+		return Global{}, err
+	}
 	g := Global{Module: mod, Name: name}
 	if builtinGlobals[g] || (d.opts.Allow != nil && d.opts.Allow(g)) {
 		return g, nil

@@ -89,7 +89,7 @@ func TestDecodeValues(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			v, err := Decode(bytes.NewReader(mustHex(t, c.hex)), false, Options{})
+			v, err := Decode(t.Context(), bytes.NewReader(mustHex(t, c.hex)), false, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,7 +112,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"protocol 6", "80062e", ErrUnsupported},
 		{"memo miss", "800268052e", ErrCorrupt},
 		{"APPEND to int", "80024b014b02612e", ErrCorrupt},
-		{"huge length", "800242ffffff7f2e", ErrCorrupt},
+		{"huge length", "800242ffffff7f2e", ErrBudget}, // refused before any read
 		{"8-byte huge length", "80048effffffffffffff7f2e", ErrCorrupt},
 		{"persistent id", "80024b01512e", ErrUnsupported},
 		{"out-of-band buffer", "8005972e", ErrUnsupported},
@@ -120,7 +120,7 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Decode(bytes.NewReader(mustHex(t, c.hex)), true, Options{})
+			_, err := Decode(t.Context(), bytes.NewReader(mustHex(t, c.hex)), true, Options{})
 			if !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
@@ -132,7 +132,7 @@ func TestMaxBytes(t *testing.T) {
 	// A 1000-byte bytes value under a 100-byte limit.
 	p := append([]byte{0x80, 0x03, 'B', 0xe8, 0x03, 0, 0}, make([]byte, 1000)...)
 	p = append(p, '.')
-	_, err := Decode(bytes.NewReader(p), false, Options{MaxBytes: 100})
+	_, err := Decode(t.Context(), bytes.NewReader(p), false, Options{MaxBytes: 100})
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "100-byte limit") {
 		t.Fatalf("got %v, want ErrCorrupt", err)
 	}
@@ -151,10 +151,10 @@ func TestDecompressionBudget(t *testing.T) {
 	if buf.Len() > 64<<10 {
 		t.Fatalf("compressed test input is %d bytes", buf.Len())
 	}
-	if _, err := Load(bytes.NewReader(buf.Bytes()), Options{MaxBytes: 1 << 20}); !errors.Is(err, ErrCorrupt) {
+	if _, err := Load(t.Context(), bytes.NewReader(buf.Bytes()), Options{MaxBytes: 1 << 20}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("got %v, want ErrCorrupt", err)
 	}
-	v, err := Load(bytes.NewReader(buf.Bytes()), Options{MaxBytes: 8 << 20})
+	v, err := Load(t.Context(), bytes.NewReader(buf.Bytes()), Options{MaxBytes: 8 << 20})
 	if err != nil || len(v.(Bytes)) != n {
 		t.Fatalf("within budget: %v", err)
 	}

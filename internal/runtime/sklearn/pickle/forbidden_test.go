@@ -52,7 +52,7 @@ func TestForbiddenGlobals(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Decode(bytes.NewReader(c.pickle), true, Options{Allow: func(Global) bool { return false }})
+			_, err := Decode(t.Context(), bytes.NewReader(c.pickle), true, Options{Allow: func(Global) bool { return false }})
 			var fe *ForbiddenError
 			if !errors.As(err, &fe) || !errors.Is(err, ErrForbidden) {
 				t.Fatalf("got %v, want a ForbiddenError", err)
@@ -75,7 +75,7 @@ func TestForbiddenGoldenPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	_, err = Load(f, Options{})
+	_, err = Load(t.Context(), f, Options{})
 	if !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "posix.system") {
 		t.Fatalf("got %v, want a refusal naming posix.system", err)
 	}
@@ -88,7 +88,7 @@ func TestForbiddenGoldenPayload(t *testing.T) {
 // record, not a call.
 func TestAllowedGlobalIsInert(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "pwned")
-	v, err := Decode(bytes.NewReader(protocol0Call("os", "system", "touch "+marker)), false,
+	v, err := Decode(t.Context(), bytes.NewReader(protocol0Call("os", "system", "touch "+marker)), false,
 		Options{Allow: func(Global) bool { return true }})
 	if err != nil {
 		t.Fatal(err)

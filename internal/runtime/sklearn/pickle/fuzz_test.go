@@ -19,6 +19,6 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("cos\nsystem\n(Vx\ntR."))
 	f.Add([]byte{0x80, 0x04, 0x8f, 0x28, 0x4b, 0x07, 0x90, 0x2e})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = Load(bytes.NewReader(b), Options{Allow: allowTest, MaxBytes: 1 << 24})
+		_, _ = Load(t.Context(), bytes.NewReader(b), Options{Allow: allowTest, MaxBytes: 1 << 24})
 	})
 }

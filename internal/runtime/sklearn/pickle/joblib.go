@@ -6,6 +6,7 @@ import (
 	"compress/bzip2"
 	"compress/gzip"
 	"compress/zlib"
+	"context"
 	"fmt"
 	"io"
 
@@ -49,8 +50,10 @@ func Sniff(head []byte) Compression {
 
 // Load reads a pickle or joblib file from r, decompressing it first if its
 // magic bytes say joblib compressed it. Each joblib NumpyArrayWrapper is
-// replaced by the array whose bytes follow it.
-func Load(r io.Reader, opts Options) (any, error) {
+// replaced by the array whose bytes follow it. The decompressed stream is
+// bounded by Options.MaxBytes and what it decodes to by Options.Budget, so a
+// small compressed file cannot inflate without limit.
+func Load(ctx context.Context, r io.Reader, opts Options) (any, error) {
 	br := bufio.NewReader(r)
 	head, _ := br.Peek(8)
 	var body io.Reader = br
@@ -73,5 +76,5 @@ func Load(r io.Reader, opts Options) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: compressed stream header: %w", ErrCorrupt, err)
 	}
-	return Decode(body, true, opts)
+	return Decode(ctx, body, true, opts)
 }

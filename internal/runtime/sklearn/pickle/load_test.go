@@ -24,7 +24,7 @@ func loadFile(t testing.TB, path string) (any, error) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	return Load(f, Options{Allow: allowTest})
+	return Load(t.Context(), f, Options{Allow: allowTest})
 }
 
 func TestLoadGoldenModels(t *testing.T) {
@@ -103,7 +103,7 @@ func TestTruncated(t *testing.T) {
 			t.Fatal(err)
 		}
 		for n := 0; n < len(b); n += 1 + n/64 {
-			_, err := Load(bytes.NewReader(b[:n]), Options{Allow: allowTest})
+			_, err := Load(t.Context(), bytes.NewReader(b[:n]), Options{Allow: allowTest})
 			if err == nil {
 				t.Fatalf("%s cut at %d bytes loaded without error", name, n)
 			}

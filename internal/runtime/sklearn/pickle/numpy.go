@@ -188,10 +188,20 @@ func toShape(v any) ([]int, error) {
 
 // fill sets an array's contents from raw bytes in the given order,
 // normalising byte order and layout.
-func (a *Array) fill(raw []byte, fortran bool) error {
+func (a *Array) fill(mem *budget, raw []byte, fortran bool) error {
 	n, err := count(a.Shape)
 	if err != nil {
 		return err
+	}
+	copies := int64(0) // byte-order and layout conversions copy the data
+	if a.Dtype.BigEndian && a.Dtype.Size > 1 && a.Dtype.Kind != 'S' && a.Dtype.Kind != 'V' {
+		copies++
+	}
+	if fortran && len(a.Shape) > 1 {
+		copies++
+	}
+	if !mem.charge(copies*int64(len(raw)) + costObj) {
+		return mem.exceeded("numpy array %v of %s", a.Shape, a.Dtype)
 	}
 	if a.Dtype.Kind == 'O' {
 		return fmt.Errorf("%w: object array given raw bytes", ErrCorrupt)
@@ -226,10 +236,13 @@ func (a *Array) fill(raw []byte, fortran bool) error {
 }
 
 // fillObjects sets an object array's elements, given in the given order.
-func (a *Array) fillObjects(items []any, fortran bool) error {
+func (a *Array) fillObjects(mem *budget, items []any, fortran bool) error {
 	n, err := count(a.Shape)
 	if err != nil {
 		return err
+	}
+	if fortran && len(a.Shape) > 1 && !mem.charge(costSlot*int64(n)) {
+		return mem.exceeded("numpy object array %v", a.Shape)
 	}
 	if len(items) != n {
 		return fmt.Errorf("%w: object array %v has %d elements, want %d", ErrCorrupt, a.Shape, len(items), n)

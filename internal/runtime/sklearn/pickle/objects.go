@@ -68,7 +68,7 @@ func (d *decoder) reduce(fn any, args Tuple) (any, error) {
 			return nil, err
 		}
 		a := &Array{Dtype: &Dtype{Kind: dt.Kind, Size: dt.Size, BigEndian: dt.BigEndian}}
-		if err := a.fill(b, false); err != nil {
+		if err := a.fill(d.mem, b, false); err != nil {
 			return nil, err
 		}
 		return scalarAt(a.Dtype, a.Data)
@@ -90,7 +90,7 @@ func (d *decoder) reduce(fn any, args Tuple) (any, error) {
 		}
 		order, _ := args[3].(string)
 		a := &Array{Dtype: copyDtype(dt), Shape: shape}
-		if err := a.fill(b, order == "F"); err != nil {
+		if err := a.fill(d.mem, b, order == "F"); err != nil {
 			return nil, err
 		}
 		return a, nil
@@ -118,6 +118,9 @@ func (d *decoder) reduce(fn any, args Tuple) (any, error) {
 			if enc, _ := args[1].(string); enc != "latin1" && enc != "latin-1" {
 				return nil, fmt.Errorf("%w: _codecs.encode to %v", ErrUnsupported, args[1])
 			}
+		}
+		if !d.mem.charge(int64(len(s))) {
+			return nil, d.mem.exceeded("_codecs.encode of a %d-byte string", len(s))
 		}
 		out := make(Bytes, 0, len(s))
 		for _, r := range s {
@@ -179,11 +182,14 @@ func (d *decoder) build(obj, state any, depth int) (any, error) {
 		if o.Dtype != nil {
 			return nil, corrupt("BUILD on a finished array")
 		}
-		return o, setArrayState(o, state)
+		return o, setArrayState(d.mem, o, state)
 	case *Dtype:
 		return o, o.setState(state)
 	case *Dict:
 		if sd, ok := state.(*Dict); ok {
+			if !d.mem.charge(2 * costSlot * int64(len(sd.Keys))) {
+				return nil, d.mem.exceeded("a dict of %d items", len(o.Keys)+len(sd.Keys))
+			}
 			o.Keys = append(o.Keys, sd.Keys...)
 			o.Values = append(o.Values, sd.Values...)
 			return o, nil
@@ -201,7 +207,7 @@ func (d *decoder) build(obj, state any, depth int) (any, error) {
 
 // setArrayState applies ndarray.__setstate__: (version, shape, dtype,
 // is_fortran, data), where data is raw bytes or, for object arrays, a list.
-func setArrayState(a *Array, state any) error {
+func setArrayState(mem *budget, a *Array, state any) error {
 	t, ok := state.(Tuple)
 	if !ok || (len(t) != 5 && len(t) != 4) {
 		return corrupt("ndarray state is %s", Describe(state))
@@ -227,13 +233,13 @@ func setArrayState(a *Array, state any) error {
 		if err != nil {
 			return err
 		}
-		return a.fillObjects(items, fortran)
+		return a.fillObjects(mem, items, fortran)
 	}
 	b, err := bytesOf(t[3])
 	if err != nil {
 		return err
 	}
-	return a.fill(b, fortran)
+	return a.fill(mem, b, fortran)
 }
 
 // readWrapped replaces a joblib NumpyArrayWrapper by the array whose bytes
@@ -286,7 +292,7 @@ func (d *decoder) readWrapped(o *Object, depth int) (any, error) {
 		return nil, err
 	}
 	a := &Array{Dtype: copyDtype(dt), Shape: shape}
-	return a, a.fill(raw, order == "F")
+	return a, a.fill(d.mem, raw, order == "F")
 }
 
 func copyDtype(d *Dtype) *Dtype {
