@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,10 +14,15 @@ import (
 	"time"
 )
 
-// Sink delivers one event; an error means it must be retried.
+// Sink delivers one event; an error means it must be retried, unless it
+// wraps ErrRejected (the sink will never take this event).
 type Sink interface {
 	Send(ctx context.Context, ev *Event) error
 }
+
+// ErrRejected marks an event the sink refused for good (an HTTP 4xx other
+// than 408 and 429): retrying it would hold up every event behind it.
+var ErrRejected = errors.New("event rejected by the sink")
 
 // NewSink picks the sink for a logger URL: file:///path (JSON lines) or
 // http(s):// (CloudEvents binary mode).
@@ -61,8 +67,12 @@ func (s *httpSink) Send(ctx context.Context, ev *Event) error {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
-		return fmt.Errorf("sink answered %d", resp.StatusCode)
+	switch c := resp.StatusCode; {
+	case c >= 200 && c < 300:
+	case c >= 400 && c < 500 && c != http.StatusRequestTimeout && c != http.StatusTooManyRequests:
+		return fmt.Errorf("sink answered %d: %w", c, ErrRejected)
+	default:
+		return fmt.Errorf("sink answered %d", c)
 	}
 	return nil
 }
