@@ -191,9 +191,9 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 		}
 		scfg.HTTPMiddleware = append(scfg.HTTPMiddleware, reqLogger.Middleware)
 		scfg.GRPCInterceptors = append(scfg.GRPCInterceptors, reqLogger.UnaryInterceptor)
-		metrics.RegisterCounters("logger_events", "Request logger events", []string{"queued", "sent", "retried", "dropped"}, func() map[string]int64 {
+		metrics.RegisterCounters("logger_events", "Request logger events", []string{"queued", "sent", "retried", "dropped", "spool_full"}, func() map[string]int64 {
 			st := reqLogger.Stats()
-			return map[string]int64{"queued": st.Queued, "sent": st.Sent, "retried": st.Retried, "dropped": st.Dropped}
+			return map[string]int64{"queued": st.Queued, "sent": st.Sent, "retried": st.Retried, "dropped": st.Dropped, "spool_full": st.SpoolFull}
 		})
 	}
 	var pl *puller.Puller
