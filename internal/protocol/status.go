@@ -19,7 +19,8 @@ import (
 var (
 	// ErrBadRequest: the request cannot be decoded or breaks the protocol.
 	ErrBadRequest = errors.New("bad request")
-	// ErrTooLarge: the request body exceeds the server's limit.
+	// ErrTooLarge: the request body, or what it decodes to, exceeds the
+	// server's limits (see Limits).
 	ErrTooLarge = errors.New("request too large")
 	// ErrNotImplemented: the endpoint or feature exists in the protocol but
 	// not (yet) in Ferry.
@@ -34,7 +35,8 @@ func Status(err error) (int, codes.Code) {
 	switch {
 	case err == nil:
 		return http.StatusOK, codes.OK
-	case errors.Is(err, ErrTooLarge):
+	case errors.Is(err, ErrTooLarge),
+		errors.Is(err, runtime.ErrBudget):
 		return http.StatusRequestEntityTooLarge, codes.ResourceExhausted
 	case errors.Is(err, ErrBadRequest),
 		errors.Is(err, runtime.ErrInvalidInput),

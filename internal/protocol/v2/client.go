@@ -97,7 +97,7 @@ func DecodeResponse(body []byte) (*InferResponse, error) {
 				return nil, err
 			}
 			for dec.PeekKind() != ']' {
-				t, size, err := decodeInput(dec, len(resp.Outputs), len(body))
+				t, size, err := decodeInput(dec, len(resp.Outputs), len(body), nil)
 				if err != nil {
 					return nil, err
 				}

@@ -21,11 +21,20 @@ var decoderPool = sync.Pool{New: func() any { return jsontext.NewDecoder(bytes.N
 // maxRank bounds tensor shapes; no real model has more dimensions.
 const maxRank = 16
 
-// DecodeRequest decodes a V2 inference request body. jsonLen is the value of
-// the Inference-Header-Content-Length header, or -1 when the whole body is
-// JSON; the bytes after the JSON part hold the binary tensor data of the
-// inputs whose binary_data_size parameter is set, in input order.
+// DecodeRequest decodes a V2 inference request body under the default
+// protocol.Limits. jsonLen is the value of the Inference-Header-Content-Length
+// header, or -1 when the whole body is JSON; the bytes after the JSON part
+// hold the binary tensor data of the inputs whose binary_data_size parameter
+// is set, in input order.
 func DecodeRequest(body []byte, jsonLen int) (*InferRequest, error) {
+	return DecodeRequestWithin(body, jsonLen, protocol.Limits{})
+}
+
+// DecodeRequestWithin is DecodeRequest under the limits lim (zero fields take
+// the defaults). A request over them fails with protocol.ErrTooLarge before
+// the tensor that crosses them is allocated.
+func DecodeRequestWithin(body []byte, jsonLen int, lim protocol.Limits) (*InferRequest, error) {
+	b := &reqBudget{lim: lim.WithDefaults()}
 	bin := []byte(nil)
 	if jsonLen >= 0 {
 		if jsonLen > len(body) {
@@ -33,11 +42,11 @@ func DecodeRequest(body []byte, jsonLen int) (*InferRequest, error) {
 		}
 		body, bin = body[:jsonLen], body[jsonLen:]
 	}
-	req, sizes, err := decodeJSON(body)
+	req, sizes, err := decodeJSON(body, b)
 	if err != nil {
 		return nil, err
 	}
-	if err := attachBinary(req, sizes, bin, jsonLen >= 0); err != nil {
+	if err := attachBinary(req, sizes, bin, jsonLen >= 0, b); err != nil {
 		return nil, err
 	}
 	return req, nil
@@ -50,7 +59,7 @@ type pendingInput struct {
 	dtype bool
 }
 
-func decodeJSON(body []byte) (*InferRequest, []int64, error) {
+func decodeJSON(body []byte, b *reqBudget) (*InferRequest, []int64, error) {
 	dec := decoderPool.Get().(*jsontext.Decoder)
 	dec.Reset(bytes.NewReader(body))
 	defer func() {
@@ -85,7 +94,7 @@ func decodeJSON(body []byte) (*InferRequest, []int64, error) {
 				return nil, nil, err
 			}
 			for dec.PeekKind() != ']' {
-				t, size, err := decodeInput(dec, len(req.Inputs), len(body))
+				t, size, err := decodeInput(dec, len(req.Inputs), len(body), b)
 				if err != nil {
 					return nil, nil, err
 				}
@@ -119,7 +128,8 @@ func decodeJSON(body []byte) (*InferRequest, []int64, error) {
 	return req, sizes, nil
 }
 
-func decodeInput(dec *jsontext.Decoder, idx, bodyLen int) (*tensor.Tensor, int64, error) {
+// decodeInput reads one tensor; b, when not nil, is the request's budget.
+func decodeInput(dec *jsontext.Decoder, idx, bodyLen int, b *reqBudget) (*tensor.Tensor, int64, error) {
 	where := fmt.Sprintf("inputs[%d]", idx)
 	if err := expectDelim(dec, '{', where); err != nil {
 		return nil, 0, err
@@ -165,7 +175,7 @@ func decodeInput(dec *jsontext.Decoder, idx, bodyLen int) (*tensor.Tensor, int64
 				pend.raw = v.Clone()
 				continue
 			}
-			if t.Data, err = readData(dec, t.Datatype, t.Shape, bodyLen, where); err != nil {
+			if t.Data, err = readData(dec, t.Datatype, t.Shape, bodyLen, where, b); err != nil {
 				return nil, 0, err
 			}
 		default:
@@ -202,7 +212,7 @@ func decodeInput(dec *jsontext.Decoder, idx, bodyLen int) (*tensor.Tensor, int64
 	if pend.raw != nil {
 		d := jsontext.NewDecoder(bytes.NewReader(pend.raw))
 		var err error
-		if t.Data, err = readData(d, t.Datatype, t.Shape, bodyLen, where); err != nil {
+		if t.Data, err = readData(d, t.Datatype, t.Shape, bodyLen, where, b); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -272,7 +282,7 @@ func decodeOutputs(dec *jsontext.Decoder) ([]RequestedOutput, error) {
 	return outs, nil
 }
 
-func attachBinary(req *InferRequest, sizes []int64, bin []byte, binaryMode bool) error {
+func attachBinary(req *InferRequest, sizes []int64, bin []byte, binaryMode bool, b *reqBudget) error {
 	for i, t := range req.Inputs {
 		if sizes[i] < 0 {
 			continue
@@ -282,6 +292,11 @@ func attachBinary(req *InferRequest, sizes []int64, bin []byte, binaryMode bool)
 		}
 		if sizes[i] > int64(len(bin)) {
 			return fmt.Errorf("%w: input %q: %s is %d but only %d bytes of binary data remain (truncated body?)", protocol.ErrBadRequest, t.Name, paramBinarySize, sizes[i], len(bin))
+		}
+		if n := tensor.NumElements(t.Shape); n >= 0 {
+			if err := b.take(fmt.Sprintf("input %q", t.Name), n, n*elemCost(t.Datatype)); err != nil {
+				return err
+			}
 		}
 		dec, err := tensor.FromBinary(t.Name, t.Datatype, t.Shape, bin[:sizes[i]])
 		if err != nil {
@@ -408,14 +423,22 @@ func syntaxErr(err error) error {
 	return fmt.Errorf("%w: malformed JSON: %w", protocol.ErrBadRequest, err)
 }
 
-// readData reads a tensor's "data" value, nested or flat, into a typed slice.
-func readData(dec *jsontext.Decoder, dt tensor.DataType, shape []int64, bodyLen int, where string) (any, error) {
+// readData reads a tensor's "data" value, nested or flat, into a typed
+// slice, charging b (when not nil) for what it decodes.
+func readData(dec *jsontext.Decoder, dt tensor.DataType, shape []int64, bodyLen int, where string, b *reqBudget) (any, error) {
 	// A lying shape must not make us allocate more than the body could hold:
 	// every JSON element takes at least two bytes ("0,").
-	hint := int(min(tensor.NumElements(shape), int64(bodyLen/2+1)))
+	n := tensor.NumElements(shape)
+	cost := elemCost(dt)
+	if room := b.room(cost); n > room {
+		// The data must match the shape, so it could never fit.
+		return nil, b.take(where, n, n*cost)
+	}
+	hint := int(min(n, int64(bodyLen/2+1)))
+	el := elemReader{dec: dec, b: b, where: where, dt: dt, hint: hint, want: n}
 	switch dt {
 	case tensor.Bool:
-		return readElems(dec, hint, where, dt, func(tok jsontext.Token) (bool, bool) {
+		return readElems(el, func(tok jsontext.Token) (bool, bool) {
 			switch tok.Kind() {
 			case 't':
 				return true, true
@@ -425,53 +448,76 @@ func readData(dec *jsontext.Decoder, dt tensor.DataType, shape []int64, bodyLen 
 			return false, false
 		})
 	case tensor.Uint8:
-		return readElems(dec, hint, where, dt, uintParser[uint8](8))
+		return readElems(el, uintParser[uint8](8))
 	case tensor.Uint16:
-		return readElems(dec, hint, where, dt, uintParser[uint16](16))
+		return readElems(el, uintParser[uint16](16))
 	case tensor.Uint32:
-		return readElems(dec, hint, where, dt, uintParser[uint32](32))
+		return readElems(el, uintParser[uint32](32))
 	case tensor.Uint64:
-		return readElems(dec, hint, where, dt, uintParser[uint64](64))
+		return readElems(el, uintParser[uint64](64))
 	case tensor.Int8:
-		return readElems(dec, hint, where, dt, intParser[int8](8))
+		return readElems(el, intParser[int8](8))
 	case tensor.Int16:
-		return readElems(dec, hint, where, dt, intParser[int16](16))
+		return readElems(el, intParser[int16](16))
 	case tensor.Int32:
-		return readElems(dec, hint, where, dt, intParser[int32](32))
+		return readElems(el, intParser[int32](32))
 	case tensor.Int64:
-		return readElems(dec, hint, where, dt, intParser[int64](64))
+		return readElems(el, intParser[int64](64))
 	case tensor.FP32:
-		return readElems(dec, hint, where, dt, func(tok jsontext.Token) (float32, bool) {
+		return readElems(el, func(tok jsontext.Token) (float32, bool) {
 			f, ok := parseFloat(tok)
 			return float32(f), ok
 		})
 	case tensor.FP64:
-		return readElems(dec, hint, where, dt, parseFloat)
+		return readElems(el, parseFloat)
 	case tensor.FP16:
-		return readElems(dec, hint, where, dt, func(tok jsontext.Token) (uint16, bool) {
+		return readElems(el, func(tok jsontext.Token) (uint16, bool) {
 			f, ok := parseFloat(tok)
 			return tensor.Float32ToHalf(float32(f)), ok
 		})
 	case tensor.BF16:
-		return readElems(dec, hint, where, dt, func(tok jsontext.Token) (uint16, bool) {
+		return readElems(el, func(tok jsontext.Token) (uint16, bool) {
 			f, ok := parseFloat(tok)
 			return tensor.Float32ToBF16(float32(f)), ok
 		})
 	case tensor.Bytes:
-		return readElems(dec, hint, where, dt, func(tok jsontext.Token) ([]byte, bool) {
+		var payload int64
+		out, err := readElems(el, func(tok jsontext.Token) ([]byte, bool) {
 			if tok.Kind() != '"' {
 				return nil, false
 			}
-			return []byte(tok.String()), true
+			s := tok.String()
+			payload += int64(len(s))
+			return []byte(s), true
 		})
+		if err != nil {
+			return nil, err
+		}
+		// The payload copies the body's strings, so it is bounded by the
+		// body; it is charged once they are read.
+		return out, b.take(where, 0, payload)
 	}
 	return nil, fmt.Errorf("%w: %s: unsupported datatype %s", protocol.ErrBadRequest, where, dt)
 }
 
+// elemReader is what readElems needs besides its parser.
+type elemReader struct {
+	dec   *jsontext.Decoder
+	b     *reqBudget
+	where string
+	dt    tensor.DataType
+	hint  int
+	want  int64 // the element count the shape declares
+}
+
 // readElems walks a JSON value that is a (possibly nested) list, or a
-// single scalar, and parses each scalar with parse.
-func readElems[T any](dec *jsontext.Decoder, hint int, where string, dt tensor.DataType, parse func(jsontext.Token) (T, bool)) ([]T, error) {
-	out := make([]T, 0, hint)
+// single scalar, and parses each scalar with parse. It stops with the
+// budget's error at the first element over it.
+func readElems[T any](el elemReader, parse func(jsontext.Token) (T, bool)) ([]T, error) {
+	dec, where, dt := el.dec, el.where, el.dt
+	cost := elemCost(dt)
+	room := el.b.room(cost)
+	out := make([]T, 0, min(int64(el.hint), room))
 	depth := 0
 	for {
 		tok, err := dec.ReadToken()
@@ -494,10 +540,19 @@ func readElems[T any](dec *jsontext.Decoder, hint int, where string, dt tensor.D
 			if !ok {
 				return nil, fmt.Errorf("%w: %s: data[%d]: expected %s value, got %s", protocol.ErrBadRequest, where, len(out), expectedKind(dt), describe(tok))
 			}
+			if int64(len(out)) == el.want {
+				// More data than the shape declares: stop before it grows.
+				return nil, fmt.Errorf("%w: %s: data holds more than the %d elements its shape declares", protocol.ErrBadRequest, where, el.want)
+			}
+			if int64(len(out)) == room {
+				n := int64(len(out)) + 1
+				return nil, el.b.take(where, n, n*cost)
+			}
 			out = append(out, v)
 		}
 		if depth == 0 {
-			return out, nil
+			n := int64(len(out))
+			return out, el.b.take(where, n, n*cost)
 		}
 	}
 }
@@ -576,4 +631,53 @@ func uintParser[T uint8 | uint16 | uint32 | uint64](bits int) func(jsontext.Toke
 		}
 		return T(v), true
 	}
+}
+
+// bytesHeader is what a BYTES element costs besides its payload: a slice
+// header.
+const bytesHeader = 24
+
+// elemCost is the decoded size of one element of dt, without a BYTES
+// element's payload.
+func elemCost(dt tensor.DataType) int64 {
+	if dt == tensor.Bytes {
+		return bytesHeader
+	}
+	return int64(max(dt.Size(), 1))
+}
+
+// reqBudget is what one request's decoded inputs may still take. A nil
+// *reqBudget is unlimited (responses decoded by the client).
+type reqBudget struct {
+	lim          protocol.Limits
+	elems, bytes int64
+}
+
+// room is how many more elements of cost bytes each fit.
+func (b *reqBudget) room(cost int64) int64 {
+	if b == nil {
+		return math.MaxInt64
+	}
+	n := b.lim.MaxElements - b.elems
+	if cost > 0 {
+		n = min(n, (b.lim.MaxDecodedBytes-b.bytes)/cost)
+	}
+	return max(n, 0)
+}
+
+// take charges elems elements and size bytes, or fails naming the limit
+// and its flag.
+func (b *reqBudget) take(where string, elems, size int64) error {
+	if b == nil {
+		return nil
+	}
+	if elems > b.lim.MaxElements-b.elems {
+		return fmt.Errorf("%w: %s: the request's tensors hold more than %d elements in all (the --max-request-elements limit)", protocol.ErrTooLarge, where, b.lim.MaxElements)
+	}
+	if size > b.lim.MaxDecodedBytes-b.bytes {
+		return fmt.Errorf("%w: %s: the request's tensors decode to more than %d bytes in all (the --max-request-decoded-bytes limit; a BYTES element counts its length plus %d)", protocol.ErrTooLarge, where, b.lim.MaxDecodedBytes, bytesHeader)
+	}
+	b.elems += elems
+	b.bytes += size
+	return nil
 }

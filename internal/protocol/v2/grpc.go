@@ -87,7 +87,7 @@ func (g *GRPCServer) ModelInfer(ctx context.Context, in *pb.ModelInferRequest) (
 }
 
 func (g *GRPCServer) infer(ctx context.Context, in *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
-	req, err := FromProto(in)
+	req, err := FromProtoWithin(in, protocol.LimitsFrom(ctx, g.svc.cfg.Limits))
 	if err != nil {
 		return nil, err
 	}
@@ -143,8 +143,19 @@ func (g *GRPCServer) RepositoryModelUnload(ctx context.Context, req *pb.Reposito
 	return &pb.RepositoryModelUnloadResponse{ModelName: name, IsUnloaded: true}, nil
 }
 
-// FromProto converts a gRPC inference request.
+// FromProto converts a gRPC inference request under the default
+// protocol.Limits.
 func FromProto(in *pb.ModelInferRequest) (*InferRequest, error) {
+	return FromProtoWithin(in, protocol.Limits{})
+}
+
+// FromProtoWithin converts a gRPC inference request under lim (zero fields
+// take the defaults). Raw contents are checked before they are split into
+// tensors; typed contents arrive decoded by gRPC (bounded by its message
+// size limit), and a request whose contents exceed lim is refused before
+// the model sees it.
+func FromProtoWithin(in *pb.ModelInferRequest, lim protocol.Limits) (*InferRequest, error) {
+	b := &reqBudget{lim: lim.WithDefaults()}
 	req := &InferRequest{ID: in.GetId(), Parameters: fromParams(in.GetParameters())}
 	raw := in.GetRawInputContents()
 	if len(raw) > 0 && len(raw) != len(in.GetInputs()) {
@@ -160,6 +171,17 @@ func FromProto(in *pb.ModelInferRequest) (*InferRequest, error) {
 		}
 		if tensor.NumElements(ti.GetShape()) < 0 {
 			return nil, fmt.Errorf("%w: input %q: shape %v is invalid", protocol.ErrBadRequest, ti.GetName(), ti.GetShape())
+		}
+		where := fmt.Sprintf("input %q", ti.GetName())
+		n := max(tensor.NumElements(ti.GetShape()), contentsLen(ti.GetContents()))
+		size := n * elemCost(dt)
+		if dt == tensor.Bytes {
+			for _, s := range ti.GetContents().GetBytesContents() {
+				size += int64(len(s))
+			}
+		}
+		if err := b.take(where, n, size); err != nil {
+			return nil, err
 		}
 		var t *tensor.Tensor
 		if len(raw) > 0 {
@@ -182,9 +204,12 @@ func FromProto(in *pb.ModelInferRequest) (*InferRequest, error) {
 	return req, nil
 }
 
-func emptyContents(c *pb.InferTensorContents) bool {
-	return len(c.BoolContents)+len(c.IntContents)+len(c.Int64Contents)+len(c.UintContents)+
-		len(c.Uint64Contents)+len(c.Fp32Contents)+len(c.Fp64Contents)+len(c.BytesContents) == 0
+func emptyContents(c *pb.InferTensorContents) bool { return contentsLen(c) == 0 }
+
+// contentsLen counts the elements in all of c's typed fields.
+func contentsLen(c *pb.InferTensorContents) int64 {
+	return int64(len(c.GetBoolContents()) + len(c.GetIntContents()) + len(c.GetInt64Contents()) + len(c.GetUintContents()) +
+		len(c.GetUint64Contents()) + len(c.GetFp32Contents()) + len(c.GetFp64Contents()) + len(c.GetBytesContents()))
 }
 
 func fromContents(name string, dt tensor.DataType, shape []int64, c *pb.InferTensorContents) (*tensor.Tensor, error) {

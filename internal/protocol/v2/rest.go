@@ -114,7 +114,7 @@ func (s *Service) serveInfer(w http.ResponseWriter, r *http.Request, model strin
 	if err != nil {
 		return err
 	}
-	req, err := DecodeRequest(body, jsonLen)
+	req, err := DecodeRequestWithin(body, jsonLen, protocol.LimitsFrom(r.Context(), s.cfg.Limits))
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,10 @@ type Config struct {
 	ServerVersion string
 	// MaxBodyBytes bounds a REST request body (default 100 MiB).
 	MaxBodyBytes int64
+	// Limits bound what one request's inputs decode to (zero fields take
+	// protocol's defaults); limits set on a request's context by
+	// protocol.LimitsMiddleware or LimitsInterceptor take precedence.
+	Limits protocol.Limits
 	// Timeout bounds one inference request (0 = none beyond the client's).
 	Timeout  time.Duration
 	Observer Observer
