@@ -40,9 +40,16 @@ type graph struct {
 	outputSlots []int
 	consts      []*value // indexed by slot; nil for computed values
 	nodes       []compiledNode
-	opsets      map[string]int64
-	producer    string
-	irVersion   int64
+	// makerOf is the node that computes each slot (-1 for inputs and
+	// initializers); lastUse the last node that reads it (len(nodes) for
+	// graph outputs, -1 for values no node reads).
+	makerOf, lastUse []int
+	// maxBytes bounds the intermediate tensors one run holds at once
+	// (Options.MaxInferenceBytes); negative means no bound.
+	maxBytes  int64
+	opsets    map[string]int64
+	producer  string
+	irVersion int64
 }
 
 // compiledNode is one node, ready to run.
@@ -53,7 +60,7 @@ type compiledNode struct {
 }
 
 // kernel computes a node's outputs from its inputs (nil for omitted ones).
-type kernel func(in []*value) ([]*value, error)
+type kernel func(rb *runBudget, in []*value) ([]*value, error)
 
 // errUnsupportedOp is wrapped by load errors for operators the interpreter
 // does not implement.
@@ -255,6 +262,27 @@ func compile(m *onnxpb.ModelProto) (*graph, error) {
 		}
 		g.outputSlots = append(g.outputSlots, s)
 	}
+	g.makerOf = make([]int, len(g.consts))
+	g.lastUse = make([]int, len(g.consts))
+	for s := range g.consts {
+		g.makerOf[s], g.lastUse[s] = -1, -1
+	}
+	for i, n := range g.nodes {
+		for _, s := range n.in {
+			if s >= 0 {
+				g.lastUse[s] = i
+			}
+		}
+		for _, s := range n.out {
+			if s >= 0 {
+				g.makerOf[s] = i
+			}
+		}
+	}
+	for _, s := range g.outputSlots {
+		g.lastUse[s] = len(g.nodes)
+	}
+	g.maxBytes = DefaultMaxInferenceBytes
 	return g, nil
 }
 
@@ -279,8 +307,28 @@ func (g *graph) run(ctx context.Context, inputs []*value) ([]*value, error) {
 	for i, s := range g.inputSlots {
 		slots[s] = inputs[i]
 	}
+	var rb *runBudget
+	if g.maxBytes >= 0 {
+		rb = &runBudget{limit: g.maxBytes}
+	}
+	// reserved is what each node's kernel reserved; alive counts its
+	// outputs still to be read. A node's reservation is released when
+	// the last of its outputs has been read for the last time, and the
+	// slots are cleared so the collector can take the tensors early.
+	reserved := make([]int64, len(g.nodes))
+	alive := make([]int, len(g.nodes))
+	kill := func(s int) {
+		p := g.makerOf[s]
+		if p < 0 || slots[s] == nil {
+			return
+		}
+		slots[s] = nil
+		if alive[p]--; alive[p] == 0 && rb != nil {
+			rb.live -= reserved[p]
+		}
+	}
 	args := make([]*value, 0, 8)
-	for _, n := range g.nodes {
+	for i, n := range g.nodes {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -292,13 +340,34 @@ func (g *graph) run(ctx context.Context, inputs []*value) ([]*value, error) {
 				args = append(args, slots[s])
 			}
 		}
-		outs, err := n.run(args)
+		var before int64
+		if rb != nil {
+			before = rb.live
+		}
+		outs, err := n.run(rb, args)
 		if err != nil {
 			return nil, fmt.Errorf("node %s (%s): %w", n.name, n.op, err)
 		}
-		for i, s := range n.out {
-			if s >= 0 && i < len(outs) {
-				slots[s] = outs[i]
+		if rb != nil {
+			reserved[i] = rb.live - before
+		}
+		for j, s := range n.out {
+			if s >= 0 && j < len(outs) && outs[j] != nil {
+				slots[s] = outs[j]
+				alive[i]++
+			}
+		}
+		if alive[i] == 0 && rb != nil {
+			rb.live -= reserved[i]
+		}
+		for _, s := range n.in {
+			if s >= 0 && g.lastUse[s] == i {
+				kill(s)
+			}
+		}
+		for _, s := range n.out {
+			if s >= 0 && g.lastUse[s] < i {
+				kill(s) // computed but never read
 			}
 		}
 	}

@@ -41,6 +41,12 @@ type Options struct {
 	// OptimizationLevel is ONNX Runtime's graph optimisation level:
 	// "disable", "basic", "extended" or "all" (the default when empty).
 	OptimizationLevel string
+	// MaxInferenceBytes bounds the intermediate tensors the Go engine holds
+	// at once during one inference (--max-inference-bytes): an operator
+	// whose output would cross it fails the request with runtime.ErrBudget
+	// before allocating. Zero means DefaultMaxInferenceBytes, negative no
+	// bound. ONNX Runtime manages its own memory and ignores it.
+	MaxInferenceBytes int64
 }
 
 // DefaultLibraryPath is where the native engine looks for ONNX Runtime
@@ -159,6 +165,9 @@ func newEngine(pm *onnxpb.ModelProto, data []byte, opts Options) (engine, error)
 	g, err := compile(pm)
 	if err != nil {
 		return nil, err
+	}
+	if opts.MaxInferenceBytes != 0 {
+		g.maxBytes = opts.MaxInferenceBytes
 	}
 	return goEngine{g}, nil
 }

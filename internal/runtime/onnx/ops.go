@@ -131,9 +131,12 @@ func unary(f64 func(float64) float64, f32 func(float32) float32) builder {
 		if err := c.wantOutputs(1); err != nil {
 			return nil, err
 		}
-		return func(in []*value) ([]*value, error) {
+		return func(rb *runBudget, in []*value) ([]*value, error) {
 			x := in[0]
 			out := &value{dt: x.dt, shape: x.shape}
+			if err := rb.reserve(len(x.f32)+len(x.f64), elemBytes(x.dt), x.shape); err != nil {
+				return nil, err
+			}
 			switch x.dt {
 			case tFloat:
 				out.f32 = make([]float32, len(x.f32))
@@ -251,7 +254,7 @@ func arith(f32 func(a, b float32) float32, f64 func(a, b float64) float64, i64 f
 		if c.version < 7 && c.has("broadcast") {
 			return nil, fmt.Errorf("%w: legacy broadcast attribute (opset %d)", runtime.ErrUnsupported, c.version)
 		}
-		return func(in []*value) ([]*value, error) {
+		return func(rb *runBudget, in []*value) ([]*value, error) {
 			a, b := in[0], in[1]
 			if a.dt != b.dt {
 				return nil, fmt.Errorf("%w: operand types differ: %s and %s", runtime.ErrInvalidInput, a.dt, b.dt)
@@ -260,7 +263,7 @@ func arith(f32 func(a, b float32) float32, f64 func(a, b float64) float64, i64 f
 			if err != nil {
 				return nil, err
 			}
-			out, err := newValue(a.dt, shape)
+			out, err := rb.newValue(a.dt, shape)
 			if err != nil {
 				return nil, err
 			}
@@ -312,7 +315,7 @@ func buildSoftmax(c *nodeCtx) (kernel, error) {
 	}
 	legacy := c.version < 13 // before opset 13 the input is coerced to 2-D at axis
 	axisAttr := c.int("axis", map[bool]int64{true: 1, false: -1}[legacy])
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		x := in[0]
 		if x.dt != tFloat && x.dt != tDouble {
 			return nil, fmt.Errorf("%w: input type %s; want FLOAT or DOUBLE", runtime.ErrInvalidInput, x.dt)
@@ -332,7 +335,7 @@ func buildSoftmax(c *nodeCtx) (kernel, error) {
 				inner *= d
 			}
 		}
-		out, _ := newValue(x.dt, x.shape)
+		out, _ := rb.newValue(x.dt, x.shape)
 		if x.dt == tFloat {
 			softmax(out.f32, x.f32, outer, n, inner)
 		} else {
@@ -389,7 +392,7 @@ func buildClip(c *nodeCtx) (kernel, error) {
 	}
 	legacy := c.version < 11
 	attrLo, attrHi := float64(c.float("min", float32(math.Inf(-1)))), float64(c.float("max", float32(math.Inf(1))))
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		x := in[0]
 		lo, hi := math.Inf(-1), math.Inf(1)
 		if legacy {
@@ -405,7 +408,7 @@ func buildClip(c *nodeCtx) (kernel, error) {
 			}
 			*bound = f[0]
 		}
-		out, err := newValue(x.dt, x.shape)
+		out, err := rb.newValue(x.dt, x.shape)
 		if err != nil {
 			return nil, err
 		}
@@ -443,7 +446,7 @@ func buildDropout(c *nodeCtx) (kernel, error) {
 	if c.version < 7 && c.int("is_test", 0) == 0 {
 		return nil, fmt.Errorf("%w: Dropout in training mode (is_test=0)", runtime.ErrUnsupported)
 	}
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		if len(in) > 2 && in[2] != nil {
 			if t, err := in[2].ints(); err != nil || len(t) != 1 || t[0] != 0 {
 				return nil, fmt.Errorf("%w: Dropout in training mode", runtime.ErrUnsupported)

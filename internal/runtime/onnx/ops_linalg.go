@@ -94,12 +94,12 @@ func buildMatMul(c *nodeCtx) (kernel, error) {
 	if err := c.wantOutputs(1); err != nil {
 		return nil, err
 	}
-	return func(in []*value) ([]*value, error) {
-		return matmul(in[0], in[1])
+	return func(rb *runBudget, in []*value) ([]*value, error) {
+		return matmul(rb, in[0], in[1])
 	}, nil
 }
 
-func matmul(a, b *value) ([]*value, error) {
+func matmul(rb *runBudget, a, b *value) ([]*value, error) {
 	if a.dt != b.dt || (a.dt != tFloat && a.dt != tDouble) {
 		return nil, fmt.Errorf("%w: MatMul of %s and %s; want two FLOAT or two DOUBLE tensors", runtime.ErrInvalidInput, a.dt, b.dt)
 	}
@@ -124,7 +124,7 @@ func matmul(a, b *value) ([]*value, error) {
 		return nil, err
 	}
 	shape := append(append([]int{}, batch...), m, n)
-	out, err := newValue(a.dt, shape)
+	out, err := rb.newValue(a.dt, shape)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +175,7 @@ func buildGemm(c *nodeCtx) (kernel, error) {
 	}
 	alpha, beta := c.float("alpha", 1), c.float("beta", 1)
 	transA, transB := c.int("transA", 0) != 0, c.int("transB", 0) != 0
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		a, b := in[0], in[1]
 		var cv *value
 		if len(in) > 2 {
@@ -205,7 +205,7 @@ func buildGemm(c *nodeCtx) (kernel, error) {
 				return nil, fmt.Errorf("%w: Gemm bias of shape %v does not broadcast to %v", runtime.ErrInvalidInput, cv.shape, shape)
 			}
 		}
-		out, err := newValue(a.dt, shape)
+		out, err := rb.newValue(a.dt, shape)
 		if err != nil {
 			return nil, err
 		}

@@ -444,13 +444,13 @@ func buildTreeRegressor(c *nodeCtx) (kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		data, n, cols, err := e.input(in[0])
 		if err != nil {
 			return nil, err
 		}
 		single := in[0].dt != tDouble
-		out, err := newValue(tFloat, []int{n, targets})
+		out, err := rb.newValue(tFloat, []int{n, targets})
 		if err != nil {
 			return nil, err
 		}
@@ -490,14 +490,14 @@ func buildTreeClassifier(c *nodeCtx) (kernel, error) {
 		binary = binary && w.target == e.weights[0].target
 		allPositive = allPositive && w.w >= 0
 	}
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		data, n, cols, err := e.input(in[0])
 		if err != nil {
 			return nil, err
 		}
 		single := in[0].dt != tDouble
 		label := labels.output(n)
-		probs, err := newValue(tFloat, []int{n, classes})
+		probs, err := rb.newValue(tFloat, []int{n, classes})
 		if err != nil {
 			return nil, err
 		}
@@ -627,7 +627,7 @@ func buildLinearRegressor(c *nodeCtx) (kernel, error) {
 		return nil, fmt.Errorf("%w: %d coefficients and %d intercepts for %d targets", runtime.ErrCorruptModel, len(coef), len(icpt), targets)
 	}
 	features := len(coef) / targets
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		data, n, cols, err := rows2D(in[0])
 		if err != nil {
 			return nil, err
@@ -635,7 +635,7 @@ func buildLinearRegressor(c *nodeCtx) (kernel, error) {
 		if cols != features {
 			return nil, fmt.Errorf("%w: rows have %d features; the model has %d", runtime.ErrInvalidInput, cols, features)
 		}
-		out, err := newValue(tFloat, []int{n, targets})
+		out, err := rb.newValue(tFloat, []int{n, targets})
 		if err != nil {
 			return nil, err
 		}
@@ -698,7 +698,7 @@ func buildLinearClassifier(c *nodeCtx) (kernel, error) {
 		return nil, fmt.Errorf("%w: %d coefficient rows for %d classes", runtime.ErrCorruptModel, rows, classes)
 	}
 	features := len(coef) / rows
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		data, n, cols, err := rows2D(in[0])
 		if err != nil {
 			return nil, err
@@ -707,7 +707,7 @@ func buildLinearClassifier(c *nodeCtx) (kernel, error) {
 			return nil, fmt.Errorf("%w: rows have %d features; the model has %d", runtime.ErrInvalidInput, cols, features)
 		}
 		label := labels.output(n)
-		probs, err := newValue(tFloat, []int{n, classes})
+		probs, err := rb.newValue(tFloat, []int{n, classes})
 		if err != nil {
 			return nil, err
 		}
@@ -742,7 +742,7 @@ func buildScaler(c *nodeCtx) (kernel, error) {
 		return nil, err
 	}
 	offset, scale := c.floats("offset"), c.floats("scale")
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		data, n, cols, err := rows2D(in[0])
 		if err != nil {
 			return nil, err
@@ -761,7 +761,7 @@ func buildScaler(c *nodeCtx) (kernel, error) {
 			}
 			return p[j]
 		}
-		out, err := newValue(tFloat, []int{n, cols})
+		out, err := rb.newValue(tFloat, []int{n, cols})
 		if err != nil {
 			return nil, err
 		}
@@ -786,12 +786,12 @@ func buildNormalizer(c *nodeCtx) (kernel, error) {
 	default:
 		return nil, fmt.Errorf("%w: Normalizer norm %q", runtime.ErrCorruptModel, norm)
 	}
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		data, n, cols, err := rows2D(in[0])
 		if err != nil {
 			return nil, err
 		}
-		out, err := newValue(tFloat, []int{n, cols})
+		out, err := rb.newValue(tFloat, []int{n, cols})
 		if err != nil {
 			return nil, err
 		}
@@ -833,7 +833,7 @@ func buildZipMap(c *nodeCtx) (kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		x := in[0]
 		if x.dt != tFloat || len(x.shape) != 2 || x.shape[1] != labels.len() {
 			return nil, fmt.Errorf("%w: ZipMap input %s %v for %d class labels", runtime.ErrInvalidInput, x.dt, x.shape, labels.len())

@@ -167,7 +167,7 @@ func buildConv(c *nodeCtx) (kernel, error) {
 	if group < 1 || group > 1<<16 {
 		return nil, fmt.Errorf("%w: group %d", runtime.ErrCorruptModel, group)
 	}
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		x, w := in[0], in[1]
 		var b *value
 		if len(in) > 2 {
@@ -200,7 +200,7 @@ func buildConv(c *nodeCtx) (kernel, error) {
 		if err != nil {
 			return nil, err
 		}
-		out, err := newValue(tFloat, outShape(x.shape, m, g))
+		out, err := rb.newValue(tFloat, outShape(x.shape, m, g))
 		if err != nil {
 			return nil, err
 		}
@@ -340,7 +340,7 @@ func buildPool(isMax bool) builder {
 		for i, k := range win.kernel {
 			kernel[i] = int(k)
 		}
-		return func(in []*value) ([]*value, error) {
+		return func(rb *runBudget, in []*value) ([]*value, error) {
 			x := in[0]
 			if x.dt != tFloat {
 				return nil, fmt.Errorf("%w: pooling takes FLOAT tensors, got %s", runtime.ErrInvalidInput, x.dt)
@@ -352,7 +352,7 @@ func buildPool(isMax bool) builder {
 			if err != nil {
 				return nil, err
 			}
-			out, err := newValue(tFloat, outShape(x.shape, x.shape[1], g))
+			out, err := rb.newValue(tFloat, outShape(x.shape, x.shape[1], g))
 			if err != nil {
 				return nil, err
 			}
@@ -427,7 +427,7 @@ func buildBatchNorm(c *nodeCtx) (kernel, error) {
 		return nil, fmt.Errorf("%w: BatchNormalization with spatial=0", runtime.ErrUnsupported)
 	}
 	eps := float64(c.float("epsilon", 1e-5))
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		x := in[0]
 		if x.dt != tFloat || len(x.shape) < 2 {
 			return nil, fmt.Errorf("%w: BatchNormalization takes a FLOAT tensor of rank ≥ 2, got %s %v", runtime.ErrInvalidInput, x.dt, x.shape)
@@ -442,7 +442,7 @@ func buildBatchNorm(c *nodeCtx) (kernel, error) {
 			params[i], _ = p.float64s()
 		}
 		scale, bias, mean, variance := params[0], params[1], params[2], params[3]
-		out, _ := newValue(tFloat, x.shape)
+		out, _ := rb.newValue(tFloat, x.shape)
 		inner, _ := numel(x.shape[2:])
 		if inner == 0 {
 			return []*value{out}, nil

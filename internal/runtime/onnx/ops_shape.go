@@ -19,7 +19,7 @@ func buildIdentity(c *nodeCtx) (kernel, error) {
 	if err := c.wantInputs(1, 1); err != nil {
 		return nil, err
 	}
-	return func(in []*value) ([]*value, error) { return []*value{in[0]}, nil }, nil
+	return func(rb *runBudget, in []*value) ([]*value, error) { return []*value{in[0]}, nil }, nil
 }
 
 func buildReshape(c *nodeCtx) (kernel, error) {
@@ -30,7 +30,7 @@ func buildReshape(c *nodeCtx) (kernel, error) {
 		return nil, err
 	}
 	allowZero := c.int("allowzero", 0) != 0
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		x := in[0]
 		spec, err := in[1].ints()
 		if err != nil {
@@ -82,7 +82,7 @@ func buildFlatten(c *nodeCtx) (kernel, error) {
 		return nil, err
 	}
 	axisAttr := c.int("axis", 1)
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		x := in[0]
 		axis := int(axisAttr)
 		if axis < 0 {
@@ -105,7 +105,7 @@ func buildConcat(c *nodeCtx) (kernel, error) {
 		return nil, fmt.Errorf("%w: Concat has no axis attribute", runtime.ErrCorruptModel)
 	}
 	axisAttr := c.int("axis", 1)
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		first := in[0]
 		if first == nil {
 			return nil, fmt.Errorf("%w: Concat input omitted", runtime.ErrInvalidInput)
@@ -127,7 +127,7 @@ func buildConcat(c *nodeCtx) (kernel, error) {
 			}
 			shape[axis] += v.shape[axis]
 		}
-		out, err := newValue(first.dt, shape)
+		out, err := rb.newValue(first.dt, shape)
 		if err != nil {
 			return nil, err
 		}
@@ -160,7 +160,7 @@ func buildTranspose(c *nodeCtx) (kernel, error) {
 		return nil, err
 	}
 	permAttr := c.ints("perm")
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		x := in[0]
 		rank := len(x.shape)
 		perm := make([]int, rank)
@@ -185,7 +185,7 @@ func buildTranspose(c *nodeCtx) (kernel, error) {
 		for i, p := range perm {
 			shape[i] = x.shape[p]
 		}
-		out, err := newValue(x.dt, shape)
+		out, err := rb.newValue(x.dt, shape)
 		if err != nil {
 			return nil, err
 		}
@@ -235,12 +235,12 @@ func buildCast(c *nodeCtx) (kernel, error) {
 	if to != tFloat && to != tDouble && !to.isInt() {
 		return nil, fmt.Errorf("%w: Cast to %s", runtime.ErrUnsupported, to)
 	}
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		x := in[0]
 		if x.dt == tString {
 			return nil, fmt.Errorf("%w: Cast from STRING", runtime.ErrUnsupported)
 		}
-		out, err := newValue(to, x.shape)
+		out, err := rb.newValue(to, x.shape)
 		if err != nil {
 			return nil, err
 		}
@@ -325,7 +325,7 @@ func buildConstant(c *nodeCtx) (kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	return func([]*value) ([]*value, error) { return []*value{v}, nil }, nil
+	return func(*runBudget, []*value) ([]*value, error) { return []*value{v}, nil }, nil
 }
 
 func buildShape(c *nodeCtx) (kernel, error) {
@@ -333,7 +333,7 @@ func buildShape(c *nodeCtx) (kernel, error) {
 		return nil, err
 	}
 	startAttr, endAttr := c.int("start", 0), c.int("end", math.MaxInt32)
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		rank := int64(len(in[0].shape))
 		start, end := startAttr, endAttr
 		if start < 0 {
@@ -368,7 +368,7 @@ func buildUnsqueeze(c *nodeCtx) (kernel, error) {
 	if err := c.wantInputs(1, 2); err != nil {
 		return nil, err
 	}
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		axes, err := axesOf(c, in)
 		if err != nil || len(axes) == 0 {
 			return nil, fmt.Errorf("%w: Unsqueeze needs axes", runtime.ErrInvalidInput)
@@ -400,7 +400,7 @@ func buildSqueeze(c *nodeCtx) (kernel, error) {
 	if err := c.wantInputs(1, 2); err != nil {
 		return nil, err
 	}
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		axes, err := axesOf(c, in)
 		if err != nil {
 			return nil, fmt.Errorf("%w: Squeeze axes: %w", runtime.ErrInvalidInput, err)
@@ -430,7 +430,7 @@ func buildGather(c *nodeCtx) (kernel, error) {
 		return nil, err
 	}
 	axisAttr := c.int("axis", 0)
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		x, iv := in[0], in[1]
 		idx, err := iv.ints()
 		if err != nil {
@@ -441,7 +441,7 @@ func buildGather(c *nodeCtx) (kernel, error) {
 			return nil, err
 		}
 		shape := append(append(append([]int{}, x.shape[:axis]...), iv.shape...), x.shape[axis+1:]...)
-		out, err := newValue(x.dt, shape)
+		out, err := rb.newValue(x.dt, shape)
 		if err != nil {
 			return nil, err
 		}
@@ -487,7 +487,7 @@ func buildPad(c *nodeCtx) (kernel, error) {
 	if c.nIn > 3 {
 		return nil, fmt.Errorf("%w: Pad with axes", runtime.ErrUnsupported)
 	}
-	return func(in []*value) ([]*value, error) {
+	return func(rb *runBudget, in []*value) ([]*value, error) {
 		x := in[0]
 		pads, fill := attrPads, float64(attrValue)
 		if !legacy {
@@ -525,7 +525,7 @@ func buildPad(c *nodeCtx) (kernel, error) {
 			}
 			shape[d] = x.shape[d] + int(b) + int(e)
 		}
-		out, err := newValue(tFloat, shape)
+		out, err := rb.newValue(tFloat, shape)
 		if err != nil {
 			return nil, err
 		}
