@@ -25,6 +25,7 @@ func (r *Repository) measuring() bool { return r.cfg.MemoryLimit > 0 || r.cfg.Me
 // retains: loads are serialised and bracketed by garbage collections, so the
 // growth of the live heap is the model's resident size.
 func (r *Repository) load(ctx context.Context, dir, format string) (runtime.Model, string, int64, error) {
+	ctx = runtime.WithDecodeBudget(ctx, r.decodeBudget())
 	if !r.measuring() {
 		m, f, err := r.cfg.Loader.Load(ctx, dir, format)
 		return m, f, 0, err
@@ -40,6 +41,29 @@ func (r *Repository) load(ctx context.Context, dir, format string) (runtime.Mode
 		return m, f, s.SizeBytes(), nil
 	}
 	return m, f, max(liveHeap()-before, 0), nil
+}
+
+// decodeBudget bounds the memory one load may commit while decoding its
+// file: Config.DecodeBudget, and under a memory limit no more than the
+// limit leaves free (the whole limit with EvictLRU, since idle models can
+// make way), so a load's peak stays within --memory-limit too. Zero means
+// the loader's default.
+func (r *Repository) decodeBudget() int64 {
+	b := r.cfg.DecodeBudget
+	if r.cfg.MemoryLimit <= 0 {
+		return b
+	}
+	free := r.cfg.MemoryLimit
+	if !r.cfg.EvictLRU {
+		r.mu.RLock()
+		free -= r.usedExcept("")
+		r.mu.RUnlock()
+	}
+	free = max(free, 1)
+	if b <= 0 || free < b {
+		return free
+	}
+	return b
 }
 
 func liveHeap() int64 {

@@ -67,6 +67,11 @@ type Config struct {
 	// first unloads the least recently used idle models.
 	MemoryLimit int64
 	EvictLRU    bool
+	// DecodeBudget bounds the memory one load may commit while decoding a
+	// model file (--max-model-decode-bytes; 0 = the loader's default). A
+	// memory limit lowers it to what the limit leaves free; loaders read it
+	// with runtime.DecodeBudget.
+	DecodeBudget int64
 	// MeasureMemory measures each model's resident size even without a
 	// limit (it is always measured when MemoryLimit is set).
 	MeasureMemory bool
