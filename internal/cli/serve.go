@@ -17,11 +17,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryserve/ferry/internal/batcher"
+	"github.com/ferryserve/ferry/internal/protocol"
 	"github.com/ferryserve/ferry/internal/puller"
 	"github.com/ferryserve/ferry/internal/repository"
 	"github.com/ferryserve/ferry/internal/reqlog"
 	"github.com/ferryserve/ferry/internal/runtime"
 	"github.com/ferryserve/ferry/internal/runtime/onnx"
+	"github.com/ferryserve/ferry/internal/runtime/sklearn/pickle"
 	"github.com/ferryserve/ferry/internal/server"
 )
 
@@ -38,6 +40,7 @@ type serveOptions struct {
 	httpPort        int
 	grpcPort        int
 	maxBodyBytes    int64
+	budgets         budgetOptions
 	requestTimeout  time.Duration
 	shutdownTimeout time.Duration
 	loadParallelism int
@@ -91,6 +94,10 @@ over the file.`,
 	f.IntVar(&o.httpPort, "http-port", 8080, "HTTP port for V1/V2 REST and /metrics")
 	f.IntVar(&o.grpcPort, "grpc-port", 8081, "gRPC port for V2 gRPC")
 	f.Int64Var(&o.maxBodyBytes, "max-body-bytes", 100<<20, "largest request body (and gRPC message) accepted; larger requests get 413")
+	f.Int64Var(&o.budgets.requestElements, "max-request-elements", protocol.DefaultMaxElements, "most tensor elements one inference request may hold, over all its inputs; more gets 413")
+	f.Int64Var(&o.budgets.requestBytes, "max-request-decoded-bytes", protocol.DefaultMaxDecodedBytes, "most memory one request's decoded input tensors may take (a BYTES element counts its length + 24); more gets 413")
+	f.Int64Var(&o.budgets.inferenceBytes, "max-inference-bytes", onnx.DefaultMaxInferenceBytes, "most memory the ONNX Go engine's intermediate tensors may hold at once in one inference; more gets 413 (-1 = no bound)")
+	f.Int64Var(&o.budgets.decodeBytes, "max-model-decode-bytes", pickle.DefaultBudget, "most memory decoding one scikit-learn pickle/joblib file may commit; --memory-limit lowers it to what the limit leaves free")
 	f.DurationVar(&o.requestTimeout, "request-timeout", 0, "bound on each inference request (e.g. 5s); 0 = no bound")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to wait for in-flight requests")
 	f.IntVar(&o.loadParallelism, "load-parallelism", 4, "models loaded concurrently at start")
@@ -131,7 +138,7 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 			o.modelName = uriBaseName(o.modelURI)
 		}
 	}
-	onnxOpts := onnx.Options{Engine: o.onnxEngine, LibraryPath: o.onnxLib}
+	onnxOpts := onnx.Options{Engine: o.onnxEngine, LibraryPath: o.onnxLib, MaxInferenceBytes: o.budgets.inferenceBytes}
 	if err := onnxOpts.Validate(); err != nil {
 		return fmt.Errorf("--onnx-engine/--onnxruntime-lib: %w", err)
 	}
@@ -167,7 +174,7 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	metrics := server.NewMetrics(nil)
 	rcfg := repository.Config{
 		Loader: loader, Logger: log, OnLoad: metrics.ObserveLoad,
-		MemoryLimit: memLimit, EvictLRU: o.evictLRU == "lru",
+		MemoryLimit: memLimit, EvictLRU: o.evictLRU == "lru", DecodeBudget: o.budgets.decodeBytes,
 	}
 	if o.multiModel && o.modelDir != "" {
 		rcfg.Discover = func(name string) (repository.Source, bool) {
@@ -185,6 +192,7 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	}
 	var reqLogger *reqlog.Logger
 	scfg := server.Config{}
+	scfg.HTTPMiddleware, scfg.GRPCInterceptors = o.budgets.install(scfg.HTTPMiddleware, scfg.GRPCInterceptors)
 	if o.reqlog.url != "" {
 		if reqLogger, err = o.reqlog.newRequestLogger(log, o.httpPort); err != nil {
 			return err
