@@ -1,0 +1,332 @@
+package explain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/ferryserve/ferry/internal/explain/anchor"
+	"github.com/ferryserve/ferry/internal/explain/kernelshap"
+	"github.com/ferryserve/ferry/internal/explain/treeshap"
+	"github.com/ferryserve/ferry/internal/runtime"
+)
+
+// Config configures an Explainer.
+type Config struct {
+	Options Options
+	// Predictor returns the named model's black-box predictor.
+	Predictor func(name string) Predictor
+	// Lend lends the named model in process (TreeShap needs its trees);
+	// nil when the predictor is remote.
+	Lend func(name string) LendFunc
+}
+
+// Explainer answers explain requests with one configured algorithm. It
+// is read-only after New and safe for concurrent use.
+type Explainer struct {
+	cfg    Config
+	kernel kernelshap.Config
+	anchor anchor.Config
+}
+
+// New checks the configuration: the type, every config key, and that the
+// type has what it needs (training data, an in-process model).
+func New(cfg Config) (*Explainer, error) {
+	o := cfg.Options
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	x := &Explainer{cfg: cfg}
+	c := &config{m: o.Config}
+	switch o.Type {
+	case TypeTreeShap:
+		if cfg.Lend == nil {
+			return nil, fmt.Errorf("%w: TreeShap reads the model's trees and needs the model in this process, not a remote predictor", ErrConfig)
+		}
+	case TypeKernelShap:
+		c.int("nsamples", &x.kernel.NSamples)
+		c.int("batch_size", &x.kernel.BatchSize)
+		c.uint("seed", &x.kernel.Seed)
+		if v, ok := o.Config["l1_reg"]; ok && c.err == nil {
+			var k int
+			if n, _ := fmt.Sscanf(v, "num_features(%d)", &k); n == 1 && strings.HasSuffix(v, ")") {
+				x.kernel.MaxFeatures = k
+			} else if v != "false" && v != "0" {
+				c.float("l1_reg", &x.kernel.L1)
+			}
+		}
+		if c.err == nil {
+			if err := x.kernel.Validate(); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+			}
+		}
+		if o.Data == nil || len(o.Data.Rows) == 0 {
+			return nil, fmt.Errorf("%w: KernelShap needs background rows: give --explainer-data (a JSON document with \"data\")", ErrConfig)
+		}
+	case TypeAnchorTabular:
+		a := &x.anchor
+		c.float("threshold", &a.Threshold)
+		c.float("delta", &a.Delta)
+		c.float("tau", &a.Tau)
+		c.int("batch_size", &a.BatchSize)
+		c.int("coverage_samples", &a.CoverageSamples)
+		c.int("beam_size", &a.BeamSize)
+		c.bool("stop_on_first", &a.StopOnFirst)
+		c.int("max_anchor_size", &a.MaxAnchorSize)
+		c.int("min_samples_start", &a.MinSamplesStart)
+		c.int("n_covered_ex", &a.NCoveredEx)
+		c.uint("seed", &a.Seed)
+		if c.err == nil {
+			if err := a.Defaults().Validate(); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+			}
+		}
+		if o.Data == nil || len(o.Data.Rows) == 0 {
+			return nil, fmt.Errorf("%w: AnchorTabular needs training rows: give --explainer-data (a JSON document with \"data\")", ErrConfig)
+		}
+	}
+	if c.err != nil {
+		return nil, c.err
+	}
+	return x, nil
+}
+
+// Explanation is Alibi's Explanation JSON.
+type Explanation struct {
+	Meta Meta `json:"meta"`
+	Data any  `json:"data"`
+}
+
+// Meta describes the explainer that produced an explanation.
+type Meta struct {
+	Name         string            `json:"name"`
+	Type         []string          `json:"type"`
+	Explanations []string          `json:"explanations"`
+	Params       map[string]string `json:"params"`
+}
+
+// ShapData is the data of a TreeShap or KernelShap explanation: for each
+// model output, one row of feature values per explained instance.
+type ShapData struct {
+	ShapValues    [][][]float64 `json:"shap_values"`
+	ExpectedValue []float64     `json:"expected_value"`
+	Link          string        `json:"link"`
+	FeatureNames  []string      `json:"feature_names"`
+	Raw           ShapRaw       `json:"raw"`
+}
+
+// ShapRaw holds the explained instances and the model outputs the values
+// add up to.
+type ShapRaw struct {
+	RawPrediction [][]float64 `json:"raw_prediction"`
+	Instances     Rows        `json:"instances"`
+}
+
+// AnchorData is the data of an AnchorTabular explanation.
+type AnchorData struct {
+	Anchor    []string  `json:"anchor"`
+	Precision float64   `json:"precision"`
+	Coverage  float64   `json:"coverage"`
+	Raw       AnchorRaw `json:"raw"`
+}
+
+// AnchorRaw is Alibi's raw anchor record, in part.
+type AnchorRaw struct {
+	Feature    []int           `json:"feature"`
+	Names      []string        `json:"names"`
+	Prediction []int           `json:"prediction"`
+	Instance   Rows            `json:"instance"`
+	NumPreds   int             `json:"num_preds"`
+	Success    bool            `json:"success"`
+	Examples   []AnchorExample `json:"examples"`
+}
+
+// AnchorExample holds covered rows the model labels like the instance
+// and otherwise.
+type AnchorExample struct {
+	CoveredTrue  Rows `json:"covered_true"`
+	CoveredFalse Rows `json:"covered_false"`
+}
+
+// Explain explains rows for the named model. Only the first row is
+// explained by AnchorTabular, as in Alibi.
+func (x *Explainer) Explain(ctx context.Context, name string, rows [][]float64) (*Explanation, error) {
+	o := x.cfg.Options
+	meta := Meta{Name: o.Type, Explanations: []string{"local"}, Params: o.Config}
+	if meta.Params == nil {
+		meta.Params = map[string]string{}
+	}
+	var (
+		data any
+		err  error
+	)
+	switch o.Type {
+	case TypeTreeShap:
+		meta.Type = []string{"whitebox"}
+		data, err = x.treeShap(name, rows)
+	case TypeKernelShap:
+		meta.Type = []string{"blackbox"}
+		data, err = x.kernelShap(ctx, name, rows)
+	case TypeAnchorTabular:
+		meta.Type = []string{"blackbox"}
+		data, err = x.anchorTabular(ctx, name, rows[0])
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Explanation{Meta: meta, Data: data}, nil
+}
+
+func (x *Explainer) featureNames(n int, fromModel []string) []string {
+	if d := x.cfg.Options.Data; d != nil && len(d.FeatureNames) == n {
+		return d.FeatureNames
+	}
+	if len(fromModel) == n {
+		return fromModel
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("f%d", i)
+	}
+	return out
+}
+
+func (x *Explainer) treeShap(name string, rows [][]float64) (*ShapData, error) {
+	m, release, err := x.cfg.Lend(name)()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	ts, err := treeshap.FromModel(m)
+	if err != nil {
+		if errors.Is(err, treeshap.ErrNotTrees) {
+			return nil, fmt.Errorf("%w: TreeShap on model %q: %w", runtime.ErrUnsupported, name, err)
+		}
+		return nil, err
+	}
+	f, g := ts.NumFeatures(), ts.NumGroups()
+	d := &ShapData{Link: "identity", ExpectedValue: ts.ExpectedValue(), FeatureNames: x.featureNames(f, ts.FeatureNames()),
+		ShapValues: make([][][]float64, g), Raw: ShapRaw{Instances: rows}}
+	out := make([]float64, ts.Width())
+	for i, r := range rows {
+		if len(r) != f {
+			return nil, fmt.Errorf("%w: instances[%d] has %d features, model %q takes %d", ErrBadInput, i, len(r), name, f)
+		}
+		if err := ts.Shap(r, out); err != nil {
+			return nil, err
+		}
+		margins := make([]float64, g)
+		for k := range g {
+			vals := out[k*(f+1) : (k+1)*(f+1)]
+			d.ShapValues[k] = append(d.ShapValues[k], append([]float64(nil), vals[:f]...))
+			for _, v := range vals {
+				margins[k] += v
+			}
+		}
+		d.Raw.RawPrediction = append(d.Raw.RawPrediction, margins)
+	}
+	return d, nil
+}
+
+func (x *Explainer) kernelShap(ctx context.Context, name string, rows [][]float64) (*ShapData, error) {
+	bg := x.cfg.Options.Data.Rows
+	for i, r := range rows {
+		if len(r) != len(bg[0]) {
+			return nil, fmt.Errorf("%w: instances[%d] has %d features, the background data %d", ErrBadInput, i, len(r), len(bg[0]))
+		}
+	}
+	predict := x.cfg.Predictor(name)
+	ks, err := kernelshap.New(ctx, kernelshap.PredictFunc(predict), bg, x.kernel)
+	if err != nil {
+		return nil, err
+	}
+	d := &ShapData{Link: "identity", ExpectedValue: ks.ExpectedValue(), FeatureNames: x.featureNames(len(bg[0]), nil),
+		ShapValues: make([][][]float64, len(ks.ExpectedValue())), Raw: ShapRaw{Instances: rows}}
+	for _, r := range rows {
+		phi, err := ks.Explain(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		pred := make([]float64, len(phi))
+		for k := range phi {
+			d.ShapValues[k] = append(d.ShapValues[k], phi[k])
+			pred[k] = ks.ExpectedValue()[k]
+			for _, v := range phi[k] {
+				pred[k] += v
+			}
+		}
+		d.Raw.RawPrediction = append(d.Raw.RawPrediction, pred)
+	}
+	return d, nil
+}
+
+func (x *Explainer) anchorTabular(ctx context.Context, name string, row []float64) (*AnchorData, error) {
+	data := x.cfg.Options.Data
+	if len(row) != len(data.Rows[0]) {
+		return nil, fmt.Errorf("%w: instances[0] has %d features, the training data %d", ErrBadInput, len(row), len(data.Rows[0]))
+	}
+	predict := x.cfg.Predictor(name)
+	classify := func(ctx context.Context, rows [][]float64) ([]int, error) {
+		out, err := predict(ctx, rows)
+		if err != nil {
+			return nil, err
+		}
+		return labels(out), nil
+	}
+	ax, err := anchor.New(classify, anchor.Data{FeatureNames: x.featureNames(len(row), nil), CategoryNames: data.CategoryMap, Rows: data.Rows}, x.anchor)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	res, err := ax.Explain(ctx, row)
+	if err != nil {
+		return nil, err
+	}
+	anchorText := res.Anchor
+	if anchorText == nil {
+		anchorText = []string{}
+	}
+	return &AnchorData{
+		Anchor: anchorText, Precision: res.Precision, Coverage: res.Coverage,
+		Raw: AnchorRaw{
+			Feature: res.Features, Names: anchorText, Prediction: []int{res.Label}, Instance: Rows{row},
+			NumPreds: res.Samples, Success: res.Reached,
+			Examples: []AnchorExample{{CoveredTrue: orEmpty(res.CoveredTrue), CoveredFalse: orEmpty(res.CoveredFalse)}},
+		},
+	}, nil
+}
+
+func orEmpty(rows [][]float64) Rows {
+	if rows == nil {
+		return Rows{}
+	}
+	return rows
+}
+
+// Rows encodes as JSON lists with null for missing (NaN) values.
+type Rows [][]float64
+
+// MarshalJSON implements json.Marshaler.
+func (r Rows) MarshalJSON() ([]byte, error) {
+	b := []byte{'['}
+	for i, row := range r {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		for j, v := range row {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				b = append(b, "null"...)
+				continue
+			}
+			b = strconv.AppendFloat(b, v, 'g', -1, 64)
+		}
+		b = append(b, ']')
+	}
+	return append(b, ']'), nil
+}
