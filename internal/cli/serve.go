@@ -50,6 +50,7 @@ type serveOptions struct {
 	memoryLimit     string
 	evictLRU        string
 	reqlog          reqlogOptions
+	explain         explainOptions
 	onnxEngine      string
 	onnxLib         string
 	logLevel        string
@@ -107,6 +108,7 @@ over the file.`,
 	f.StringVar(&o.memoryLimit, "memory-limit", "", "bound on the summed measured memory of loaded models, e.g. 4Gi (empty = none)")
 	f.StringVar(&o.evictLRU, "evict", "", "with --memory-limit: \"lru\" unloads least recently used idle models to make room; empty refuses the load")
 	o.reqlog.addFlags(f)
+	o.explain.addFlags(f)
 	f.StringVar(&o.onnxEngine, "onnx-engine", "auto", "ONNX engine: go (built-in interpreter), native (ONNX Runtime; needs a build with -tags onnxruntime), or auto")
 	f.StringVar(&o.onnxLib, "onnxruntime-lib", "", "path of libonnxruntime.so for the native ONNX engine (default "+onnx.DefaultLibraryPath+")")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -217,6 +219,12 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 			return err
 		}
 		scfg.HTTPMiddleware = append(scfg.HTTPMiddleware, pullerStatus(pl))
+	}
+	explainMW, err := o.explain.middleware(ctx, repo, store, o.maxBodyBytes, o.requestTimeout, log)
+	if err != nil {
+		return err
+	} else if explainMW != nil {
+		scfg.HTTPMiddleware = append(scfg.HTTPMiddleware, explainMW)
 	}
 	srv, err := server.New(server.Config{
 		HTTPMiddleware:   scfg.HTTPMiddleware,
