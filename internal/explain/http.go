@@ -1,7 +1,9 @@
 package explain
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -89,7 +91,22 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	h.log.Debug("explained", "model", name, "type", h.x.cfg.Options.Type, "rows", len(rows), "duration", time.Since(start))
-	v2.WriteJSON(w, http.StatusOK, exp)
+	writeJSON(w, exp)
+}
+
+// writeJSON writes v without HTML escaping, so that anchors read
+// "age <= 28.00" as Alibi writes them.
+func writeJSON(w http.ResponseWriter, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		writeError(w, fmt.Errorf("encode explanation: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
 }
 
 // writeError maps explain errors to statuses: predictor failures are 502
