@@ -31,6 +31,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	root.AddCommand(newServeCmd(), newUpCmd(), newAgentCmd(), newVersionCmd())
 	root.AddCommand(newClientCmds()...)
+	root.AddCommand(newDetectCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "ferry:", err)
 		return 1
