@@ -17,6 +17,8 @@ import (
 
 type upProcess struct {
 	cmd    *exec.Cmd
+	env    []string // the up process's and its CLI's: a config dir of the test's own
+	data   string
 	api    string
 	ingr   string
 	stderr *syncBuffer
@@ -27,6 +29,9 @@ func startUp(t *testing.T, bin, dataDir string, hp, gp, ap int, extra ...string)
 	t.Helper()
 	args := append([]string{"up", "--data-dir", dataDir, "--host", "127.0.0.1", "--http-port", fmt.Sprint(hp), "--grpc-port", fmt.Sprint(gp), "--api-addr", fmt.Sprintf("127.0.0.1:%d", ap), "--log-format", "json"}, extra...)
 	u := &upProcess{cmd: exec.Command(bin, args...), api: fmt.Sprintf("http://127.0.0.1:%d", ap), ingr: fmt.Sprintf("http://127.0.0.1:%d", hp), stderr: &syncBuffer{}, done: make(chan error, 1)}
+	u.data = dataDir
+	u.env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(t.TempDir(), "config"))
+	u.cmd.Env = u.env
 	u.cmd.Stderr = u.stderr
 	if err := u.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -53,6 +58,7 @@ func (u *upProcess) stop(t *testing.T) {
 func (u *upProcess) ferryCLI(t *testing.T, bin string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(bin, append(args, "--server", u.api)...)
+	cmd.Env = u.env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("ferry %v: %v\n%s", args, err, out)
@@ -75,13 +81,28 @@ type isvcStatus struct {
 	}
 }
 
+// apiGet reads path from the management API with the token ferry up
+// keeps in its data dir.
+func (u *upProcess) apiGet(path string) (*http.Response, error) {
+	tok, err := os.ReadFile(filepath.Join(u.data, "api-token"))
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequest("GET", u.api+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	return http.DefaultClient.Do(req)
+}
+
 // waitStatus polls the API until ok accepts the service's status (bounded).
 func (u *upProcess) waitStatus(t *testing.T, name, what string, ok func(isvcStatus) bool) isvcStatus {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	var s isvcStatus
 	for {
-		resp, err := http.Get(u.api + "/api/v1/namespaces/default/inferenceservices/" + name)
+		resp, err := u.apiGet("/api/v1/namespaces/default/inferenceservices/" + name)
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -273,7 +294,7 @@ func TestUpTrainedModels(t *testing.T) {
 	u := startUp(t, bin, t.TempDir(), hp, gp, ap, "-f", "../../examples/inferenceservices/multimodel.yaml")
 	u.waitStatus(t, "mms", "Ready", ready)
 	tmReady := func(name string) bool {
-		resp, err := http.Get(u.api + "/api/v1/namespaces/default/trainedmodels/" + name)
+		resp, err := u.apiGet("/api/v1/namespaces/default/trainedmodels/" + name)
 		if err != nil {
 			return false
 		}
@@ -397,7 +418,7 @@ func TestUpScaleToZero(t *testing.T) {
 		"--stable-window", "2s", "--panic-window", "1s", "--scale-to-zero-after", "1s")
 	u.waitStatus(t, "sleepy", "Ready", ready)
 	replicas := func() int {
-		resp, err := http.Get(u.api + "/api/v1/namespaces/default/inferenceservices/sleepy/replicas")
+		resp, err := u.apiGet("/api/v1/namespaces/default/inferenceservices/sleepy/replicas")
 		if err != nil {
 			return -1
 		}

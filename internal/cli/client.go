@@ -19,20 +19,75 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/apiauth"
 )
 
 // client talks to the management API of `ferry up`.
 type client struct {
 	server string
+	token  string
 	http   *http.Client
 }
 
-func addServerFlag(cmd *cobra.Command, server *string) {
+// apiError is an answer of the management API that is not a success; it
+// keeps the HTTP status so callers can tell "not found" from "refused".
+type apiError struct {
+	Status  int
+	Message string
+}
+
+func (e *apiError) Error() string {
+	if e.Status == http.StatusUnauthorized {
+		return "unauthorized: " + e.Message
+	}
+	return e.Message
+}
+
+func addServerFlag(cmd *cobra.Command, server, token *string) {
 	def := os.Getenv("FERRY_SERVER")
 	if def == "" {
 		def = "http://127.0.0.1:8090"
 	}
 	cmd.Flags().StringVar(server, "server", def, "management API of ferry up (env FERRY_SERVER)")
+	cmd.Flags().StringVar(token, "token", "", "management API token (env FERRY_TOKEN; default: the one a ferry up of this user recorded for --server)")
+}
+
+// connect resolves the token (flag, FERRY_TOKEN, then the record a ferry up
+// of this user saved for the server's address) and the TLS trust for a
+// self-signed server certificate.
+func (c *client) connect(server, token string) error {
+	c.server, c.token = server, token
+	if c.token == "" {
+		c.token = os.Getenv("FERRY_TOKEN")
+	}
+	reg, err := apiauth.DefaultRegistry()
+	if err != nil {
+		return nil // no config dir: only --token/FERRY_TOKEN work
+	}
+	rec, ok, err := reg.Lookup(server)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return nil
+	}
+	if c.token == "" {
+		c.token = rec.Token
+	}
+	// A server that moved to TLS is reached over TLS at the same address.
+	if strings.HasPrefix(rec.Server, "https://") && strings.HasPrefix(server, "http://") {
+		c.server = "https://" + strings.TrimPrefix(server, "http://")
+	}
+	tlsCfg, err := apiauth.ClientTLS(rec.CAPEM)
+	if err != nil {
+		return err
+	}
+	if tlsCfg != nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tlsCfg
+		c.http.Transport = tr
+	}
+	return nil
 }
 
 func (c *client) do(ctx context.Context, method, path string, body []byte, out any) error {
@@ -40,21 +95,27 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, out a
 	if err != nil {
 		return err
 	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/yaml")
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach ferry up at %s (is it running? set --server or FERRY_SERVER): %w", c.server, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err
 	}
 	if resp.StatusCode >= 300 {
 		var e struct{ Error string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
+			return &apiError{Status: resp.StatusCode, Message: e.Error}
 		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		return &apiError{Status: resp.StatusCode, Message: fmt.Sprintf("%s %s: %s", method, path, resp.Status)}
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)
@@ -63,13 +124,15 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, out a
 }
 
 func newClientCmds() []*cobra.Command {
-	var server string
+	var server, token string
 	c := &client{http: &http.Client{Timeout: 30 * time.Second}}
 	withServer := func(cmd *cobra.Command) *cobra.Command {
-		addServerFlag(cmd, &server)
+		addServerFlag(cmd, &server, &token)
 		pre := cmd.PreRunE
 		cmd.PreRunE = func(cmd *cobra.Command, args []string) error {
-			c.server = server
+			if err := c.connect(server, token); err != nil {
+				return err
+			}
 			if pre != nil {
 				return pre(cmd, args)
 			}

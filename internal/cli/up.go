@@ -37,6 +37,7 @@ type upOptions struct {
 	logLevel          string
 	logFormat         string
 	config            string
+	api               apiSecurityOptions
 }
 
 func newUpCmd() *cobra.Command {
@@ -75,6 +76,7 @@ FERRY_SERVER, default http://127.0.0.1:8090).`,
 	f.DurationVar(&o.scaleDownDelay, "scale-down-delay", 0, "autoscaler: keep a higher replica count until a lower one has been wanted this long")
 	f.DurationVar(&o.scaleToZeroAfter, "scale-to-zero-after", 30*time.Second, "autoscaler: idle time before a minReplicas: 0 revision goes to zero")
 	o.storage.addFlags(f)
+	o.api.addFlags(f)
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "json or text")
 	f.StringVar(&o.config, "config", "", "YAML file of flag values (keys are flag names)")
@@ -116,6 +118,12 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 	if err != nil {
 		return fmt.Errorf("management API listener %s: %w", o.apiAddr, err)
 	}
+	apiSec, err := o.api.setUp(apiLn, o.dataDir, log, cmd.ErrOrStderr())
+	if err != nil {
+		apiLn.Close()
+		return err
+	}
+	apiLn = apiSec.listener
 	rt := router.New(o.domain, log)
 	var ctl *controlplane.Controller
 	scaler := controlplane.NewAutoscaler(controlplane.AutoscalerConfig{
@@ -150,7 +158,7 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 	servers := []*http.Server{
 		{Handler: rt, ReadHeaderTimeout: 10 * time.Second},
 		{Handler: rt.ComponentHandler(router.Predictor), ReadHeaderTimeout: 10 * time.Second},
-		{Handler: apiHandler(ctl, rt), ReadHeaderTimeout: 10 * time.Second},
+		{Handler: apiSec.guard.Wrap(apiHandler(ctl, rt)), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute},
 	}
 	lns := []net.Listener{ingressLn, predLn, apiLn}
 	g, gctx := errgroup.WithContext(ctx)
@@ -184,7 +192,7 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 	})
 	g.Go(func() error { return ctl.Run(gctx) })
 	g.Go(func() error { return scaler.Run(gctx) })
-	log.Info("ferry up", "ingress", ingressLn.Addr().String(), "grpc", grpcLn.Addr().String(), "api", apiLn.Addr().String(), "domain", o.domain, "data", o.dataDir)
+	log.Info("ferry up", "ingress", ingressLn.Addr().String(), "grpc", grpcLn.Addr().String(), "api", apiSec.url, "domain", o.domain, "data", o.dataDir)
 	return g.Wait()
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/apiauth"
 )
 
 // APIServer is the management API of `ferry up`, which the CLI talks to:
@@ -74,9 +75,16 @@ type ApplyResult struct {
 }
 
 func (a *APIServer) apply(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+	// The guard in front bounds the body (http.MaxBytesReader); crossing
+	// the bound is a 413, never a silently truncated apply.
+	body, err := io.ReadAll(r.Body)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		apiauth.TooLarge(w, tooBig.Limit, "--api-max-body")
+		return
+	}
 	if err != nil {
-		writeErr(w, 400, err)
+		writeErr(w, 400, fmt.Errorf("read request body: %w", err))
 		return
 	}
 	objs, err := api.Load(body)

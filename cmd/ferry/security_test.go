@@ -1,0 +1,173 @@
+package main_test
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestUpManagementAPIRefusesStrangers replays the remote-code-execution
+// report: a web page (a cross-origin "simple" request, DNS rebinding) or
+// anyone without the token must not get an InferenceService whose custom
+// container command runs as the user of ferry up.
+func TestUpManagementAPIRefusesStrangers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ferry up")
+	}
+	bin := buildFerry(t)
+	hp, gp, ap := freePort(t), freePort(t), freePort(t)
+	u := startUp(t, bin, t.TempDir(), hp, gp, ap, "--api-max-body", "256Ki")
+	waitAPI(t, u)
+	marker := filepath.Join(t.TempDir(), "pwned")
+	evil := fmt.Sprintf(`apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: evil
+spec:
+  predictor:
+    containers:
+    - name: kserve-container
+      image: x
+      command: ["/bin/sh", "-c", "touch %s; sleep 60"]
+`, marker)
+	tok, err := os.ReadFile(filepath.Join(u.data, "api-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(filepath.Join(u.data, "api-token"))
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode %v", st.Mode().Perm())
+	}
+	bearer := "Bearer " + strings.TrimSpace(string(tok))
+	for _, c := range []struct {
+		name, host, origin, auth, ctype string
+		want                            int
+	}{
+		{"browser simple request", "", "http://attacker.example", "", "text/plain", 403},
+		{"no token", "", "", "", "application/yaml", 401},
+		{"no token, text/plain", "", "", "", "text/plain", 401},
+		{"dns rebinding", "attacker.example:" + fmt.Sprint(ap), "", bearer, "application/yaml", 403},
+		{"token but text/plain", "", "", bearer, "text/plain", 415},
+	} {
+		req, _ := http.NewRequest("POST", u.api+"/api/v1/apply", strings.NewReader(evil))
+		if c.host != "" {
+			req.Host = c.host
+		}
+		if c.origin != "" {
+			req.Header.Set("Origin", c.origin)
+		}
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		req.Header.Set("Content-Type", c.ctype)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s: status %d, want %d", c.name, resp.StatusCode, c.want)
+		}
+	}
+	// Reads need the token too (logs can hold secrets).
+	if resp, err := http.Get(u.api + "/api/v1/inferenceservices"); err != nil || resp.StatusCode != 401 {
+		t.Errorf("list without token: %v %v", resp.StatusCode, err)
+	}
+	// The CLI of the same user finds the token by itself.
+	out := u.ferryCLI(t, bin, "get", "isvc")
+	if strings.Contains(out, "evil") {
+		t.Fatalf("evil service was created:\n%s", out)
+	}
+	// A wrong token given explicitly is refused with a message naming the fix.
+	cmd := exec.Command(bin, "get", "isvc", "--server", u.api, "--token", strings.Repeat("0", 64))
+	cmd.Env = u.env
+	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "unauthorized") {
+		t.Errorf("wrong token: %v\n%s", err, b)
+	}
+	// Over the body limit: 413 with the flag named, nothing applied.
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	pad := strings.Repeat("x", 300<<10)
+	if err := os.WriteFile(big, []byte("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: big\n  annotations:\n    pad: "+pad+"\nspec:\n  predictor:\n    sklearn:\n      storageUri: file:///nonexistent\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(bin, "apply", "-f", big, "--server", u.api)
+	cmd.Env = u.env
+	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "--api-max-body") {
+		t.Errorf("oversized apply: %v\n%s", err, b)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the custom container's command ran")
+	}
+}
+
+// TestUpNonLoopbackAPIUsesTLS: on a non-loopback address the API serves a
+// self-signed certificate, says so loudly with its fingerprint, and the
+// CLI of the same user pins it and talks TLS without extra flags.
+func TestUpNonLoopbackAPIUsesTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ferry up")
+	}
+	bin := buildFerry(t)
+	hp, gp, ap := freePort(t), freePort(t), freePort(t)
+	u := startUp(t, bin, t.TempDir(), hp, gp, ap, "--api-addr", fmt.Sprintf("0.0.0.0:%d", ap))
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(u.stderr.String(), "fingerprint") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no TLS fingerprint printed:\n%s", u.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(u.stderr.String(), "WARNING") {
+		t.Errorf("no warning for a non-loopback API:\n%s", u.stderr)
+	}
+	// Plain HTTP to the TLS port gets nothing useful.
+	if resp, err := http.Get(u.api + "/healthz"); err == nil && resp.StatusCode == 200 {
+		t.Fatal("plain HTTP served on a non-loopback API")
+	}
+	var out []byte
+	for {
+		cmd := exec.Command(bin, "get", "isvc", "--server", u.api)
+		cmd.Env = u.env
+		b, err := cmd.CombinedOutput()
+		if err == nil {
+			out = b
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ferry get over TLS: %v\n%s", err, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(string(out), "NAME") {
+		t.Errorf("unexpected output %s", out)
+	}
+}
+
+// waitAPI waits until the management API answers its health check.
+func waitAPI(t *testing.T, u *upProcess) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(u.api + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case err := <-u.done:
+			t.Fatalf("ferry up exited: %v\n%s", err, u.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("management API not up:\n%s", u.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
