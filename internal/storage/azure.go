@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -22,7 +23,7 @@ type azureSource struct {
 	loc    location
 }
 
-func newAzureSource(cfg AzureConfig, loc location) (*azureSource, error) {
+func newAzureSource(cfg AzureConfig, loc location, idle time.Duration) (*azureSource, error) {
 	account := loc.account
 	if account == "" {
 		account = cfg.Account
@@ -39,7 +40,7 @@ func newAzureSource(cfg AzureConfig, loc location) (*azureSource, error) {
 		parts := strings.Split(strings.Trim(endpoint, "/"), "/")
 		account = parts[len(parts)-1]
 	}
-	hc, err := httpClient(cfg.SkipVerify, "")
+	hc, err := httpClient(cfg.SkipVerify, "", idle)
 	if err != nil {
 		return nil, err
 	}

@@ -94,6 +94,41 @@ func (c *cache) stage(key string) (string, error) {
 	return dir, os.Mkdir(dir, 0o755)
 }
 
+// sweep removes staging directories that no live pull owns: those a
+// process left when it was killed mid-pull (SIGKILL, a crash, an exit
+// before its pull unwound). A directory is swept only under its key's lock,
+// which every live pull of that key holds, so processes sharing the cache
+// never remove each other's work. It returns how many it removed.
+func (c *cache) sweep() (int, error) {
+	ents, err := os.ReadDir(filepath.Join(c.root, "tmp"))
+	if err != nil {
+		return 0, err
+	}
+	byKey := map[string][]string{}
+	for _, e := range ents {
+		if key, _, ok := strings.Cut(e.Name(), "."); ok && key != "" {
+			byKey[key] = append(byKey[key], e.Name())
+		}
+	}
+	var n int
+	var errs []error
+	for key, dirs := range byKey {
+		l, ok, err := lockFile(context.Background(), c.lockPath(key), true)
+		if err != nil || !ok {
+			continue // a pull of key is running: its staging is live
+		}
+		for _, d := range dirs {
+			if err := os.RemoveAll(filepath.Join(c.root, "tmp", d)); err != nil {
+				errs = append(errs, err)
+			} else {
+				n++
+			}
+		}
+		l.unlock()
+	}
+	return n, errors.Join(errs...)
+}
+
 // commit renames the finished directory into place and records its size.
 func (c *cache) commit(key, from string, m entryMeta) (string, error) {
 	dir := c.entryDir(key)

@@ -14,12 +14,11 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultTimeout          = 30 * time.Minute
-	DefaultAttempts         = 4
-	DefaultRetryBackoff     = 250 * time.Millisecond
-	DefaultPartSize         = 16 << 20
-	DefaultConcurrency      = 4
-	DefaultMaxUnpackedBytes = 32 << 30
+	DefaultTimeout      = 30 * time.Minute
+	DefaultAttempts     = 4
+	DefaultRetryBackoff = 250 * time.Millisecond
+	DefaultPartSize     = 16 << 20
+	DefaultConcurrency  = 4
 )
 
 // Config configures a Puller. The zero value works: defaults fill it, the
@@ -30,10 +29,20 @@ type Config struct {
 	// Default: os.UserCacheDir()/ferry/storage.
 	CacheDir string
 	// MaxCacheBytes bounds the cache; least recently used entries are removed
-	// after a pull that takes it over the limit. 0: no limit.
+	// after a pull that takes it over the limit, and a model larger than the
+	// whole limit is refused (it could never be kept). 0: no limit.
 	MaxCacheBytes int64
-	// MaxUnpackedBytes bounds what an archive may unpack to. Default 32 GiB.
-	MaxUnpackedBytes int64
+	// MaxSize bounds what one pull may write: its download, then, for an
+	// archive, what it unpacks to. Sizes the store or the archive declare
+	// are checked before anything is written, and the bytes are counted
+	// while they stream, so a stream that lies stops at the bound. Default
+	// (0): 90% of the free space on the cache's file system when the pull
+	// starts; negative: no bound. MaxCacheBytes applies too.
+	MaxSize int64
+	// ReadIdleTimeout fails a download attempt that receives no byte (or no
+	// response headers) for this long; the attempt is retried. Default 60 s;
+	// negative: none (only Timeout applies).
+	ReadIdleTimeout time.Duration
 	// Timeout bounds one whole pull, retries included. Default 30 minutes.
 	Timeout time.Duration
 	// Attempts is how often one listing or one byte range is tried before the
@@ -197,13 +206,13 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
 	}
-	if c.MaxUnpackedBytes == 0 {
-		c.MaxUnpackedBytes = DefaultMaxUnpackedBytes
+	if c.ReadIdleTimeout == 0 {
+		c.ReadIdleTimeout = DefaultReadIdleTimeout
 	}
 	switch {
 	case c.Timeout < 0, c.Attempts < 0, c.RetryBackoff < 0, c.PartSize < 0, c.Concurrency < 0,
-		c.MaxCacheBytes < 0, c.MaxUnpackedBytes < 0:
-		return c, errors.New("storage: negative Timeout, Attempts, RetryBackoff, PartSize, Concurrency or byte limit")
+		c.MaxCacheBytes < 0:
+		return c, errors.New("storage: negative Timeout, Attempts, RetryBackoff, PartSize, Concurrency or cache limit")
 	case c.PartSize < 64<<10:
 		return c, errors.New("storage: PartSize below 64 KiB")
 	}

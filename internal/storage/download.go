@@ -30,13 +30,23 @@ type downloader struct {
 	backoff     time.Duration
 	partSize    int64
 	concurrency int
+	limit       budget        // bounds the bytes written, all objects together
+	idle        time.Duration // read idle timeout per attempt; ≤ 0: none
 	done        atomic.Int64
 	report      func(done int64) // progress; safe to call from many goroutines
 }
 
 // fetch writes every object under dir (which exists and is empty) and
-// verifies sizes and MD5s.
+// verifies sizes and MD5s. Declared sizes are checked against the limit
+// before any file is created.
 func (d *downloader) fetch(ctx context.Context, dir string, objs []object) error {
+	var declared int64
+	for _, o := range objs {
+		declared += max(o.size, 0)
+	}
+	if !d.limit.allows(declared) {
+		return d.limit.exceeded("the download", declared, false)
+	}
 	var tasks []task
 	for _, o := range objs {
 		p := filepath.Join(dir, filepath.FromSlash(o.name))
@@ -84,7 +94,8 @@ func (d *downloader) fetch(ctx context.Context, dir string, objs []object) error
 
 // copyRange fetches one range into its place in the file. A short read is
 // an error (the connection died); the bytes it counted are taken back so a
-// retry reports progress correctly.
+// retry reports progress correctly. An attempt that receives nothing for
+// d.idle fails with errStalled.
 func (d *downloader) copyRange(ctx context.Context, t task) (err error) {
 	f, err := os.OpenFile(t.path, os.O_WRONLY, 0)
 	if err != nil {
@@ -95,7 +106,24 @@ func (d *downloader) copyRange(ctx context.Context, t task) (err error) {
 			err = cerr
 		}
 	}()
-	r, err := d.src.open(ctx, t.obj, t.off, t.n)
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var body func(io.Reader) io.Reader = func(r io.Reader) io.Reader { return r }
+	if d.idle > 0 {
+		timer := time.AfterFunc(d.idle, func() { cancel(errStalled) })
+		defer timer.Stop()
+		body = func(r io.Reader) io.Reader { return &idleReader{r: r, timer: timer, idle: d.idle} }
+		defer func() {
+			if err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), errStalled) {
+				// Not wrapping the transport's error: it says "context
+				// canceled", which would make the failure look final.
+				err = fmt.Errorf("%w: %s received nothing for %s (raise --storage-read-idle-timeout for a slow store)",
+					errStalled, t.obj.name, d.idle)
+			}
+			err = stalled(ctx, err, t.obj.name, d.idle)
+		}()
+	}
+	r, err := d.src.open(actx, t.obj, t.off, t.n)
 	if err != nil {
 		return err
 	}
@@ -103,12 +131,12 @@ func (d *downloader) copyRange(ctx context.Context, t task) (err error) {
 	w := &countingWriter{w: io.NewOffsetWriter(f, t.off), d: d}
 	var n int64
 	if t.n >= 0 {
-		n, err = io.Copy(w, io.LimitReader(r, t.n))
+		n, err = io.Copy(w, io.LimitReader(body(r), t.n))
 		if err == nil && n < t.n {
 			err = fmt.Errorf("connection closed after %d of %d bytes: %w", n, t.n, io.ErrUnexpectedEOF)
 		}
 	} else {
-		n, err = io.Copy(w, r)
+		n, err = io.Copy(w, body(r))
 		if err == nil {
 			err = f.Truncate(n) // size was unknown: drop anything a failed try left beyond it
 		}
@@ -201,10 +229,17 @@ type countingWriter struct {
 	n int64
 }
 
+// Write refuses bytes that would take the download over its limit before
+// writing any of them, so a stream without a declared end (chunked HTTP)
+// stops at the limit.
 func (c *countingWriter) Write(p []byte) (int, error) {
+	if v := c.d.done.Add(int64(len(p))); !c.d.limit.allows(v) {
+		c.d.done.Add(-int64(len(p)))
+		return 0, c.d.limit.exceeded("the download", c.d.limit.max, true)
+	}
 	n, err := c.w.Write(p)
 	c.n += int64(n)
-	c.d.add(int64(n))
+	c.d.add(int64(n - len(p))) // take back what was not written; reports progress
 	return n, err
 }
 

@@ -4,10 +4,12 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -34,10 +36,16 @@ func archiveKind(name string) string {
 
 // unpack extracts the archive at src into dst (an existing empty directory).
 // It refuses absolute names, names climbing out of dst, writing through a
-// link, links whose target leaves dst, special files, and more than limit
-// unpacked bytes. On error dst is left partly written: the caller discards it.
-func unpack(src, kind, dst string, limit int64) error {
-	x := &extractor{root: dst, left: limit}
+// link, links whose target leaves dst, special files, and more unpacked
+// bytes than limit allows: a zip's declared sizes are summed before anything
+// is written, a tar entry's size is checked before it is written, and the
+// bytes are counted as they are written. It stops when ctx is done. On
+// error dst is left partly written: the caller discards it.
+func unpack(ctx context.Context, src, kind, dst string, limit budget) error {
+	x := &extractor{ctx: ctx, root: dst, limit: limit, left: limit.max}
+	if limit.max <= 0 {
+		x.left = math.MaxInt64 - 1
+	}
 	switch kind {
 	case "zip":
 		return x.zip(src)
@@ -62,7 +70,9 @@ func unpack(src, kind, dst string, limit int64) error {
 }
 
 type extractor struct {
+	ctx     context.Context
 	root    string
+	limit   budget
 	left    int64 // bytes still allowed
 	entries int
 	links   []link // created last, once every file exists
@@ -110,6 +120,18 @@ func (x *extractor) zip(src string) error {
 		return fmt.Errorf("%w: reading zip: %w", ErrUnsafeArchive, err)
 	}
 	defer zr.Close()
+	// The central directory declares every size: a bomb is refused before
+	// a byte is written. The reader fails an entry that inflates to more
+	// than it declared.
+	var declared uint64
+	for _, f := range zr.File {
+		if f.Mode().IsRegular() {
+			declared = min(declared+min(f.UncompressedSize64, math.MaxInt64), math.MaxInt64)
+		}
+	}
+	if declared > uint64(x.left) {
+		return x.limit.exceeded("the unpacked archive", int64(declared), false)
+	}
 	for _, f := range zr.File {
 		if err := x.count(); err != nil {
 			return err
@@ -121,9 +143,6 @@ func (x *extractor) zip(src string) error {
 		case mode&fs.ModeSymlink != 0:
 			err = x.zipSymlink(f)
 		case mode.IsRegular():
-			if f.UncompressedSize64 > uint64(x.left) {
-				return fmt.Errorf("%w: archive unpacks to more than the limit", ErrTooLarge)
-			}
 			var rc io.ReadCloser
 			if rc, err = f.Open(); err == nil {
 				err = x.file(f.Name, rc, int64(f.UncompressedSize64), mode)
@@ -225,8 +244,11 @@ func (x *extractor) dir(name string) error {
 }
 
 func (x *extractor) file(name string, r io.Reader, size int64, mode fs.FileMode) error {
+	if err := x.ctx.Err(); err != nil {
+		return err
+	}
 	if size > x.left {
-		return fmt.Errorf("%w: archive unpacks to more than the limit", ErrTooLarge)
+		return x.limit.exceeded("the unpacked archive", x.limit.max-x.left+size, true)
 	}
 	p, err := x.target(name)
 	if err != nil {
@@ -244,17 +266,34 @@ func (x *extractor) file(name string, r io.Reader, size int64, mode fs.FileMode)
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(f, io.LimitReader(r, x.left+1))
+	n, err := io.Copy(ctxWriter{x.ctx, f}, io.LimitReader(r, x.left+1))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
+	switch {
+	case x.ctx.Err() != nil:
+		return x.ctx.Err()
+	case err != nil:
 		return fmt.Errorf("%w: %q: %w", ErrUnsafeArchive, name, err)
 	}
 	if x.left -= n; x.left < 0 {
-		return fmt.Errorf("%w: archive unpacks to more than the limit", ErrTooLarge)
+		return x.limit.exceeded("the unpacked archive", x.limit.max, true)
 	}
 	return nil
+}
+
+// ctxWriter stops a copy once ctx is done (a cancelled pull must not go on
+// filling the disk).
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 // symlink records a link to create at the end; its target must stay inside

@@ -47,7 +47,7 @@ func TestUnpackRefusesUnsafeArchives(t *testing.T) {
 				if err := os.Mkdir(dst, 0o755); err != nil {
 					t.Fatal(err)
 				}
-				err := unpack(src, kind, dst, 3000)
+				err := unpack(t.Context(), src, kind, dst, budget{max: 3000})
 				if err == nil {
 					t.Fatal("unpacked, want an error")
 				}
@@ -85,7 +85,7 @@ func TestUnpackAcceptsInsideLinks(t *testing.T) {
 	if err := os.Mkdir(dst, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := unpack(src, "tar", dst, 1<<20); err != nil {
+	if err := unpack(t.Context(), src, "tar", dst, budget{max: 1 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	got := readTree(t, dst)
@@ -126,7 +126,7 @@ func fuzzUnpack(f *testing.F, kind string, seeds ...[]byte) {
 		if err := os.Mkdir(dst, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		err := unpack(src, kind, dst, 1<<20)
+		err := unpack(t.Context(), src, kind, dst, budget{max: 1 << 20})
 		assertOnly(t, parent, "a."+kind, "out")
 		if err != nil {
 			return // the caller discards dst

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"cloud.google.com/go/storage"
 	"golang.org/x/oauth2/google"
@@ -23,8 +24,8 @@ type gcsSource struct {
 	loc    location
 }
 
-func newGCSSource(ctx context.Context, cfg GCSConfig, loc location) (*gcsSource, error) {
-	hc, err := httpClient(false, "")
+func newGCSSource(ctx context.Context, cfg GCSConfig, loc location, idle time.Duration) (*gcsSource, error) {
+	hc, err := httpClient(false, "", idle)
 	if err != nil {
 		return nil, err
 	}

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -34,7 +34,18 @@ func New(cfg Config) (*Puller, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.HTTP.Client == nil {
+		// One client for every http(s) pull, so connections are reused.
+		if cfg.HTTP.Client, err = httpClient(false, "", cfg.ReadIdleTimeout); err != nil {
+			return nil, err
+		}
+	}
 	p := &Puller{cfg: cfg, cache: c}
+	if n, err := c.sweep(); err != nil && cfg.Logger != nil {
+		cfg.Logger.Warn("removing staging directories left by earlier pulls failed", "dir", c.root, "err", err)
+	} else if n > 0 && cfg.Logger != nil {
+		cfg.Logger.Info("removed staging directories left by earlier pulls", "dir", c.root, "count", n)
+	}
 	for _, s := range []string{cfg.S3.SecretAccessKey, cfg.S3.SessionToken, cfg.Azure.AccountKey,
 		cfg.Azure.SASToken, string(cfg.GCS.CredentialsJSON)} {
 		p.secret.add(s)
@@ -85,9 +96,19 @@ func (p *Puller) Pull(ctx context.Context, uri string) (string, error) {
 		// The SAS is in the flight key: a caller never shares a pull made
 		// with someone else's token (the cache key leaves it out, but every
 		// caller lists with its own credentials before using the cache).
-		ch := p.group.DoChan(loc.norm+"\x00"+loc.sas, func() (any, error) { return p.pull(ctx, loc, &sec) })
+		var leading atomic.Bool
+		ch := p.group.DoChan(loc.norm+"\x00"+loc.sas, func() (any, error) {
+			leading.Store(true)
+			return p.pull(ctx, loc, &sec)
+		})
 		select {
 		case <-ctx.Done():
+			if leading.Load() {
+				// The pull runs on ctx, so it is stopping: wait until it
+				// has removed its staging directory, so a caller that
+				// exits next (SIGTERM) leaves no partial download behind.
+				<-ch
+			}
 			return "", sec.wrap("pull", loc.display, ctx.Err())
 		case r := <-ch:
 			if r.Err != nil && errors.Is(r.Err, context.Canceled) && ctx.Err() == nil {
@@ -149,7 +170,7 @@ func (p *Puller) pull(ctx context.Context, loc location, sec *redactor) (string,
 	var objs []object
 	err = retry(ctx, p.cfg.Attempts, p.cfg.RetryBackoff, func() (err error) {
 		objs, err = src.list(ctx)
-		return err
+		return stalled(ctx, err, "the listing", p.cfg.ReadIdleTimeout)
 	})
 	if err != nil {
 		return fail("list", err)
@@ -201,7 +222,7 @@ func (p *Puller) build(ctx context.Context, loc location, src source, key string
 	start := time.Now()
 	prog := &progress{fn: p.cfg.OnProgress, uri: loc.display, total: total, start: start}
 	d := &downloader{src: src, attempts: p.cfg.Attempts, backoff: p.cfg.RetryBackoff,
-		partSize: p.cfg.PartSize, concurrency: p.cfg.Concurrency,
+		partSize: p.cfg.PartSize, concurrency: p.cfg.Concurrency, limit: p.budget(), idle: p.cfg.ReadIdleTimeout,
 		report: func(done int64) { prog.update(done, false) }}
 	raw := filepath.Join(stage, "raw")
 	if err := os.Mkdir(raw, 0o755); err != nil {
@@ -218,7 +239,8 @@ func (p *Puller) build(ctx context.Context, loc location, src source, key string
 			if err := os.Mkdir(out, 0o755); err != nil {
 				return "", err
 			}
-			if err := unpack(filepath.Join(raw, objs[0].name), kind, out, p.cfg.MaxUnpackedBytes); err != nil {
+			// Asked again: the download has used some of the free space.
+			if err := unpack(ctx, filepath.Join(raw, objs[0].name), kind, out, p.budget()); err != nil {
 				return "", err
 			}
 		}
@@ -244,17 +266,13 @@ func (p *Puller) source(ctx context.Context, loc location) (source, error) {
 	case "file":
 		return localSource{path: loc.localPath}, nil
 	case "http":
-		c := p.cfg.HTTP.Client
-		if c == nil {
-			c = &http.Client{}
-		}
-		return &httpSource{client: c, url: loc.url, headers: p.cfg.HTTP.Headers}, nil
+		return &httpSource{client: p.cfg.HTTP.Client, url: loc.url, headers: p.cfg.HTTP.Headers}, nil
 	case "s3":
-		return newS3Source(p.cfg.S3, loc)
+		return newS3Source(p.cfg.S3, loc, p.cfg.ReadIdleTimeout)
 	case "gs":
-		return newGCSSource(ctx, p.cfg.GCS, loc)
+		return newGCSSource(ctx, p.cfg.GCS, loc, p.cfg.ReadIdleTimeout)
 	case "azure":
-		return newAzureSource(p.cfg.Azure, loc)
+		return newAzureSource(p.cfg.Azure, loc, p.cfg.ReadIdleTimeout)
 	}
 	return nil, fmt.Errorf("%w: unsupported scheme %q", ErrInvalidURI, loc.scheme)
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -25,8 +26,8 @@ type s3Source struct {
 	noMD5  sync.Map // object key → true when its ETag is not an MD5 (SSE-KMS, SSE-C)
 }
 
-func newS3Source(cfg S3Config, loc location) (*s3Source, error) {
-	hc, err := httpClient(cfg.SkipVerify, cfg.CABundle)
+func newS3Source(cfg S3Config, loc location, idle time.Duration) (*s3Source, error) {
+	hc, err := httpClient(cfg.SkipVerify, cfg.CABundle, idle)
 	if err != nil {
 		return nil, err
 	}

@@ -136,7 +136,7 @@ func TestPullS3ChangedDuringDownload(t *testing.T) {
 	cfg := Config{S3: S3Config{Endpoint: endpoint, AccessKeyID: s3Access, SecretAccessKey: s3Secret}}
 	p := newTestPuller(t, cfg)
 	loc, _ := parseURI("s3://models/m/model.bin", "")
-	src, err := newS3Source(cfg.S3, loc)
+	src, err := newS3Source(cfg.S3, loc, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

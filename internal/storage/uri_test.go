@@ -201,7 +201,7 @@ func TestS3Addressing(t *testing.T) {
 		{S3Config{Endpoint: "minio:9000", DisableHTTPS: true}, true, "http://minio:9000"},
 		{S3Config{Endpoint: "https://x:1"}, true, "https://x:1"},
 	} {
-		s, err := newS3Source(tc.cfg, loc)
+		s, err := newS3Source(tc.cfg, loc, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
