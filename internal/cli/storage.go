@@ -15,15 +15,19 @@ import (
 )
 
 type storageOptions struct {
-	cacheDir   string
-	cacheLimit string
-	pvcRoot    string
-	timeout    time.Duration
+	cacheDir    string
+	cacheLimit  string
+	maxSize     string
+	pvcRoot     string
+	timeout     time.Duration
+	idleTimeout time.Duration
 }
 
 func (s *storageOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&s.cacheDir, "storage-cache-dir", "", "cache shared by every ferry process on the machine for pulled models (default: the user cache dir)")
 	f.StringVar(&s.cacheLimit, "storage-cache-limit", "", "evict least recently used cache entries beyond this size, e.g. 20Gi (empty = no limit)")
+	f.StringVar(&s.maxSize, "storage-max-size", "", "most one model pull may write, for its download and again for what its archive unpacks to, e.g. 50Gi (empty = 90% of the cache disk's free space, and never over --storage-cache-limit)")
+	f.DurationVar(&s.idleTimeout, "storage-read-idle-timeout", storage.DefaultReadIdleTimeout, "fail (and retry) a model download that receives no data for this long (0 = only --pull-timeout applies)")
 	f.StringVar(&s.pvcRoot, "pvc-root", "", "directory whose subdirectories stand for PVCs in pvc://CLAIM/PATH URIs")
 	f.DurationVar(&s.timeout, "pull-timeout", 30*time.Minute, "bound on one model pull, retries included")
 }
@@ -31,12 +35,13 @@ func (s *storageOptions) addFlags(f *pflag.FlagSet) {
 // args renders the storage flags that are set, for child processes.
 func (s storageOptions) args() []string {
 	var out []string
-	for _, f := range []struct{ name, v string }{{"storage-cache-dir", s.cacheDir}, {"storage-cache-limit", s.cacheLimit}, {"pvc-root", s.pvcRoot}} {
+	for _, f := range []struct{ name, v string }{{"storage-cache-dir", s.cacheDir}, {"storage-cache-limit", s.cacheLimit},
+		{"storage-max-size", s.maxSize}, {"pvc-root", s.pvcRoot}} {
 		if f.v != "" {
 			out = append(out, "--"+f.name, f.v)
 		}
 	}
-	return append(out, "--pull-timeout", s.timeout.String())
+	return append(out, "--pull-timeout", s.timeout.String(), "--storage-read-idle-timeout", s.idleTimeout.String())
 }
 
 // newStorage returns the puller for storage URIs, configured from flags and
@@ -48,7 +53,19 @@ func newStorage(o storageOptions, log *slog.Logger, progress io.Writer) (*storag
 	if err != nil {
 		return nil, fmt.Errorf("--storage-cache-limit: %w", err)
 	}
-	cfg := storage.Config{CacheDir: o.cacheDir, MaxCacheBytes: limit, PVCRoot: o.pvcRoot, Timeout: o.timeout, Logger: log}
+	maxSize, err := puller.ParseQuantity(o.maxSize)
+	if err != nil {
+		return nil, fmt.Errorf("--storage-max-size: %w", err)
+	}
+	idle := o.idleTimeout
+	switch {
+	case idle < 0:
+		return nil, fmt.Errorf("--storage-read-idle-timeout %s: must not be negative", idle)
+	case idle == 0:
+		idle = -1 // storage.Config: negative is none, zero the default
+	}
+	cfg := storage.Config{CacheDir: o.cacheDir, MaxCacheBytes: limit, MaxSize: maxSize, PVCRoot: o.pvcRoot,
+		Timeout: o.timeout, ReadIdleTimeout: idle, Logger: log}
 	if err := cfg.ApplyEnv(os.LookupEnv); err != nil {
 		return nil, err
 	}
