@@ -26,7 +26,7 @@ type storageOptions struct {
 func (s *storageOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&s.cacheDir, "storage-cache-dir", "", "cache shared by every ferry process on the machine for pulled models (default: the user cache dir)")
 	f.StringVar(&s.cacheLimit, "storage-cache-limit", "", "evict least recently used cache entries beyond this size, e.g. 20Gi (empty = no limit)")
-	f.StringVar(&s.maxSize, "storage-max-size", "", "most one model pull may write, for its download and again for what its archive unpacks to, e.g. 50Gi (empty = 90% of the cache disk's free space, and never over --storage-cache-limit)")
+	f.StringVar(&s.maxSize, "storage-max-size", "", "most one model pull may write, for its download and again for what its archive unpacks to, e.g. 50Gi (empty = half the cache disk's free space, and never over --storage-cache-limit)")
 	f.DurationVar(&s.idleTimeout, "storage-read-idle-timeout", storage.DefaultReadIdleTimeout, "fail (and retry) a model download that receives no data for this long (0 = only --pull-timeout applies)")
 	f.StringVar(&s.pvcRoot, "pvc-root", "", "directory whose subdirectories stand for PVCs in pvc://CLAIM/PATH URIs")
 	f.DurationVar(&s.timeout, "pull-timeout", 30*time.Minute, "bound on one model pull, retries included")

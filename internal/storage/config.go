@@ -36,7 +36,7 @@ type Config struct {
 	// archive, what it unpacks to. Sizes the store or the archive declare
 	// are checked before anything is written, and the bytes are counted
 	// while they stream, so a stream that lies stops at the bound. Default
-	// (0): 90% of the free space on the cache's file system when the pull
+	// (0): half the free space on the cache's file system when the pull
 	// starts; negative: no bound. MaxCacheBytes applies too.
 	MaxSize int64
 	// ReadIdleTimeout fails a download attempt that receives no byte (or no

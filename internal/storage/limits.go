@@ -15,9 +15,10 @@ const (
 	// before the attempt fails.
 	DefaultReadIdleTimeout = 60 * time.Second
 	// freeDiskPercent is the share of the cache file system's free space one
-	// pull may fill when Config.MaxSize is not set, so a pull fails with a
-	// clear error before the disk is full rather than with ENOSPC after.
-	freeDiskPercent = 90
+	// pull may fill when Config.MaxSize is not set: a pull fails with a
+	// clear error long before the disk is full, an archive's download and
+	// its unpacked files both fit, and two concurrent pulls cannot fill it.
+	freeDiskPercent = 50
 )
 
 // errStalled marks a download attempt that received nothing for the read
