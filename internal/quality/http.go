@@ -1,0 +1,279 @@
+package quality
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+
+	v2 "github.com/ferryserve/ferry/internal/protocol/v2"
+)
+
+// HandlerConfig configures the HTTP side.
+type HandlerConfig struct {
+	Monitor *Monitor
+	// Revision labels every recorded prediction (e.g. the revision this
+	// process serves); empty: the V2 response's model_version, else
+	// "default".
+	Revision string
+	// Tasks forces a model's task where its outputs are ambiguous.
+	Tasks map[string]Task
+	// MaxBodyBytes bounds a feedback body (default 8 MiB).
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+}
+
+// Handler serves the feedback and quality routes and records predictions.
+type Handler struct {
+	cfg  HandlerConfig
+	bufs sync.Pool
+}
+
+// NewHandler returns the Handler of cfg.Monitor.
+func NewHandler(cfg HandlerConfig) *Handler {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 8 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{cfg: cfg}
+	h.bufs.New = func() any { return new(bytes.Buffer) }
+	return h
+}
+
+// HeaderRequestID carries the id a prediction is journaled under.
+const HeaderRequestID = "X-Request-Id"
+
+// Middleware answers POST /v1/models/{name}:feedback, POST
+// /v2/models/{name}/feedback and GET /v2/models/{name}/quality, adds the
+// quality metrics to GET /metrics, and journals the answers of V1 predict
+// and V2 infer requests. Like :explain, the V1 route shares its path
+// segment with :predict, so it is a middleware rather than a mux route.
+func (h *Handler) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		switch r.Method {
+		case http.MethodPost:
+			if name, ok := FeedbackPath(p); ok {
+				h.serveFeedback(w, r, name)
+				return
+			}
+			if name, v1, ok := predictPath(p); ok {
+				h.record(w, r, next, name, v1)
+				return
+			}
+		case http.MethodGet:
+			if name, ok := qualityPath(p); ok {
+				h.serveQuality(w, name)
+				return
+			}
+			if p == "/metrics" {
+				h.serveMetrics(w, r, next)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// FeedbackPath reports whether path is a feedback route and of which model.
+func FeedbackPath(path string) (string, bool) {
+	if rest, ok := strings.CutPrefix(path, "/v1/models/"); ok {
+		if name, ok := strings.CutSuffix(rest, ":feedback"); ok && validName(name) {
+			return name, true
+		}
+	}
+	if rest, ok := strings.CutPrefix(path, "/v2/models/"); ok {
+		if name, ok := strings.CutSuffix(rest, "/feedback"); ok && validName(name) {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+func qualityPath(path string) (string, bool) {
+	if rest, ok := strings.CutPrefix(path, "/v2/models/"); ok {
+		if name, ok := strings.CutSuffix(rest, "/quality"); ok && validName(name) {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// predictPath matches V1 :predict and V2 infer (with or without a version).
+func predictPath(path string) (name string, v1, ok bool) {
+	if rest, ok := strings.CutPrefix(path, "/v1/models/"); ok {
+		if name, ok := strings.CutSuffix(rest, ":predict"); ok && validName(name) {
+			return name, true, true
+		}
+		return "", false, false
+	}
+	if rest, ok := strings.CutPrefix(path, "/v2/models/"); ok {
+		if rest, ok := strings.CutSuffix(rest, "/infer"); ok {
+			name, _, _ := strings.Cut(rest, "/versions/")
+			if validName(name) {
+				return name, false, true
+			}
+		}
+	}
+	return "", false, false
+}
+
+func validName(name string) bool { return name != "" && !strings.Contains(name, "/") }
+
+// FeedbackResponse is the answer to a feedback request.
+type FeedbackResponse struct {
+	Model    string   `json:"model"`
+	Counts   Counts   `json:"counts"`
+	Outcomes []Result `json:"results"`
+}
+
+func (h *Handler) serveFeedback(w http.ResponseWriter, r *http.Request, name string) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			v2.WriteJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf("feedback body larger than %d bytes", mbe.Limit)})
+			return
+		}
+		v2.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "read feedback body: " + err.Error()})
+		return
+	}
+	fb, err := DecodeFeedback(body)
+	if err != nil {
+		v2.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	res := h.cfg.Monitor.Join(name, fb)
+	out := FeedbackResponse{Model: name, Outcomes: res}
+	for _, x := range res {
+		out.Counts.add(x.Outcome)
+	}
+	h.cfg.Logger.Debug("feedback", "model", name, "received", out.Counts.Received, "joined", out.Counts.Joined,
+		"unknown", out.Counts.Unknown, "expired", out.Counts.Expired, "duplicate", out.Counts.Duplicate, "invalid", out.Counts.Invalid)
+	v2.WriteJSON(w, http.StatusOK, out)
+}
+
+// QualityResponse is the answer to GET /v2/models/{name}/quality.
+type QualityResponse struct {
+	Model     string     `json:"model"`
+	Counts    Counts     `json:"counts"`
+	Revisions []Snapshot `json:"revisions"`
+}
+
+func (h *Handler) serveQuality(w http.ResponseWriter, name string) {
+	c, ok := h.cfg.Monitor.Counts(name)
+	if !ok {
+		v2.WriteJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("model %q has no recorded predictions", name)})
+		return
+	}
+	v2.WriteJSON(w, http.StatusOK, QualityResponse{Model: name, Counts: c, Revisions: h.cfg.Monitor.Snapshots(name)})
+}
+
+// record passes a predict request on, holds its response back, journals
+// the prediction's outputs under its id, and then lets the response leave
+// (with the id in X-Request-Id): a client that has its answer can always
+// send feedback for it, even across a crash.
+func (h *Handler) record(w http.ResponseWriter, r *http.Request, next http.Handler, name string, v1 bool) {
+	id := r.Header.Get(HeaderRequestID)
+	if id == "" {
+		id = r.Header.Get("Ce-Id")
+	}
+	if id == "" {
+		id = newID()
+	}
+	if r.Header.Get("Ce-Id") == "" {
+		// The request logger (inside this middleware) names its events by
+		// Ce-Id: give it the same id, so its events join the feedback too.
+		r.Header.Set("Ce-Id", id)
+	}
+	buf := h.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer h.bufs.Put(buf)
+	rec := &held{w: w, code: http.StatusOK, body: buf}
+	next.ServeHTTP(rec, r)
+	if rec.code == http.StatusOK {
+		id = h.journal(name, id, v1, buf.Bytes())
+	}
+	w.Header().Set(HeaderRequestID, id)
+	w.WriteHeader(rec.code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// journal records a prediction and returns its id (a V2 response's own id
+// wins). Failures are counted and logged, never returned to the client.
+func (h *Handler) journal(name, id string, v1 bool, body []byte) string {
+	task := h.cfg.Tasks[name]
+	var (
+		rows    []Row
+		version string
+		err     error
+	)
+	if v1 {
+		rows, err = ParseV1(body, task)
+	} else {
+		var rid string
+		rows, rid, version, err = ParseV2(body, task)
+		if rid != "" {
+			id = rid
+		}
+	}
+	if err != nil {
+		h.cfg.Monitor.NotRecorded()
+		h.cfg.Logger.Debug("prediction not journaled", "model", name, "id", id, "err", err)
+		return id
+	}
+	rev := h.cfg.Revision
+	if rev == "" {
+		rev = version
+	}
+	if rev == "" {
+		rev = "default"
+	}
+	p := &Prediction{Model: name, Revision: rev, ID: id, Time: h.cfg.Monitor.cfg.Now().UnixNano(), Rows: rows}
+	if err := h.cfg.Monitor.Record(p); err != nil {
+		h.cfg.Logger.Warn("prediction not journaled", "model", name, "id", id, "err", err)
+	}
+	return id
+}
+
+// held keeps a response back until the prediction is journaled.
+type held struct {
+	w           http.ResponseWriter
+	code        int
+	wroteHeader bool
+	body        *bytes.Buffer
+}
+
+func (h *held) Header() http.Header { return h.w.Header() }
+
+func (h *held) WriteHeader(code int) {
+	if !h.wroteHeader {
+		h.code, h.wroteHeader = code, true
+	}
+}
+
+func (h *held) Write(b []byte) (int, error) {
+	h.wroteHeader = true
+	return h.body.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (h *held) Unwrap() http.ResponseWriter { return h.w }
+
+// newID returns a random UUIDv4-formatted id, as the request logger makes.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	s := hex.EncodeToString(b[:])
+	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
+}

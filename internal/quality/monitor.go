@@ -1,0 +1,704 @@
+package quality
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config configures a Monitor.
+type Config struct {
+	// Dir holds the journal (required).
+	Dir string
+	// Horizon is how long a prediction waits for its feedback (default
+	// 24h). Feedback later than that is counted as expired; ids are
+	// remembered for a second horizon, after which feedback for them is
+	// counted as unknown.
+	Horizon time.Duration
+	// Window is how many labelled rows the metrics of each model revision
+	// cover (default 1000).
+	Window int
+	// MaxPredictions bounds the predictions remembered (default 1<<20);
+	// predictions beyond it are not recorded and are counted.
+	MaxPredictions int
+	// MaintainEvery is the period of expiry and compaction (default 1m).
+	MaintainEvery time.Duration
+	// CompactMinBytes: the journal is rewritten when it is larger than
+	// this and twice its size after the last rewrite (default 64 MiB).
+	CompactMinBytes int64
+	// Now is the clock (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultHorizon         = 24 * time.Hour
+	DefaultWindow          = 1000
+	DefaultMaxPredictions  = 1 << 20
+	DefaultCompactMinBytes = 64 << 20
+)
+
+// Validate checks the configuration and fills defaults.
+func (c *Config) Validate() error {
+	if c.Dir == "" {
+		return errors.New("quality: a journal directory is required")
+	}
+	if c.Horizon < 0 || c.Window < 0 || c.MaxPredictions < 0 || c.MaintainEvery < 0 || c.CompactMinBytes < 0 {
+		return errors.New("quality: horizon, window, max predictions and periods must not be negative")
+	}
+	if c.Horizon == 0 {
+		c.Horizon = DefaultHorizon
+	}
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.MaxPredictions == 0 {
+		c.MaxPredictions = DefaultMaxPredictions
+	}
+	if c.MaintainEvery == 0 {
+		c.MaintainEvery = time.Minute
+	}
+	if c.CompactMinBytes == 0 {
+		c.CompactMinBytes = DefaultCompactMinBytes
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Outcome is what became of one feedback record.
+type Outcome string
+
+// Outcomes of feedback.
+const (
+	Joined    Outcome = "joined"
+	Duplicate Outcome = "duplicate"
+	Expired   Outcome = "expired"
+	Unknown   Outcome = "unknown"
+	Invalid   Outcome = "invalid"
+)
+
+// Feedback is the truth for one earlier prediction: one value per row it
+// answered.
+type Feedback struct {
+	ID    string
+	Truth []Truth
+}
+
+// Counts are feedback and recording counters.
+type Counts struct {
+	Received  int64 `json:"received"`
+	Joined    int64 `json:"joined"`
+	Duplicate int64 `json:"duplicate"`
+	Expired   int64 `json:"expired"`
+	Unknown   int64 `json:"unknown"`
+	Invalid   int64 `json:"invalid"`
+	// Recorded counts predictions journaled; NotRecorded, those refused
+	// (journal full, write error, outputs not understood).
+	Recorded    int64 `json:"predictions_recorded"`
+	NotRecorded int64 `json:"predictions_not_recorded"`
+}
+
+func (c *Counts) add(o Outcome) {
+	c.Received++
+	switch o {
+	case Joined:
+		c.Joined++
+	case Duplicate:
+		c.Duplicate++
+	case Expired:
+		c.Expired++
+	case Unknown:
+		c.Unknown++
+	case Invalid:
+		c.Invalid++
+	}
+}
+
+// entry is the index's record of one prediction: 16 bytes, plus the map's
+// own overhead, per outstanding prediction; the outputs stay on disk.
+type entry struct {
+	at  int64 // prediction time, unix nanoseconds
+	off int64 // journal offset of its latest record; joinedBit when joined
+}
+
+const joinedBit = int64(1) << 62
+
+func (e entry) joined() bool  { return e.off&joinedBit != 0 }
+func (e entry) offset() int64 { return e.off &^ joinedBit }
+
+// Monitor journals predictions, joins feedback to them and keeps the
+// windows. Its methods are safe for concurrent use; Run expires old
+// predictions and compacts the journal.
+type Monitor struct {
+	cfg  Config
+	seed maphash.Seed
+
+	mu          sync.Mutex
+	f           *os.File
+	seq         uint64
+	size        int64
+	compactedAt int64 // journal size after the last rewrite
+	index       map[uint64]entry
+	windows     map[string]*window
+	models      map[string]*Counts // models with recorded predictions
+	total       Counts
+	closed      bool
+
+	bufs sync.Pool
+	// notRecorded counts refusals outside the lock (outputs not parsed).
+	notRecorded atomic.Int64
+}
+
+// Open opens (or creates) the journal in cfg.Dir and rebuilds the index
+// and windows from it, skipping a torn tail.
+func Open(cfg Config) (*Monitor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("quality journal: %w", err)
+	}
+	m := &Monitor{cfg: cfg, seed: maphash.MakeSeed(), index: map[uint64]entry{}, windows: map[string]*window{}, models: map[string]*Counts{}}
+	m.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
+	if err := m.open(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Monitor) journalPath(seq uint64) string {
+	return filepath.Join(m.cfg.Dir, fmt.Sprintf("journal.%d.log", seq))
+}
+
+// open picks the newest journal (a rewrite is renamed into place whole, so
+// an older one beside it is obsolete), removes leftovers and replays it.
+func (m *Monitor) open() error {
+	ents, err := os.ReadDir(m.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("quality journal: %w", err)
+	}
+	var seqs []uint64
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasSuffix(name, ".tmp") {
+			_ = os.Remove(filepath.Join(m.cfg.Dir, name))
+			continue
+		}
+		if s, ok := strings.CutPrefix(name, "journal."); ok {
+			if n, err := strconv.ParseUint(strings.TrimSuffix(s, ".log"), 10, 64); err == nil {
+				seqs = append(seqs, n)
+			}
+		}
+	}
+	slices.Sort(seqs)
+	if len(seqs) > 0 {
+		m.seq = seqs[len(seqs)-1]
+		for _, s := range seqs[:len(seqs)-1] {
+			_ = os.Remove(m.journalPath(s))
+		}
+	}
+	f, err := os.OpenFile(m.journalPath(m.seq), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("quality journal: %w", err)
+	}
+	good, err := m.replay(f)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("quality journal: %w", err)
+	}
+	if st.Size() > good {
+		m.cfg.Logger.Warn("quality journal: skipping a torn tail", "path", f.Name(), "bytes", st.Size()-good)
+		if err := f.Truncate(good); err != nil {
+			f.Close()
+			return fmt.Errorf("quality journal: truncate torn tail: %w", err)
+		}
+	}
+	if _, err := f.Seek(good, io.SeekStart); err != nil {
+		f.Close()
+		return fmt.Errorf("quality journal: %w", err)
+	}
+	m.f, m.size, m.compactedAt = f, good, good
+	return nil
+}
+
+// replay applies every intact record and returns the offset after the last.
+func (m *Monitor) replay(f *os.File) (int64, error) {
+	r := bufio.NewReaderSize(f, 1<<20)
+	var (
+		off  int64
+		hdr  [frameHeader]byte
+		body []byte
+	)
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return off, nil // end, or a torn header
+		}
+		n, err := frameLen(hdr[:])
+		if err != nil {
+			return off, nil
+		}
+		body = slices.Grow(body[:0], n)[:n]
+		if _, err := io.ReadFull(r, body); err != nil {
+			return off, nil
+		}
+		if checkFrame(hdr[:], body) != nil {
+			return off, nil
+		}
+		typ, j, err := decodeRecord(body)
+		if err != nil {
+			return off, nil
+		}
+		m.apply(typ, j, off)
+		off += int64(frameHeader + n)
+	}
+}
+
+// apply puts a record read back into the index (and windows).
+func (m *Monitor) apply(typ byte, j *joined, off int64) {
+	k := m.key(j.Model, j.ID)
+	m.modelCounts(j.Model)
+	if typ == recPrediction {
+		m.index[k] = entry{at: j.Time, off: off}
+		return
+	}
+	m.index[k] = entry{at: j.Time, off: off | joinedBit}
+	samples, _ := join(j.Rows, j.Truth)
+	w := m.window(j.Model, j.Revision)
+	for _, s := range samples {
+		s.rec = off
+		w.push(s)
+	}
+}
+
+func (m *Monitor) key(model, id string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(m.seed)
+	h.WriteString(model)
+	h.WriteByte(0)
+	h.WriteString(id)
+	return h.Sum64()
+}
+
+func (m *Monitor) window(model, revision string) *window {
+	k := model + "\x00" + revision
+	w := m.windows[k]
+	if w == nil {
+		w = newWindow(model, revision, m.cfg.Window)
+		m.windows[k] = w
+	}
+	return w
+}
+
+func (m *Monitor) modelCounts(model string) *Counts {
+	c := m.models[model]
+	if c == nil {
+		c = &Counts{}
+		m.models[model] = c
+	}
+	return c
+}
+
+// ErrFull is returned by Record when MaxPredictions are remembered.
+var ErrFull = errors.New("quality journal full")
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("quality journal closed")
+
+// Record journals a prediction; once it returns, the prediction survives
+// a crash of the process. A prediction with an id already remembered for
+// the model replaces it.
+func (m *Monitor) Record(p *Prediction) error {
+	bp := m.bufs.Get().(*[]byte)
+	defer m.bufs.Put(bp)
+	*bp = appendFrame((*bp)[:0], func(b []byte) []byte { return appendPrediction(b, p) })
+	k := m.key(p.Model, p.ID)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.modelCounts(p.Model)
+	if _, ok := m.index[k]; !ok && len(m.index) >= m.cfg.MaxPredictions {
+		c.NotRecorded++
+		m.total.NotRecorded++
+		return ErrFull
+	}
+	off, err := m.appendLocked(*bp)
+	if err != nil {
+		c.NotRecorded++
+		m.total.NotRecorded++
+		return err
+	}
+	m.index[k] = entry{at: p.Time, off: off}
+	c.Recorded++
+	m.total.Recorded++
+	return nil
+}
+
+// appendLocked writes one frame with one write call and returns its offset.
+// A failed write is cut back off, so the journal stays a sequence of whole
+// records.
+func (m *Monitor) appendLocked(frame []byte) (int64, error) {
+	if m.closed {
+		return 0, ErrClosed
+	}
+	off := m.size
+	if _, err := m.f.Write(frame); err != nil {
+		if terr := m.f.Truncate(off); terr == nil {
+			_, _ = m.f.Seek(off, io.SeekStart)
+		}
+		return 0, fmt.Errorf("quality journal write: %w", err)
+	}
+	m.size += int64(len(frame))
+	return off, nil
+}
+
+// NotRecorded counts a prediction whose outputs could not be read.
+func (m *Monitor) NotRecorded() { m.notRecorded.Add(1) }
+
+// Result is the outcome of one feedback record.
+type Result struct {
+	ID      string  `json:"id"`
+	Outcome Outcome `json:"outcome"`
+	Error   string  `json:"error,omitempty"`
+}
+
+// Join joins feedback for model's predictions and returns one result per
+// record, in order. Each joined record is journaled before Join returns.
+func (m *Monitor) Join(model string, fb []Feedback) []Result {
+	out := make([]Result, len(fb))
+	now := m.cfg.Now().UnixNano()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.models[model] // nil for a model with no predictions
+	for i, f := range fb {
+		r := m.joinLocked(model, f, now)
+		out[i] = r
+		m.total.add(r.Outcome)
+		if c != nil {
+			c.add(r.Outcome)
+		}
+	}
+	return out
+}
+
+func (m *Monitor) joinLocked(model string, f Feedback, now int64) Result {
+	res := Result{ID: f.ID, Outcome: Unknown}
+	k := m.key(model, f.ID)
+	e, ok := m.index[k]
+	switch {
+	case !ok:
+		return res
+	case e.joined():
+		res.Outcome = Duplicate
+		return res
+	case now-e.at > int64(m.cfg.Horizon):
+		res.Outcome = Expired
+		return res
+	}
+	p, err := m.readLocked(e.offset())
+	if err != nil || p.Model != model || p.ID != f.ID {
+		// Another id with the same 64-bit hash, or a damaged record.
+		return res
+	}
+	samples, err := join(p.Rows, f.Truth)
+	if err != nil {
+		res.Outcome, res.Error = Invalid, err.Error()
+		return res
+	}
+	bp := m.bufs.Get().(*[]byte)
+	defer m.bufs.Put(bp)
+	j := &joined{Prediction: p.Prediction, Truth: f.Truth}
+	*bp = appendFrame((*bp)[:0], func(b []byte) []byte { return appendJoined(b, j) })
+	off, err := m.appendLocked(*bp)
+	if err != nil {
+		res.Outcome, res.Error = Invalid, err.Error()
+		return res
+	}
+	m.index[k] = entry{at: e.at, off: off | joinedBit}
+	w := m.window(p.Model, p.Revision)
+	for _, s := range samples {
+		s.rec = off
+		w.push(s)
+	}
+	res.Outcome = Joined
+	return res
+}
+
+// readLocked reads the record at off.
+func (m *Monitor) readLocked(off int64) (*joined, error) {
+	var hdr [frameHeader]byte
+	if _, err := m.f.ReadAt(hdr[:], off); err != nil {
+		return nil, err
+	}
+	n, err := frameLen(hdr[:])
+	if err != nil {
+		return nil, err
+	}
+	body := make([]byte, n)
+	if _, err := m.f.ReadAt(body, off+frameHeader); err != nil {
+		return nil, err
+	}
+	if err := checkFrame(hdr[:], body); err != nil {
+		return nil, err
+	}
+	_, j, err := decodeRecord(body)
+	return j, err
+}
+
+// join pairs a prediction's rows with their truths.
+func join(rows []Row, truth []Truth) ([]sample, error) {
+	if len(truth) != len(rows) {
+		return nil, fmt.Errorf("truth has %d values; the prediction answered %d rows", len(truth), len(rows))
+	}
+	out := make([]sample, len(rows))
+	for i, r := range rows {
+		t := truth[i]
+		s := sample{kind: r.Kind, truth: t}
+		switch r.Kind {
+		case KindLabel:
+			s.pred = r.Label
+		case KindValue:
+			if !t.Numeric {
+				return nil, fmt.Errorf("truth[%d] %q: the model predicts numbers; want a number", i, t.Label)
+			}
+			s.value = r.Value
+		case KindProbs:
+			c, err := strconv.Atoi(t.Label)
+			if err != nil || c < 0 || c >= len(r.Probs) {
+				return nil, fmt.Errorf("truth[%d] %q: the model answers %d class probabilities; want a class index 0..%d", i, t.Label, len(r.Probs), len(r.Probs)-1)
+			}
+			s.pred, s.probs = strconv.Itoa(argmax(r.Probs)), r.Probs
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// Snapshots computes the metrics of every window of model ("" for all),
+// sorted by model and revision.
+func (m *Monitor) Snapshots(model string) []Snapshot {
+	m.mu.Lock()
+	var ws []*window
+	for _, w := range m.windows {
+		if model == "" || w.model == model {
+			ws = append(ws, w.clone())
+		}
+	}
+	m.mu.Unlock()
+	out := make([]Snapshot, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, w.snapshot())
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Model != out[j].Model {
+			return out[i].Model < out[j].Model
+		}
+		return out[i].Revision < out[j].Revision
+	})
+	return out
+}
+
+// Counts returns the counters of model ("" for all models), and whether
+// the model has recorded predictions.
+func (m *Monitor) Counts(model string) (Counts, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if model == "" {
+		c := m.total
+		c.NotRecorded += m.notRecorded.Load()
+		return c, true
+	}
+	c, ok := m.models[model]
+	if !ok {
+		return Counts{}, false
+	}
+	return *c, true
+}
+
+// Outstanding is the number of predictions remembered and the journal's
+// size in bytes.
+func (m *Monitor) Outstanding() (int, int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.index), m.size
+}
+
+// Run expires and compacts every MaintainEvery until ctx ends, then closes
+// the journal.
+func (m *Monitor) Run(ctx context.Context) error {
+	t := time.NewTicker(m.cfg.MaintainEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return m.Close()
+		case <-t.C:
+			if err := m.Maintain(); err != nil {
+				m.cfg.Logger.Error("quality journal maintenance failed", "err", err)
+			}
+		}
+	}
+}
+
+// Maintain forgets predictions older than two horizons and rewrites the
+// journal once it has grown to twice its last rewritten size.
+func (m *Monitor) Maintain() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	cut := m.cfg.Now().UnixNano() - 2*int64(m.cfg.Horizon)
+	for k, e := range m.index {
+		if e.at < cut {
+			delete(m.index, k)
+		}
+	}
+	if m.size < m.cfg.CompactMinBytes || m.size < 2*m.compactedAt {
+		return nil
+	}
+	return m.compactLocked()
+}
+
+// Compact rewrites the journal now, keeping only what is still needed.
+func (m *Monitor) Compact() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	return m.compactLocked()
+}
+
+// compactLocked copies the records still referenced (by the index or by a
+// window), in their original order so that replay rebuilds the windows
+// alike, into a new journal that is renamed into place whole.
+func (m *Monitor) compactLocked() error {
+	start := time.Now()
+	live := make([]int64, 0, len(m.index))
+	for _, e := range m.index {
+		live = append(live, e.offset())
+	}
+	for _, w := range m.windows {
+		live = w.refs(live)
+	}
+	slices.Sort(live)
+	live = slices.Compact(live)
+
+	next := m.seq + 1
+	tmp := m.journalPath(next) + ".tmp"
+	nf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("quality journal compaction: %w", err)
+	}
+	fail := func(err error) error {
+		nf.Close()
+		_ = os.Remove(tmp)
+		return fmt.Errorf("quality journal compaction: %w", err)
+	}
+	bw := bufio.NewWriterSize(nf, 1<<20)
+	moved := make([]int64, len(live))
+	var (
+		pos int64
+		hdr [frameHeader]byte
+		buf []byte
+	)
+	for i, off := range live {
+		if _, err := m.f.ReadAt(hdr[:], off); err != nil {
+			return fail(err)
+		}
+		n, err := frameLen(hdr[:])
+		if err != nil {
+			return fail(err)
+		}
+		buf = slices.Grow(buf[:0], frameHeader+n)[:frameHeader+n]
+		if _, err := m.f.ReadAt(buf, off); err != nil {
+			return fail(err)
+		}
+		if _, err := bw.Write(buf); err != nil {
+			return fail(err)
+		}
+		moved[i] = pos
+		pos += int64(len(buf))
+	}
+	if err := bw.Flush(); err != nil {
+		return fail(err)
+	}
+	if err := nf.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, m.journalPath(next)); err != nil {
+		return fail(err)
+	}
+	syncDir(m.cfg.Dir)
+	remap := func(off int64) int64 {
+		i, _ := slices.BinarySearch(live, off)
+		return moved[i]
+	}
+	for k, e := range m.index {
+		e.off = remap(e.offset()) | e.off&joinedBit
+		m.index[k] = e
+	}
+	for _, w := range m.windows {
+		for i := range w.ring {
+			if w.ring[i].kind != 0 {
+				w.ring[i].rec = remap(w.ring[i].rec)
+			}
+		}
+	}
+	old := m.f
+	m.f, m.seq, m.size, m.compactedAt = nf, next, pos, pos
+	old.Close()
+	_ = os.Remove(m.journalPath(next - 1))
+	m.cfg.Logger.Info("quality journal compacted", "records", len(live), "bytes", pos, "took", time.Since(start))
+	return nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+// Close closes the journal; Record and Join fail after it.
+func (m *Monitor) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	return m.f.Close()
+}
+
+// clone copies a window's samples so metrics are computed outside the lock
+// (probability slices are never modified, so they are shared).
+func (w *window) clone() *window {
+	c := *w
+	c.ring = slices.Clone(w.ring)
+	return &c
+}

@@ -1,0 +1,209 @@
+package quality
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Task is what a model does, when its outputs alone do not say.
+type Task string
+
+// Tasks. TaskAuto reads JSON numbers written with a fraction or exponent as
+// regression values and whole numbers as class labels.
+const (
+	TaskAuto           Task = ""
+	TaskClassification Task = "classification"
+	TaskRegression     Task = "regression"
+)
+
+// Validate checks a task name.
+func (t Task) Validate() error {
+	switch t {
+	case TaskAuto, TaskClassification, TaskRegression:
+		return nil
+	}
+	return fmt.Errorf("task %q: want classification or regression", string(t))
+}
+
+var errOutputs = errors.New("outputs not understood")
+
+// v1Response is the part of a V1 predict response the journal reads.
+type v1Response struct {
+	Predictions []json.RawMessage `json:"predictions"`
+}
+
+// ParseV1 reads the rows of a V1 predict response: each prediction is a
+// label (string or whole number), a value, or an array of class
+// probabilities.
+func ParseV1(body []byte, task Task) ([]Row, error) {
+	var r v1Response
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("%w: %w", errOutputs, err)
+	}
+	if len(r.Predictions) == 0 {
+		return nil, fmt.Errorf("%w: no predictions", errOutputs)
+	}
+	rows := make([]Row, len(r.Predictions))
+	for i, p := range r.Predictions {
+		row, err := parseRow(p, task)
+		if err != nil {
+			return nil, fmt.Errorf("%w: predictions[%d]: %w", errOutputs, i, err)
+		}
+		rows[i] = row
+	}
+	return rows, nil
+}
+
+func parseRow(p json.RawMessage, task Task) (Row, error) {
+	if len(p) == 0 {
+		return Row{}, errors.New("empty")
+	}
+	switch p[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(p, &s); err != nil {
+			return Row{}, err
+		}
+		return Row{Kind: KindLabel, Label: s}, nil
+	case '[':
+		var probs []float64
+		if err := json.Unmarshal(p, &probs); err != nil {
+			return Row{}, err
+		}
+		if len(probs) == 1 {
+			return numberRow(probs[0], true, task), nil
+		}
+		if len(probs) == 0 {
+			return Row{}, errors.New("empty array")
+		}
+		return Row{Kind: KindProbs, Probs: probs}, nil
+	}
+	f, err := strconv.ParseFloat(string(p), 64)
+	if err != nil {
+		return Row{}, fmt.Errorf("want a label, a number or probabilities: %w", err)
+	}
+	whole := true
+	for _, c := range p {
+		if c == '.' || c == 'e' || c == 'E' {
+			whole = false
+		}
+	}
+	return numberRow(f, !whole, task), nil
+}
+
+// numberRow makes a row of a number: a value when the task says
+// regression, or (auto) when it is written as a fraction or comes from a
+// float tensor; else a label.
+func numberRow(f float64, float bool, task Task) Row {
+	if task == TaskRegression || (task == TaskAuto && float) {
+		return Row{Kind: KindValue, Value: f}
+	}
+	return Row{Kind: KindLabel, Label: formatNumber(f)}
+}
+
+// v2Response is the part of a V2 infer response the journal reads.
+type v2Response struct {
+	ID           string     `json:"id"`
+	ModelVersion string     `json:"model_version"`
+	Outputs      []v2Output `json:"outputs"`
+}
+
+type v2Output struct {
+	Name     string          `json:"name"`
+	Datatype string          `json:"datatype"`
+	Shape    []int64         `json:"shape"`
+	Data     json.RawMessage `json:"data"`
+}
+
+// ParseV2 reads the rows of a V2 infer response's first output, its id
+// and model version. An output of shape [n] is n labels (BYTES, integer
+// and BOOL tensors) or values (FP tensors); [n, k] with k ≥ 2 is n rows of
+// class probabilities; [n, 1] is as [n].
+func ParseV2(body []byte, task Task) (rows []Row, id, version string, err error) {
+	var r v2Response
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, "", "", fmt.Errorf("%w: %w", errOutputs, err)
+	}
+	if len(r.Outputs) == 0 {
+		return nil, "", "", fmt.Errorf("%w: no outputs", errOutputs)
+	}
+	o := r.Outputs[0]
+	if len(o.Data) == 0 {
+		return nil, "", "", fmt.Errorf("%w: output %q has no JSON data (binary outputs are not journaled)", errOutputs, o.Name)
+	}
+	rows, err = v2Rows(o, task)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("%w: output %q: %w", errOutputs, o.Name, err)
+	}
+	return rows, r.ID, r.ModelVersion, nil
+}
+
+func v2Rows(o v2Output, task Task) ([]Row, error) {
+	if len(o.Shape) == 0 || len(o.Shape) > 2 {
+		return nil, fmt.Errorf("shape %v: want [n] or [n, k]", o.Shape)
+	}
+	n, k := o.Shape[0], int64(1)
+	if len(o.Shape) == 2 {
+		k = o.Shape[1]
+	}
+	if n <= 0 || k <= 0 || n*k > 1<<24 {
+		return nil, fmt.Errorf("shape %v", o.Shape)
+	}
+	isFloat := o.Datatype == "FP32" || o.Datatype == "FP64" || o.Datatype == "FP16"
+	rows := make([]Row, 0, n)
+	if o.Datatype == "BYTES" {
+		var flat []string
+		if err := unmarshalFlat(o.Data, &flat); err != nil {
+			return nil, err
+		}
+		if int64(len(flat)) != n || k != 1 {
+			return nil, fmt.Errorf("shape %v holds %d labels", o.Shape, len(flat))
+		}
+		for _, s := range flat {
+			rows = append(rows, Row{Kind: KindLabel, Label: s})
+		}
+		return rows, nil
+	}
+	var flat []float64
+	if o.Datatype == "BOOL" {
+		var bs []bool
+		if err := unmarshalFlat(o.Data, &bs); err != nil {
+			return nil, err
+		}
+		for _, b := range bs {
+			flat = append(flat, map[bool]float64{false: 0, true: 1}[b])
+		}
+	} else if err := unmarshalFlat(o.Data, &flat); err != nil {
+		return nil, err
+	}
+	if int64(len(flat)) != n*k {
+		return nil, fmt.Errorf("shape %v holds %d values", o.Shape, len(flat))
+	}
+	if k == 1 {
+		for _, f := range flat {
+			rows = append(rows, numberRow(f, isFloat, task))
+		}
+		return rows, nil
+	}
+	for i := range n {
+		rows = append(rows, Row{Kind: KindProbs, Probs: flat[i*k : (i+1)*k : (i+1)*k]})
+	}
+	return rows, nil
+}
+
+// unmarshalFlat decodes data, flat or nested one level (row-major).
+func unmarshalFlat[T any](data json.RawMessage, out *[]T) error {
+	if err := json.Unmarshal(data, out); err == nil {
+		return nil
+	}
+	var nested [][]T
+	if err := json.Unmarshal(data, &nested); err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	for _, r := range nested {
+		*out = append(*out, r...)
+	}
+	return nil
+}
