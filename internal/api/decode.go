@@ -21,24 +21,41 @@ var supported = []TypeMeta{
 	{APIVersion: GroupKubeflow + "/" + VersionInferenceService, Kind: KindInferenceService},
 	{APIVersion: GroupKServe + "/" + VersionTrainedModel, Kind: KindTrainedModel},
 	{APIVersion: GroupKubeflow + "/" + VersionTrainedModel, Kind: KindTrainedModel},
+	{APIVersion: GroupKubeflow + "/" + VersionV1alpha2, Kind: KindInferenceService},
+	// KServe never served this one, but samples in its docs still use it.
+	{APIVersion: GroupKServe + "/" + VersionV1alpha2, Kind: KindInferenceService},
 }
 
 // Supported returns the apiVersion/kind pairs Decode accepts.
 func Supported() []TypeMeta { return append([]TypeMeta(nil), supported...) }
 
-func newObject(t TypeMeta) Object {
+// newObject returns what a document of type t decodes into: an Object, or
+// a converter to one (older versions), or nil when t is not supported.
+func newObject(t TypeMeta) any {
 	for _, s := range supported {
 		if s != t {
 			continue
 		}
-		switch t.Kind {
-		case KindInferenceService:
+		switch {
+		case t.Kind == KindInferenceService && t.Version() == VersionV1alpha2:
+			return &InferenceServiceV1alpha2{}
+		case t.Kind == KindInferenceService:
 			return &InferenceService{}
-		case KindTrainedModel:
+		case t.Kind == KindTrainedModel:
 			return &TrainedModel{}
 		}
 	}
 	return nil
+}
+
+// converter is an older version that Decode converts to the one Ferry
+// stores; prefix is the object's path inside a List, or "".
+type converter interface {
+	toHub(prefix string) (Object, error)
+}
+
+func (src *InferenceServiceV1alpha2) toHub(prefix string) (Object, error) {
+	return src.toV1beta1(prefix)
 }
 
 func supportedList() string {
@@ -234,7 +251,13 @@ func decodeObject(path string, m map[string]any, js []byte) (Object, error) {
 	if err := json.Unmarshal(js, obj); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	return obj, nil
+	switch o := obj.(type) {
+	case Object:
+		return o, nil
+	case converter:
+		return o.toHub(path)
+	}
+	return nil, fmt.Errorf("%w: %s %s cannot be decoded", ErrInvalid, tm.APIVersion, tm.Kind)
 }
 
 var (

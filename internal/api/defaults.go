@@ -16,6 +16,9 @@ const (
 	LegacyContainerName  = "kfserving-container"
 	// StorageURIEnv carries a custom container's storage URI.
 	StorageURIEnv = "STORAGE_URI"
+	// DefaultServingPort is the port Knative gives a container that declares
+	// none, and so the port a probe without one checks.
+	DefaultServingPort = 8080
 )
 
 // Default implements Object. It sets the namespace, then for each component
@@ -51,6 +54,7 @@ func (s *InferenceService) Default() {
 			if x := impls[0].explainer; x != nil {
 				x.Name = name
 				defaultResources(&x.Resources)
+				defaultProbes(&x.Container)
 			} else {
 				defaultPodSpec(&e.PodSpec, name)
 			}
@@ -65,6 +69,7 @@ func defaultFramework(key string, ext *PredictorExtensionSpec, containerName str
 		ext.ProtocolVersion = defaultProtocol(key)
 	}
 	defaultResources(&ext.Resources)
+	defaultProbes(&ext.Container)
 }
 
 // defaultProtocol is v1 except for Triton, which speaks only V2.
@@ -82,6 +87,30 @@ func defaultPodSpec(p *PodSpec, containerName string) {
 	}
 	p.Containers[0].Name = containerName // KServe renames the first container too
 	defaultResources(&p.Containers[0].Resources)
+	for i := range p.Containers {
+		defaultProbes(&p.Containers[i])
+	}
+}
+
+// defaultProbes gives httpGet and tcpSocket probes without a port the
+// container's serving port, as Knative does: its first declared port, or
+// DefaultServingPort. KServe's samples rely on this (probes.yaml).
+func defaultProbes(c *Container) {
+	port := int32(DefaultServingPort)
+	if len(c.Ports) > 0 && c.Ports[0].ContainerPort > 0 {
+		port = c.Ports[0].ContainerPort
+	}
+	for _, pr := range []*Probe{c.ReadinessProbe, c.LivenessProbe, c.StartupProbe} {
+		if pr == nil {
+			continue
+		}
+		if h := pr.HTTPGet; h != nil && h.Port.IsZero() {
+			h.Port = FromInt(port)
+		}
+		if t := pr.TCPSocket; t != nil && t.Port.IsZero() {
+			t.Port = FromInt(port)
+		}
+	}
 }
 
 // defaultResources fills each of cpu and memory, in requests and in limits,

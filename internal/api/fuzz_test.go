@@ -12,7 +12,8 @@ import (
 // survives an encode/decode round trip.
 func FuzzDecode(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.yaml")
-	for _, file := range files {
+	samples, _ := filepath.Glob("testdata/kserve-samples/*.yaml")
+	for _, file := range append(files, samples...) {
 		if data, err := os.ReadFile(file); err == nil {
 			f.Add(data)
 		}
@@ -20,6 +21,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: x}\nspec: {predictor: {containers: [{}]}}\n"))
 	f.Add([]byte("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nspec: {predictor: {model: {}}, explainer: {containers: [{}]}}\n"))
 	f.Add([]byte("{\"apiVersion\":\"serving.kserve.io/v1alpha1\",\"kind\":\"TrainedModel\",\"spec\":{\"model\":{\"memory\":1e400}}}"))
+	f.Add([]byte("apiVersion: serving.kubeflow.org/v1alpha2\nkind: InferenceService\nmetadata: {name: x, annotations: {ferryserve.github.io/v1alpha2-default: '{'}}\nspec: {default: {predictor: {custom: {container: {}}}}, canary: {predictor: {}}}\n"))
+	f.Add([]byte("apiVersion: serving.kubeflow.org/v1beta1\nkind: InferenceService\nmetadata: {name: x, annotations: {ferryserve.github.io/converted-from: serving.kubeflow.org/v1alpha2, ferryserve.github.io/v1alpha2-default: '{\"predictor\":{\"sklearn\":{}}}'}}\nspec: {predictor: {sklearn: {}}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		objs, err := Decode(data)
 		if err != nil {
@@ -44,6 +47,11 @@ func FuzzDecode(f *testing.F) {
 			if isvc, ok := o.(*InferenceService); ok {
 				isvc.PredictorFormat()
 				ComponentSpecHash(&isvc.Spec.Predictor)
+				if old, err := isvc.ToV1alpha2(); err == nil {
+					if _, err := json.Marshal(old); err != nil {
+						t.Fatalf("marshal v1alpha2 view: %v", err)
+					}
+				}
 			}
 		}
 	})

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/url"
 	"path"
@@ -68,17 +69,55 @@ func isProtocol(s string) bool { return slices.Contains(protocols, s) }
 // Validate implements Object. It reports every rule KServe's validating
 // webhook (and the Kubernetes API server, for the container fields) would
 // reject, each with its field path.
+//
+// For an object converted from v1alpha2 the paths are those the user wrote
+// (spec.default.predictor.sklearn.storageUri), and the default endpoint kept
+// beside a canary is validated too.
 func (s *InferenceService) Validate() error {
 	var errs fieldErrors
 	checkMeta(&errs, &s.Metadata)
-	validatePredictor(&errs, s.Group(), &s.Spec.Predictor)
-	if t := s.Spec.Transformer; t != nil {
-		validateTransformer(&errs, t)
-	}
-	if e := s.Spec.Explainer; e != nil {
-		validateExplainer(&errs, e)
+	validateSpec(&errs, s.Group(), &s.Spec)
+	if from := s.Metadata.Annotations[AnnotationConvertedFrom]; strings.HasSuffix(from, "/"+VersionV1alpha2) {
+		endpoint := "spec.default"
+		if def, ok := s.Metadata.Annotations[AnnotationV1alpha2Default]; ok {
+			endpoint = "spec.canary"
+			validateV1alpha2Default(&errs, s.Group(), def)
+		}
+		for i := range errs {
+			errs[i].Path = v1alpha2Path(errs[i].Path, endpoint)
+		}
 	}
 	return errs.err()
+}
+
+func validateSpec(errs *fieldErrors, group string, spec *InferenceServiceSpec) {
+	validatePredictor(errs, group, &spec.Predictor)
+	if t := spec.Transformer; t != nil {
+		validateTransformer(errs, t)
+	}
+	if e := spec.Explainer; e != nil {
+		validateExplainer(errs, e)
+	}
+}
+
+// validateV1alpha2Default converts, defaults and validates the v1alpha2
+// default endpoint kept in AnnotationV1alpha2Default, reporting its problems
+// under spec.default.
+func validateV1alpha2Default(errs *fieldErrors, group, def string) {
+	var ep EndpointSpecV1alpha2
+	if err := json.Unmarshal([]byte(def), &ep); err != nil {
+		errs.add("metadata.annotations."+AnnotationV1alpha2Default, "invalid v1alpha2 endpoint: %v", err)
+		return
+	}
+	tmp := InferenceService{TypeMeta: TypeMeta{APIVersion: group + "/" + VersionInferenceService, Kind: KindInferenceService}}
+	tmp.Metadata.Name = "x"
+	tmp.Spec = ep.toV1beta1()
+	tmp.Default()
+	var sub fieldErrors
+	validateSpec(&sub, group, &tmp.Spec)
+	for _, fe := range sub {
+		errs.add(v1alpha2Path(fe.Path, "spec.default"), "%s", fe.Message)
+	}
 }
 
 func checkMeta(errs *fieldErrors, m *ObjectMeta) {
@@ -350,6 +389,9 @@ func validateProbe(errs *fieldErrors, p string, pr *Probe, portNames map[string]
 }
 
 func checkProbePort(errs *fieldErrors, p string, port IntOrString, portNames map[string]bool) {
+	if port.IsZero() {
+		return // the serving port; Default fills it in
+	}
 	if !port.IsString {
 		checkPort(errs, p, int64(port.Int))
 		return
