@@ -44,9 +44,9 @@ func (p *Puller) budget() budget {
 		b = budget{max: p.cfg.MaxSize, what: "the size limit", fix: "raise --storage-max-size"}
 	case p.cfg.MaxSize == 0:
 		if free, ok := freeBytes(p.cfg.CacheDir); ok {
-			b = budget{max: free / 100 * freeDiskPercent,
-				what: fmt.Sprintf("%d%% of the free disk space under %s", freeDiskPercent, p.cfg.CacheDir),
-				fix:  "free disk space, put --storage-cache-dir on a larger disk, or set --storage-max-size"}
+			b = budget{max: free / 100 * freeDiskPercent, what: "the default size limit",
+				fix: fmt.Sprintf("%d%% of the free disk space under %s; free space, put --storage-cache-dir on a larger disk, or set --storage-max-size",
+					freeDiskPercent, p.cfg.CacheDir)}
 		}
 	}
 	if c := p.cfg.MaxCacheBytes; c > 0 && (b.max <= 0 || c <= b.max) {

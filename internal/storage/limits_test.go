@@ -247,15 +247,27 @@ func TestUnpackStopsWhenCancelled(t *testing.T) {
 // Cancelling a pull (what SIGTERM does) removes its staging directory
 // before Pull returns, so an exit right after leaves nothing in tmp/.
 func TestPullCancelRemovesStaging(t *testing.T) {
-	srv := newEndlessServer(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var once sync.Once
-	p := newTestPuller(t, Config{MaxSize: 1 << 30, OnProgress: func(pr Progress) {
-		if pr.Done > 256<<10 {
-			once.Do(cancel)
+	chunk := make([]byte, 32<<10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		if r.Method != http.MethodGet {
+			return
 		}
-	}})
+		for sent := 0; r.Context().Err() == nil; sent += len(chunk) {
+			if sent >= 256<<10 {
+				cancel() // mid-download, with bytes in the staging directory
+			}
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	p := newTestPuller(t, Config{MaxSize: 64 << 20})
 	_, err := p.Pull(ctx, srv.URL+"/endless.bin")
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
@@ -365,7 +377,7 @@ func TestBudgetPicksTheSmallestBound(t *testing.T) {
 		t.Skip("free disk space unknown here")
 	}
 	b := newTestPuller(t, Config{CacheDir: dir}).budget()
-	if b.max <= 0 || b.max > free || !strings.Contains(b.what, "free disk space") {
+	if b.max <= 0 || b.max > free || !strings.Contains(b.fix, "free disk space") {
 		t.Errorf("default budget = %+v with %d bytes free", b, free)
 	}
 }
