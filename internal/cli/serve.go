@@ -51,6 +51,7 @@ type serveOptions struct {
 	evictLRU        string
 	reqlog          reqlogOptions
 	explain         explainOptions
+	quality         qualityOptions
 	onnxEngine      string
 	onnxLib         string
 	logLevel        string
@@ -109,6 +110,7 @@ over the file.`,
 	f.StringVar(&o.evictLRU, "evict", "", "with --memory-limit: \"lru\" unloads least recently used idle models to make room; empty refuses the load")
 	o.reqlog.addFlags(f)
 	o.explain.addFlags(f)
+	o.quality.addFlags(f)
 	f.StringVar(&o.onnxEngine, "onnx-engine", "auto", "ONNX engine: go (built-in interpreter), native (ONNX Runtime; needs a build with -tags onnxruntime), or auto")
 	f.StringVar(&o.onnxLib, "onnxruntime-lib", "", "path of libonnxruntime.so for the native ONNX engine (default "+onnx.DefaultLibraryPath+")")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -195,6 +197,9 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	var reqLogger *reqlog.Logger
 	scfg := server.Config{}
 	scfg.HTTPMiddleware, scfg.GRPCInterceptors = o.budgets.install(scfg.HTTPMiddleware, scfg.GRPCInterceptors)
+	if scfg.HTTPMiddleware, err = o.quality.install(scfg.HTTPMiddleware, log); err != nil {
+		return err
+	}
 	if o.reqlog.url != "" {
 		if reqLogger, err = o.reqlog.newRequestLogger(log, o.httpPort); err != nil {
 			return err
@@ -259,6 +264,7 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	if reqLogger != nil {
 		g.Go(func() error { return reqLogger.Run(loggerCtx) })
 	}
+	g.Go(func() error { return o.quality.run(loggerCtx) }) // closes the journal after the drain
 	g.Go(func() error {
 		if err := repo.LoadAll(gctx, o.loadParallelism); err != nil {
 			log.Error("some models failed to load; the others serve", "err", err)

@@ -113,8 +113,8 @@ type Counts struct {
 	Invalid   int64 `json:"invalid"`
 	// Recorded counts predictions journaled; NotRecorded, those refused
 	// (journal full, write error, outputs not understood).
-	Recorded    int64 `json:"predictions_recorded"`
-	NotRecorded int64 `json:"predictions_not_recorded"`
+	Recorded    int64 `json:"predictions_recorded,omitempty"`
+	NotRecorded int64 `json:"predictions_not_recorded,omitempty"`
 }
 
 func (c *Counts) add(o Outcome) {

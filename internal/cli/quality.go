@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ferryserve/ferry/internal/quality"
+)
+
+// qualityOptions are ferry serve's model quality flags: where predictions
+// are journaled for ground-truth feedback, and how long they wait for it.
+type qualityOptions struct {
+	dir            string
+	horizon        time.Duration
+	window         int
+	maxPredictions int
+	revision       string
+	tasks          []string
+	maxBody        int64
+
+	monitor *quality.Monitor
+}
+
+func (o *qualityOptions) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.dir, "quality-dir", "", "journal answered predictions here and serve :feedback and /v2/models/NAME/quality (empty: quality monitoring off)")
+	f.DurationVar(&o.horizon, "quality-horizon", quality.DefaultHorizon, "with --quality-dir: how long a prediction waits for its feedback; later feedback is counted as expired")
+	f.IntVar(&o.window, "quality-window", quality.DefaultWindow, "with --quality-dir: labelled rows each model revision's metrics cover (the last N)")
+	f.IntVar(&o.maxPredictions, "quality-max-predictions", quality.DefaultMaxPredictions, "with --quality-dir: most predictions remembered; more are not journaled (and counted)")
+	f.StringVar(&o.revision, "quality-revision", "", "with --quality-dir: revision label of the predictions (default: the V2 model_version, else \"default\")")
+	f.StringArrayVar(&o.tasks, "quality-task", nil, "with --quality-dir: MODEL=classification|regression where a model's outputs do not say (whole numbers are read as class labels); repeatable")
+	f.Int64Var(&o.maxBody, "quality-max-feedback-bytes", 8<<20, "with --quality-dir: largest feedback body; larger gets 413")
+}
+
+// install opens the journal and appends the quality middleware. It must
+// come before the request logger's, so that both name a request by one id.
+func (o *qualityOptions) install(mw []func(http.Handler) http.Handler, log *slog.Logger) ([]func(http.Handler) http.Handler, error) {
+	if o.dir == "" {
+		return mw, nil
+	}
+	tasks := map[string]quality.Task{}
+	for _, t := range o.tasks {
+		name, task, ok := strings.Cut(t, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--quality-task %q: want MODEL=classification or MODEL=regression", t)
+		}
+		if err := quality.Task(task).Validate(); err != nil || task == "" {
+			return nil, fmt.Errorf("--quality-task %q: want MODEL=classification or MODEL=regression", t)
+		}
+		tasks[name] = quality.Task(task)
+	}
+	m, err := quality.Open(quality.Config{
+		Dir: o.dir, Horizon: o.horizon, Window: o.window, MaxPredictions: o.maxPredictions, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--quality-dir: %w", err)
+	}
+	o.monitor = m
+	n, size := m.Outstanding()
+	log.Info("quality journal open", "dir", o.dir, "predictions", n, "bytes", size, "horizon", o.horizon)
+	h := quality.NewHandler(quality.HandlerConfig{Monitor: m, Revision: o.revision, Tasks: tasks, MaxBodyBytes: o.maxBody, Logger: log})
+	return append(mw, h.Middleware), nil
+}
+
+// run expires and compacts the journal until ctx ends, then closes it;
+// without --quality-dir it returns at once.
+func (o *qualityOptions) run(ctx context.Context) error {
+	if o.monitor == nil {
+		return nil
+	}
+	return o.monitor.Run(ctx)
+}
