@@ -49,6 +49,7 @@ type PredictorSpec struct {
 	PyTorch    *TorchServeSpec         `json:"pytorch,omitempty"`
 	Tensorflow *PredictorExtensionSpec `json:"tensorflow,omitempty"`
 	Triton     *PredictorExtensionSpec `json:"triton,omitempty"`
+	Paddle     *PredictorExtensionSpec `json:"paddle,omitempty"`
 	Model      *ModelSpec              `json:"model,omitempty"`
 
 	PodSpec
@@ -61,10 +62,22 @@ func (p *PredictorSpec) Extensions() *ComponentExtensionSpec { return &p.Compone
 // PredictorExtensionSpec is what every framework key holds: where the model
 // is, which protocol to serve, and an optional container override.
 type PredictorExtensionSpec struct {
-	StorageURI      string `json:"storageUri,omitempty"`
-	RuntimeVersion  string `json:"runtimeVersion,omitempty"`
-	ProtocolVersion string `json:"protocolVersion,omitempty"`
+	StorageURI      string       `json:"storageUri,omitempty"`
+	RuntimeVersion  string       `json:"runtimeVersion,omitempty"`
+	ProtocolVersion string       `json:"protocolVersion,omitempty"`
+	Storage         *StorageSpec `json:"storage,omitempty"`
 	Container
+}
+
+// StorageSpec locates a model through an entry of the storage config (KServe's
+// storage-config secret) instead of a full storageUri: Key selects the entry
+// ("default" when empty), Parameters override its values (bucket, type, ...),
+// Path is the model's path inside the bucket. See StorageConfig.Resolve.
+type StorageSpec struct {
+	Path       *string           `json:"path,omitempty"`
+	SchemaPath *string           `json:"schemaPath,omitempty"`
+	Parameters map[string]string `json:"parameters,omitempty"`
+	StorageKey *string           `json:"key,omitempty"`
 }
 
 // TorchServeSpec is the pytorch key; ModelClassName selects KFServing's
@@ -116,22 +129,44 @@ type ExplainerExtensionSpec struct {
 	StorageURI     string            `json:"storageUri,omitempty"`
 	RuntimeVersion string            `json:"runtimeVersion,omitempty"`
 	Config         map[string]string `json:"config,omitempty"`
+	Storage        *StorageSpec      `json:"storage,omitempty"`
 	Container
 }
 
 // PodSpec is the subset of a Kubernetes PodSpec that components inline.
 // Containers is what Ferry runs; the other fields are recorded so that
 // KServe YAML using them still decodes.
+//
+// These fields are meaningful only to a Kubernetes operator; ferry up keeps
+// them so that `get -o yaml` shows what was applied.
 type PodSpec struct {
-	Containers                    []Container       `json:"containers,omitempty"`
-	InitContainers                []Container       `json:"initContainers,omitempty"`
+	Containers     []Container `json:"containers,omitempty"`
+	InitContainers []Container `json:"initContainers,omitempty"`
+	// ServiceAccount is the deprecated spelling of ServiceAccountName that
+	// KServe's samples still use (pod-overrides.yaml).
+	ServiceAccount                string            `json:"serviceAccount,omitempty"`
 	ServiceAccountName            string            `json:"serviceAccountName,omitempty"`
+	AutomountServiceAccountToken  *bool             `json:"automountServiceAccountToken,omitempty"`
+	NodeName                      string            `json:"nodeName,omitempty"`
 	NodeSelector                  map[string]string `json:"nodeSelector,omitempty"`
 	ImagePullSecrets              []LocalObjectRef  `json:"imagePullSecrets,omitempty"`
 	TerminationGracePeriodSeconds *int64            `json:"terminationGracePeriodSeconds,omitempty"`
 	PriorityClassName             string            `json:"priorityClassName,omitempty"`
+	SchedulerName                 string            `json:"schedulerName,omitempty"`
+	RuntimeClassName              *string           `json:"runtimeClassName,omitempty"`
+	HostNetwork                   bool              `json:"hostNetwork,omitempty"`
+	HostIPC                       bool              `json:"hostIPC,omitempty"`
+	HostPID                       bool              `json:"hostPID,omitempty"`
+	ShareProcessNamespace         *bool             `json:"shareProcessNamespace,omitempty"`
+	DNSPolicy                     string            `json:"dnsPolicy,omitempty"`
+	DNSConfig                     map[string]any    `json:"dnsConfig,omitempty"`
+	Hostname                      string            `json:"hostname,omitempty"`
+	Subdomain                     string            `json:"subdomain,omitempty"`
+	HostAliases                   []map[string]any  `json:"hostAliases,omitempty"`
+	EnableServiceLinks            *bool             `json:"enableServiceLinks,omitempty"`
 	Volumes                       []map[string]any  `json:"volumes,omitempty"`
 	Tolerations                   []map[string]any  `json:"tolerations,omitempty"`
+	TopologySpreadConstraints     []map[string]any  `json:"topologySpreadConstraints,omitempty"`
 	Affinity                      map[string]any    `json:"affinity,omitempty"`
 	SecurityContext               map[string]any    `json:"securityContext,omitempty"`
 }

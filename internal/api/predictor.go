@@ -21,7 +21,7 @@ type implementation struct {
 
 // predictorKeys lists the predictor implementations in the order errors name
 // them.
-var predictorKeys = []string{"sklearn", "xgboost", "lightgbm", "pmml", "onnx", "pytorch", "tensorflow", "triton", implModel, implContainers}
+var predictorKeys = []string{"sklearn", "xgboost", "lightgbm", "pmml", "onnx", "pytorch", "tensorflow", "triton", "paddle", implModel, implContainers}
 
 var explainerKeys = []string{"alibi", "aix", "art", implContainers}
 
@@ -42,6 +42,7 @@ func (p *PredictorSpec) implementations() []implementation {
 	}
 	add("tensorflow", p.Tensorflow)
 	add("triton", p.Triton)
+	add("paddle", p.Paddle)
 	if p.Model != nil {
 		add(implModel, &p.Model.PredictorExtensionSpec)
 	}

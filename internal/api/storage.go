@@ -15,6 +15,9 @@ var trainedModelPrefixes = []string{"gs://", "s3://", "https://", "http://", "fi
 
 const azureBlobHost = ".blob.core.windows.net"
 
+// hubPrefix is KServe's scheme for models on the Hugging Face Hub.
+const hubPrefix = "hf://"
+
 var (
 	schemeRE    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
 	azureBlobRE = regexp.MustCompile(`^https://[^/]+\.blob\.core\.windows\.net/[^/]+/.*[^/]`)
@@ -25,6 +28,10 @@ var (
 // scheme must be one of storageURIPrefixes.
 func checkStorageURI(errs *fieldErrors, path, uri string) {
 	if uri == "" || !schemeRE.MatchString(uri) {
+		return
+	}
+	if strings.HasPrefix(uri, hubPrefix) {
+		errs.add(path, "%s: Hugging Face Hub URIs are not supported, ferry does not download from the hub; download the model (e.g. huggingface-cli download %s --local-dir DIR) and give its local path, or copy it to s3://, gs:// or https://", uri, strings.TrimPrefix(uri, hubPrefix))
 		return
 	}
 	if strings.Contains(uri, azureBlobHost) {
@@ -51,6 +58,8 @@ func checkTrainedModelURI(errs *fieldErrors, path, uri string) {
 	switch {
 	case uri == "":
 		errs.add(path, "required")
+	case strings.HasPrefix(uri, hubPrefix):
+		checkStorageURI(errs, path, uri)
 	case !hasPrefix(uri, trainedModelPrefixes):
 		errs.add(path, "unsupported URI scheme %q; supported: %s", uri, strings.Join(trainedModelPrefixes, ", "))
 	case strings.Contains(uri, azureBlobHost) && !azureBlobRE.MatchString(uri):

@@ -39,6 +39,7 @@ var (
 		"pytorch":    {ProtocolV1, ProtocolV2, ProtocolGRPCV2},
 		"tensorflow": {ProtocolV1, ProtocolGRPCV1},
 		"triton":     {ProtocolV2, ProtocolGRPCV2},
+		"paddle":     {ProtocolV1, ProtocolV2},
 	}
 	// modelFormatProtocols is the same for modelFormat.name in the generic
 	// form, where any runtime supporting the format may be chosen
@@ -187,6 +188,7 @@ func validatePredictor(errs *fieldErrors, group string, p *PredictorSpec) {
 
 func validateFrameworkSpec(errs *fieldErrors, p string, ext *PredictorExtensionSpec) {
 	checkStorageURI(errs, p+".storageUri", ext.StorageURI)
+	validateStorage(errs, p, ext.Storage, ext.StorageURI)
 	validateContainer(errs, p, &ext.Container)
 }
 
@@ -242,6 +244,7 @@ func validateExplainer(errs *fieldErrors, e *ExplainerSpec) {
 				errs.add(p+".type", "unsupported value %q; supported: %s", x.Type, strings.Join(types, ", "))
 			}
 			checkStorageURI(errs, p+".storageUri", x.StorageURI)
+			validateStorage(errs, p, x.Storage, x.StorageURI)
 			validateContainer(errs, p, &x.Container)
 		}
 	}
