@@ -90,3 +90,25 @@ func (q Quantity) Value() (float64, error) {
 	}
 	return 0, fmt.Errorf("quantity %q has an unknown suffix %q", s, suffix)
 }
+
+// maxBytes bounds Bytes so that the result and sums of a few of them fit an
+// int64.
+const maxBytes = 1 << 62
+
+// Bytes parses the quantity as a non-negative number of bytes (memory,
+// disk, body sizes), rounding a fraction up as Kubernetes does. It is the
+// one quantity parser: admission (Validate) and replicas (the models config
+// read by internal/puller) both use it, so a value one accepts the other
+// accepts too.
+func (q Quantity) Bytes() (int64, error) {
+	v, err := q.Value()
+	switch {
+	case err != nil:
+		return 0, err
+	case v < 0:
+		return 0, fmt.Errorf("quantity %q is negative", string(q))
+	case v > maxBytes:
+		return 0, fmt.Errorf("quantity %q is more than 4Ei", string(q))
+	}
+	return int64(math.Ceil(v)), nil
+}

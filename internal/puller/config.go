@@ -9,8 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
+
+	"github.com/ferryserve/ferry/internal/api"
 )
 
 // ModelConfig is one entry of the models config file, as KServe's agent
@@ -88,30 +89,16 @@ func validName(n string) error {
 	return nil
 }
 
-// ParseQuantity parses a Kubernetes-style memory quantity ("256Mi", "1G",
-// "1500000") into bytes; "" is 0.
+// ParseQuantity parses a Kubernetes memory quantity ("256Mi", "1G",
+// "1500000", "1Pi") into bytes; "" is 0. It is api.Quantity.Bytes, the parser
+// admission uses, so that what ferry apply accepts the replica accepts too.
 func ParseQuantity(s string) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	units := []struct {
-		suffix string
-		mult   int64
-	}{
-		{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40},
-		{"k", 1e3}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12},
+	n, err := api.Quantity(s).Bytes()
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a memory quantity (e.g. 512Mi, 1Gi, 1G): %w", s, err)
 	}
-	mult := int64(1)
-	num := s
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			num, mult = strings.TrimSuffix(s, u.suffix), u.mult
-			break
-		}
-	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || f < 0 || f*float64(mult) > 1<<62 {
-		return 0, fmt.Errorf("%q is not a memory quantity (e.g. 512Mi, 1Gi, 1G)", s)
-	}
-	return int64(f * float64(mult)), nil
+	return n, nil
 }

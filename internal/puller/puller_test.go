@@ -165,12 +165,12 @@ func TestSyncReportsBadEntriesAndFailures(t *testing.T) {
 }
 
 func TestParseQuantity(t *testing.T) {
-	for in, want := range map[string]int64{"": 0, "1500": 1500, "1Ki": 1024, "256Mi": 256 << 20, "1G": 1e9, "1.5Gi": 3 << 29} {
+	for in, want := range map[string]int64{"": 0, "1500": 1500, "1Ki": 1024, "256Mi": 256 << 20, "1G": 1e9, "1.5Gi": 3 << 29, "1Pi": 1 << 50, "1k": 1e3, "2e3": 2000} {
 		if got, err := ParseQuantity(in); err != nil || got != want {
 			t.Errorf("ParseQuantity(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"x", "-1Mi", "1Zi"} {
+	for _, bad := range []string{"x", "-1Mi", "1Zi", "1K", "8Ei"} {
 		if _, err := ParseQuantity(bad); err == nil {
 			t.Errorf("ParseQuantity(%q) accepted", bad)
 		}
