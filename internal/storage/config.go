@@ -75,8 +75,9 @@ type HTTPConfig struct {
 	// Headers are added to every request (e.g. Authorization). Their values
 	// are treated as secrets and never appear in errors or logs.
 	Headers map[string]string
-	// Client is used for every request; default: a client with no timeout of
-	// its own (the pull's Timeout applies).
+	// Client is used for every request; default: a client whose requests
+	// fail when no response headers arrive within ReadIdleTimeout (a given
+	// client keeps its own settings; the body's idle timeout applies to both).
 	Client *http.Client
 }
 

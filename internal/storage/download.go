@@ -85,7 +85,7 @@ func (d *downloader) fetch(ctx context.Context, dir string, objs []object) error
 		return err
 	}
 	for _, o := range objs {
-		if err := d.verify(filepath.Join(dir, filepath.FromSlash(o.name)), o); err != nil {
+		if err := d.verify(ctx, filepath.Join(dir, filepath.FromSlash(o.name)), o); err != nil {
 			return err
 		}
 	}
@@ -187,7 +187,7 @@ func retryable(ctx context.Context, err error) bool {
 	return !errors.As(err, &pe)
 }
 
-func (d *downloader) verify(path string, o object) error {
+func (d *downloader) verify(ctx context.Context, path string, o object) error {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return err
@@ -207,7 +207,8 @@ func (d *downloader) verify(path string, o object) error {
 	}
 	defer f.Close()
 	h := md5.New() //nolint:gosec // see import
-	if _, err := io.Copy(h, f); err != nil {
+	// Hashing gigabytes must not delay a cancel.
+	if _, err := io.Copy(ctxWriter{ctx, h}, f); err != nil {
 		return err
 	}
 	if got := h.Sum(nil); string(got) != string(o.md5) {
