@@ -134,7 +134,14 @@ func (h *Handler) predict(r *http.Request, name string) ([]byte, error) {
 		return nil, err
 	}
 	defer m.Release()
-	if rp, ok := runtime.Unwrap(m.Model).(RecordPredictor); ok && instances.records != nil {
+	if rp, ok := runtime.Unwrap(m.Model).(RecordPredictor); ok {
+		// Numeric rows go through records too, so that every Output field
+		// comes back per row, as KServe's pmmlserver answers.
+		if instances.records == nil {
+			if instances.records, err = tensorRows(instances.tensor); err != nil {
+				return nil, err
+			}
+		}
 		return predictRecords(ctx, rp, instances)
 	}
 	if instances.tensor == nil {
@@ -299,6 +306,30 @@ func number(dec *jsontext.Decoder) (float64, bool) {
 		return math.NaN(), true
 	}
 	return 0, false
+}
+
+// tensorRows turns a [rows, cols] (or [rows]) numeric tensor back into list
+// rows of float64 for a RecordPredictor.
+func tensorRows(t *tensor.Tensor) ([]any, error) {
+	vals, err := t.Float64s()
+	if err != nil || len(t.Shape) < 1 || len(t.Shape) > 2 {
+		return nil, fmt.Errorf("%w: instances must be rows of values for this model", protocol.ErrBadRequest)
+	}
+	rows, cols := int(t.Shape[0]), 1 // [1, 2] is one value per row
+	if len(t.Shape) == 2 {
+		cols = int(t.Shape[1])
+	}
+	out := make([]any, rows)
+	for i := range rows {
+		row := make([]any, cols)
+		for j := range cols {
+			if v := vals[i*cols+j]; !math.IsNaN(v) {
+				row[j] = v
+			} // NaN stands for a null (missing) value: leave it nil
+		}
+		out[i] = row
+	}
+	return out, nil
 }
 
 func predictRecords(ctx context.Context, rp RecordPredictor, in instances) ([]byte, error) {
