@@ -1,0 +1,139 @@
+package quality
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferryserve/ferry/internal/protocol/v2"
+	"github.com/ferryserve/ferry/internal/repository"
+	fruntime "github.com/ferryserve/ferry/internal/runtime"
+	"github.com/ferryserve/ferry/internal/runtime/xgboost"
+)
+
+// BenchmarkFeedbackIngest joins feedback in batches of 100 against
+// predictions journaled beforehand (three class probabilities each, as the
+// xgboost iris example answers); reports joined records per second.
+func BenchmarkFeedbackIngest(b *testing.B) {
+	m, err := Open(Config{Dir: b.TempDir(), Window: 1000, MaxPredictions: 1 << 24})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	const batch = 100
+	n := b.N * batch
+	now := time.Now().UnixNano()
+	for i := range n {
+		if err := m.Record(&Prediction{Model: "iris", Revision: "1", ID: fmt.Sprint("id-", i), Time: now, Rows: []Row{{Kind: KindProbs, Probs: []float64{0.1, 0.7, 0.2}}}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	fbs := make([][]Feedback, b.N)
+	for i := range fbs {
+		for j := range batch {
+			fbs[i] = append(fbs[i], Feedback{ID: fmt.Sprint("id-", i*batch+j), Truth: []Truth{num(float64(j % 3))}})
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		for _, r := range m.Join("iris", fbs[i]) {
+			if r.Outcome != Joined {
+				b.Fatalf("%+v", r)
+			}
+		}
+	}
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "feedback/s")
+}
+
+// BenchmarkJoinMemory journals 1 M outstanding predictions and reports the
+// heap they hold (the index; outputs stay on disk) and the journal's size.
+// It runs the million once, whatever b.N is.
+func BenchmarkJoinMemory(b *testing.B) {
+	const n = 1_000_000
+	for b.Loop() {
+		dir := b.TempDir()
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		m, err := Open(Config{Dir: dir, MaxPredictions: n})
+		if err != nil {
+			b.Fatal(err)
+		}
+		now := time.Now().UnixNano()
+		start := time.Now()
+		p := &Prediction{Model: "iris", Revision: "1", Time: now, Rows: []Row{{Kind: KindProbs, Probs: []float64{0.1, 0.7, 0.2}}}}
+		for i := range n {
+			p.ID = fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i) // UUID-sized ids
+			if err := m.Record(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+		took := time.Since(start)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		count, size := m.Outstanding()
+		if count != n {
+			b.Fatalf("%d remembered", count)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-B/prediction")
+		b.ReportMetric(float64(size)/n, "disk-B/prediction")
+		b.ReportMetric(float64(n)/took.Seconds(), "records/s")
+		start = time.Now()
+		m.Close()
+		m2, err := Open(Config{Dir: dir, MaxPredictions: n})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "replay-s")
+		start = time.Now()
+		if err := m2.Compact(); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "compact-s")
+		m2.Close()
+		runtime.KeepAlive(m)
+	}
+}
+
+// BenchmarkPredictOverhead serves the xgboost iris example through the V2
+// REST handler with and without the quality middleware; compare ns/op.
+func BenchmarkPredictOverhead(b *testing.B) {
+	if _, err := os.Stat("../../examples/models/xgboost-iris"); err != nil {
+		b.Skip(err)
+	}
+	repo := repository.New(repository.Config{Loader: fruntime.NewRegistry(xgboost.Format)})
+	repo.Add(repository.Source{Name: "xgboost-iris", Dir: "../../examples/models/xgboost-iris"})
+	if err := repo.LoadAll(b.Context(), 1); err != nil {
+		b.Fatal(err)
+	}
+	defer repo.Close()
+	mux := http.NewServeMux()
+	v2.NewService(v2.Config{Repository: repo}).Register(mux)
+	body := `{"inputs":[{"name":"input-0","shape":[2,4],"datatype":"FP32","data":[[6.8,2.8,4.8,1.4],[6.0,3.4,4.5,1.6]]}]}`
+	run := func(b *testing.B, h http.Handler) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r := httptest.NewRequest("POST", "/v2/models/xgboost-iris/infer", strings.NewReader(body))
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != 200 {
+				b.Fatalf("%d %s", w.Code, w.Body)
+			}
+		}
+	}
+	b.Run("off", func(b *testing.B) { run(b, mux) })
+	b.Run("on", func(b *testing.B) {
+		m, err := Open(Config{Dir: b.TempDir(), MaxPredictions: 1 << 24})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer m.Close()
+		run(b, NewHandler(HandlerConfig{Monitor: m}).Middleware(mux))
+	})
+}
