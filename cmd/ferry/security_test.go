@@ -1,12 +1,14 @@
 package main_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -170,4 +172,82 @@ func waitAPI(t *testing.T, u *upProcess) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestUpKill9KeepsNoOrphans: kill -9 of ferry up takes its replicas with
+// it; the next ferry up on the same data dir starts no duplicates and
+// leaves a scaled-to-zero service at zero until a request wakes it.
+func TestUpKill9KeepsNoOrphans(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ferry up and its replicas")
+	}
+	bin := buildFerry(t)
+	models, _ := filepath.Abs("../../examples/models/xgboost-iris")
+	yaml := fmt.Sprintf("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: sleepy\nspec:\n  predictor:\n    minReplicas: 0\n    xgboost:\n      storageUri: %s\n", models)
+	dataDir := t.TempDir()
+	hp, gp, ap := freePort(t), freePort(t), freePort(t)
+	u := startUp(t, bin, dataDir, hp, gp, ap, "-f", writeYAML(t, t.TempDir(), "sleepy.yaml", yaml))
+	u.waitStatus(t, "sleepy", "Ready", ready)
+	pids := replicaPIDs(t, u, "sleepy")
+	if len(pids) == 0 {
+		t.Fatal("no replica running")
+	}
+	if err := u.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-u.done
+	deadline := time.Now().Add(15 * time.Second)
+	for _, pid := range pids {
+		for processAlive(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %d outlived kill -9 of ferry up", pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	u2 := startUp(t, bin, dataDir, hp, gp, ap)
+	waitAPI(t, u2)
+	if got := replicaPIDs(t, u2, "sleepy"); len(got) != 0 {
+		t.Fatalf("scaled-to-zero-able service started %d replica(s) after the restart", len(got))
+	}
+	code, _, body := u2.infer(t, "sleepy.default.example.com", "/v1/models/sleepy:predict", `{"instances":[[6.8,2.8,4.8,1.4]]}`)
+	if code != 200 {
+		t.Fatalf("request after restart: %d %s\n%s", code, body, u2.stderr)
+	}
+}
+
+// replicaPIDs lists the PIDs of a service's replicas.
+func replicaPIDs(t *testing.T, u *upProcess, name string) []int {
+	t.Helper()
+	resp, err := u.apiGet("/api/v1/namespaces/default/inferenceservices/" + name + "/replicas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Revisions map[string][]struct{ PID int }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, rs := range r.Revisions {
+		for _, s := range rs {
+			if s.PID > 0 {
+				out = append(out, s.PID)
+			}
+		}
+	}
+	return out
+}
+
+// processAlive reports whether pid runs (a zombie counts as gone).
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && !strings.HasPrefix(strings.TrimSpace(s[i+1:]), "Z")
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/ferryserve/ferry/internal/batcher"
 	"github.com/ferryserve/ferry/internal/puller"
 	"github.com/ferryserve/ferry/internal/repository"
+	"github.com/ferryserve/ferry/internal/server"
 )
 
 type agentOptions struct {
@@ -123,7 +124,7 @@ func runAgent(ctx context.Context, o *agentOptions, cmd *cobra.Command) error {
 		handler = pullerStatus(p)(handler)
 		g.Go(func() error { return p.Run(gctx) })
 	}
-	srv := &http.Server{Addr: ":" + strconv.Itoa(o.port), Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: ":" + strconv.Itoa(o.port), Handler: server.BodyRate{}.Wrap(handler), ReadHeaderTimeout: 10 * time.Second}
 	g.Go(func() error {
 		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -174,6 +175,9 @@ func (r *remoteRepository) call(ctx context.Context, path string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.base+path, nil)
 	if err != nil {
 		return err
+	}
+	if tok := os.Getenv("FERRY_REPOSITORY_API_TOKEN"); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

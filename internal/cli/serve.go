@@ -28,6 +28,7 @@ import (
 )
 
 type serveOptions struct {
+	security        serveSecurityOptions
 	modelDir        string
 	modelURI        string
 	storage         storageOptions
@@ -111,6 +112,7 @@ over the file.`,
 	o.reqlog.addFlags(f)
 	o.explain.addFlags(f)
 	o.quality.addFlags(f)
+	o.security.addFlags(f)
 	f.StringVar(&o.onnxEngine, "onnx-engine", "auto", "ONNX engine: go (built-in interpreter), native (ONNX Runtime; needs a build with -tags onnxruntime), or auto")
 	f.StringVar(&o.onnxLib, "onnxruntime-lib", "", "path of libonnxruntime.so for the native ONNX engine (default "+onnx.DefaultLibraryPath+")")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -231,7 +233,12 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	} else if explainMW != nil {
 		scfg.HTTPMiddleware = append(scfg.HTTPMiddleware, explainMW)
 	}
+	if err := o.security.configure(&scfg, o.host, log); err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
+		RepositoryAPI:    scfg.RepositoryAPI,
+		BodyRate:         scfg.BodyRate,
 		HTTPMiddleware:   scfg.HTTPMiddleware,
 		GRPCInterceptors: scfg.GRPCInterceptors,
 		HTTPAddr:         net.JoinHostPort(o.host, strconv.Itoa(o.httpPort)),

@@ -18,6 +18,8 @@ import (
 
 	"github.com/ferryserve/ferry/internal/controlplane"
 	"github.com/ferryserve/ferry/internal/router"
+	"github.com/ferryserve/ferry/internal/server"
+	"github.com/ferryserve/ferry/internal/supervisor"
 )
 
 type upOptions struct {
@@ -144,6 +146,13 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 		IngressURL:    "http://" + ingressLn.Addr().String(),
 		Logger:        log,
 	})
+	// Replicas of an earlier ferry up that was killed (kill -9 on a system
+	// without a parent-death signal) would run twice: stop them first.
+	if n, err := supervisor.Reap(ctx, ctl.PIDDir(), 10*time.Second, log); err != nil {
+		return fmt.Errorf("reap replicas of an earlier run: %w", err)
+	} else if n > 0 {
+		log.Warn("stopped replicas left by an earlier run", "count", n)
+	}
 	for _, f := range o.files {
 		if err := applyPath(ctl, f); err != nil {
 			return err
@@ -156,8 +165,8 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 		log.Warn("initial reconcile", "err", err)
 	}
 	servers := []*http.Server{
-		{Handler: rt, ReadHeaderTimeout: 10 * time.Second},
-		{Handler: rt.ComponentHandler(router.Predictor), ReadHeaderTimeout: 10 * time.Second},
+		{Handler: server.BodyRate{}.Wrap(rt), ReadHeaderTimeout: 10 * time.Second},
+		{Handler: server.BodyRate{}.Wrap(rt.ComponentHandler(router.Predictor)), ReadHeaderTimeout: 10 * time.Second},
 		{Handler: apiSec.guard.Wrap(apiHandler(ctl, rt)), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute},
 	}
 	lns := []net.Listener{ingressLn, predLn, apiLn}

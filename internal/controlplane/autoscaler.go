@@ -93,13 +93,21 @@ func NewAutoscaler(cfg AutoscalerConfig, stat Stat, onChange func()) *Autoscaler
 // it should run now. A new revision starts at max(Min, 1), as Knative's
 // initial scale.
 func (a *Autoscaler) Desired(ns, rev string, spec ScaleSpec) int {
+	return a.DesiredFrom(ns, rev, spec, max(spec.Min, 1))
+}
+
+// DesiredFrom is Desired with the initial count of a revision the
+// autoscaler has not seen yet: a revision that ran before a restart of
+// ferry up starts from zero when its minimum is zero, so services scaled
+// to zero stay there and wake on their first request.
+func (a *Autoscaler) DesiredFrom(ns, rev string, spec ScaleSpec, initial int) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	k := ns + "/" + rev
 	s, ok := a.revs[k]
 	if !ok {
 		now := time.Now()
-		s = &revScaler{ns: ns, rev: rev, desired: max(spec.Min, 1), lastActive: now, lastAt: now}
+		s = &revScaler{ns: ns, rev: rev, desired: max(spec.Min, initial), lastActive: now, lastAt: now}
 		_, s.lastReqs = a.stat(ns, rev)
 		a.revs[k] = s
 	}

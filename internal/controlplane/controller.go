@@ -72,6 +72,9 @@ type Controller struct {
 	// themselves; liveLoggers marks those used by the current pass.
 	loggers     map[string]*componentLogger
 	liveLoggers map[string]bool
+	// startedAt tells revisions that ran before this process (restored
+	// from the store) from new ones.
+	startedAt time.Time
 }
 
 // Event is a notable change on a service, shown by `ferry describe`.
@@ -94,7 +97,7 @@ func NewController(cfg Config) *Controller {
 		cfg.Domain = "example.com"
 	}
 	return &Controller{cfg: cfg, kick: make(chan struct{}, 1), running: map[string]*ReplicaSet{}, events: map[string][]Event{}, lastHash: map[string]string{}, everReady: map[string]bool{},
-		loggers: map[string]*componentLogger{}, liveLoggers: map[string]bool{}}
+		loggers: map[string]*componentLogger{}, liveLoggers: map[string]bool{}, startedAt: time.Now()}
 }
 
 // Trigger asks for a reconcile soon.
@@ -305,6 +308,15 @@ func (c *Controller) ReplicaSets(ns, name string) map[string]*ReplicaSet {
 		}
 	}
 	return out
+}
+
+// PIDDir is where running replicas are recorded, so the next `ferry up`
+// can reap what a killed one left behind (supervisor.Reap).
+func (c *Controller) PIDDir() string {
+	if c.cfg.DataDir == "" {
+		return ""
+	}
+	return filepath.Join(c.cfg.DataDir, "run")
 }
 
 func (c *Controller) logDir(ns, name string) string {

@@ -152,7 +152,17 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 		if c.cfg.Autoscaler == nil {
 			return max(spec2.Min, 1)
 		}
-		return c.cfg.Autoscaler.Desired(ns, rn, spec2)
+		initial := max(spec2.Min, 1)
+		wasReady := rn == prev.LatestReadyRevision || rn == prev.LatestRolledoutRevision || rn == prev.PreviousRolledoutRevision
+		if r, ok := byName[rn]; ok && spec2.Min == 0 && wasReady && r.Created.Before(c.startedAt) {
+			// Ready before this ferry up started: stay at zero, routable
+			// through the activator, until a request comes.
+			initial = 0
+			c.mu.Lock()
+			c.everReady[revKey(ns, name, comp)+rn] = true
+			c.mu.Unlock()
+		}
+		return c.cfg.Autoscaler.DesiredFrom(ns, rn, spec2, initial)
 	}
 
 	// Revisions that must run: the latest, and those the rollout may route to.
@@ -188,6 +198,7 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 			continue
 		}
 		rs := NewReplicaSet(rn, tmpl, c.logDir(ns, name), c.cfg.Logger, c.Trigger)
+		rs.pidDir = c.PIDDir()
 		if err := rs.Scale(replicas); err != nil {
 			c.event(ns+"/"+name, "Warning", "ScaleFailed", fmt.Sprintf("%s: %v", rn, err))
 			continue
@@ -375,6 +386,10 @@ func (c *Controller) serveTemplate(ns, name, comp, dir, format string, ext *api.
 			Args:      args,
 			Readiness: &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/ready", Port: hp}, Period: 2 * time.Second, FailureThreshold: 3},
 			Liveness:  &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/live", Port: hp}, InitialDelay: 5 * time.Second, Period: 10 * time.Second, FailureThreshold: 3},
+			// A replica whose model was unloaded (or failed) after it was
+			// ready stops being routed at once and is restarted, which
+			// reloads its model.
+			RestartAfterNotReady: 10 * time.Second,
 		}
 	}
 }

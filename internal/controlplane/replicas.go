@@ -22,6 +22,7 @@ type ReplicaSet struct {
 	name     string
 	tmpl     ProcessTemplate
 	logDir   string
+	pidDir   string // where each replica's PID file goes; empty: none
 	log      *slog.Logger
 	onChange func()
 
@@ -84,6 +85,9 @@ func (s *ReplicaSet) start() (*replica, error) {
 	cfg.Name = fmt.Sprintf("%s-%d", s.name, id)
 	if s.logDir != "" {
 		cfg.LogFile = filepath.Join(s.logDir, cfg.Name+".log")
+	}
+	if s.pidDir != "" {
+		cfg.PIDFile = filepath.Join(s.pidDir, fmt.Sprintf("%s-%d.pid", cfg.Name, hp)) // ports are unique while it runs
 	}
 	cfg.Logger = s.log
 	cfg.OnChange = func(supervisor.Status) {

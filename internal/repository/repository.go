@@ -256,6 +256,9 @@ func (r *Repository) fail(e *entry, err error) {
 	}
 }
 
+// unloadedReason marks a model unloaded on request.
+const unloadedReason = "unloaded"
+
 // Unload unloads every version of a model; it stays registered, Unavailable,
 // and can be loaded again. In-flight requests finish first.
 func (r *Repository) Unload(ctx context.Context, name string) error {
@@ -269,7 +272,7 @@ func (r *Repository) Unload(ctx context.Context, name string) error {
 	defer e.ops.Unlock()
 	r.mu.Lock()
 	old := e.versions
-	e.versions = []*version{{state: Unavailable, reason: "unloaded"}}
+	e.versions = []*version{{state: Unavailable, reason: unloadedReason}}
 	for _, v := range old {
 		if v.state == Ready {
 			v.state = Unloading
@@ -438,6 +441,12 @@ func (r *Repository) Ready() bool {
 	defer r.mu.RUnlock()
 	for _, e := range r.models {
 		if len(e.versions) == 1 && e.versions[0].state == Unavailable {
+			// Evicted or unloaded models of a multi-model server leave it
+			// ready; a server whose only model was unloaded serves nothing
+			// and says so, so its supervisor routes around and heals it.
+			if len(r.models) == 1 && e.versions[0].reason == unloadedReason {
+				return false
+			}
 			continue
 		}
 		if !anyReady(e.versions) {

@@ -106,6 +106,9 @@ func (p *GRPCProxy) handle(_ any, stream grpc.ServerStream) error {
 	if !ok || !strings.HasPrefix(method, inferenceService) {
 		return status.Errorf(codes.Unimplemented, "the ingress proxies inference.GRPCInferenceService only, not %s", method)
 	}
+	if strings.HasPrefix(method, inferenceService+"Repository") {
+		return status.Error(codes.PermissionDenied, repositoryRefusal)
+	}
 	var req []byte
 	if err := stream.RecvMsg(&req); err != nil {
 		return err

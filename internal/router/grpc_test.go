@@ -99,4 +99,15 @@ func TestGRPCProxy(t *testing.T) {
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("server-level call without authority: %v", err)
 	}
+	// The repository API never passes the ingress: an unload there would
+	// take the model out of service behind the control plane's back.
+	if _, err := c.RepositoryModelUnload(t.Context(), &pb.RepositoryModelUnloadRequest{ModelName: "m"}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("unload through the ingress: %v", err)
+	}
+	if _, err := c.RepositoryIndex(t.Context(), &pb.RepositoryIndexRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("index through the ingress: %v", err)
+	}
+	if _, err := c.ModelInfer(t.Context(), req); err != nil {
+		t.Fatalf("model unloaded through the ingress: %v", err)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -207,7 +208,17 @@ func (r *Router) ComponentHandler(component string) http.Handler {
 	})
 }
 
+// repositoryRefusal answers repository calls (load, unload, index) at the
+// ingress: a client must not unload a model the control plane believes is
+// serving.
+const repositoryRefusal = "the model repository API (index, load, unload) is not served through the ingress: " +
+	"models are managed by the control plane (ferry apply / ferry delete of InferenceServices and TrainedModels)"
+
 func (r *Router) serve(w http.ResponseWriter, req *http.Request, component string) {
+	if strings.HasPrefix(req.URL.Path, "/v2/repository") {
+		writeError(w, http.StatusForbidden, errors.New(repositoryRefusal))
+		return
+	}
 	rt, err := r.Resolve(req, component)
 	if err != nil {
 		writeError(w, http.StatusNotFound, err)

@@ -209,3 +209,18 @@ func TestContainerConcurrency(t *testing.T) {
 		t.Fatalf("%d requests ran at once, want containerConcurrency 1", peak.Load())
 	}
 }
+
+func TestIngressRefusesRepositoryAPI(t *testing.T) {
+	r := New("example.com", nil)
+	for _, path := range []string{"/v2/repository/index", "/v2/repository/models/m/unload", "/v2/repository/models/m/load"} {
+		for _, h := range []http.Handler{r, r.ComponentHandler(Predictor)} {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("POST", path, nil)
+			req.Host = "m.default.example.com"
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "not served through the ingress") {
+				t.Errorf("%s: %d %s", path, rec.Code, rec.Body)
+			}
+		}
+	}
+}

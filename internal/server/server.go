@@ -44,6 +44,10 @@ type Config struct {
 	// (the request logger uses them); outermost first.
 	HTTPMiddleware   []func(http.Handler) http.Handler
 	GRPCInterceptors []grpc.UnaryServerInterceptor
+	// RepositoryAPI governs index/load/unload (default: open).
+	RepositoryAPI RepositoryAPI
+	// BodyRate bounds how slowly request bodies may arrive.
+	BodyRate BodyRate
 }
 
 // Server is the data plane: build it with New, then Run it.
@@ -95,12 +99,14 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		v2.WriteJSON(w, http.StatusOK, map[string]string{"status": "alive"})
 	})
-	var handler http.Handler = mux
+	var handler http.Handler = cfg.RepositoryAPI.wrapHTTP(mux)
 	for i := len(cfg.HTTPMiddleware) - 1; i >= 0; i-- {
 		handler = cfg.HTTPMiddleware[i](handler)
 	}
 	s.httpSrv = &http.Server{
-		Handler:           cfg.Metrics.InFlight(handler),
+		// The body-rate bound is outermost: it needs the connection's own
+		// ResponseWriter to set read deadlines.
+		Handler:           cfg.BodyRate.Wrap(cfg.Metrics.InFlight(handler)),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
@@ -109,7 +115,7 @@ func New(cfg Config) (*Server, error) {
 	s.grpcSrv = grpc.NewServer(
 		grpc.MaxRecvMsgSize(int(min(cfg.MaxBodyBytes, 1<<31-1))),
 		grpc.MaxSendMsgSize(1<<31-1),
-		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{s.inflightInterceptor}, cfg.GRPCInterceptors...)...),
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{s.inflightInterceptor, cfg.RepositoryAPI.interceptor}, cfg.GRPCInterceptors...)...),
 	)
 	pb.RegisterGRPCInferenceServiceServer(s.grpcSrv, v2.NewGRPCServer(svc))
 	healthpb.RegisterHealthServer(s.grpcSrv, &health{repo: cfg.Repository})

@@ -38,6 +38,14 @@ type Config struct {
 	Readiness *Probe // nil = ready as soon as started
 	Liveness  *Probe // nil = only process exit counts
 
+	// PIDFile, if set, records the running process (see Reap) and is
+	// removed when it exits.
+	PIDFile string
+	// RestartAfterNotReady, if positive, restarts a replica whose readiness
+	// has failed (after it was once ready) for this long: a model server
+	// whose only model was unloaded heals itself.
+	RestartAfterNotReady time.Duration
+
 	// LogFile, if set, receives the process's stdout and stderr (appended).
 	LogFile string
 	// LogLines is how many recent log lines Logs keeps (default 1000).
@@ -169,7 +177,7 @@ func (r *Replica) runOnce(ctx context.Context) error {
 	cmd := exec.Command(r.cfg.Command, r.cfg.Args...)
 	cmd.Env = append(baseEnv(), r.cfg.Env...)
 	cmd.Dir = r.cfg.Dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // signal the whole group
+	cmd.SysProcAttr = procAttr()
 	var logFile *os.File
 	if r.cfg.LogFile != "" {
 		f, err := os.OpenFile(r.cfg.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -187,6 +195,12 @@ func (r *Replica) runOnce(ctx context.Context) error {
 		return &startError{err}
 	}
 	r.set(func(s *Status) { s.Phase, s.PID = Starting, cmd.Process.Pid })
+	if r.cfg.PIDFile != "" {
+		if err := writePIDFile(r.cfg.PIDFile, cmd.Process.Pid); err != nil {
+			r.cfg.Logger.Warn("cannot record replica pid", "replica", r.cfg.Name, "err", err)
+		}
+		defer os.Remove(r.cfg.PIDFile)
+	}
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -215,8 +229,8 @@ func (r *Replica) runOnce(ctx context.Context) error {
 		stopProbes()
 	case err := <-livenessFailed:
 		stopProbes()
-		r.cfg.Logger.Warn("liveness probe failed; killing replica", "replica", r.cfg.Name, "err", err)
-		result = fmt.Errorf("liveness probe failed: %w", err)
+		r.cfg.Logger.Warn("replica unhealthy; killing it", "replica", r.cfg.Name, "err", err)
+		result = err
 		r.terminate(cmd, exited)
 	case <-ctx.Done():
 		stopProbes()
@@ -276,6 +290,7 @@ func (r *Replica) probeLoop(ctx context.Context, env []string, livenessFailed ch
 	// routable as soon as it can serve, then at its period.
 	const fastPeriod = 10 * time.Millisecond
 	becameReady := false
+	var notReadySince time.Time
 	for {
 		wake := time.Time{}
 		for _, s := range []*state{ready, live} {
@@ -300,10 +315,18 @@ func (r *Replica) probeLoop(ctx context.Context, env []string, livenessFailed ch
 					becameReady = true
 					r.set(func(s *Status) { s.Phase = Ready })
 				}
+				notReadySince = time.Time{}
 			} else {
 				ready.ok, ready.fails = 0, ready.fails+1
 				if becameReady && ready.fails >= ready.p.FailureThreshold {
 					r.set(func(s *Status) { s.Phase = NotReady })
+					if notReadySince.IsZero() {
+						notReadySince = now
+					}
+					if d := r.cfg.RestartAfterNotReady; d > 0 && now.Sub(notReadySince) >= d {
+						livenessFailed <- fmt.Errorf("readiness failed for %v: %w", now.Sub(notReadySince).Round(time.Second), err)
+						return
+					}
 				}
 			}
 			period := ready.p.Period
@@ -320,7 +343,7 @@ func (r *Replica) probeLoop(ctx context.Context, env []string, livenessFailed ch
 			if err == nil {
 				live.fails = 0
 			} else if live.fails++; live.fails >= live.p.FailureThreshold {
-				livenessFailed <- err
+				livenessFailed <- fmt.Errorf("liveness probe failed: %w", err)
 				return
 			}
 			live.next = now.Add(live.p.Period)

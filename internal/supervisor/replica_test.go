@@ -28,6 +28,19 @@ func child(mode string) {
 	switch mode {
 	case "exit":
 		os.Exit(3)
+	case "supervise":
+		// A supervisor of its own, for the parent-death test.
+		r := New(Config{Name: "grandchild", Command: "sleep", Args: []string{"60"}, PIDFile: os.Getenv("PID_FILE")})
+		_ = r.Run(context.Background())
+	case "flaky-ready":
+		_ = os.Remove(os.Getenv("UNREADY_FILE"))
+		mux := http.NewServeMux()
+		mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
+			if _, err := os.Stat(os.Getenv("UNREADY_FILE")); err == nil {
+				w.WriteHeader(503)
+			}
+		})
+		_ = http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), mux)
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
 		time.Sleep(time.Minute)
