@@ -44,8 +44,9 @@ func (r *Router) Waiting() int64 { return r.waiting.Load() }
 
 // RevisionStats counts one revision's traffic, for the autoscaler.
 type RevisionStats struct {
-	InFlight atomic.Int64  // requests being served or held for activation
-	Requests atomic.Uint64 // requests received
+	InFlight atomic.Int64     // requests being served or held for activation
+	Requests atomic.Uint64    // requests received
+	Latency  LatencyHistogram // answered requests by code class and duration (latency.go)
 }
 
 // Stats returns the counters of a revision (namespace/revision).
@@ -228,6 +229,8 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 	st.Requests.Add(1)
 	st.InFlight.Add(1)
 	defer st.InFlight.Add(-1)
+	w, observe := st.Latency.track(w)
+	defer observe()
 	if len(rt.Target.Backends) == 0 {
 		if rt, err = r.awaitReplica(req, component, rt); err != nil {
 			w.Header().Set("Retry-After", "1")
