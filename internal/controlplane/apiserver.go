@@ -13,9 +13,11 @@ import (
 
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/apiauth"
+	"github.com/ferryserve/ferry/internal/mgmt"
 )
 
-// APIServer is the management API of `ferry up`, which the CLI talks to:
+// APIServer is the management API of `ferry up`, which the CLI talks to
+// (its wire types and Go client are in package mgmt):
 //
 //	POST   /api/v1/apply                                              YAML or JSON, one or more documents
 //	GET    /api/v1/inferenceservices[?namespace=NS]
@@ -63,15 +65,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeErr(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, map[string]string{"error": err.Error()})
-}
-
-// ApplyResult says what apply did to one object.
-type ApplyResult struct {
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
-	Action    string `json:"action"` // created, configured, unchanged
+	writeJSON(w, code, mgmt.ErrorBody{Error: err.Error()})
 }
 
 func (a *APIServer) apply(w http.ResponseWriter, r *http.Request) {
@@ -96,7 +90,7 @@ func (a *APIServer) apply(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, 400, errors.New("no InferenceService or TrainedModel in the input"))
 		return
 	}
-	var out []ApplyResult
+	var out []mgmt.ApplyResult
 	for _, o := range objs {
 		res, err := a.ctl.Apply(o)
 		if err != nil {
@@ -111,7 +105,7 @@ func (a *APIServer) apply(w http.ResponseWriter, r *http.Request) {
 
 // Apply stores one object: new objects get generation 1, changed specs the
 // next generation (keeping their status), identical ones are unchanged.
-func (c *Controller) Apply(o api.Object) (ApplyResult, error) {
+func (c *Controller) Apply(o api.Object) (mgmt.ApplyResult, error) {
 	md := o.Meta()
 	kind := KindInferenceService
 	kindName := "InferenceService"
@@ -119,7 +113,7 @@ func (c *Controller) Apply(o api.Object) (ApplyResult, error) {
 		kind, kindName = KindTrainedModel, "TrainedModel"
 	}
 	key := md.Namespace + "/" + md.Name
-	res := ApplyResult{Kind: kindName, Namespace: md.Namespace, Name: md.Name}
+	res := mgmt.ApplyResult{Kind: kindName, Namespace: md.Namespace, Name: md.Name}
 	old, err := c.cfg.Store.Get(kind, key)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -203,7 +197,7 @@ func (a *APIServer) list(kind string) http.HandlerFunc {
 		for i, v := range vals {
 			items[i] = v
 		}
-		writeJSON(w, 200, map[string]any{"items": items})
+		writeJSON(w, 200, mgmt.List[json.RawMessage]{Items: items})
 	}
 }
 
@@ -242,42 +236,51 @@ func (a *APIServer) delete(kind string) http.HandlerFunc {
 		}
 		// Reconcile before answering, so the routes are gone when the
 		// client hears the object is.
-		if err := a.ctl.ReconcileAll(r.Context()); err != nil {
+		if err := a.ctl.ReconcileObject(r.Context(), kind, ns+"/"+name); err != nil {
 			a.ctl.cfg.Logger.Warn("reconcile after delete", "err", err)
 		}
-		writeJSON(w, 200, map[string]string{"deleted": ns + "/" + name})
+		writeJSON(w, 200, mgmt.Deleted{Deleted: ns + "/" + name})
 	}
 }
 
 func (a *APIServer) revisions(w http.ResponseWriter, r *http.Request) {
 	ns, name := r.PathValue("ns"), r.PathValue("name")
-	var all []Revision
+	all := mgmt.List[mgmt.Revision]{Items: []mgmt.Revision{}}
 	for _, comp := range componentOrder {
 		revs, err := a.ctl.revisions(ns, name, comp)
 		if err != nil {
 			writeErr(w, 500, err)
 			return
 		}
-		all = append(all, revs...)
+		for _, rv := range revs {
+			all.Items = append(all.Items, mgmt.Revision{Name: rv.Name, Component: rv.Component, Number: rv.Number, Hash: rv.Hash, Spec: rv.Spec, Created: rv.Created})
+		}
 	}
-	writeJSON(w, 200, map[string]any{"items": all})
+	writeJSON(w, 200, all)
 }
 
 func (a *APIServer) events(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, 200, map[string]any{"items": a.ctl.Events(r.PathValue("ns"), r.PathValue("name"))})
+	out := mgmt.List[mgmt.Event]{Items: []mgmt.Event{}}
+	for _, e := range a.ctl.Events(r.PathValue("ns"), r.PathValue("name")) {
+		out.Items = append(out.Items, mgmt.Event{Time: e.Time, Type: e.Type, Reason: e.Reason, Message: e.Message})
+	}
+	writeJSON(w, 200, out)
 }
 
 func (a *APIServer) replicas(w http.ResponseWriter, r *http.Request) {
-	out := map[string][]ReplicaStatus{}
-	desired := map[string]int{}
-	panicking := map[string]bool{}
+	out := mgmt.Replicas{Revisions: map[string][]mgmt.Replica{}, Desired: map[string]int{}, Panic: map[string]bool{}}
 	for rev, rs := range a.ctl.ReplicaSets(r.PathValue("ns"), r.PathValue("name")) {
-		out[rev] = rs.Status()
+		reps := []mgmt.Replica{}
+		for _, st := range rs.Status() {
+			reps = append(reps, mgmt.Replica{Name: st.Name, Phase: string(st.Phase), PID: st.PID, Restarts: st.Restarts,
+				LastExit: st.LastExit, Since: st.Since, HTTPPort: st.HTTPPort, GRPCPort: st.GRPCPort})
+		}
+		out.Revisions[rev] = reps
 		if a.ctl.cfg.Autoscaler != nil {
-			desired[rev], panicking[rev] = a.ctl.cfg.Autoscaler.State(r.PathValue("ns"), rev)
+			out.Desired[rev], out.Panic[rev] = a.ctl.cfg.Autoscaler.State(r.PathValue("ns"), rev)
 		}
 	}
-	writeJSON(w, 200, map[string]any{"revisions": out, "desired": desired, "panic": panicking})
+	writeJSON(w, 200, out)
 }
 
 func (a *APIServer) logs(w http.ResponseWriter, r *http.Request) {
@@ -289,16 +292,16 @@ func (a *APIServer) logs(w http.ResponseWriter, r *http.Request) {
 	if tail <= 0 {
 		tail = 100
 	}
-	out := map[string][]string{}
+	out := mgmt.Logs{Replicas: map[string][]string{}}
 	for rev, rs := range a.ctl.ReplicaSets(r.PathValue("ns"), r.PathValue("name")) {
 		if len(rev) < len(comp) || !containsComponent(rev, comp) {
 			continue
 		}
 		for replica, lines := range rs.Logs(tail) {
-			out[replica] = lines
+			out.Replicas[replica] = lines
 		}
 	}
-	writeJSON(w, 200, map[string]any{"replicas": out})
+	writeJSON(w, 200, out)
 }
 
 func containsComponent(rev, comp string) bool {
