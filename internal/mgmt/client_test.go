@@ -60,7 +60,9 @@ func TestClientMethods(t *testing.T) {
 		{
 			name: "apply", method: "POST", path: "/api/v1/apply", status: 200,
 			body: `[{"kind":"InferenceService","namespace":"default","name":"iris","action":"created"}]`,
-			call: func(ctx context.Context, c *Client) (any, error) { return c.Apply(ctx, []byte("kind: InferenceService\n")) },
+			call: func(ctx context.Context, c *Client) (any, error) {
+				return c.Apply(ctx, []byte("kind: InferenceService\n"))
+			},
 			want: []ApplyResult{{Kind: "InferenceService", Namespace: "default", Name: "iris", Action: "created"}},
 		},
 		{
@@ -116,12 +118,16 @@ func TestClientMethods(t *testing.T) {
 		{
 			name: "name is escaped", method: "DELETE", path: "/api/v1/namespaces/default/inferenceservices/a%2Fb", status: 404,
 			body: `{"error":"not found"}`,
-			call: func(ctx context.Context, c *Client) (any, error) { return nil, c.Delete(ctx, InferenceServices, "default", "a/b") },
+			call: func(ctx context.Context, c *Client) (any, error) {
+				return nil, c.Delete(ctx, InferenceServices, "default", "a/b")
+			},
 			want: "not found", wantStatus: 404,
 		},
 		{
 			name: "delete", method: "DELETE", path: "/api/v1/namespaces/default/trainedmodels/m", status: 200, body: `{"deleted":"default/m"}`,
-			call: func(ctx context.Context, c *Client) (any, error) { return nil, c.Delete(ctx, TrainedModels, "default", "m") },
+			call: func(ctx context.Context, c *Client) (any, error) {
+				return nil, c.Delete(ctx, TrainedModels, "default", "m")
+			},
 		},
 		{
 			name: "revisions", method: "GET", path: "/api/v1/namespaces/default/inferenceservices/iris/revisions", status: 200,

@@ -8,6 +8,7 @@ import (
 	"github.com/ferryserve/ferry/internal/apiauth"
 	"github.com/ferryserve/ferry/internal/controlplane"
 	"github.com/ferryserve/ferry/internal/mgmt"
+	"github.com/ferryserve/ferry/internal/router"
 )
 
 // TestRoundTripWithServer drives the real management API (behind its
@@ -19,7 +20,7 @@ func TestRoundTripWithServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	ctl := controlplane.NewController(controlplane.Config{Store: store, DataDir: t.TempDir()})
+	ctl := controlplane.NewController(controlplane.Config{Store: store, DataDir: t.TempDir(), Router: router.New("example.com", nil)})
 	const tok = "0123456789abcdef0123456789abcdef"
 	srv := httptest.NewServer(apiauth.Guard{Token: tok, LoopbackOnly: true}.Wrap(controlplane.NewAPIServer(ctl).Handler()))
 	defer srv.Close()
