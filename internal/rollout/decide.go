@@ -1,0 +1,202 @@
+package rollout
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Action is what a decision does to the canary.
+type Action string
+
+// Actions.
+const (
+	Hold     Action = "hold"
+	Advance  Action = "advance"
+	Promote  Action = "promote"
+	Rollback Action = "rollback"
+)
+
+// Phases of a rollout, kept in State.
+const (
+	PhaseProgressing = "Progressing"
+	PhasePromoted    = "Promoted"
+	PhaseRolledBack  = "RolledBack"
+)
+
+// Metrics are one revision's numbers over a step's window.
+type Metrics struct {
+	Requests float64 `json:"requests"`
+	// Errors are answers with a 5xx status.
+	Errors float64 `json:"errors"`
+	// MeanLatency and P95Latency are in seconds; NaN when unknown.
+	MeanLatency float64 `json:"meanLatencySeconds"`
+	P95Latency  float64 `json:"p95LatencySeconds"`
+}
+
+// ErrorRate is Errors/Requests, 0 without requests.
+func (m Metrics) ErrorRate() float64 {
+	if m.Requests <= 0 {
+		return 0
+	}
+	return m.Errors / m.Requests
+}
+
+func (m Metrics) value(metric string) float64 {
+	switch metric {
+	case MetricErrorRate:
+		return m.ErrorRate()
+	case MetricMeanLatency:
+		return m.MeanLatency
+	case MetricP95Latency:
+		return m.P95Latency
+	}
+	return math.NaN()
+}
+
+// Observation is what a decision is made on: the canary's metrics, and
+// the stable revision's where the policy compares with it.
+type Observation struct {
+	Canary Metrics
+	Stable *Metrics
+}
+
+// Decision is Decide's answer. Percent is the canaryTrafficPercent to
+// apply (100 on promote, 0 on rollback, unchanged on hold).
+type Decision struct {
+	Action  Action
+	Percent int
+	Reason  string
+}
+
+// Decide judges the current step of a rollout. It is pure: the same
+// inputs give the same decision.
+//
+//   - A canary with at least MinRequests requests that breaks an
+//     objective is rolled back at once, even mid-step.
+//   - Otherwise the step holds until Interval has passed since it began
+//     and it has MinRequests requests.
+//   - Then it advances to the next step, or promotes after the last.
+func Decide(p *Policy, s State, obs Observation, now time.Time) Decision {
+	hold := Decision{Action: Hold, Percent: s.Percent}
+	if s.Phase != PhaseProgressing {
+		hold.Reason = "rollout is " + s.Phase
+		return hold
+	}
+	c := obs.Canary
+	enough := c.Requests >= float64(max(p.MinRequests, 1))
+	if enough {
+		if failed := p.failures(obs); failed != "" {
+			return Decision{Action: Rollback, Percent: 0, Reason: fmt.Sprintf("step %d (%d%%): %s", s.Step+1, s.Percent, failed)}
+		}
+	}
+	if left := s.StepStarted.Add(p.Interval).Sub(now); left > 0 {
+		hold.Reason = fmt.Sprintf("step %d (%d%%): %s left, %.0f requests", s.Step+1, s.Percent, left.Round(time.Millisecond), c.Requests)
+		return hold
+	}
+	if !enough {
+		hold.Reason = fmt.Sprintf("step %d (%d%%): %.0f of %d requests needed", s.Step+1, s.Percent, c.Requests, p.MinRequests)
+		return hold
+	}
+	passed := p.summary(obs)
+	if next := s.Step + 1; next < len(p.Steps) {
+		return Decision{Action: Advance, Percent: p.Steps[next], Reason: fmt.Sprintf("step %d (%d%%) passed: %s", s.Step+1, s.Percent, passed)}
+	}
+	return Decision{Action: Promote, Percent: 100, Reason: fmt.Sprintf("last step (%d%%) passed: %s", s.Percent, passed)}
+}
+
+// judged returns the value an objective is judged on, and how to write it.
+func (p *Policy) judged(o Objective, obs Observation) (float64, string) {
+	v := obs.Canary.value(o.Metric)
+	text := formatValue(o.Metric, v)
+	if p.CompareStable && obs.Stable != nil && obs.Stable.Requests >= float64(max(p.MinRequests, 1)) {
+		sv := obs.Stable.value(o.Metric)
+		if !math.IsNaN(sv) {
+			text = fmt.Sprintf("%s (stable %s)", text, formatValue(o.Metric, sv))
+			v -= sv
+		}
+	}
+	return v, text
+}
+
+// failures lists the broken objectives, or "" when all hold. An unknown
+// value (a latency with no requests) breaks nothing.
+func (p *Policy) failures(obs Observation) string {
+	var out []string
+	for _, o := range p.Objectives {
+		v, text := p.judged(o, obs)
+		if !math.IsNaN(v) && v > o.Limit {
+			out = append(out, fmt.Sprintf("%s %s > %s", o.Metric, text, limitText(p, o)))
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return strings.Join(out, ", ") + fmt.Sprintf(" (%.0f requests, %.0f errors)", obs.Canary.Requests, obs.Canary.Errors)
+}
+
+func (p *Policy) summary(obs Observation) string {
+	var out []string
+	for _, o := range p.Objectives {
+		_, text := p.judged(o, obs)
+		out = append(out, fmt.Sprintf("%s %s <= %s", o.Metric, text, limitText(p, o)))
+	}
+	out = append(out, fmt.Sprintf("%.0f requests, %.0f errors", obs.Canary.Requests, obs.Canary.Errors))
+	return strings.Join(out, ", ")
+}
+
+func limitText(p *Policy, o Objective) string {
+	s := formatValue(o.Metric, o.Limit)
+	if p.CompareStable {
+		s = "stable + " + s
+	}
+	return s
+}
+
+func formatValue(metric string, v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "n/a"
+	case metric == MetricErrorRate:
+		return fmt.Sprintf("%.4g", v)
+	}
+	return seconds(v)
+}
+
+// metricsJSON is Metrics on the wire: an unknown latency is null (JSON
+// has no NaN).
+type metricsJSON struct {
+	Requests    float64  `json:"requests"`
+	Errors      float64  `json:"errors"`
+	MeanLatency *float64 `json:"meanLatencySeconds"`
+	P95Latency  *float64 `json:"p95LatencySeconds"`
+}
+
+// MarshalJSON writes NaN latencies as null.
+func (m Metrics) MarshalJSON() ([]byte, error) {
+	opt := func(v float64) *float64 {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil
+		}
+		return &v
+	}
+	return json.Marshal(metricsJSON{m.Requests, m.Errors, opt(m.MeanLatency), opt(m.P95Latency)})
+}
+
+// UnmarshalJSON reads null latencies as NaN.
+func (m *Metrics) UnmarshalJSON(b []byte) error {
+	var j metricsJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	val := func(p *float64) float64 {
+		if p == nil {
+			return math.NaN()
+		}
+		return *p
+	}
+	*m = Metrics{Requests: j.Requests, Errors: j.Errors, MeanLatency: val(j.MeanLatency), P95Latency: val(j.P95Latency)}
+	return nil
+}

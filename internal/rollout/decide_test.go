@@ -1,0 +1,89 @@
+package rollout
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDecide(t *testing.T) {
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	pol := &Policy{Steps: []int{10, 25, 50}, Interval: 10 * time.Second, MinRequests: 100,
+		Objectives: []Objective{{MetricErrorRate, 0.01}, {MetricMeanLatency, 0.05}, {MetricP95Latency, 0.1}}}
+	relative := *pol
+	relative.CompareStable = true
+	at := func(step int) State {
+		return State{Revision: "m-predictor-00002", Step: step, Percent: pol.Steps[step], StepStarted: t0, Phase: PhaseProgressing}
+	}
+	healthy := Metrics{Requests: 200, Errors: 1, MeanLatency: 0.004, P95Latency: 0.009}
+	failing := Metrics{Requests: 200, Errors: 40, MeanLatency: 0.004, P95Latency: 0.009}
+	slow := Metrics{Requests: 200, MeanLatency: 0.104, P95Latency: 0.11}
+	few := Metrics{Requests: 20, Errors: 10, MeanLatency: 0.2, P95Latency: 0.3}
+	noData := Metrics{MeanLatency: math.NaN(), P95Latency: math.NaN()}
+	stableSlow := Metrics{Requests: 500, Errors: 0, MeanLatency: 0.1, P95Latency: 0.12}
+	tests := []struct {
+		name    string
+		pol     *Policy
+		state   State
+		obs     Observation
+		now     time.Time
+		action  Action
+		percent int
+		reason  string
+	}{
+		{"mid step, healthy", pol, at(0), Observation{Canary: healthy}, t0.Add(5 * time.Second), Hold, 10, "5s left"},
+		{"step done, healthy: advance", pol, at(0), Observation{Canary: healthy}, t0.Add(10 * time.Second), Advance, 25, "error-rate 0.005 <= 0.01"},
+		{"middle step passes", pol, at(1), Observation{Canary: healthy}, t0.Add(11 * time.Second), Advance, 50, "step 2 (25%) passed"},
+		{"last step passes: promote", pol, at(2), Observation{Canary: healthy}, t0.Add(10 * time.Second), Promote, 100, "last step (50%) passed"},
+		{"errors mid step: rollback at once", pol, at(0), Observation{Canary: failing}, t0.Add(2 * time.Second), Rollback, 0, "error-rate 0.2 > 0.01 (200 requests, 40 errors)"},
+		{"slow: rollback on latency", pol, at(1), Observation{Canary: slow}, t0.Add(10 * time.Second), Rollback, 0, "mean-latency 104ms > 50ms, p95-latency 110ms > 100ms"},
+		{"too few requests to judge", pol, at(0), Observation{Canary: few}, t0.Add(30 * time.Second), Hold, 10, "20 of 100 requests"},
+		{"no data", pol, at(0), Observation{Canary: noData}, t0.Add(30 * time.Second), Hold, 10, "0 of 100 requests"},
+		{"finished rollout holds", pol, State{Phase: PhaseRolledBack}, Observation{Canary: failing}, t0.Add(time.Hour), Hold, 0, "rollout is RolledBack"},
+		{"compare with a slow stable: passes", &relative, at(0), Observation{Canary: slow, Stable: &stableSlow}, t0.Add(10 * time.Second), Advance, 25, "mean-latency 104ms (stable 100ms) <= stable + 50ms"},
+		{"compare with a healthy stable: fails", &relative, at(0), Observation{Canary: failing, Stable: &healthy}, t0.Add(10 * time.Second), Rollback, 0, "error-rate 0.2 (stable 0.005) > stable + 0.01"},
+		{"compare, stable without traffic: absolute", &relative, at(0), Observation{Canary: slow, Stable: &few}, t0.Add(10 * time.Second), Rollback, 0, "mean-latency 104ms > stable + 50ms"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Decide(tt.pol, tt.state, tt.obs, tt.now)
+			if d.Action != tt.action || d.Percent != tt.percent {
+				t.Errorf("got %s %d%% (%s), want %s %d%%", d.Action, d.Percent, d.Reason, tt.action, tt.percent)
+			}
+			if !strings.Contains(d.Reason, tt.reason) {
+				t.Errorf("reason %q does not contain %q", d.Reason, tt.reason)
+			}
+		})
+	}
+}
+
+func TestMetricsJSONKeepsUnknownLatency(t *testing.T) {
+	b, err := json.Marshal(Metrics{Requests: 3, MeanLatency: math.NaN(), P95Latency: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"meanLatencySeconds":null`) {
+		t.Errorf("NaN not written as null: %s", b)
+	}
+	var m Metrics
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if !math.IsNaN(m.MeanLatency) || m.P95Latency != 0.5 || m.Requests != 3 {
+		t.Errorf("round trip = %+v", m)
+	}
+}
+
+func TestQuantileMatchesHistogramQuantile(t *testing.T) {
+	// 100 requests: 50 ≤ 10 ms, 90 ≤ 50 ms, 100 ≤ 100 ms. The 95th is the
+	// 5th of 10 in (50 ms, 100 ms]: 75 ms.
+	b := []Bucket{{0.01, 50}, {0.05, 90}, {0.1, 100}}
+	if got := quantile(0.95, b, 100); math.Abs(got-0.075) > 1e-9 {
+		t.Errorf("p95 = %v, want 0.075", got)
+	}
+	if got := quantile(0.95, nil, 0); !math.IsNaN(got) {
+		t.Errorf("p95 of nothing = %v, want NaN", got)
+	}
+}

@@ -1,0 +1,127 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// PrometheusSource queries a Prometheus server's HTTP API for the
+// ingress's per-revision histogram (ferry_revision_request_duration_seconds
+// by default), the way Iter8 queries Knative's revision metrics.
+type PrometheusSource struct {
+	// URL is the server's base URL, e.g. http://127.0.0.1:9090.
+	URL string
+	// Metric is the histogram's name (without _count, _sum, _bucket).
+	Metric string
+	Client *http.Client
+}
+
+var _ Source = (*PrometheusSource)(nil)
+
+// NewPrometheusSource returns a source for the Prometheus at baseURL.
+func NewPrometheusSource(baseURL, metric string) (*PrometheusSource, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("prometheus url %q: want http(s)://host:port", baseURL)
+	}
+	return &PrometheusSource{URL: strings.TrimRight(baseURL, "/"), Metric: metric, Client: &http.Client{Timeout: 10 * time.Second}}, nil
+}
+
+// Queries returns the PromQL for a revision's requests, 5xx errors, mean
+// and p95 latency over a window such as "30s".
+func (p *PrometheusSource) Queries(namespace, revision, window string) (requests, errs, mean, p95 string) {
+	sel := fmt.Sprintf(`namespace=%q,revision=%q`, namespace, revision)
+	requests = fmt.Sprintf(`sum(increase(%s_count{%s}[%s]))`, p.Metric, sel, window)
+	errs = fmt.Sprintf(`sum(increase(%s_count{%s,response_code_class="5xx"}[%s]))`, p.Metric, sel, window)
+	mean = fmt.Sprintf(`sum(increase(%s_sum{%s}[%s])) / sum(increase(%s_count{%s}[%s]))`, p.Metric, sel, window, p.Metric, sel, window)
+	p95 = fmt.Sprintf(`histogram_quantile(0.95, sum by (le) (increase(%s_bucket{%s}[%s])))`, p.Metric, sel, window)
+	return requests, errs, mean, p95
+}
+
+// Query implements Source.
+func (p *PrometheusSource) Query(ctx context.Context, namespace, revision string, start, end time.Time) (Metrics, error) {
+	secs := int64(math.Ceil(end.Sub(start).Seconds()))
+	window := strconv.FormatInt(max(secs, 1), 10) + "s"
+	qr, qe, qm, qp := p.Queries(namespace, revision, window)
+	m := Metrics{MeanLatency: math.NaN(), P95Latency: math.NaN()}
+	for _, q := range []struct {
+		promql string
+		dst    *float64
+		none   float64
+	}{{qr, &m.Requests, 0}, {qe, &m.Errors, 0}, {qm, &m.MeanLatency, math.NaN()}, {qp, &m.P95Latency, math.NaN()}} {
+		v, ok, err := p.instant(ctx, q.promql, end)
+		if err != nil {
+			return Metrics{}, err
+		}
+		if !ok {
+			v = q.none
+		}
+		*q.dst = v
+	}
+	return m, nil
+}
+
+// instant runs one instant query; ok is false when the result is empty.
+func (p *PrometheusSource) instant(ctx context.Context, promql string, at time.Time) (float64, bool, error) {
+	form := url.Values{"query": {promql}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL+"/api/v1/query", strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, false, fmt.Errorf("prometheus query: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := p.Client.Do(req)
+	if err != nil {
+		return 0, false, fmt.Errorf("prometheus query: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, false, fmt.Errorf("prometheus query: read answer: %w", err)
+	}
+	var out struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			ResultType string `json:"resultType"`
+			Result     []struct {
+				Value [2]json.RawMessage `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		return 0, false, fmt.Errorf("prometheus query: %s: decode answer: %w", resp.Status, err)
+	}
+	if out.Status != "success" {
+		return 0, false, fmt.Errorf("prometheus query %s: %s", promql, out.Error)
+	}
+	if out.Data.ResultType != "vector" {
+		return 0, false, fmt.Errorf("prometheus query %s: result type %q, want vector", promql, out.Data.ResultType)
+	}
+	if len(out.Data.Result) == 0 {
+		return 0, false, nil
+	}
+	if len(out.Data.Result) > 1 {
+		return 0, false, errors.New("prometheus query " + promql + ": more than one series")
+	}
+	var s string
+	if err := json.Unmarshal(out.Data.Result[0].Value[1], &s); err != nil {
+		return 0, false, fmt.Errorf("prometheus query: sample value: %w", err)
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("prometheus query: sample value %q: %w", s, err)
+	}
+	if math.IsNaN(v) {
+		return 0, false, nil
+	}
+	return v, true, nil
+}
