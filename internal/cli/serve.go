@@ -116,7 +116,7 @@ over the file.`,
 	f.StringVar(&o.onnxEngine, "onnx-engine", "auto", "ONNX engine: go (built-in interpreter), native (ONNX Runtime; needs a build with -tags onnxruntime), or auto")
 	f.StringVar(&o.onnxLib, "onnxruntime-lib", "", "path of libonnxruntime.so for the native ONNX engine (default "+onnx.DefaultLibraryPath+")")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&o.logFormat, "log-format", "json", "json or text")
+	f.StringVar(&o.logFormat, "log-format", "auto", "auto (text on a terminal, JSON otherwise), json or text")
 	f.StringVar(&o.config, "config", "", "YAML file of flag values (keys are flag names)")
 	return cmd
 }

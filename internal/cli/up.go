@@ -80,7 +80,7 @@ FERRY_SERVER, default http://127.0.0.1:8090).`,
 	o.storage.addFlags(f)
 	o.api.addFlags(f)
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&o.logFormat, "log-format", "text", "json or text")
+	f.StringVar(&o.logFormat, "log-format", "auto", "auto (text on a terminal, JSON otherwise), json or text")
 	f.StringVar(&o.config, "config", "", "YAML file of flag values (keys are flag names)")
 	return cmd
 }
@@ -201,7 +201,7 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 	})
 	g.Go(func() error { return ctl.Run(gctx) })
 	g.Go(func() error { return scaler.Run(gctx) })
-	log.Info("ferry up", "ingress", ingressLn.Addr().String(), "grpc", grpcLn.Addr().String(), "api", apiSec.url, "domain", o.domain, "data", o.dataDir)
+	log.Info("ready for commands (ferry get isvc)", "ingress", ingressLn.Addr().String(), "grpc", grpcLn.Addr().String(), "api", apiSec.url, "domain", o.domain, "data", o.dataDir)
 	return g.Wait()
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -16,12 +17,6 @@ import (
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/router"
 )
-
-// Fetcher turns a storageUri into a local directory; internal/storage
-// implements it.
-type Fetcher interface {
-	Pull(ctx context.Context, uri string) (string, error)
-}
 
 // Config configures a Controller.
 type Config struct {
@@ -33,7 +28,10 @@ type Config struct {
 	DataDir string
 	// FerryBinary runs built-in runtimes as `ferry serve` children.
 	FerryBinary string
-	Fetcher     Fetcher
+	// ReplicaEnv is added to every `ferry serve` child's environment:
+	// storage credentials and settings (AWS_*, GOOGLE_*, AZURE_*, …), so a
+	// replica pulls its own model the way ferry up would. Never logged.
+	ReplicaEnv []string
 	// PredictorAddr is the internal address where the router sends
 	// requests straight to predictors (given to transformers as
 	// predictor_host).
@@ -50,6 +48,10 @@ type Config struct {
 	// ServeArgs are passed to every `ferry serve` child (storage settings,
 	// so multi-model replicas pull the way ferry up does).
 	ServeArgs []string
+	// Runner runs revisions' replicas (default: local processes).
+	Runner Runner
+	// Workers is how many objects are reconciled at once (default 4).
+	Workers int
 }
 
 // Controller reconciles stored InferenceServices into running revisions
@@ -62,19 +64,26 @@ type Controller struct {
 	reconcileMu sync.Mutex
 
 	mu       sync.Mutex
-	running  map[string]*ReplicaSet // by revision key ns/name/component/revision
-	events   map[string][]Event     // by ns/name, newest last
-	lastHash map[string]string      // status hash per service, to skip no-op writes
+	running  map[string]Replicas // by revision key ns/name/component/revision
+	events   map[string][]Event  // by ns/name, newest last
+	lastHash map[string]string   // status hash per service, to skip no-op writes
 	// everReady marks revisions that had a ready replica: scaled to zero,
 	// they stay routable (through the activator), as in Knative.
 	everReady map[string]bool
 	// loggers run in the ingress for components that do not log
-	// themselves; liveLoggers marks those used by the current pass.
+	// themselves; liveLoggers marks those a service's current reconcile used.
 	loggers     map[string]*componentLogger
 	liveLoggers map[string]bool
 	// startedAt tells revisions that ran before this process (restored
 	// from the store) from new ones.
 	startedAt time.Time
+
+	queue    *workQueue
+	keyLocks sync.Map // object key → *sync.Mutex: one reconcile of a key at a time
+
+	routesMu sync.Mutex
+	routes   map[string]*router.Service // by ns/name, as last reconciled
+	aliases  map[string][]string        // TrainedModel names per ns/name
 }
 
 // Event is a notable change on a service, shown by `ferry describe`.
@@ -96,11 +105,18 @@ func NewController(cfg Config) *Controller {
 	if cfg.Domain == "" {
 		cfg.Domain = "example.com"
 	}
-	return &Controller{cfg: cfg, kick: make(chan struct{}, 1), running: map[string]*ReplicaSet{}, events: map[string][]Event{}, lastHash: map[string]string{}, everReady: map[string]bool{},
-		loggers: map[string]*componentLogger{}, liveLoggers: map[string]bool{}, startedAt: time.Now()}
+	if cfg.Runner == nil {
+		cfg.Runner = ProcessRunner{Logger: cfg.Logger}
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	return &Controller{cfg: cfg, kick: make(chan struct{}, 1), running: map[string]Replicas{}, events: map[string][]Event{}, lastHash: map[string]string{}, everReady: map[string]bool{},
+		loggers: map[string]*componentLogger{}, liveLoggers: map[string]bool{}, startedAt: time.Now(),
+		queue: newWorkQueue(100*time.Millisecond, 30*time.Second), routes: map[string]*router.Service{}, aliases: map[string][]string{}}
 }
 
-// Trigger asks for a reconcile soon.
+// Trigger asks for every object to be reconciled soon.
 func (c *Controller) Trigger() {
 	select {
 	case c.kick <- struct{}{}:
@@ -108,15 +124,32 @@ func (c *Controller) Trigger() {
 	}
 }
 
-// Run reconciles until ctx ends, then stops every replica.
+// Enqueue asks for one InferenceService (ns/name) to be reconciled soon.
+func (c *Controller) Enqueue(key string) { c.queue.Add(key) }
+
+// trainedModelsKey is the queue key of the TrainedModel pass (placement
+// onto servers, models configs, aliases), which looks at every service.
+const trainedModelsKey = "\x00trainedmodels"
+
+// Run reconciles until ctx ends, then stops every replica. Workers take
+// keys from the queue; a periodic resync queues every object (it picks up
+// replica readiness), and a replica's change queues only its service.
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.stopAll()
+	var wg sync.WaitGroup
+	for range c.cfg.Workers {
+		wg.Add(1)
+		go func() { // owned: ends when the queue shuts down below
+			defer wg.Done()
+			c.work(ctx)
+		}()
+	}
+	defer wg.Wait()
+	defer c.queue.ShutDown()
 	t := time.NewTicker(c.cfg.Resync)
 	defer t.Stop()
 	for {
-		if err := c.ReconcileAll(ctx); err != nil && ctx.Err() == nil {
-			c.cfg.Logger.Error("reconcile failed", "err", err)
-		}
+		c.enqueueAll()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -126,14 +159,179 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 }
 
+func (c *Controller) work(ctx context.Context) {
+	for {
+		key, ok := c.queue.Get()
+		if !ok {
+			return
+		}
+		err := c.sync(ctx, key)
+		switch {
+		case err == nil:
+			c.queue.Forget(key)
+		case ctx.Err() == nil:
+			c.cfg.Logger.Error("reconcile failed; retrying", "key", key, "err", err)
+			c.queue.AddRateLimited(key)
+		}
+		c.queue.Done(key)
+	}
+}
+
+// enqueueAll queues every stored service and the TrainedModel pass.
+func (c *Controller) enqueueAll() {
+	keys, _, err := c.cfg.Store.List(KindInferenceService, "")
+	if err != nil {
+		c.cfg.Logger.Error("list services", "err", err)
+		return
+	}
+	for _, k := range keys {
+		c.queue.Add(k)
+	}
+	c.routesMu.Lock()
+	for k := range c.routes {
+		if !slices.Contains(keys, k) {
+			c.queue.Add(k) // deleted: its replicas and routes go
+		}
+	}
+	c.routesMu.Unlock()
+	c.queue.Add(trainedModelsKey)
+}
+
+func (c *Controller) sync(ctx context.Context, key string) error {
+	if key == trainedModelsKey {
+		return c.syncTrainedModels(ctx)
+	}
+	return c.syncService(ctx, key)
+}
+
+func (c *Controller) lockKey(key string) func() {
+	m, _ := c.keyLocks.LoadOrStore(key, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// syncService reconciles one InferenceService: revisions, replicas,
+// routes and status. Nothing in it waits on the network.
+func (c *Controller) syncService(ctx context.Context, key string) error {
+	defer c.lockKey(key)()
+	raw, err := c.cfg.Store.Get(KindInferenceService, key)
+	if errors.Is(err, ErrNotFound) {
+		c.stopService(key, nil)
+		c.stopUnusedLoggers(key)
+		return c.setRoutes(key, nil)
+	}
+	if err != nil {
+		return err
+	}
+	var isvc api.InferenceService
+	if err := json.Unmarshal(raw, &isvc); err != nil {
+		c.cfg.Logger.Error("stored service cannot be decoded; skipping it", "key", key, "err", err)
+		return nil
+	}
+	svc, keep, save := c.reconcile(ctx, &isvc)
+	c.stopService(key, keep)
+	c.stopUnusedLoggers(key)
+	if err := c.setRoutes(key, svc); err != nil {
+		return err
+	}
+	// The status is saved after the routes are published, so a client that
+	// sees it can rely on the traffic it describes.
+	return save()
+}
+
+// syncTrainedModels places TrainedModels on their servers and publishes
+// their names as aliases of those servers' routes.
+func (c *Controller) syncTrainedModels(ctx context.Context) error {
+	defer c.lockKey(trainedModelsKey)()
+	c.routesMu.Lock()
+	services := make([]*router.Service, 0, len(c.routes))
+	for _, s := range c.routes {
+		services = append(services, s)
+	}
+	c.routesMu.Unlock()
+	aliases, err := c.reconcileTrainedModels(ctx, services)
+	if err != nil {
+		return fmt.Errorf("trained models: %w", err)
+	}
+	c.routesMu.Lock()
+	defer c.routesMu.Unlock()
+	changed := len(aliases) != len(c.aliases)
+	for k, v := range aliases {
+		if !slices.Equal(v, c.aliases[k]) {
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	c.aliases = aliases
+	for k, s := range c.routes {
+		cp := *s
+		cp.Aliases = aliases[k]
+		c.routes[k] = &cp
+	}
+	return c.publishLocked()
+}
+
+// setRoutes records a service's routes (nil: gone) and republishes the
+// route table when they changed.
+func (c *Controller) setRoutes(key string, svc *router.Service) error {
+	c.routesMu.Lock()
+	defer c.routesMu.Unlock()
+	old, had := c.routes[key]
+	if svc == nil {
+		if !had {
+			return nil
+		}
+		delete(c.routes, key)
+		return c.publishLocked()
+	}
+	svc.Aliases = c.aliases[key]
+	if had && sameRoutes(old, svc) {
+		return nil
+	}
+	c.routes[key] = svc
+	return c.publishLocked()
+}
+
+// sameRoutes compares two services' routes. Middleware (a request logger)
+// cannot be compared, so a service with one is always republished.
+func sameRoutes(a, b *router.Service) bool {
+	for _, s := range []*router.Service{a, b} {
+		for _, comp := range s.Components {
+			if comp != nil && comp.Middleware != nil {
+				return false
+			}
+		}
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+func (c *Controller) publishLocked() error {
+	keys := make([]string, 0, len(c.routes))
+	for k := range c.routes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	services := make([]*router.Service, 0, len(keys))
+	for _, k := range keys {
+		services = append(services, c.routes[k])
+	}
+	return c.cfg.Router.Update(&router.Table{Domain: c.cfg.Domain, Services: services})
+}
+
 func (c *Controller) stopAll() {
-	c.stopUnusedLoggers() // nothing is marked live once the loop has ended: stops them all
 	c.mu.Lock()
-	sets := make([]*ReplicaSet, 0, len(c.running))
+	c.liveLoggers = map[string]bool{}
+	c.mu.Unlock()
+	c.stopUnusedLoggers("") // nothing is live once the loop has ended: stops them all
+	c.mu.Lock()
+	sets := make([]Replicas, 0, len(c.running))
 	for _, s := range c.running {
 		sets = append(sets, s)
 	}
-	c.running = map[string]*ReplicaSet{}
+	c.running = map[string]Replicas{}
 	c.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, s := range sets {
@@ -165,59 +363,48 @@ func (c *Controller) Events(ns, name string) []Event {
 	return slices.Clone(c.events[ns+"/"+name])
 }
 
-// ReconcileAll reconciles every stored service and publishes routes.
+// ReconcileAll reconciles every stored service, then the TrainedModels,
+// synchronously (at start-up, before the API serves).
 func (c *Controller) ReconcileAll(ctx context.Context) error {
-	c.reconcileMu.Lock()
-	defer c.reconcileMu.Unlock()
-	_, vals, err := c.cfg.Store.List(KindInferenceService, "")
+	keys, _, err := c.cfg.Store.List(KindInferenceService, "")
 	if err != nil {
 		return err
 	}
-	var services []*router.Service
-	var saves []func() error
-	live := map[string]bool{}
+	c.routesMu.Lock()
+	for k := range c.routes {
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	c.routesMu.Unlock()
 	var errs []error
-	for _, v := range vals {
-		var isvc api.InferenceService
-		if err := json.Unmarshal(v, &isvc); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		svc, keep, save := c.reconcile(ctx, &isvc)
-		saves = append(saves, save)
-		for _, k := range keep {
-			live[k] = true
-		}
-		if svc != nil {
-			services = append(services, svc)
+	for _, k := range keys {
+		if err := c.syncService(ctx, k); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
 		}
 	}
-	c.stopExcept(live)
-	c.stopUnusedLoggers()
-	aliases, err := c.reconcileTrainedModels(ctx, services)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("trained models: %w", err))
-	}
-	for _, s := range services {
-		s.Aliases = aliases[s.Namespace+"/"+s.Name]
-	}
-	if err := c.cfg.Router.Update(&router.Table{Domain: c.cfg.Domain, Services: services}); err != nil {
+	if err := c.syncTrainedModels(ctx); err != nil {
 		errs = append(errs, err)
-	}
-	for _, save := range saves {
-		if err := save(); err != nil {
-			errs = append(errs, err)
-		}
 	}
 	return errors.Join(errs...)
 }
 
-// stopExcept stops replica sets whose revision no longer needs replicas.
-func (c *Controller) stopExcept(live map[string]bool) {
+// ReconcileObject reconciles one object now (after a delete, so its routes
+// are gone when the client hears it is).
+func (c *Controller) ReconcileObject(ctx context.Context, kind, key string) error {
+	if kind == KindTrainedModel {
+		return c.syncTrainedModels(ctx)
+	}
+	return errors.Join(c.syncService(ctx, key), c.syncTrainedModels(ctx))
+}
+
+// stopService stops a service's replica sets whose revision is not in keep.
+func (c *Controller) stopService(key string, keep []string) {
+	prefix := key + "/"
 	c.mu.Lock()
-	var stop []*ReplicaSet
+	var stop []Replicas
 	for k, s := range c.running {
-		if !live[k] {
+		if strings.HasPrefix(k, prefix) && !slices.Contains(keep, k) {
 			stop = append(stop, s)
 			delete(c.running, k)
 			delete(c.everReady, k)
@@ -290,17 +477,17 @@ func (c *Controller) ensureRevision(ns, name, component string, spec api.Compone
 	return append(revs, r), nil
 }
 
-func (c *Controller) replicaSet(key string) *ReplicaSet {
+func (c *Controller) replicaSet(key string) Replicas {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.running[key]
 }
 
 // ReplicaSets returns the running replica sets of a service by revision.
-func (c *Controller) ReplicaSets(ns, name string) map[string]*ReplicaSet {
+func (c *Controller) ReplicaSets(ns, name string) map[string]Replicas {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := map[string]*ReplicaSet{}
+	out := map[string]Replicas{}
 	prefix := ns + "/" + name + "/"
 	for k, s := range c.running {
 		if strings.HasPrefix(k, prefix) {

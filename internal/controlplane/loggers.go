@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/reqlog"
@@ -37,6 +38,15 @@ func (c *Controller) ingressLogger(ns, name, comp string, spec *api.LoggerSpec) 
 	sink, err := reqlog.NewSink(spec.URL)
 	if err != nil {
 		return nil, fmt.Errorf("logger: %w", err)
+	}
+	if cur != nil {
+		// The new logger opens the same spool: the old one stops first
+		// (spooling what it still holds), never both at once.
+		c.mu.Lock()
+		delete(c.loggers, key)
+		c.mu.Unlock()
+		cur.cancel()
+		<-cur.done
 	}
 	l, err := reqlog.New(reqlog.Config{
 		Sink: sink, Mode: spec.Mode, Source: "ferry-ingress",
@@ -75,17 +85,26 @@ func (c *Controller) markLogger(key string) {
 	c.mu.Unlock()
 }
 
-// stopUnusedLoggers stops loggers no component asked for in this pass.
-func (c *Controller) stopUnusedLoggers() {
+// stopUnusedLoggers stops the loggers of service key ("ns/name"; "" for
+// every service) that its last reconcile did not ask for.
+func (c *Controller) stopUnusedLoggers(key string) {
+	prefix := ""
+	if key != "" {
+		prefix = key + "/"
+	}
 	c.mu.Lock()
 	var stop []*componentLogger
 	for k, l := range c.loggers {
-		if !c.liveLoggers[k] {
+		if strings.HasPrefix(k, prefix) && !c.liveLoggers[k] {
 			stop = append(stop, l)
 			delete(c.loggers, k)
 		}
 	}
-	c.liveLoggers = map[string]bool{}
+	for k := range c.liveLoggers {
+		if strings.HasPrefix(k, prefix) {
+			delete(c.liveLoggers, k)
+		}
+	}
 	c.mu.Unlock()
 	for _, l := range stop {
 		l.cancel()

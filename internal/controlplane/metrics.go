@@ -51,7 +51,7 @@ func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	m.ctl.mu.Lock()
-	sets := make(map[string]*ReplicaSet, len(m.ctl.running))
+	sets := make(map[string]Replicas, len(m.ctl.running))
 	for k, s := range m.ctl.running {
 		sets[k] = s
 	}

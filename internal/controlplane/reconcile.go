@@ -72,8 +72,6 @@ func (c *Controller) reconcile(ctx context.Context, isvc *api.InferenceService) 
 	}
 	conds = append(conds, ready)
 	status.Conditions = carryTransitions(prev.Conditions, conds)
-	// The status is saved after the routes are published, so a client that
-	// sees it can rely on the traffic it describes.
 	return svc, keep, func() error { return c.saveStatus(isvc, status) }
 }
 
@@ -197,8 +195,9 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 			c.event(ns+"/"+name, "Warning", "RevisionFailed", fmt.Sprintf("%s: %v", rn, err))
 			continue
 		}
-		rs := NewReplicaSet(rn, tmpl, c.logDir(ns, name), c.cfg.Logger, c.Trigger)
-		rs.pidDir = c.PIDDir()
+		svcKey := ns + "/" + name
+		rs := c.cfg.Runner.Replicas(ReplicaSpec{Service: svcKey, Revision: rn, Template: tmpl, LogDir: c.logDir(ns, name), PIDDir: c.PIDDir()},
+			func() { c.queue.Add(svcKey) })
 		if err := rs.Scale(replicas); err != nil {
 			c.event(ns+"/"+name, "Warning", "ScaleFailed", fmt.Sprintf("%s: %v", rn, err))
 			continue
@@ -281,9 +280,13 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 	case !readyAll:
 		msg := "waiting for a replica of " + latest.Name + " to become ready"
 		if rs := c.replicaSet(revKey(ns, name, comp) + latest.Name); rs != nil {
+			logs := rs.Logs(1)
 			for _, st := range rs.Status() {
 				if st.LastExit != "" {
 					msg = fmt.Sprintf("replica %s: %s (restarts: %d)", st.Name, st.LastExit, st.Restarts)
+					if l := logs[st.Name]; len(l) > 0 {
+						msg += "; last log line: " + truncate(l[len(l)-1], 400)
+					}
 				}
 			}
 		}
@@ -293,7 +296,14 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 }
 
 func int64Ptr(v int64) *int64 { return &v }
-func boolPtr(v bool) *bool    { return &v }
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+func boolPtr(v bool) *bool { return &v }
 
 // builtinFormats are served by `ferry serve` itself.
 var builtinFormats = []string{"sklearn", "xgboost", "lightgbm", "pmml", "onnx"}
@@ -320,14 +330,10 @@ func (c *Controller) template(ctx context.Context, isvc *api.InferenceService, c
 			// models config its replicas watch.
 			return c.serveTemplate(ns, name, comp, "", format, p.Extensions()), nil
 		}
-		if c.cfg.Fetcher == nil {
-			return nil, fmt.Errorf("no storage configured to pull %s", uri)
-		}
-		dir, err := c.cfg.Fetcher.Pull(ctx, uri)
-		if err != nil {
-			return nil, fmt.Errorf("pull %s: %w", uri, err)
-		}
-		return c.serveTemplate(ns, name, comp, dir, format, p.Extensions()), nil
+		// The replica pulls its own model (ferry serve --model-uri): a slow
+		// or failing pull delays only this revision, never a reconcile, and
+		// readiness covers the download.
+		return c.serveTemplate(ns, name, comp, uri, format, p.Extensions()), nil
 	case api.ComponentTransformer, api.ComponentExplainer:
 		var ps api.PodSpec
 		var ext *api.ComponentExtensionSpec
@@ -355,13 +361,13 @@ func (c *Controller) template(ctx context.Context, isvc *api.InferenceService, c
 	return nil, fmt.Errorf("unknown component %q", comp)
 }
 
-func (c *Controller) serveTemplate(ns, name, comp, dir, format string, ext *api.ComponentExtensionSpec) ProcessTemplate {
+func (c *Controller) serveTemplate(ns, name, comp, uri, format string, ext *api.ComponentExtensionSpec) ProcessTemplate {
 	return func(hp, gp int) supervisor.Config {
 		args := append([]string{"serve", "--model-format", format, "--host", "127.0.0.1", "--http-port", strconv.Itoa(hp), "--grpc-port", strconv.Itoa(gp),
 			"--log-format", "json", "--inference-service", name, "--namespace", ns, "--component", comp, "--endpoint", "default"},
 			c.cfg.ServeArgs...)
-		if dir != "" {
-			args = append(args, "--model-dir", dir, "--model-name", name)
+		if uri != "" {
+			args = append(args, "--model-uri", uri, "--model-name", name)
 		} else {
 			cfgPath := c.modelsConfigPath(ns, name)
 			args = append(args, "--models-config", cfgPath, "--puller-state-dir", fmt.Sprintf("%s.state-%d", cfgPath, hp))
@@ -384,6 +390,7 @@ func (c *Controller) serveTemplate(ns, name, comp, dir, format string, ext *api.
 		return supervisor.Config{
 			Command:   c.cfg.FerryBinary,
 			Args:      args,
+			Env:       c.cfg.ReplicaEnv,
 			Readiness: &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/ready", Port: hp}, Period: 2 * time.Second, FailureThreshold: 3},
 			Liveness:  &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/live", Port: hp}, InitialDelay: 5 * time.Second, Period: 10 * time.Second, FailureThreshold: 3},
 			// A replica whose model was unloaded (or failed) after it was

@@ -5,6 +5,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/ferryserve/ferry/internal/router"
 )
 
 // Source gives a revision's metrics over a window.
@@ -133,4 +135,25 @@ func quantile(q float64, buckets []Bucket, total float64) float64 {
 		prevLE, prevCount = b.LE, b.Count
 	}
 	return buckets[len(buckets)-1].LE
+}
+
+// CountersFromSnapshot turns the ingress's histogram of a revision into
+// Counters (errors are the 5xx class).
+func CountersFromSnapshot(s router.LatencySnapshot) Counters {
+	var c Counters
+	c.Buckets = make([]Bucket, len(router.LatencyBuckets))
+	for i, le := range router.LatencyBuckets {
+		c.Buckets[i].LE = le
+	}
+	for class, cs := range s.Classes {
+		c.Requests += float64(cs.Count)
+		c.SumSeconds += cs.SumSeconds
+		if class == "5xx" {
+			c.Errors += float64(cs.Count)
+		}
+		for i := range c.Buckets {
+			c.Buckets[i].Count += float64(cs.Buckets[i])
+		}
+	}
+	return c
 }
