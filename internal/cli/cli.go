@@ -90,17 +90,36 @@ func applyEnvAndConfig(fs *pflag.FlagSet, configPath string) error {
 	return firstErr
 }
 
+// newLogger returns the one logger of a command. Format "auto" is text on
+// a terminal (read by a person) and JSON otherwise (read by a program or
+// kept in a file). JSON renders durations as Go duration strings ("1.5s"),
+// not slog's raw nanoseconds, so the `took` of a load or pull reads the
+// same in both formats and in `ferry logs`.
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isTerminal(f) {
+			format = "text"
+		}
+	}
 	switch format {
 	case "json":
+		opts.ReplaceAttr = durationStrings
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format %q: want json or text", format)
+	return nil, fmt.Errorf("--log-format %q: want auto, json or text", format)
+}
+
+func durationStrings(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -20,42 +22,45 @@ import (
 
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/apiauth"
+	"github.com/ferryserve/ferry/internal/mgmt"
 )
 
-// client talks to the management API of `ferry up`.
+// client holds what the client commands share: the management API's
+// client, and the HTTP client (with the API's TLS trust) that infer also
+// uses for the ingress.
 type client struct {
 	server string
 	token  string
 	http   *http.Client
+	api    *mgmt.Client
 }
 
-// apiError is an answer of the management API that is not a success; it
-// keeps the HTTP status so callers can tell "not found" from "refused".
-type apiError struct {
-	Status  int
-	Message string
-}
+// defaultServerWait is how long a client command waits for a ferry up on
+// loopback that is still starting (refusing connections).
+const defaultServerWait = 5 * time.Second
 
-func (e *apiError) Error() string {
-	if e.Status == http.StatusUnauthorized {
-		return "unauthorized: " + e.Message
-	}
-	return e.Message
-}
-
-func addServerFlag(cmd *cobra.Command, server, token *string) {
+func addServerFlag(cmd *cobra.Command, server, token *string, wait *time.Duration) {
 	def := os.Getenv("FERRY_SERVER")
 	if def == "" {
 		def = "http://127.0.0.1:8090"
 	}
 	cmd.Flags().StringVar(server, "server", def, "management API of ferry up (env FERRY_SERVER)")
 	cmd.Flags().StringVar(token, "token", "", "management API token (env FERRY_TOKEN; default: the one a ferry up of this user recorded for --server)")
+	cmd.Flags().DurationVar(wait, "server-wait", defaultServerWait, "how long to wait for a ferry up on loopback that is still starting (refusing connections); 0 waits not at all")
 }
 
-// connect resolves the token (flag, FERRY_TOKEN, then the record a ferry up
+// connect resolves the token and TLS trust (see resolve) and makes the
+// API client.
+func (c *client) connect(server, token string) error {
+	err := c.resolve(server, token)
+	c.api = mgmt.NewClient(c.server, c.token, c.http)
+	return err
+}
+
+// resolve resolves the token (flag, FERRY_TOKEN, then the record a ferry up
 // of this user saved for the server's address) and the TLS trust for a
 // self-signed server certificate.
-func (c *client) connect(server, token string) error {
+func (c *client) resolve(server, token string) error {
 	c.server, c.token = server, token
 	if c.token == "" {
 		c.token = os.Getenv("FERRY_TOKEN")
@@ -90,53 +95,90 @@ func (c *client) connect(server, token string) error {
 	return nil
 }
 
-func (c *client) do(ctx context.Context, method, path string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.server, "/")+path, bytes.NewReader(body))
-	if err != nil {
+// start connects, waiting for a ferry up that is still starting. A server
+// that was waited for is resolved again: it may have just recorded a new
+// token for this user.
+func (c *client) start(ctx context.Context, server, token string, wait time.Duration) error {
+	if err := c.connect(server, token); err != nil {
 		return err
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/yaml")
-	}
-	resp, err := c.http.Do(req)
+	waited, err := c.api.WaitForServer(ctx, wait)
 	if err != nil {
-		return fmt.Errorf("cannot reach ferry up at %s (is it running? set --server or FERRY_SERVER): %w", c.server, err)
+		return unreachableHint(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		var e struct{ Error string }
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return &apiError{Status: resp.StatusCode, Message: e.Error}
-		}
-		return &apiError{Status: resp.StatusCode, Message: fmt.Sprintf("%s %s: %s", method, path, resp.Status)}
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
+	if waited {
+		return c.connect(server, token)
 	}
 	return nil
 }
 
+// unreachableHint says what to check when no server answered.
+func unreachableHint(err error) error {
+	if errors.Is(err, mgmt.ErrUnreachable) {
+		return fmt.Errorf("%w (is it running? set --server or FERRY_SERVER)", err)
+	}
+	return err
+}
+
+// notFoundError names what was not found and what exists instead; it
+// wraps the API's 404.
+type notFoundError struct {
+	msg string
+	err error
+}
+
+func (e *notFoundError) Error() string { return e.msg }
+func (e *notFoundError) Unwrap() error { return e.err }
+
+// orNotFound turns the API's 404 for kind ns/name into an error that
+// lists the objects of that kind in ns; other errors pass unchanged.
+func (c *client) orNotFound(ctx context.Context, err error, kind mgmt.Kind, ns, name string) error {
+	if !mgmt.IsNotFound(err) {
+		return err
+	}
+	return &notFoundError{msg: fmt.Sprintf("%s %q not found in namespace %s (%s)", kind.Singular(), name, ns, c.existing(ctx, kind, ns)), err: err}
+}
+
+// existing says which objects of kind are in ns, for error messages.
+func (c *client) existing(ctx context.Context, kind mgmt.Kind, ns string) string {
+	items, err := c.api.List(ctx, kind, ns)
+	if err != nil {
+		return "could not list " + string(kind) + ": " + err.Error()
+	}
+	names := make([]string, 0, len(items))
+	for _, it := range items {
+		var o struct {
+			Metadata struct{ Name string }
+		}
+		if json.Unmarshal(it, &o) == nil {
+			names = append(names, o.Metadata.Name)
+		}
+	}
+	if len(names) == 0 {
+		return "there are no " + string(kind) + " there"
+	}
+	sort.Strings(names)
+	return string(kind) + " there: " + strings.Join(names, ", ")
+}
+
 func newClientCmds() []*cobra.Command {
 	var server, token string
+	var wait time.Duration
 	c := &client{http: &http.Client{Timeout: 30 * time.Second}}
 	withServer := func(cmd *cobra.Command) *cobra.Command {
-		addServerFlag(cmd, &server, &token)
-		pre := cmd.PreRunE
+		addServerFlag(cmd, &server, &token, &wait)
+		pre, run := cmd.PreRunE, cmd.RunE
 		cmd.PreRunE = func(cmd *cobra.Command, args []string) error {
-			if err := c.connect(server, token); err != nil {
+			if err := c.start(cmd.Context(), server, token, wait); err != nil {
 				return err
 			}
 			if pre != nil {
 				return pre(cmd, args)
 			}
 			return nil
+		}
+		cmd.RunE = func(cmd *cobra.Command, args []string) error {
+			return unreachableHint(run(cmd, args))
 		}
 		return cmd
 	}
@@ -166,8 +208,8 @@ func newApplyCmd(c *client) *cobra.Command {
 					return err
 				}
 				for _, d := range docs {
-					var res []struct{ Kind, Namespace, Name, Action string }
-					if err := c.do(cmd.Context(), "POST", "/api/v1/apply", d, &res); err != nil {
+					res, err := c.api.Apply(cmd.Context(), d)
+					if err != nil {
 						return err
 					}
 					for _, r := range res {
@@ -215,12 +257,12 @@ func readManifests(path string, stdin io.Reader) ([][]byte, error) {
 	return out, nil
 }
 
-func kindPath(kind string) (string, error) {
+func kindPath(kind string) (mgmt.Kind, error) {
 	switch strings.ToLower(kind) {
 	case "isvc", "inferenceservice", "inferenceservices":
-		return "inferenceservices", nil
+		return mgmt.InferenceServices, nil
 	case "tm", "trainedmodel", "trainedmodels":
-		return "trainedmodels", nil
+		return mgmt.TrainedModels, nil
 	}
 	return "", fmt.Errorf("unknown kind %q: use isvc (inferenceservice) or tm (trainedmodel)", kind)
 }
@@ -240,17 +282,15 @@ func newGetCmd(c *client) *cobra.Command {
 			for {
 				var items []json.RawMessage
 				if len(args) == 2 {
-					var one json.RawMessage
-					if err := c.do(cmd.Context(), "GET", fmt.Sprintf("/api/v1/namespaces/%s/%s/%s", namespace, kp, args[1]), nil, &one); err != nil {
-						return err
+					one, err := c.api.Get(cmd.Context(), kp, namespace, args[1])
+					if err != nil {
+						return c.orNotFound(cmd.Context(), err, kp, namespace, args[1])
 					}
 					items = []json.RawMessage{one}
 				} else {
-					var list struct{ Items []json.RawMessage }
-					if err := c.do(cmd.Context(), "GET", "/api/v1/"+kp+"?namespace="+namespace, nil, &list); err != nil {
+					if items, err = c.api.List(cmd.Context(), kp, namespace); err != nil {
 						return err
 					}
-					items = list.Items
 				}
 				if err := printItems(cmd.OutOrStdout(), kp, items, output); err != nil {
 					return err
@@ -273,7 +313,7 @@ func newGetCmd(c *client) *cobra.Command {
 	return cmd
 }
 
-func printItems(w io.Writer, kind string, items []json.RawMessage, output string) error {
+func printItems(w io.Writer, kind mgmt.Kind, items []json.RawMessage, output string) error {
 	switch output {
 	case "json":
 		var out any = items
@@ -304,7 +344,7 @@ func printItems(w io.Writer, kind string, items []json.RawMessage, output string
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	defer tw.Flush()
-	if kind == "trainedmodels" {
+	if kind == mgmt.TrainedModels {
 		fmt.Fprintln(tw, "NAME\tINFERENCESERVICE\tURL\tREADY\tAGE")
 		for _, it := range items {
 			var tm api.TrainedModel
@@ -394,38 +434,22 @@ func newDescribeCmd(c *client) *cobra.Command {
 		Short: "Show an InferenceService's conditions, revisions, traffic, replicas and events",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if kp, err := kindPath(args[0]); err != nil || kp != "inferenceservices" {
+			if kp, err := kindPath(args[0]); err != nil || kp != mgmt.InferenceServices {
 				return errors.New("describe supports isvc")
 			}
-			base := fmt.Sprintf("/api/v1/namespaces/%s/inferenceservices/%s", namespace, args[1])
-			var s api.InferenceService
-			if err := c.do(cmd.Context(), "GET", base, nil, &s); err != nil {
-				return err
+			ctx, name := cmd.Context(), args[1]
+			s, err := c.api.InferenceService(ctx, namespace, name)
+			if err != nil {
+				return c.orNotFound(ctx, err, mgmt.InferenceServices, namespace, name)
 			}
-			var revs struct {
-				Items []struct {
-					Name, Component string
-					Created         time.Time
-				}
+			// The rest is shown as far as the server has it: a missing
+			// part leaves its section empty rather than hiding the others.
+			revs, _ := c.api.Revisions(ctx, namespace, name)
+			events, _ := c.api.Events(ctx, namespace, name)
+			reps, err := c.api.Replicas(ctx, namespace, name)
+			if err != nil {
+				reps = &mgmt.Replicas{}
 			}
-			var events struct {
-				Items []struct {
-					Time                  time.Time
-					Type, Reason, Message string
-				}
-			}
-			var reps struct {
-				Desired   map[string]int
-				Panic     map[string]bool
-				Revisions map[string][]struct {
-					Name, Phase, LastExit string
-					PID, Restarts         int
-					HTTPPort              int `json:"httpPort"`
-				}
-			}
-			_ = c.do(cmd.Context(), "GET", base+"/revisions", nil, &revs)
-			_ = c.do(cmd.Context(), "GET", base+"/events", nil, &events)
-			_ = c.do(cmd.Context(), "GET", base+"/replicas", nil, &reps)
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "Name:         %s\nNamespace:    %s\nAPI Version:  %s\nGeneration:   %d\n", s.Metadata.Name, s.Metadata.Namespace, s.APIVersion, s.Metadata.Generation)
 			st := s.Status
@@ -460,7 +484,7 @@ func newDescribeCmd(c *client) *cobra.Command {
 				}
 			}
 			fmt.Fprintln(w, "\nRevisions:")
-			for _, r := range revs.Items {
+			for _, r := range revs {
 				running := ""
 				if rs, ok := reps.Revisions[r.Name]; ok {
 					running = fmt.Sprintf(", replicas: %d actual / %d desired", len(rs), reps.Desired[r.Name])
@@ -474,7 +498,7 @@ func newDescribeCmd(c *client) *cobra.Command {
 				}
 			}
 			fmt.Fprintln(w, "\nEvents:")
-			for _, e := range events.Items {
+			for _, e := range events {
 				fmt.Fprintf(w, "  %s  %-7s  %-16s  %s\n", e.Time.Local().Format("15:04:05"), e.Type, e.Reason, e.Message)
 			}
 			return nil
@@ -495,10 +519,10 @@ func newDeleteCmd(c *client) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := c.do(cmd.Context(), "DELETE", fmt.Sprintf("/api/v1/namespaces/%s/%s/%s", namespace, kp, args[1]), nil, nil); err != nil {
-				return err
+			if err := c.api.Delete(cmd.Context(), kp, namespace, args[1]); err != nil {
+				return c.orNotFound(cmd.Context(), err, kp, namespace, args[1])
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %q deleted\n", strings.TrimSuffix(kp, "s"), args[1])
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %q deleted\n", kp.Singular(), args[1])
 			return nil
 		},
 	}
@@ -514,18 +538,32 @@ func newLogsCmd(c *client) *cobra.Command {
 		Short: "Print the recent logs of a component's replicas",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out struct{ Replicas map[string][]string }
-			path := fmt.Sprintf("/api/v1/namespaces/%s/inferenceservices/%s/logs?component=%s&tail=%d", namespace, args[1], component, tail)
-			if err := c.do(cmd.Context(), "GET", path, nil, &out); err != nil {
+			if kp, err := kindPath(args[0]); err != nil || kp != mgmt.InferenceServices {
+				return errors.New("logs supports isvc")
+			}
+			ctx, name := cmd.Context(), args[1]
+			s, err := c.api.InferenceService(ctx, namespace, name)
+			if err != nil {
+				return c.orNotFound(ctx, err, mgmt.InferenceServices, namespace, name)
+			}
+			if comps := components(s); !slices.Contains(comps, component) {
+				return fmt.Errorf("inferenceservice %q has no component %q (it has: %s)", name, component, strings.Join(comps, ", "))
+			}
+			logs, err := c.api.Logs(ctx, namespace, name, mgmt.LogOptions{Component: component, Tail: tail})
+			if err != nil {
 				return err
 			}
-			names := make([]string, 0, len(out.Replicas))
-			for n := range out.Replicas {
+			if len(logs) == 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "no running replicas of %s's %s (scaled to zero, or not started yet)\n", name, component)
+				return nil
+			}
+			names := make([]string, 0, len(logs))
+			for n := range logs {
 				names = append(names, n)
 			}
 			sort.Strings(names)
 			for _, n := range names {
-				for _, l := range out.Replicas[n] {
+				for _, l := range logs[n] {
 					fmt.Fprintf(cmd.OutOrStdout(), "[%s] %s\n", n, l)
 				}
 			}
@@ -533,17 +571,33 @@ func newLogsCmd(c *client) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace")
-	cmd.Flags().StringVar(&component, "component", "predictor", "predictor, transformer or explainer")
+	cmd.Flags().StringVar(&component, "component", api.ComponentPredictor, "predictor, transformer or explainer")
 	cmd.Flags().IntVar(&tail, "tail", 100, "lines per replica")
 	return cmd
 }
 
+// components lists the components a service's spec has.
+func components(s *api.InferenceService) []string {
+	out := []string{api.ComponentPredictor}
+	if s.Spec.Transformer != nil {
+		out = append(out, api.ComponentTransformer)
+	}
+	if s.Spec.Explainer != nil {
+		out = append(out, api.ComponentExplainer)
+	}
+	return out
+}
+
 func newInferCmd(c *client) *cobra.Command {
-	var namespace, data, ingress string
+	var namespace, data, ingress, model string
 	cmd := &cobra.Command{
-		Use:   "infer NAME --data JSON|@FILE",
-		Short: "Send an inference request to an InferenceService through the ingress (V1 or V2 by its protocol)",
-		Args:  cobra.ExactArgs(1),
+		Use:   "infer NAME --data JSON|@FILE [--model MODEL]",
+		Short: "Send an inference request through the ingress to an InferenceService or a TrainedModel (V1 or V2 by its protocol)",
+		Long: `Send an inference request through the ingress. NAME is an InferenceService, or a
+TrainedModel (the request goes to its InferenceService, for the model of that
+name). --model names another model on the service than the service's own name,
+as a multi-model server holds.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body := []byte(data)
 			if strings.HasPrefix(data, "@") {
@@ -552,36 +606,23 @@ func newInferCmd(c *client) *cobra.Command {
 					return err
 				}
 			}
-			var s api.InferenceService
-			if err := c.do(cmd.Context(), "GET", fmt.Sprintf("/api/v1/namespaces/%s/inferenceservices/%s", namespace, args[0]), nil, &s); err != nil {
-				return err
-			}
-			_, _, protocol, _ := s.PredictorFormat()
-			path := "/v1/models/" + args[0] + ":predict"
-			if strings.HasSuffix(protocol, "v2") || bytes.Contains(body, []byte(`"inputs"`)) && bytes.Contains(body, []byte(`"datatype"`)) {
-				path = "/v2/models/" + args[0] + "/infer"
-			}
-			base := ingress
-			if base == "" && s.Status != nil && s.Status.Address != nil {
-				base = s.Status.Address.URL
-			}
-			if base == "" {
-				return errors.New("the service has no address yet; pass --ingress")
-			}
-			req, err := http.NewRequestWithContext(cmd.Context(), "POST", base+path, bytes.NewReader(body))
+			s, model, err := c.inferTarget(cmd.Context(), namespace, args[0], model)
 			if err != nil {
 				return err
 			}
-			if s.Status != nil {
-				req.Host = strings.TrimPrefix(s.Status.URL, "http://")
+			req, err := inferRequest(cmd.Context(), s, model, ingress, body)
+			if err != nil {
+				return err
 			}
-			req.Header.Set("Content-Type", "application/json")
 			resp, err := c.http.Do(req)
 			if err != nil {
-				return err
+				return fmt.Errorf("infer through the ingress: %w", err)
 			}
 			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
+			b, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return fmt.Errorf("read the answer: %w", err)
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), string(b))
 			if resp.StatusCode >= 300 {
 				return fmt.Errorf("status %s", resp.Status)
@@ -592,5 +633,67 @@ func newInferCmd(c *client) *cobra.Command {
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace")
 	cmd.Flags().StringVarP(&data, "data", "d", "", "request body, or @file")
 	cmd.Flags().StringVar(&ingress, "ingress", "", "ingress URL (default: the service's address)")
+	cmd.Flags().StringVar(&model, "model", "", "model to ask (default: NAME; a TrainedModel's or any model the service serves)")
 	return cmd
+}
+
+// inferTarget resolves NAME to the service that serves it and the model
+// to ask: an InferenceService serves the model of its own name (or
+// --model); a TrainedModel is served by its spec.inferenceService.
+func (c *client) inferTarget(ctx context.Context, ns, name, model string) (*api.InferenceService, string, error) {
+	s, err := c.api.InferenceService(ctx, ns, name)
+	if err == nil {
+		if model == "" {
+			model = name
+		}
+		return s, model, nil
+	}
+	if !mgmt.IsNotFound(err) {
+		return nil, "", err
+	}
+	tm, err := c.api.TrainedModel(ctx, ns, name)
+	if mgmt.IsNotFound(err) {
+		return nil, "", &notFoundError{err: err, msg: fmt.Sprintf("no inferenceservice or trainedmodel %q in namespace %s (%s; %s)",
+			name, ns, c.existing(ctx, mgmt.InferenceServices, ns), c.existing(ctx, mgmt.TrainedModels, ns))}
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	if model != "" && model != name {
+		return nil, "", fmt.Errorf("--model %q: %q is a trainedmodel, which serves only itself (ask its inferenceservice %q for other models)", model, name, tm.Spec.InferenceService)
+	}
+	s, err = c.api.InferenceService(ctx, ns, tm.Spec.InferenceService)
+	if err != nil {
+		return nil, "", fmt.Errorf("trainedmodel %q: %w", name, c.orNotFound(ctx, err, mgmt.InferenceServices, ns, tm.Spec.InferenceService))
+	}
+	return s, name, nil
+}
+
+// inferRequest builds the request for model on s through the ingress:
+// V2 when the predictor speaks it (or the body is a V2 request), V1
+// otherwise, with the service's host as the Host header.
+func inferRequest(ctx context.Context, s *api.InferenceService, model, ingress string, body []byte) (*http.Request, error) {
+	_, _, protocol, _ := s.PredictorFormat()
+	path := "/v1/models/" + url.PathEscape(model) + ":predict"
+	if strings.HasSuffix(protocol, "v2") || bytes.Contains(body, []byte(`"inputs"`)) && bytes.Contains(body, []byte(`"datatype"`)) {
+		path = "/v2/models/" + url.PathEscape(model) + "/infer"
+	}
+	base := ingress
+	if base == "" && s.Status != nil && s.Status.Address != nil {
+		base = s.Status.Address.URL
+	}
+	if base == "" {
+		return nil, fmt.Errorf("inferenceservice %q has no address yet; pass --ingress", s.Metadata.Name)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("infer request: %w", err)
+	}
+	if s.Status != nil && s.Status.URL != "" {
+		if u, err := url.Parse(s.Status.URL); err == nil && u.Host != "" {
+			req.Host = u.Host
+		}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return req, nil
 }
