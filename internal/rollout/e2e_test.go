@@ -170,8 +170,8 @@ func runScenarios(t *testing.T, source func(t *testing.T, ingress string) rollou
 // policy is what the services carry: short steps for the test.
 func policy() map[string]string {
 	return map[string]string{
-		rollout.AnnotationSteps:       "20,50,100",
-		rollout.AnnotationInterval:    interval.String(),
+		rollout.AnnotationSteps:    "20,50,100",
+		rollout.AnnotationInterval: interval.String(),
 		// p95 has room: on a loaded test machine a healthy backend's tail
 		// passes 100 ms; the slow canary (+100 ms) breaks the mean.
 		rollout.AnnotationObjectives:  "error-rate<=0.05,mean-latency<=50ms,p95-latency<=250ms",
@@ -255,7 +255,9 @@ func startPrometheus(t *testing.T, bin, target string) string {
 	for {
 		resp, err := http.Get(up)
 		if err == nil {
-			var out struct{ Data struct{ Result []json.RawMessage } }
+			var out struct {
+				Data struct{ Result []json.RawMessage }
+			}
 			err = json.NewDecoder(resp.Body).Decode(&out)
 			resp.Body.Close()
 			if err == nil && len(out.Data.Result) == 1 {
