@@ -136,12 +136,18 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	// With --model-uri the listeners come up first and the pull runs with
+	// the loads, so liveness answers during a long download and readiness
+	// covers it. A multi-model server discovers by directory: it pulls first.
+	deferredPull := o.modelURI != "" && !o.multiModel
 	if o.modelURI != "" {
-		if o.modelDir, err = store.Pull(ctx, o.modelURI); err != nil {
-			return err
-		}
 		if o.modelName == "" {
 			o.modelName = uriBaseName(o.modelURI)
+		}
+		if !deferredPull {
+			if o.modelDir, err = store.Pull(ctx, o.modelURI); err != nil {
+				return err
+			}
 		}
 	}
 	onnxOpts := onnx.Options{Engine: o.onnxEngine, LibraryPath: o.onnxLib, MaxInferenceBytes: o.budgets.inferenceBytes}
@@ -155,6 +161,10 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 		}
 	}
 	var sources []repository.Source
+	if deferredPull {
+		// A placeholder keeps readiness false until the pull and load end.
+		sources = []repository.Source{{Name: o.modelName, Format: o.modelFormat}}
+	}
 	if o.modelDir != "" {
 		if sources, err = repository.Discover(o.modelDir, o.modelName, o.modelFormat, reg.HasModelFile); err != nil {
 			if !o.multiModel || !isDir(o.modelDir) {
@@ -273,6 +283,11 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	}
 	g.Go(func() error { return o.quality.run(loggerCtx) }) // closes the journal after the drain
 	g.Go(func() error {
+		if deferredPull {
+			if err := pullInto(gctx, repo, store, o, reg.HasModelFile); err != nil {
+				return err // exits: the supervisor retries with backoff and shows the reason
+			}
+		}
 		if err := repo.LoadAll(gctx, o.loadParallelism); err != nil {
 			log.Error("some models failed to load; the others serve", "err", err)
 		}
@@ -285,6 +300,28 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	err = g.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// pullInto pulls --model-uri and registers what it holds in place of the
+// placeholder named --model-name.
+func pullInto(ctx context.Context, repo *repository.Repository, store modelPuller, o *serveOptions, hasModel repository.ModelFileDetector) error {
+	dir, err := store.Pull(ctx, o.modelURI)
+	if err != nil {
+		return fmt.Errorf("pull --model-uri %s: %w", o.modelURI, err)
+	}
+	srcs, err := repository.Discover(dir, o.modelName, o.modelFormat, hasModel)
+	if err != nil {
+		return fmt.Errorf("model pulled from %s: %w", o.modelURI, err)
+	}
+	placeholderUsed := false
+	for _, s := range srcs {
+		repo.Add(s)
+		placeholderUsed = placeholderUsed || s.Name == o.modelName
+	}
+	if !placeholderUsed {
+		return repo.Remove(ctx, o.modelName)
+	}
+	return nil
 }
 
 // batchingLoader wraps every loaded model in a batcher.
@@ -344,4 +381,9 @@ func pullerStatus(p *puller.Puller) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// modelPuller is what pullInto needs from storage.
+type modelPuller interface {
+	Pull(ctx context.Context, uri string) (string, error)
 }

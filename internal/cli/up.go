@@ -19,6 +19,7 @@ import (
 	"github.com/ferryserve/ferry/internal/controlplane"
 	"github.com/ferryserve/ferry/internal/router"
 	"github.com/ferryserve/ferry/internal/server"
+	"github.com/ferryserve/ferry/internal/storage"
 	"github.com/ferryserve/ferry/internal/supervisor"
 )
 
@@ -99,8 +100,9 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 		return err
 	}
 	defer db.Close()
-	store, err := newStorage(o.storage, log, cmd.ErrOrStderr())
-	if err != nil {
+	// Replicas pull their own models; opening the cache here checks the
+	// storage flags once and sweeps staging left by a killed pull.
+	if _, err := newStorage(o.storage, log, cmd.ErrOrStderr()); err != nil {
 		return err
 	}
 
@@ -141,7 +143,7 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 		Autoscaler: scaler,
 		ServeArgs:  o.storage.args(),
 		Store:      db, Router: rt, Domain: o.domain, DataDir: o.dataDir, FerryBinary: self,
-		Fetcher:       store,
+		ReplicaEnv:    storage.CredentialEnv(os.Environ()),
 		PredictorAddr: predLn.Addr().String(),
 		IngressURL:    "http://" + ingressLn.Addr().String(),
 		Logger:        log,
