@@ -63,6 +63,7 @@ type treeRef struct {
 	group  int32 // output group the tree adds to
 	depth  int32 // longest root-to-leaf path, in splits
 	hasCat bool  // has categorical splits: evaluated row by row
+	perf   int32 // offset of the tree's perfect layout in booster.perf, or -1
 }
 
 // booster is a validated, flattened model ready to evaluate. It is
@@ -78,6 +79,7 @@ type booster struct {
 	trees   []treeRef
 	weights []float32 // dart's weight_drop; nil for gbtree
 	cats    [][]uint64
+	perf    []pnode // trees laid out perfect (perfect.go), evaluated from these
 
 	linear []float32 // gblinear weights; nil for tree boosters
 	cover  []float32 // per node, aligned with nodes: see trees.go
@@ -138,6 +140,7 @@ func build(r *rawModel) (*booster, error) {
 		ref.group = int32(g)
 		b.trees = append(b.trees, ref)
 	}
+	b.buildPerfect()
 	return b, nil
 }
 

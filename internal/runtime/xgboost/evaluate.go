@@ -108,11 +108,33 @@ func (b *booster) margins(ctx context.Context, x []float32, cols, lo, hi int, ou
 		return nil
 	}
 	var rows [lanes][]float32
+	var (
+		xb    []float32 // the block's rows, expanded for perfect trees
+		idx   [blockRows]uint32
+		small [256]float32 // xb for small requests, off the heap
+	)
+	if b.perf != nil {
+		xb = small[:]
+		if n := min(blockRows, hi-lo) * 2 * cols; n > len(small) {
+			xb = make([]float32, n)
+		}
+	}
 	for blk := lo; blk < hi; blk += blockRows {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		end := min(hi, blk+blockRows)
+		if xb != nil {
+			expandRows(xb, x, cols, blk, end)
+		}
+		if xb != nil && end-blk < lanes {
+			// Too few rows to overlap their walks: overlap trees'.
+			for r := blk; r < end; r++ {
+				o := (r - blk) * 2 * cols
+				b.smallBatchRow(xb[o:o+2*cols], x[r*cols:(r+1)*cols], out[r*ng:(r+1)*ng])
+			}
+			continue
+		}
 		for ti, t := range b.trees {
 			var w float32
 			weighted := b.weights != nil
@@ -120,6 +142,10 @@ func (b *booster) margins(ctx context.Context, x []float32, cols, lo, hi int, ou
 				w = b.weights[ti]
 			}
 			r := blk
+			if t.perf >= 0 {
+				b.perfectBlock(t, xb, 2*cols, end-blk, idx[:], out[blk*ng:], ng, w, weighted)
+				continue
+			}
 			if !t.hasCat {
 				for ; r+lanes <= end; r += lanes {
 					for k := range lanes {
@@ -139,6 +165,49 @@ func (b *booster) margins(ctx context.Context, x []float32, cols, lo, hi int, ou
 		}
 	}
 	return nil
+}
+
+// smallBatchRow adds all trees' leaf values for one row (x, and xr its
+// expansion) to out, overlapping the walks of eight trees at a time.
+func (b *booster) smallBatchRow(xr, x, out []float32) {
+	trees := b.trees
+	for ti := 0; ti < len(trees); {
+		t := trees[ti]
+		if t.perf >= 0 && b.sameDepth8(ti) {
+			var ws []float32
+			if b.weights != nil {
+				ws = b.weights[ti : ti+lanes]
+			}
+			b.perfectTrees8(trees[ti:ti+lanes], ws, xr, out)
+			ti += lanes
+			continue
+		}
+		var v float32
+		if t.perf >= 0 {
+			v = b.perfect1(t, xr)
+		} else {
+			v = b.leaf(t.root, x)
+		}
+		if b.weights != nil {
+			v = float32(v * b.weights[ti])
+		}
+		out[t.group] += v
+		ti++
+	}
+}
+
+// sameDepth8 tells whether trees ti to ti+7 are all perfect and of one depth.
+func (b *booster) sameDepth8(ti int) bool {
+	if ti+lanes > len(b.trees) {
+		return false
+	}
+	d := b.trees[ti].depth
+	for _, t := range b.trees[ti : ti+lanes] {
+		if t.perf < 0 || t.depth != d {
+			return false
+		}
+	}
+	return true
 }
 
 // linearMargins evaluates gblinear: bias + base + Σ x·w over the features
