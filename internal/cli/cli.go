@@ -32,6 +32,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(newServeCmd(), newUpCmd(), newAgentCmd(), newVersionCmd())
 	root.AddCommand(newClientCmds()...)
 	root.AddCommand(newDetectCmd())
+	root.AddCommand(newRolloutCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "ferry:", err)
 		return 1

@@ -41,6 +41,7 @@ type upOptions struct {
 	logFormat         string
 	config            string
 	api               apiSecurityOptions
+	rollout           rolloutUpOptions
 }
 
 func newUpCmd() *cobra.Command {
@@ -80,6 +81,7 @@ FERRY_SERVER, default http://127.0.0.1:8090).`,
 	f.DurationVar(&o.scaleToZeroAfter, "scale-to-zero-after", 30*time.Second, "autoscaler: idle time before a minReplicas: 0 revision goes to zero")
 	o.storage.addFlags(f)
 	o.api.addFlags(f)
+	o.rollout.addFlags(f)
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "auto", "auto (text on a terminal, JSON otherwise), json or text")
 	f.StringVar(&o.config, "config", "", "YAML file of flag values (keys are flag names)")
@@ -161,6 +163,10 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 		}
 	}
 
+	rollouts, err := o.rollout.newRunner(ctl, rt, log)
+	if err != nil {
+		return err
+	}
 	// One pass before serving, so the API never shows a status from before
 	// a restart as current (replicas are starting, not yet ready).
 	if err := ctl.ReconcileAll(ctx); err != nil {
@@ -203,6 +209,7 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 	})
 	g.Go(func() error { return ctl.Run(gctx) })
 	g.Go(func() error { return scaler.Run(gctx) })
+	g.Go(func() error { return rollouts.Run(gctx) }) // rollout_up.go: moves canaries of services with a rollout policy
 	log.Info("ready for commands (ferry get isvc)", "ingress", ingressLn.Addr().String(), "grpc", grpcLn.Addr().String(), "api", apiSec.url, "domain", o.domain, "data", o.dataDir)
 	return g.Wait()
 }
@@ -259,9 +266,9 @@ func resolveRelativeURIs(b []byte, dir string) []byte {
 func apiHandler(ctl *controlplane.Controller, rt *router.Router) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", controlplane.NewAPIServer(ctl).Handler())
-	mux.Handle("GET /metrics", ctl.MetricsHandler(func(ns, rev string) (int64, uint64) {
+	mux.Handle("GET /metrics", withIngressMetrics(ctl.MetricsHandler(func(ns, rev string) (int64, uint64) {
 		st := rt.Stats(ns, rev)
 		return st.InFlight.Load(), st.Requests.Load()
-	}, rt.Waiting))
+	}, rt.Waiting), rt))
 	return mux
 }

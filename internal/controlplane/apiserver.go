@@ -50,6 +50,7 @@ func (a *APIServer) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferenceservices/{name}/events", a.events)
 	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferenceservices/{name}/replicas", a.replicas)
 	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferenceservices/{name}/logs", a.logs)
+	a.rolloutRoutes(mux) // rollout_api.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	return mux
 }
