@@ -150,6 +150,7 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 		IngressURL:    "http://" + ingressLn.Addr().String(),
 		Logger:        log,
 	})
+	scaler.OnRevisionChange(ctl.EnqueueRevision)
 	// Replicas of an earlier ferry up that was killed (kill -9 on a system
 	// without a parent-death signal) would run twice: stop them first.
 	if n, err := supervisor.Reap(ctx, ctl.PIDDir(), 10*time.Second, log); err != nil {

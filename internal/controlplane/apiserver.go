@@ -155,6 +155,7 @@ func (c *Controller) Apply(o api.Object) (mgmt.ApplyResult, error) {
 		return res, err
 	}
 	c.event(key, "Normal", "Applied", fmt.Sprintf("%s %s (generation %d)", kindName, res.Action, md.Generation))
+	c.enqueueObject(kind, key)
 	return res, nil
 }
 

@@ -38,9 +38,10 @@ type Stat func(namespace, revision string) (inFlight int64, requests uint64)
 // counters: a stable-window average, a panic window that scales up fast and
 // never down, and scale to zero after an idle period when Min is 0.
 type Autoscaler struct {
-	cfg   AutoscalerConfig
-	stat  Stat
-	onNew func() // called when a desired count changes
+	cfg        AutoscalerConfig
+	stat       Stat
+	onNew      func()               // called when a desired count changes (without OnRevisionChange)
+	onRevision func(ns, rev string) // called per revision whose desired count changed
 
 	mu   sync.Mutex
 	revs map[string]*revScaler // "ns/revision"
@@ -136,8 +137,8 @@ func (a *Autoscaler) Activate(ns, rev string) {
 		}
 	}
 	a.mu.Unlock()
-	if changed && a.onNew != nil {
-		a.onNew()
+	if changed {
+		a.notify([]*revScaler{s})
 	}
 }
 
@@ -161,19 +162,45 @@ func (a *Autoscaler) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case now := <-t.C:
-			if a.step(now) && a.onNew != nil {
-				a.onNew()
-			}
+			changed := a.step(now)
+			a.notify(changed)
 		}
 	}
 }
 
+// OnRevisionChange makes the autoscaler report each revision whose
+// desired count changed (ns, revision) instead of calling the callback
+// given to NewAutoscaler, so only that revision's service is reconciled.
+func (a *Autoscaler) OnRevisionChange(f func(ns, rev string)) {
+	a.mu.Lock()
+	a.onRevision = f
+	a.mu.Unlock()
+}
+
+func (a *Autoscaler) notify(changed []*revScaler) {
+	if len(changed) == 0 {
+		return
+	}
+	a.mu.Lock()
+	f := a.onRevision
+	a.mu.Unlock()
+	if f == nil {
+		if a.onNew != nil {
+			a.onNew()
+		}
+		return
+	}
+	for _, s := range changed {
+		f(s.ns, s.rev)
+	}
+}
+
 // step takes one sample of every revision and recomputes desired counts;
-// it reports whether any changed.
-func (a *Autoscaler) step(now time.Time) bool {
+// it returns the revisions whose count changed.
+func (a *Autoscaler) step(now time.Time) []*revScaler {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	changed := false
+	var changed []*revScaler
 	for _, s := range a.revs {
 		inFlight, reqs := a.stat(s.ns, s.rev)
 		v := float64(inFlight)
@@ -205,7 +232,8 @@ func (a *Autoscaler) step(now time.Time) bool {
 			s.downSince = time.Time{}
 		}
 		if d != s.desired {
-			s.desired, changed = d, true
+			s.desired = d
+			changed = append(changed, s)
 			s.downSince = time.Time{}
 		}
 	}

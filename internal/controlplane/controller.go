@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferryserve/ferry/internal/api"
@@ -41,7 +42,8 @@ type Config struct {
 	IngressURL string
 	Logger     *slog.Logger
 	// Resync is how often every service is reconciled even without
-	// changes (default 1s): it picks up replica readiness.
+	// changes (default 10s); applies, replica state changes and the
+	// autoscaler queue their own service at once.
 	Resync time.Duration
 	// Autoscaler decides replica counts; nil runs minReplicas (at least 1).
 	Autoscaler *Autoscaler
@@ -50,7 +52,7 @@ type Config struct {
 	ServeArgs []string
 	// Runner runs revisions' replicas (default: local processes).
 	Runner Runner
-	// Workers is how many objects are reconciled at once (default 4).
+	// Workers is how many objects are reconciled at once (default 16).
 	Workers int
 }
 
@@ -78,8 +80,12 @@ type Controller struct {
 	// from the store) from new ones.
 	startedAt time.Time
 
-	queue    *workQueue
-	keyLocks sync.Map // object key → *sync.Mutex: one reconcile of a key at a time
+	queue     *workQueue
+	tmRecheck atomic.Bool // a recheck of the TrainedModel pass is scheduled
+	keyLocks  sync.Map    // object key → *sync.Mutex: one reconcile of a key at a time
+
+	// statusHook, if set (tests), sees every status written.
+	statusHook func(key string, st *api.InferenceServiceStatus)
 
 	routesMu sync.Mutex
 	routes   map[string]*router.Service // by ns/name, as last reconciled
@@ -100,7 +106,7 @@ func NewController(cfg Config) *Controller {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Resync <= 0 {
-		cfg.Resync = time.Second
+		cfg.Resync = 10 * time.Second
 	}
 	if cfg.Domain == "" {
 		cfg.Domain = "example.com"
@@ -109,7 +115,9 @@ func NewController(cfg Config) *Controller {
 		cfg.Runner = ProcessRunner{Logger: cfg.Logger}
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 4
+		// Reconciles mostly wait on the store's fsync, which concurrent
+		// writers share: more workers mean larger batches, not more CPU.
+		cfg.Workers = 16
 	}
 	return &Controller{cfg: cfg, kick: make(chan struct{}, 1), running: map[string]Replicas{}, events: map[string][]Event{}, lastHash: map[string]string{}, everReady: map[string]bool{},
 		loggers: map[string]*componentLogger{}, liveLoggers: map[string]bool{}, startedAt: time.Now(),
@@ -130,6 +138,9 @@ func (c *Controller) Enqueue(key string) { c.queue.Add(key) }
 // trainedModelsKey is the queue key of the TrainedModel pass (placement
 // onto servers, models configs, aliases), which looks at every service.
 const trainedModelsKey = "\x00trainedmodels"
+
+// trainedModelsRecheck is how often the TrainedModel pass runs.
+const trainedModelsRecheck = time.Second
 
 // Run reconciles until ctx ends, then stops every replica. Workers take
 // keys from the queue; a periodic resync queues every object (it picks up
@@ -169,6 +180,14 @@ func (c *Controller) work(ctx context.Context) {
 		switch {
 		case err == nil:
 			c.queue.Forget(key)
+			if key == trainedModelsKey && c.tmRecheck.CompareAndSwap(false, true) {
+				// Models load inside replicas without telling the
+				// controller: look again soon (one timer at a time).
+				time.AfterFunc(trainedModelsRecheck, func() {
+					c.tmRecheck.Store(false)
+					c.queue.Add(trainedModelsKey)
+				})
+			}
 		case ctx.Err() == nil:
 			c.cfg.Logger.Error("reconcile failed; retrying", "key", key, "err", err)
 			c.queue.AddRateLimited(key)
@@ -177,9 +196,35 @@ func (c *Controller) work(ctx context.Context) {
 	}
 }
 
+// enqueueObject queues what an applied object affects: the service itself,
+// and the TrainedModel pass (which places models on services).
+func (c *Controller) enqueueObject(kind, key string) {
+	if kind == KindInferenceService {
+		c.queue.Add(key)
+	}
+	c.queue.Add(trainedModelsKey)
+}
+
+// EnqueueRevision queues the service that runs revision rev in ns (the
+// autoscaler changed its desired replicas).
+func (c *Controller) EnqueueRevision(ns, rev string) {
+	c.mu.Lock()
+	var keys []string
+	for k := range c.running { // ns/name/component/revision
+		parts := strings.Split(k, "/")
+		if len(parts) == 4 && parts[0] == ns && parts[3] == rev {
+			keys = append(keys, parts[0]+"/"+parts[1])
+		}
+	}
+	c.mu.Unlock()
+	for _, k := range keys {
+		c.queue.Add(k)
+	}
+}
+
 // enqueueAll queues every stored service and the TrainedModel pass.
 func (c *Controller) enqueueAll() {
-	keys, _, err := c.cfg.Store.List(KindInferenceService, "")
+	keys, err := c.cfg.Store.Keys(KindInferenceService, "")
 	if err != nil {
 		c.cfg.Logger.Error("list services", "err", err)
 		return

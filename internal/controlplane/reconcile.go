@@ -118,7 +118,13 @@ func (c *Controller) saveStatus(isvc *api.InferenceService, st *api.InferenceSer
 	if err != nil {
 		return err
 	}
-	return c.cfg.Store.Put(KindInferenceService, k, out)
+	if err := c.cfg.Store.Put(KindInferenceService, k, out); err != nil {
+		return err
+	}
+	if c.statusHook != nil {
+		c.statusHook(k, st)
+	}
+	return nil
 }
 
 func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.InferenceService, comp string, spec api.Component, prev api.ComponentStatus) (api.ComponentStatus, *router.Component, []string, api.Condition) {

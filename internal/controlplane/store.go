@@ -42,6 +42,8 @@ func OpenStore(dir string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	// A lone writer waits at most this long for others to share its fsync.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range []string{KindInferenceService, KindTrainedModel, KindRevision, KindEvent} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
@@ -60,9 +62,11 @@ func OpenStore(dir string) (*Store, error) {
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Put stores value under key in kind.
+// Put stores value under key in kind. Concurrent writers share one
+// transaction and one fsync (bolt's Batch): the reconcile workers write
+// in parallel without queuing on the disk.
 func (s *Store) Put(kind, key string, value []byte) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Batch(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(kind)).Put([]byte(key), value)
 	})
 }
@@ -83,7 +87,7 @@ func (s *Store) Get(kind, key string) ([]byte, error) {
 
 // Delete removes key (and, with prefix set, every key starting with key).
 func (s *Store) Delete(kind, key string, prefix bool) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(kind))
 		if !prefix {
 			return b.Delete([]byte(key))
@@ -100,6 +104,19 @@ func (s *Store) Delete(kind, key string, prefix bool) error {
 		}
 		return nil
 	})
+}
+
+// Keys returns every key in kind that starts with prefix, in order.
+func (s *Store) Keys(kind, prefix string) ([]string, error) {
+	var keys []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket([]byte(kind)).Cursor()
+		for k, _ := c.Seek([]byte(prefix)); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+			keys = append(keys, string(k))
+		}
+		return nil
+	})
+	return keys, err
 }
 
 // List returns every key/value in kind whose key starts with prefix, in key
