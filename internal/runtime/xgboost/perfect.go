@@ -157,28 +157,56 @@ func (b *booster) perfect1(t treeRef, row []float32) float32 {
 func (b *booster) perfectBlock(t treeRef, xb []float32, stride, n int, idx []uint32, out []float32, ng int, w float32, weighted bool) {
 	tree := b.perf[t.perf : int(t.perf)+1<<(t.depth+1)-1]
 	idx = idx[:n]
-	clear(idx)
 	if n == 0 || stride != 2*b.numFeature {
 		panic("xgboost: perfectBlock: rows do not match the model")
 	}
-	tp := unsafe.Pointer(unsafe.SliceData(tree))
-	xp := unsafe.Pointer(unsafe.SliceData(xb[:n*stride]))
-	for range t.depth {
-		var row uintptr // byte offset of row r in xb; never a pointer past its end
-		for r, i := range idx {
-			nd := *(*pnode)(unsafe.Add(tp, uintptr(i)*8))
-			x := *(*float32)(unsafe.Add(xp, row+uintptr(nd.feat)*4))
-			idx[r] = 2*i + 2 - uint32(b2i(x < nd.thr))
-			row += uintptr(stride) * 4
-		}
-	}
 	g := int(t.group)
-	for r, i := range idx {
-		v := tree[i].thr
+	add := func(r int, v float32) {
 		if weighted {
 			v = float32(v * w)
 		}
 		out[r*ng+g] += v
+	}
+	if t.depth == 0 {
+		for r := range n {
+			add(r, tree[0].thr)
+		}
+		return
+	}
+	tp := unsafe.Pointer(unsafe.SliceData(tree))
+	xp := unsafe.Pointer(unsafe.SliceData(xb[:n*stride]))
+	rowBytes := uintptr(stride) * 4
+	// Every row starts at the root: its split needs no node load.
+	var row uintptr // byte offset of row r in xb; never a pointer past its end
+	rf, rt := uintptr(tree[0].feat)*4, tree[0].thr
+	for r := range idx {
+		x := *(*float32)(unsafe.Add(xp, row+rf))
+		idx[r] = 2 - uint32(b2i(x < rt))
+		row += rowBytes
+	}
+	for range t.depth - 2 {
+		row = 0
+		for r, i := range idx {
+			nd := *(*pnode)(unsafe.Add(tp, uintptr(i)*8))
+			x := *(*float32)(unsafe.Add(xp, row+uintptr(nd.feat)*4))
+			idx[r] = 2*i + 2 - uint32(b2i(x < nd.thr))
+			row += rowBytes
+		}
+	}
+	if t.depth == 1 {
+		for r, i := range idx {
+			add(r, tree[i].thr)
+		}
+		return
+	}
+	// The last split and the leaf in one pass.
+	row = 0
+	for r, i := range idx {
+		nd := *(*pnode)(unsafe.Add(tp, uintptr(i)*8))
+		x := *(*float32)(unsafe.Add(xp, row+uintptr(nd.feat)*4))
+		leaf := 2*i + 2 - uint32(b2i(x < nd.thr))
+		add(r, (*pnode)(unsafe.Add(tp, uintptr(leaf)*8)).thr)
+		row += rowBytes
 	}
 }
 

@@ -1,23 +1,32 @@
 #!/usr/bin/python3
 """Time Debian's libxgboost on the batch Ferry's Go benchmarks use.
 
-    /usr/bin/python3 bench_libxgboost.py [--write] [--threads N]
+    /usr/bin/python3 bench_libxgboost.py [--write] [--threads N] [--rows R]
+        [--min-time S] [--once]
 
 --write trains the ~100-tree benchmark model (binary:logistic, depth 5, 20
 features) and saves it to ../bench/model.ubj.gz (gzip keeps the repository
 small; the Go benchmarks unzip it); without it the saved model is loaded. The 100 000-row batch comes from the same generator as
 benchInput in bench_test.go (a 64-bit LCG, about 2% NaN), and the script
 prints ns/row for Booster.inplace_predict at batch 1 and 100k rows with N
-threads (default 1; Go's benchmark uses GOMAXPROCS goroutines).
+threads (default 1; Go's benchmark uses GOMAXPROCS goroutines). --once
+predicts the --rows batch once, untimed, for callgrind (bench/xgbref/run.sh).
+bench/xgbref prints the same lines for Ferry.
 """
 import argparse
 import gzip
 import os
+import sys
 import tempfile
 import time
 
 import numpy as np
-import xgboost as xgb
+
+if "--once" in sys.argv:
+    # Under valgrind scipy's boost ufuncs fail to initialise; xgboost
+    # imports scikit-learn (and so scipy) only for its sklearn wrappers.
+    sys.modules["sklearn"] = None
+import xgboost as xgb  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH = os.path.join(HERE, "..", "bench")
@@ -78,15 +87,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--min-time", type=float, default=2.0)
+    ap.add_argument("--once", action="store_true")
     a = ap.parse_args()
     b = train() if a.write else load()
     b.set_param({"nthread": a.threads})
-    x = bench_input(100_000, FEATURES)
-    one = x[:1]
+    x = bench_input(a.rows, FEATURES)
     print(f"libxgboost {xgb.__version__}, {a.threads} thread(s), {len(b.get_dump())} trees")
-    for name, batch in (("1", one), ("100000", x)):
-        wall, cpu = per_row(lambda: b.inplace_predict(batch), len(batch))
-        print(f"inplace_predict batch {name:>6}: {wall:10.0f} ns/row wall, {cpu:10.0f} ns/row CPU")
+    if a.once:
+        b.inplace_predict(x)
+        return
+    for batch in (x[:1], x):
+        wall, cpu = per_row(lambda: b.inplace_predict(batch), len(batch), a.min_time)
+        print(f"inplace_predict batch {len(batch):>6}: {wall:10.0f} ns/row wall, {cpu:10.0f} ns/row CPU")
     print(f"first predictions: {b.inplace_predict(x[:3])}")
 
 
