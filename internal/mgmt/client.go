@@ -185,7 +185,7 @@ func (c *Client) WaitForServer(ctx context.Context, max time.Duration) (waited b
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
-			return waited, fmt.Errorf("nothing answered within %s: %w", max, err)
+			return waited, fmt.Errorf("%w at %s (nothing answered within %s): %w", ErrUnreachable, c.server, max, err)
 		}
 		waited = true
 		t := time.NewTimer(min(delay, left))
@@ -200,7 +200,8 @@ func (c *Client) WaitForServer(ctx context.Context, max time.Duration) (waited b
 }
 
 // health asks the open /healthz route; any HTTP answer means the server
-// is serving (its routes and token are in place).
+// is serving (its routes and token are in place). Its error is the
+// transport's, unwrapped.
 func (c *Client) health(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.server+"/healthz", nil)
 	if err != nil {
@@ -208,7 +209,7 @@ func (c *Client) health(ctx context.Context) error {
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w at %s: %w", ErrUnreachable, c.server, err)
+		return err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	return resp.Body.Close()
