@@ -101,24 +101,29 @@ func (c *Controller) saveStatus(isvc *api.InferenceService, st *api.InferenceSer
 	if same {
 		return nil
 	}
-	// Re-read so a concurrent apply of a new spec is not overwritten.
-	raw, err := c.cfg.Store.Get(KindInferenceService, k)
-	if err != nil {
-		return nil // deleted meanwhile
-	}
-	var cur api.InferenceService
-	if err := json.Unmarshal(raw, &cur); err != nil {
-		return err
-	}
-	if cur.Metadata.Generation != isvc.Metadata.Generation {
-		return nil // the next pass reconciles the new spec
-	}
-	cur.Status = st
-	out, err := json.Marshal(&cur)
-	if err != nil {
-		return err
-	}
-	if err := c.cfg.Store.Put(KindInferenceService, k, out); err != nil {
+	// Read, check and write in one transaction, so an apply that lands
+	// meanwhile (a user, the rollout runner) is never overwritten.
+	wrote := false
+	err := c.cfg.Store.Modify(KindInferenceService, k, func(raw []byte) ([]byte, error) {
+		wrote = false
+		if raw == nil {
+			return nil, nil // deleted meanwhile
+		}
+		var cur api.InferenceService
+		if err := json.Unmarshal(raw, &cur); err != nil {
+			return nil, err
+		}
+		if cur.Metadata.Generation != isvc.Metadata.Generation {
+			return nil, nil // the next reconcile handles the new spec
+		}
+		cur.Status = st
+		wrote = true
+		return json.Marshal(&cur)
+	})
+	if err != nil || !wrote {
+		c.mu.Lock()
+		delete(c.lastHash, k) // not written: do not skip the next one
+		c.mu.Unlock()
 		return err
 	}
 	if c.statusHook != nil {

@@ -71,6 +71,25 @@ func (s *Store) Put(kind, key string, value []byte) error {
 	})
 }
 
+// Modify replaces key's value with what f returns for the current one
+// (nil when absent), in one transaction; f returning nil changes nothing.
+// f may run more than once (writes are batched), so it must not have
+// side effects beyond its result.
+func (s *Store) Modify(kind, key string, f func(old []byte) ([]byte, error)) error {
+	return s.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(kind))
+		var old []byte
+		if v := b.Get([]byte(key)); v != nil {
+			old = append([]byte(nil), v...)
+		}
+		v, err := f(old)
+		if err != nil || v == nil {
+			return err
+		}
+		return b.Put([]byte(key), v)
+	})
+}
+
 // Get returns the value of key, or ErrNotFound.
 func (s *Store) Get(kind, key string) ([]byte, error) {
 	var out []byte

@@ -2,7 +2,9 @@ package controlplane
 
 import (
 	"errors"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -45,5 +47,47 @@ func TestStorePersistsAcrossReopen(t *testing.T) {
 	}
 	if v, err := s.Get(KindInferenceService, "team/a"); err != nil || string(v) != `"team/a"` {
 		t.Fatalf("Get = %q %v", v, err)
+	}
+}
+
+// TestStoreModifyIsAtomic: concurrent read-modify-writes never lose an
+// update (the status writer and apply used to race this way).
+func TestStoreModifyIsAtomic(t *testing.T) {
+	s, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 25 {
+				err := s.Modify(KindEvent, "n", func(old []byte) ([]byte, error) {
+					n := 0
+					if old != nil {
+						n, _ = strconv.Atoi(string(old))
+					}
+					return []byte(strconv.Itoa(n + 1)), nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	v, err := s.Get(KindEvent, "n")
+	if err != nil || string(v) != "200" {
+		t.Fatalf("counter %q %v, want 200", v, err)
+	}
+	// nil from f writes nothing.
+	if err := s.Modify(KindEvent, "absent", func([]byte) ([]byte, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(KindEvent, "absent"); err == nil {
+		t.Fatal("nil result stored")
 	}
 }
