@@ -147,7 +147,7 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 		Store:      db, Router: rt, Domain: o.domain, DataDir: o.dataDir, FerryBinary: self,
 		ReplicaEnv:    storage.CredentialEnv(os.Environ()),
 		PredictorAddr: predLn.Addr().String(),
-		IngressURL:    "http://" + ingressLn.Addr().String(),
+		IngressURL:    "http://" + reachableAddr(ingressLn.Addr()),
 		Logger:        log,
 	})
 	scaler.OnRevisionChange(ctl.EnqueueRevision)
@@ -272,4 +272,17 @@ func apiHandler(ctl *controlplane.Controller, rt *router.Router) http.Handler {
 		return st.InFlight.Load(), st.Requests.Load()
 	}, rt.Waiting), rt))
 	return mux
+}
+
+// reachableAddr is addr as a client on this machine dials it: a wildcard
+// listener ([::]:8080, 0.0.0.0:8080) is reached on 127.0.0.1.
+func reachableAddr(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

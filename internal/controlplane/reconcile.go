@@ -188,8 +188,15 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 		rkey := revKey(ns, name, comp) + rn
 		replicas := replicasFor(rn)
 		if rs := c.replicaSet(rkey); rs != nil {
+			before := len(rs.Status())
 			if err := rs.Scale(replicas); err != nil {
 				c.event(ns+"/"+name, "Warning", "ScaleFailed", fmt.Sprintf("%s: %v", rn, err))
+			} else if replicas != before {
+				reason := "Scaled"
+				if replicas == 0 {
+					reason = "ScaledToZero"
+				}
+				c.event(ns+"/"+name, "Normal", reason, fmt.Sprintf("%s: %d → %d replicas", rn, before, replicas))
 			}
 			if len(rs.Backends()) > 0 {
 				c.mu.Lock()
@@ -253,6 +260,13 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 	}
 	traffic := Traffic(rollout, canary)
 	rollout.Observe(traffic)
+	if prev.LatestRolledoutRevision != "" && rollout.LatestRolledout != prev.LatestRolledoutRevision {
+		if rollout.LatestRolledout == prev.PreviousRolledoutRevision {
+			c.event(ns+"/"+name, "Warning", "RolledBack", fmt.Sprintf("%s: traffic back to %s from %s", comp, rollout.LatestRolledout, prev.LatestRolledoutRevision))
+		} else {
+			c.event(ns+"/"+name, "Normal", "Promoted", fmt.Sprintf("%s: %s takes the traffic (was %s)", comp, rollout.LatestRolledout, prev.LatestRolledoutRevision))
+		}
+	}
 
 	cs := api.ComponentStatus{
 		LatestCreatedRevision:     rollout.LatestCreated,

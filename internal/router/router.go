@@ -151,8 +151,11 @@ func (r *Router) Resolve(req *http.Request, component string) (*Route, error) {
 		}
 	}
 	c := svc.Components[component]
-	if c == nil || len(c.Targets) == 0 {
+	if c == nil {
 		return nil, fmt.Errorf("%w: %s/%s has no %s", ErrNoRoute, svc.Namespace, svc.Name, component)
+	}
+	if len(c.Targets) == 0 {
+		return nil, fmt.Errorf("%w: %s/%s has no ready %s revision yet (starting, or failing: see ferry describe isvc %s)", ErrNotReady, svc.Namespace, svc.Name, component, svc.Name)
 	}
 	t, err := pickTarget(c, tag)
 	if err != nil {
@@ -165,6 +168,8 @@ func (r *Router) Resolve(req *http.Request, component string) (*Route, error) {
 var (
 	ErrNoRoute   = errors.New("no route")
 	ErrNoReplica = errors.New("no ready replica")
+	// ErrNotReady: the service exists but has no revision to route to yet.
+	ErrNotReady = errors.New("not ready")
 )
 
 func pickTarget(c *Component, tag string) (*Target, error) {
@@ -221,6 +226,11 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 		return
 	}
 	rt, err := r.Resolve(req, component)
+	if errors.Is(err, ErrNotReady) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
 	if err != nil {
 		writeError(w, http.StatusNotFound, err)
 		return

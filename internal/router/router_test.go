@@ -224,3 +224,32 @@ func TestIngressRefusesRepositoryAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestStartingServiceAnswers503: a known service with no ready revision
+// yet answers 503 with Retry-After (clients retry), not 404.
+func TestStartingServiceAnswers503(t *testing.T) {
+	r := New("example.com", nil)
+	if err := r.Update(&Table{Domain: "example.com", Services: []*Service{{Name: "starting", Namespace: "default", Components: map[string]*Component{Predictor: {}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		host, path string
+		want       int
+	}{
+		{"starting.default.example.com", "/v1/models/starting:predict", 503},
+		{"", "/v2/models/starting/infer", 503},
+		{"starting.default.example.com", "/v1/models/starting:explain", 404},
+		{"nope.default.example.com", "/v1/models/nope:predict", 404},
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", c.path, strings.NewReader("{}"))
+		req.Host = c.host
+		r.ServeHTTP(rec, req)
+		if rec.Code != c.want {
+			t.Errorf("%s%s: %d %s, want %d", c.host, c.path, rec.Code, rec.Body, c.want)
+		}
+		if c.want == 503 && rec.Header().Get("Retry-After") == "" {
+			t.Errorf("%s: 503 without Retry-After", c.path)
+		}
+	}
+}
