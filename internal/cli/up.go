@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/controlplane"
 	"github.com/ferryserve/ferry/internal/router"
 	"github.com/ferryserve/ferry/internal/server"
@@ -42,6 +43,7 @@ type upOptions struct {
 	config            string
 	api               apiSecurityOptions
 	rollout           rolloutUpOptions
+	storageConfig     string
 }
 
 func newUpCmd() *cobra.Command {
@@ -81,6 +83,7 @@ FERRY_SERVER, default http://127.0.0.1:8090).`,
 	f.DurationVar(&o.scaleToZeroAfter, "scale-to-zero-after", 30*time.Second, "autoscaler: idle time before a minReplicas: 0 revision goes to zero")
 	o.storage.addFlags(f)
 	o.api.addFlags(f)
+	f.StringVar(&o.storageConfig, api.StorageConfigFlag, "", "KServe storage-config (a Secret's YAML or a JSON/YAML map of entries) for models given as storage: {key, path} (env "+api.StorageConfigEnv+")")
 	o.rollout.addFlags(f)
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "auto", "auto (text on a terminal, JSON otherwise), json or text")
@@ -102,6 +105,12 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 		return err
 	}
 	defer db.Close()
+	var storageConfig api.StorageConfig
+	if o.storageConfig != "" {
+		if storageConfig, err = api.LoadStorageConfig(o.storageConfig); err != nil {
+			return fmt.Errorf("--%s: %w", api.StorageConfigFlag, err)
+		}
+	}
 	// Replicas pull their own models; opening the cache here checks the
 	// storage flags once and sweeps staging left by a killed pull.
 	if _, err := newStorage(o.storage, log, cmd.ErrOrStderr()); err != nil {
@@ -146,6 +155,7 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 		ServeArgs:  o.storage.args(),
 		Store:      db, Router: rt, Domain: o.domain, DataDir: o.dataDir, FerryBinary: self,
 		ReplicaEnv:    storage.CredentialEnv(os.Environ()),
+		StorageConfig: storageConfig,
 		PredictorAddr: predLn.Addr().String(),
 		IngressURL:    "http://" + reachableAddr(ingressLn.Addr()),
 		Logger:        log,

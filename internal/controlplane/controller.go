@@ -33,6 +33,9 @@ type Config struct {
 	// storage credentials and settings (AWS_*, GOOGLE_*, AZURE_*, …), so a
 	// replica pulls its own model the way ferry up would. Never logged.
 	ReplicaEnv []string
+	// StorageConfig resolves `storage: {key, path}` model specs (KServe's
+	// storage-config secret, from --storage-config); nil: none given.
+	StorageConfig api.StorageConfig
 	// PredictorAddr is the internal address where the router sends
 	// requests straight to predictors (given to transformers as
 	// predictor_host).

@@ -350,15 +350,28 @@ func (c *Controller) template(ctx context.Context, isvc *api.InferenceService, c
 		if !slices.Contains(builtinFormats, format) {
 			return nil, fmt.Errorf("predictor %q runs in its own server: give the container a command (ferry up runs processes, not images), or use a built-in format (%s)", format, strings.Join(builtinFormats, ", "))
 		}
+		// storage: {key, path, parameters} resolves through the storage
+		// config (KServe's storage-config secret) to a URI and credentials.
+		var storageEnv []string
+		for base, ref := range tmp.StorageSpecs() {
+			if ref.Component != api.ComponentPredictor {
+				continue
+			}
+			target, err := c.cfg.StorageConfig.Resolve(base, ref.Spec, ref.StorageURI)
+			if err != nil {
+				return nil, err
+			}
+			uri, storageEnv = target.URI, target.Env()
+		}
 		if uri == "" {
 			// Multi-model server: its TrainedModels arrive through the
 			// models config its replicas watch.
-			return c.serveTemplate(ns, name, comp, "", format, p.Extensions()), nil
+			return c.serveTemplate(ns, name, comp, "", format, p.Extensions(), nil), nil
 		}
 		// The replica pulls its own model (ferry serve --model-uri): a slow
 		// or failing pull delays only this revision, never a reconcile, and
 		// readiness covers the download.
-		return c.serveTemplate(ns, name, comp, uri, format, p.Extensions()), nil
+		return c.serveTemplate(ns, name, comp, uri, format, p.Extensions(), storageEnv), nil
 	case api.ComponentTransformer, api.ComponentExplainer:
 		var ps api.PodSpec
 		var ext *api.ComponentExtensionSpec
@@ -374,7 +387,7 @@ func (c *Controller) template(ctx context.Context, isvc *api.InferenceService, c
 				return nil, err
 			}
 			if e.Alibi != nil || e.AIX != nil || e.ART != nil {
-				return nil, fmt.Errorf("built-in explainers (alibi, aix, art) run Python images; give a custom explainer container with a command")
+				return c.builtinExplainerTemplate(isvc, &e)
 			}
 			ps, ext = e.PodSpec, e.Extensions()
 		}
@@ -386,7 +399,7 @@ func (c *Controller) template(ctx context.Context, isvc *api.InferenceService, c
 	return nil, fmt.Errorf("unknown component %q", comp)
 }
 
-func (c *Controller) serveTemplate(ns, name, comp, uri, format string, ext *api.ComponentExtensionSpec) ProcessTemplate {
+func (c *Controller) serveTemplate(ns, name, comp, uri, format string, ext *api.ComponentExtensionSpec, env []string) ProcessTemplate {
 	return func(hp, gp int) supervisor.Config {
 		args := append([]string{"serve", "--model-format", format, "--host", "127.0.0.1", "--http-port", strconv.Itoa(hp), "--grpc-port", strconv.Itoa(gp),
 			"--log-format", "json", "--inference-service", name, "--namespace", ns, "--component", comp, "--endpoint", "default"},
@@ -413,9 +426,10 @@ func (c *Controller) serveTemplate(ns, name, comp, uri, format string, ext *api.
 			}
 		}
 		return supervisor.Config{
-			Command:   c.cfg.FerryBinary,
-			Args:      args,
-			Env:       c.cfg.ReplicaEnv,
+			Command: c.cfg.FerryBinary,
+			Args:    args,
+			// The service's own storage credentials come last and win.
+			Env:       append(slices.Clone(c.cfg.ReplicaEnv), env...),
 			Readiness: &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/ready", Port: hp}, Period: 2 * time.Second, FailureThreshold: 3},
 			Liveness:  &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/live", Port: hp}, InitialDelay: 5 * time.Second, Period: 10 * time.Second, FailureThreshold: 3},
 			// A replica whose model was unloaded (or failed) after it was
