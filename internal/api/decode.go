@@ -24,6 +24,7 @@ var supported = []TypeMeta{
 	{APIVersion: GroupKubeflow + "/" + VersionV1alpha2, Kind: KindInferenceService},
 	// KServe never served this one, but samples in its docs still use it.
 	{APIVersion: GroupKServe + "/" + VersionV1alpha2, Kind: KindInferenceService},
+	{APIVersion: GroupKServe + "/" + VersionInferenceGraph, Kind: KindInferenceGraph},
 }
 
 // Supported returns the apiVersion/kind pairs Decode accepts.
@@ -43,6 +44,8 @@ func newObject(t TypeMeta) any {
 			return &InferenceService{}
 		case t.Kind == KindTrainedModel:
 			return &TrainedModel{}
+		case t.Kind == KindInferenceGraph:
+			return &InferenceGraph{}
 		}
 	}
 	return nil

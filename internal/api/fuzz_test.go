@@ -23,6 +23,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("{\"apiVersion\":\"serving.kserve.io/v1alpha1\",\"kind\":\"TrainedModel\",\"spec\":{\"model\":{\"memory\":1e400}}}"))
 	f.Add([]byte("apiVersion: serving.kubeflow.org/v1alpha2\nkind: InferenceService\nmetadata: {name: x, annotations: {ferryserve.github.io/v1alpha2-default: '{'}}\nspec: {default: {predictor: {custom: {container: {}}}}, canary: {predictor: {}}}\n"))
 	f.Add([]byte("apiVersion: serving.kubeflow.org/v1beta1\nkind: InferenceService\nmetadata: {name: x, annotations: {ferryserve.github.io/converted-from: serving.kubeflow.org/v1alpha2, ferryserve.github.io/v1alpha2-default: '{\"predictor\":{\"sklearn\":{}}}'}}\nspec: {predictor: {sklearn: {}}}\n"))
+	f.Add([]byte("apiVersion: serving.kserve.io/v1alpha1\nkind: InferenceGraph\nmetadata: {name: g}\nspec: {nodes: {root: {routerType: Splitter, steps: [{nodeName: root, weight: 100, condition: '#(a==\"b)'}]}}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		objs, err := Decode(data)
 		if err != nil {

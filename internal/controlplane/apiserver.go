@@ -110,8 +110,11 @@ func (c *Controller) Apply(o api.Object) (mgmt.ApplyResult, error) {
 	md := o.Meta()
 	kind := KindInferenceService
 	kindName := "InferenceService"
-	if _, ok := o.(*api.TrainedModel); ok {
+	switch o.(type) {
+	case *api.TrainedModel:
 		kind, kindName = KindTrainedModel, "TrainedModel"
+	case *api.InferenceGraph:
+		kind, kindName = KindInferenceGraph, "InferenceGraph"
 	}
 	key := md.Namespace + "/" + md.Name
 	res := mgmt.ApplyResult{Kind: kindName, Namespace: md.Namespace, Name: md.Name}
@@ -148,6 +151,9 @@ func (c *Controller) Apply(o api.Object) (mgmt.ApplyResult, error) {
 		}
 		if isvc, ok := o.(*api.InferenceService); ok && prevStatus != nil {
 			_ = json.Unmarshal(prevStatus, &isvc.Status)
+		}
+		if ig, ok := o.(*api.InferenceGraph); ok && prevStatus != nil {
+			_ = json.Unmarshal(prevStatus, &ig.Status)
 		}
 	}
 	md.ResourceVersion = strconv.FormatInt(time.Now().UnixNano(), 10)

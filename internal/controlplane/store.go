@@ -25,6 +25,7 @@ type Store struct {
 const (
 	KindInferenceService = "inferenceservices"
 	KindTrainedModel     = "trainedmodels"
+	KindInferenceGraph   = "inferencegraphs"
 	KindRevision         = "revisions"
 	KindEvent            = "events"
 )
@@ -45,7 +46,7 @@ func OpenStore(dir string) (*Store, error) {
 	// A lone writer waits at most this long for others to share its fsync.
 	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{KindInferenceService, KindTrainedModel, KindRevision, KindEvent} {
+		for _, b := range []string{KindInferenceService, KindTrainedModel, KindInferenceGraph, KindRevision, KindEvent} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 				return err
 			}
