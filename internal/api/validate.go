@@ -59,7 +59,7 @@ var (
 		"paddle":      {ProtocolV1, ProtocolV2},
 	}
 	explainerTypes = map[string][]string{
-		"alibi": {"AnchorTabular", "AnchorImages", "AnchorText", "Counterfactuals", "Contrastive"},
+		"alibi": {"AnchorTabular", "AnchorImages", "AnchorText", "Counterfactuals", "Contrastive", "KernelShap", "TreeShap"},
 		"aix":   {"LimeImages"},
 		"art":   {"SquareAttack"},
 	}

@@ -80,3 +80,10 @@ func (o *explainOptions) middleware(ctx context.Context, repo *repository.Reposi
 	log.Info("explainer ready", "type", o.typ, "predictor_host", o.predictorHost)
 	return explain.NewHandler(x, maxBody, timeout, log).Middleware, nil
 }
+
+// standalone reports whether the explainer calls a remote predictor, so
+// that ferry serve may run with no model of its own and serve only
+// :explain (KServe's explainer component).
+func (o *explainOptions) standalone() bool {
+	return o.typ != "" && o.predictorHost != ""
+}

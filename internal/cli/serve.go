@@ -122,8 +122,8 @@ over the file.`,
 }
 
 func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
-	if o.modelDir == "" && o.modelURI == "" && o.modelsConfig == "" {
-		return errors.New("--model-dir is required (a directory with a model file, or one subdirectory per model), or --model-uri, or --models-config for a multi-model server")
+	if o.modelDir == "" && o.modelURI == "" && o.modelsConfig == "" && !o.explain.standalone() {
+		return errors.New("--model-dir is required (a directory with a model file, or one subdirectory per model), or --model-uri, or --models-config for a multi-model server (or --explainer-type with --predictor-host for an explainer alone)")
 	}
 	if o.modelDir != "" && o.modelURI != "" {
 		return errors.New("give --model-dir or --model-uri, not both")

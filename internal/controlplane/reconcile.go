@@ -387,7 +387,7 @@ func (c *Controller) template(ctx context.Context, isvc *api.InferenceService, c
 				return nil, err
 			}
 			if e.Alibi != nil || e.AIX != nil || e.ART != nil {
-				return nil, fmt.Errorf("built-in explainers (alibi, aix, art) run Python images; give a custom explainer container with a command")
+				return c.builtinExplainerTemplate(isvc, &e)
 			}
 			ps, ext = e.PodSpec, e.Extensions()
 		}

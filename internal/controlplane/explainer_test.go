@@ -1,0 +1,56 @@
+package controlplane
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ferryserve/ferry/internal/api"
+)
+
+func TestBuiltinExplainerTemplate(t *testing.T) {
+	c := &Controller{cfg: Config{FerryBinary: "/bin/ferry", PredictorAddr: "127.0.0.1:7000"}}
+	isvc := func(pred api.PredictorSpec) *api.InferenceService {
+		s := &api.InferenceService{Spec: api.InferenceServiceSpec{Predictor: pred}}
+		s.Metadata.Name = "iris"
+		return s
+	}
+	xgb := isvc(api.PredictorSpec{XGBoost: &api.PredictorExtensionSpec{StorageURI: "s3://b/iris"}})
+	custom := isvc(api.PredictorSpec{PodSpec: api.PodSpec{Containers: []api.Container{{Name: "c", Command: []string{"srv"}}}}})
+	alibi := func(typ, uri string, cfg map[string]string) *api.ExplainerSpec {
+		return &api.ExplainerSpec{Alibi: &api.ExplainerExtensionSpec{Type: typ, StorageURI: uri, Config: cfg}}
+	}
+	for _, tc := range []struct {
+		name string
+		isvc *api.InferenceService
+		e    *api.ExplainerSpec
+		args string // after serve's listener flags
+		err  string
+	}{
+		{"kernel", xgb, alibi("KernelShap", "s3://b/x", map[string]string{"seed": "1", "nsamples": "64"}),
+			"--predictor-host 127.0.0.1:7000 --explainer-data s3://b/x --explainer-type KernelShap --explainer-config nsamples=64 --explainer-config seed=1", ""},
+		{"tree", xgb, alibi("TreeShap", "", nil),
+			"--model-uri s3://b/iris --model-name iris --model-format xgboost --explainer-type TreeShap", ""},
+		{"tree on a custom predictor", custom, alibi("TreeShap", "", nil), "", "spec.explainer.alibi.type: TreeShap reads the predictor's trees"},
+		{"unimplemented type", xgb, alibi("AnchorText", "s3://b/x", nil), "", `spec.explainer.alibi.type: type "AnchorText" is not one of AnchorTabular, KernelShap, TreeShap`},
+		{"misspelt key", xgb, alibi("AnchorTabular", "s3://b/x", map[string]string{"max_samples_start": "5"}), "", `spec.explainer.alibi.config: AnchorTabular does not take "max_samples_start": Alibi's name is min_samples_start`},
+		{"no data", xgb, alibi("AnchorTabular", "", nil), "", "spec.explainer.alibi.storageUri: AnchorTabular needs training data"},
+		{"aix", xgb, &api.ExplainerSpec{AIX: &api.ExplainerExtensionSpec{Type: "LimeImages"}}, "", `spec.explainer.aix: type "LimeImages" is not built into ferry up yet`},
+	} {
+		tmpl, err := c.builtinExplainerTemplate(tc.isvc, tc.e)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		cfg := tmpl(9000, 9001)
+		want := append(strings.Fields("serve --host 127.0.0.1 --http-port 9000 --grpc-port 9001 --log-format json"), strings.Fields(tc.args)...)
+		if cfg.Command != "/bin/ferry" || !slices.Equal(cfg.Args, want) || cfg.Readiness == nil || cfg.Readiness.HTTPGet.Port != 9000 {
+			t.Errorf("%s: %s %v\nwant args %v", tc.name, cfg.Command, cfg.Args, want)
+		}
+	}
+}
