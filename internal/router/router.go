@@ -34,6 +34,8 @@ type Router struct {
 	activate        func(namespace, revision string)
 	activateTimeout time.Duration
 
+	graphs atomic.Pointer[graphTable] // InferenceGraphs (graph.go)
+
 	stats   sync.Map // "ns/revision" → *RevisionStats
 	limits  sync.Map // "ns/revision" → *limiter
 	waiting atomic.Int64
@@ -221,6 +223,9 @@ const repositoryRefusal = "the model repository API (index, load, unload) is not
 	"models are managed by the control plane (ferry apply / ferry delete of InferenceServices and TrainedModels)"
 
 func (r *Router) serve(w http.ResponseWriter, req *http.Request, component string) {
+	if component == "" && r.serveGraph(w, req) {
+		return
+	}
 	if strings.HasPrefix(req.URL.Path, "/v2/repository") {
 		writeError(w, http.StatusForbidden, errors.New(repositoryRefusal))
 		return
