@@ -64,6 +64,7 @@ type treeRef struct {
 	depth  int32 // longest root-to-leaf path, in splits
 	hasCat bool  // has categorical splits: evaluated row by row
 	perf   int32 // offset of the tree's perfect layout in booster.perf, or -1
+	quad   bool  // this tree and the next three are perfect and of one depth
 }
 
 // booster is a validated, flattened model ready to evaluate. It is

@@ -168,18 +168,18 @@ func (b *booster) margins(ctx context.Context, x []float32, cols, lo, hi int, ou
 }
 
 // smallBatchRow adds all trees' leaf values for one row (x, and xr its
-// expansion) to out, overlapping the walks of eight trees at a time.
+// expansion) to out, overlapping the walks of four trees at a time.
 func (b *booster) smallBatchRow(xr, x, out []float32) {
 	trees := b.trees
 	for ti := 0; ti < len(trees); {
 		t := trees[ti]
-		if t.perf >= 0 && b.sameDepth8(ti) {
+		if t.quad {
 			var ws []float32
 			if b.weights != nil {
-				ws = b.weights[ti : ti+lanes]
+				ws = b.weights[ti : ti+4]
 			}
-			b.perfectTrees8(trees[ti:ti+lanes], ws, xr, out)
-			ti += lanes
+			b.perfectTrees4(trees[ti:ti+4], ws, xr, out)
+			ti += 4
 			continue
 		}
 		var v float32
@@ -194,20 +194,6 @@ func (b *booster) smallBatchRow(xr, x, out []float32) {
 		out[t.group] += v
 		ti++
 	}
-}
-
-// sameDepth8 tells whether trees ti to ti+7 are all perfect and of one depth.
-func (b *booster) sameDepth8(ti int) bool {
-	if ti+lanes > len(b.trees) {
-		return false
-	}
-	d := b.trees[ti].depth
-	for _, t := range b.trees[ti : ti+lanes] {
-		if t.perf < 0 || t.depth != d {
-			return false
-		}
-	}
-	return true
 }
 
 // linearMargins evaluates gblinear: bias + base + Σ x·w over the features

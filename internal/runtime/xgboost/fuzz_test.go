@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/ferryserve/ferry/internal/runtime"
@@ -67,6 +68,18 @@ func exercise(t *testing.T, m *Model) {
 	}
 	pred := make([]float32, 3*m.b.obj.outputsPerRow(m.b.ngroup))
 	m.b.obj.transform(out, m.b.ngroup, pred)
+	// Nine rows take the block walk that three rows (the small-batch
+	// walk) do not; each row must score as it did alone.
+	x9 := slices.Concat(x, x, x)
+	out9, err := m.PredictMargins(t.Context(), x9, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range out9 {
+		if w := out[i%len(out)]; math.Float32bits(v) != math.Float32bits(w) {
+			t.Fatalf("margin %d: %v in a batch of 9, %v in a batch of 3", i, v, w)
+		}
+	}
 	_ = m.Metadata()
 }
 

@@ -82,6 +82,14 @@ func (b *booster) buildPerfect() {
 		b.perf = b.perf[:len(b.perf)+len(tree)]
 		b.fillPerfect(tree, 0, 0, int(t.depth), t.root)
 	}
+	for ti := range b.trees {
+		b.trees[ti].quad = ti+4 <= len(b.trees)
+		for _, u := range b.trees[ti:min(ti+4, len(b.trees))] {
+			if u.perf < 0 || u.depth != b.trees[ti].depth {
+				b.trees[ti].quad = false
+			}
+		}
+	}
 }
 
 // treeSize is the number of nodes of tree ti in b.nodes.
@@ -210,29 +218,37 @@ func (b *booster) perfectBlock(t treeRef, xb []float32, stride, n int, idx []uin
 	}
 }
 
-// perfectTrees8 walks the eight perfect trees ts, all of one depth, for one
-// expanded row together, and adds their leaf values to out in tree order.
-// It is the small-batch counterpart of perfectBlock: with one row, the
-// independent walks are the trees'.
-func (b *booster) perfectTrees8(ts []treeRef, ws []float32, row []float32, out []float32) {
-	ts = ts[:lanes]
-	var idx [lanes]uint32
-	var base [lanes]uint32
-	for k := range lanes {
-		base[k] = uint32(ts[k].perf)
+// perfectTrees4 walks the four perfect trees ts, all of one depth, for one
+// expanded row together, and adds their leaf values (times ws[k] when ws is
+// not nil) to out in tree order. It is the small-batch counterpart of
+// perfectBlock: with one row, the independent walks are the trees'. The
+// loads skip bounds checks as perfectBlock's do, for the same reasons.
+func (b *booster) perfectTrees4(ts []treeRef, ws []float32, row []float32, out []float32) {
+	ts = ts[:4]
+	if len(row) != 2*b.numFeature {
+		panic("xgboost: perfectTrees4: row does not match the model")
 	}
-	perf := b.perf
+	// buildPerfect lays a quad's trees out one after the other.
+	size := 1<<(ts[0].depth+1) - 1
+	p0 := unsafe.Pointer(unsafe.SliceData(b.perf[ts[0].perf : int(ts[0].perf)+4*size]))
+	p1, p2, p3 := unsafe.Add(p0, size*8), unsafe.Add(p0, 2*size*8), unsafe.Add(p0, 3*size*8)
+	xp := unsafe.Pointer(unsafe.SliceData(row))
+	step := func(p unsafe.Pointer, i uint32) uint32 {
+		at := uintptr(i) * 8 // sizeof(pnode)
+		f := *(*uint32)(unsafe.Add(p, at))
+		x := *(*float32)(unsafe.Add(xp, uintptr(f)*4))
+		return 2*i + 2 - uint32(b2i(x < *(*float32)(unsafe.Add(p, at+4))))
+	}
+	var i0, i1, i2, i3 uint32
 	for range ts[0].depth {
-		for k := range lanes {
-			nd := perf[base[k]+idx[k]]
-			idx[k] = 2*idx[k] + 2 - uint32(b2i(row[nd.feat] < nd.thr))
-		}
+		i0, i1, i2, i3 = step(p0, i0), step(p1, i1), step(p2, i2), step(p3, i3)
 	}
-	for k := range lanes {
-		v := perf[base[k]+idx[k]].thr
+	leaf := func(p unsafe.Pointer, i uint32) float32 { return *(*float32)(unsafe.Add(p, uintptr(i)*8+4)) }
+	v := [4]float32{leaf(p0, i0), leaf(p1, i1), leaf(p2, i2), leaf(p3, i3)}
+	for k, t := range ts {
 		if ws != nil {
-			v = float32(v * ws[k])
+			v[k] = float32(v[k] * ws[k])
 		}
-		out[ts[k].group] += v
+		out[t.group] += v[k]
 	}
 }
