@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ferryserve/ferry/internal/apiauth"
+	"github.com/ferryserve/ferry/internal/console"
 	"github.com/ferryserve/ferry/internal/puller"
 )
 
@@ -58,7 +59,7 @@ func (a apiSecurityOptions) setUp(ln net.Listener, dataDir string, log *slog.Log
 	sec := apiSecurity{
 		listener: ln,
 		guard: apiauth.Guard{Token: tok, LoopbackOnly: loopback, MaxBody: maxBody, MaxBodyFlag: "--api-max-body",
-			Open: []string{"GET /healthz", "GET /metrics"}},
+			Open: append([]string{"GET /healthz", "GET /metrics"}, console.OpenRoutes()...)},
 	}
 	var mat apiauth.TLSMaterial
 	switch {

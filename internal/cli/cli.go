@@ -33,6 +33,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(newClientCmds()...)
 	root.AddCommand(newDetectCmd())
 	root.AddCommand(newRolloutCmd())
+	root.AddCommand(newConsoleCmd())
 	root.AddCommand(newExplainCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "ferry:", err)

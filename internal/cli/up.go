@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/console"
 	"github.com/ferryserve/ferry/internal/controlplane"
 	"github.com/ferryserve/ferry/internal/router"
 	"github.com/ferryserve/ferry/internal/server"
@@ -222,6 +223,7 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 	g.Go(func() error { return scaler.Run(gctx) })
 	g.Go(func() error { return rollouts.Run(gctx) }) // rollout_up.go: moves canaries of services with a rollout policy
 	log.Info("ready for commands (ferry get isvc)", "ingress", ingressLn.Addr().String(), "grpc", grpcLn.Addr().String(), "api", apiSec.url, "domain", o.domain, "data", o.dataDir)
+	printConsoleURL(cmd.OutOrStdout(), apiSec) // console.go
 	return g.Wait()
 }
 
@@ -281,6 +283,7 @@ func apiHandler(ctl *controlplane.Controller, rt *router.Router) http.Handler {
 		st := rt.Stats(ns, rev)
 		return st.InFlight.Load(), st.Requests.Load()
 	}, rt.Waiting), rt))
+	console.Register(mux) // the web console at /ui; its static files are open in apisecurity.go
 	return mux
 }
 

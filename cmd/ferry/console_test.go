@@ -1,0 +1,260 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// consoleURL asks `ferry console` for the console URL of u, with the
+// token this user's CLI has recorded for it.
+func (u *upProcess) consoleURL(t *testing.T, bin string) string {
+	t.Helper()
+	out := strings.TrimSpace(u.ferryCLI(t, bin, "console"))
+	tok, err := os.ReadFile(filepath.Join(u.data, "api-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := u.api + "/ui/#token=" + strings.TrimSpace(string(tok)); out != want {
+		t.Fatalf("ferry console printed %q, want %q", out, want)
+	}
+	return out
+}
+
+// TestConsoleAssetsAndAuthOnFerryUp checks, without a browser, that a
+// real ferry up serves the console's files without a token and with its
+// security headers, while the API behind it still wants the token.
+func TestConsoleAssetsAndAuthOnFerryUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ferry up")
+	}
+	bin := buildFerry(t)
+	u := startUp(t, bin, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t), freePort(t))
+	u.consoleURL(t, bin) // waits for the server, too
+	for _, p := range []string{"/ui", "/ui/", "/ui/app.js", "/ui/style.css"} {
+		resp, err := http.Get(u.api + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || len(body) == 0 {
+			t.Fatalf("GET %s without a token: %d %s", p, resp.StatusCode, body)
+		}
+		csp := resp.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") ||
+			resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("Referrer-Policy") != "no-referrer" {
+			t.Fatalf("GET %s: security headers %v", p, resp.Header)
+		}
+	}
+	for _, p := range []string{"/api/v1/inferenceservices", "/ui/not-a-file"} {
+		resp, err := http.Get(u.api + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("GET %s without a token: %d, want 401", p, resp.StatusCode)
+		}
+	}
+}
+
+// chromiumPath finds Debian's chromium, or says why the test is skipped.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "/usr/bin/chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skip("chromium not found: the console's browser test needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
+	return ""
+}
+
+// browser starts a headless chromium of the test's own and records what
+// the page reports as errors (uncaught exceptions, console.error, CSP
+// violations and failed loads from the browser log).
+func browser(t *testing.T) (context.Context, func() []string) {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1000),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	var mu sync.Mutex
+	var errs []string
+	messages := chromedp.Console(ctx) // subscribes now: nothing the page says is lost
+	var reading sync.WaitGroup
+	reading.Go(func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.IsException() {
+				mu.Lock()
+				errs = append(errs, m.String()+" ("+m.URL+")")
+				mu.Unlock()
+			}
+		}
+	})
+	t.Cleanup(func() { cancel(); cancelAlloc(); reading.Wait() })
+	return ctx, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), errs...)
+	}
+}
+
+// waitPage evaluates expr in the page until it returns true (bounded),
+// and on timeout shows what the page said.
+func waitPage(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) || errors.Is(err, context.Canceled) {
+			text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+			t.Fatalf("timed out waiting in the console for %s (err %v); the page said:\n%s", what, err, text)
+		}
+		time.Sleep(100 * time.Millisecond) // bounded poll of the page
+	}
+}
+
+const consoleIrisV1 = `apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: iris
+  annotations:
+    serving.ferryserve.io/rollout-steps: "50,100"
+    serving.ferryserve.io/rollout-interval: 1h
+    serving.ferryserve.io/rollout-min-requests: "1000000"
+spec:
+  predictor:
+%s    sklearn:
+      storageUri: file://%s
+%s`
+
+// TestConsoleInBrowser opens the console of a real ferry up in headless
+// chromium: the service turns Ready on the page without a reload, a
+// canary's traffic split and request rate appear, and the Pause button
+// pauses the rollout.
+func TestConsoleInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ferry up and chromium")
+	}
+	ctx, pageErrors := browser(t)
+	bin := buildFerry(t)
+	model, _ := filepath.Abs("../../examples/models/sklearn-iris")
+	tdir := t.TempDir()
+	hp := freePort(t)
+	u := startUp(t, bin, filepath.Join(tdir, "data"), hp, freePort(t), freePort(t))
+	url := u.consoleURL(t, bin)
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("open %s: %v", u.api+"/ui/", err)
+	}
+	// The token left the address bar for sessionStorage.
+	waitPage(t, ctx, "the token to leave the URL", `location.hash === "" && sessionStorage.getItem("ferry.token") !== null`)
+	waitPage(t, ctx, "the empty list", `document.getElementById("status").textContent.startsWith("0 services")`)
+
+	u.ferryCLI(t, bin, "apply", "-f", writeYAML(t, tdir, "v1.yaml", fmt.Sprintf(consoleIrisV1, "", model, "")))
+	const svc = `document.getElementById("svc-default-iris")`
+	waitPage(t, ctx, "iris Ready", svc+`?.querySelector(".ready")?.dataset.ready === "True"`)
+
+	// Revision 2 is the canary; the rollout runner moves it to 50 %.
+	u.ferryCLI(t, bin, "apply", "-f", writeYAML(t, tdir, "v2.yaml",
+		fmt.Sprintf(consoleIrisV1, "    canaryTrafficPercent: 0\n", model, "      env: [{name: V, value: \"2\"}]\n")))
+	waitPage(t, ctx, "the 50/50 traffic split", `(() => {
+		const d = `+svc+`?.querySelector(".traffic")?.dataset.traffic || "";
+		return d.includes("iris-predictor-00001 50%") && d.includes("iris-predictor-00002 50%");
+	})()`)
+	waitPage(t, ctx, "the rollout progressing at 50 %", svc+`?.querySelector(".rollout-state")?.textContent === "Progressing" &&
+		`+svc+`.querySelector("progress.rollout-progress")?.value === 50`)
+
+	// Traffic through the ingress shows as a request rate per revision.
+	sendCtx, stopSending := context.WithCancel(t.Context())
+	var sending sync.WaitGroup
+	sending.Go(func() { sendIris(sendCtx, u.ingr) })
+	defer sending.Wait()
+	defer stopSending()
+	waitPage(t, ctx, "a request rate for revision 1", `(() => {
+		const c = `+svc+`?.querySelector('tr[data-revision="iris-predictor-00001"] .rps');
+		return c !== null && Number(c.textContent) > 0;
+	})()`)
+	stopSending()
+
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#svc-default-iris button[data-action="pause"]`))); err != nil {
+		t.Fatalf("click pause: %v", err)
+	}
+	waitPage(t, ctx, "the rollout paused", svc+`?.querySelector(".rollout-state")?.textContent === "Paused" &&
+		!`+svc+`.querySelector('button[data-action="resume"]').disabled`)
+	var st struct{ Paused bool }
+	resp, err := u.apiGet("/api/v1/namespaces/default/inferenceservices/iris/rollout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil || !st.Paused {
+		t.Fatalf("rollout status after Pause in the console: paused=%v (%v)", st.Paused, err)
+	}
+
+	if p := os.Getenv("FERRY_CONSOLE_SCREENSHOT"); p != "" {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if errs := pageErrors(); len(errs) > 0 {
+		t.Fatalf("the console reported errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// sendIris posts iris predictions through the ingress until ctx ends.
+func sendIris(ctx context.Context, ingress string) {
+	body := `{"instances":[[6.8,2.8,4.8,1.4]]}`
+	for ctx.Err() == nil {
+		req, err := http.NewRequestWithContext(ctx, "POST", ingress+"/v1/models/iris:predict", strings.NewReader(body))
+		if err != nil {
+			return
+		}
+		req.Host = "iris.default.example.com"
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond): // a steady trickle, not a load test
+		}
+	}
+}
