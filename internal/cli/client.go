@@ -263,16 +263,18 @@ func kindPath(kind string) (mgmt.Kind, error) {
 		return mgmt.InferenceServices, nil
 	case "tm", "trainedmodel", "trainedmodels":
 		return mgmt.TrainedModels, nil
+	case "ig", "inferencegraph", "inferencegraphs":
+		return mgmt.InferenceGraphs, nil
 	}
-	return "", fmt.Errorf("unknown kind %q: use isvc (inferenceservice) or tm (trainedmodel)", kind)
+	return "", fmt.Errorf("unknown kind %q: use isvc (inferenceservice), tm (trainedmodel) or ig (inferencegraph)", kind)
 }
 
 func newGetCmd(c *client) *cobra.Command {
 	var output, namespace string
 	var watch bool
 	cmd := &cobra.Command{
-		Use:   "get isvc|tm [NAME] [-o yaml|json|wide] [--watch]",
-		Short: "List InferenceServices or TrainedModels",
+		Use:   "get isvc|tm|ig [NAME] [-o yaml|json|wide] [--watch]",
+		Short: "List InferenceServices, TrainedModels or InferenceGraphs",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kp, err := kindPath(args[0])
@@ -344,6 +346,9 @@ func printItems(w io.Writer, kind mgmt.Kind, items []json.RawMessage, output str
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	defer tw.Flush()
+	if kind == mgmt.InferenceGraphs {
+		return printGraphs(tw, items) // graph.go
+	}
 	if kind == mgmt.TrainedModels {
 		fmt.Fprintln(tw, "NAME\tINFERENCESERVICE\tURL\tREADY\tAGE")
 		for _, it := range items {
@@ -430,12 +435,16 @@ func age(t *time.Time) string {
 func newDescribeCmd(c *client) *cobra.Command {
 	var namespace string
 	cmd := &cobra.Command{
-		Use:   "describe isvc NAME",
-		Short: "Show an InferenceService's conditions, revisions, traffic, replicas and events",
+		Use:   "describe isvc|ig NAME",
+		Short: "Show an InferenceService's conditions, revisions, traffic, replicas and events, or an InferenceGraph's nodes",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if kp, err := kindPath(args[0]); err != nil || kp != mgmt.InferenceServices {
-				return errors.New("describe supports isvc")
+			kp, err := kindPath(args[0])
+			if err == nil && kp == mgmt.InferenceGraphs {
+				return c.describeGraph(cmd.Context(), cmd.OutOrStdout(), namespace, args[1]) // graph.go
+			}
+			if err != nil || kp != mgmt.InferenceServices {
+				return errors.New("describe supports isvc and ig")
 			}
 			ctx, name := cmd.Context(), args[1]
 			s, err := c.api.InferenceService(ctx, namespace, name)
@@ -511,8 +520,8 @@ func newDescribeCmd(c *client) *cobra.Command {
 func newDeleteCmd(c *client) *cobra.Command {
 	var namespace string
 	cmd := &cobra.Command{
-		Use:   "delete isvc|tm NAME",
-		Short: "Delete an InferenceService (its revisions and replicas) or a TrainedModel",
+		Use:   "delete isvc|tm|ig NAME",
+		Short: "Delete an InferenceService (its revisions and replicas), a TrainedModel or an InferenceGraph",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kp, err := kindPath(args[0])

@@ -29,6 +29,9 @@ import (
 //	GET    /api/v1/namespaces/{ns}/inferenceservices/{name}/logs?component=predictor&tail=100
 //	GET    /api/v1/trainedmodels[?namespace=NS]
 //	DELETE /api/v1/namespaces/{ns}/trainedmodels/{name}
+//	GET    /api/v1/inferencegraphs[?namespace=NS]
+//	GET    /api/v1/namespaces/{ns}/inferencegraphs/{name}
+//	DELETE /api/v1/namespaces/{ns}/inferencegraphs/{name}
 type APIServer struct {
 	ctl *Controller
 }
@@ -46,6 +49,9 @@ func (a *APIServer) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/namespaces/{ns}/trainedmodels/{name}", a.get(KindTrainedModel))
 	mux.HandleFunc("DELETE /api/v1/namespaces/{ns}/inferenceservices/{name}", a.delete(KindInferenceService))
 	mux.HandleFunc("DELETE /api/v1/namespaces/{ns}/trainedmodels/{name}", a.delete(KindTrainedModel))
+	mux.HandleFunc("GET /api/v1/inferencegraphs", a.list(KindInferenceGraph))
+	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferencegraphs/{name}", a.get(KindInferenceGraph))
+	mux.HandleFunc("DELETE /api/v1/namespaces/{ns}/inferencegraphs/{name}", a.delete(KindInferenceGraph))
 	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferenceservices/{name}/revisions", a.revisions)
 	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferenceservices/{name}/events", a.events)
 	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferenceservices/{name}/replicas", a.replicas)

@@ -206,6 +206,7 @@ func (c *Controller) enqueueObject(kind, key string) {
 		c.queue.Add(key)
 	}
 	c.queue.Add(trainedModelsKey)
+	c.queue.Add(graphsKey) // graph.go: any service or graph may change a graph
 }
 
 // EnqueueRevision queues the service that runs revision rev in ns (the
@@ -243,11 +244,15 @@ func (c *Controller) enqueueAll() {
 	}
 	c.routesMu.Unlock()
 	c.queue.Add(trainedModelsKey)
+	c.queue.Add(graphsKey)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {
-	if key == trainedModelsKey {
+	switch key {
+	case trainedModelsKey:
 		return c.syncTrainedModels(ctx)
+	case graphsKey:
+		return c.syncGraphs(ctx) // graph.go
 	}
 	return c.syncService(ctx, key)
 }
@@ -434,15 +439,22 @@ func (c *Controller) ReconcileAll(ctx context.Context) error {
 	if err := c.syncTrainedModels(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.syncGraphs(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
 // ReconcileObject reconciles one object now (after a delete, so its routes
 // are gone when the client hears it is).
 func (c *Controller) ReconcileObject(ctx context.Context, kind, key string) error {
-	if kind == KindTrainedModel {
+	switch kind {
+	case KindTrainedModel:
 		return c.syncTrainedModels(ctx)
+	case KindInferenceGraph:
+		return c.syncGraphs(ctx)
 	}
+	c.queue.Add(graphsKey) // graphs calling this service are no longer ready
 	return errors.Join(c.syncService(ctx, key), c.syncTrainedModels(ctx))
 }
 

@@ -113,6 +113,15 @@ func (c *Client) TrainedModel(ctx context.Context, ns, name string) (*api.Traine
 	return &out, nil
 }
 
+// InferenceGraph returns one InferenceGraph, decoded.
+func (c *Client) InferenceGraph(ctx context.Context, ns, name string) (*api.InferenceGraph, error) {
+	var out api.InferenceGraph
+	if err := c.do(ctx, http.MethodGet, objectPath(InferenceGraphs, ns, name), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Delete removes one object; an InferenceService goes with its revisions
 // and replicas. The server answers once the routes are gone.
 func (c *Client) Delete(ctx context.Context, kind Kind, ns, name string) error {

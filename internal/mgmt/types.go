@@ -15,6 +15,7 @@ type Kind string
 const (
 	InferenceServices Kind = "inferenceservices"
 	TrainedModels     Kind = "trainedmodels"
+	InferenceGraphs   Kind = "inferencegraphs"
 )
 
 // Singular is the kind's lower-case singular name, as messages use it.
@@ -24,6 +25,8 @@ func (k Kind) Singular() string {
 		return "inferenceservice"
 	case TrainedModels:
 		return "trainedmodel"
+	case InferenceGraphs:
+		return "inferencegraph"
 	}
 	return string(k)
 }
@@ -31,7 +34,7 @@ func (k Kind) Singular() string {
 // ApplyResult says what apply did to one object
 // (POST /api/v1/apply answers a JSON array of them).
 type ApplyResult struct {
-	Kind      string `json:"kind"` // InferenceService or TrainedModel
+	Kind      string `json:"kind"` // InferenceService, TrainedModel or InferenceGraph
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	Action    string `json:"action"` // created, configured, unchanged
