@@ -176,6 +176,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	u := startUp(t, bin, filepath.Join(tdir, "data"), hp, freePort(t), freePort(t))
 	url := u.consoleURL(t, bin)
 
+	// Without the token the page asks for it and calls no API.
+	if err := chromedp.Do(ctx, chromedp.Navigate(u.api+"/ui")); err != nil {
+		t.Fatalf("open %s: %v", u.api+"/ui", err)
+	}
+	waitPage(t, ctx, "the token form", `!document.getElementById("token-form").hidden && document.getElementById("services").children.length === 0`)
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("open %s: %v", u.api+"/ui/", err)
 	}
