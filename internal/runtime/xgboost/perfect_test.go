@@ -77,7 +77,7 @@ func TestPerfectMatchesNodeWalk(t *testing.T) {
 				perfect++
 			}
 		}
-		t.Logf("%s: %d of %d trees perfect", name, perfect, len(b.trees))
+		t.Logf("%s: %d of %d trees perfect, %d B of perfect nodes beside %d B of nodes", name, perfect, len(b.trees), 8*len(b.perf), 16*len(b.nodes))
 		for _, rows := range []int{1, 7, 8, 9, 64, 131} {
 			x := edgeInput(b, rows, rng)
 			got, err := m.PredictMargins(t.Context(), x, rows)
