@@ -107,8 +107,8 @@ func (b *booster) margins(ctx context.Context, x []float32, cols, lo, hi int, ou
 		b.linearMargins(x, cols, lo, hi, out)
 		return nil
 	}
-	var rows [lanes][]float32
 	var (
+		rows  [lanes][]float32
 		xb    []float32 // the block's rows, expanded for perfect trees
 		idx   [blockRows]uint32
 		small [256]float32 // xb for small requests, off the heap
