@@ -257,7 +257,7 @@ func TestGolden(t *testing.T) {
 				"base_rate": d.BaseRate, "base_rate_privileged": d.BaseRatePrivileged, "base_rate_unprivileged": d.BaseRateUnprivileged,
 				"statistical_parity_difference": d.StatisticalParityDifference, "disparate_impact": d.DisparateImpact,
 				"consistency": d.Consistency,
-				"accuracy": cl.Accuracy, "accuracy_privileged": cl.AccuracyPrivileged, "accuracy_unprivileged": cl.AccuracyUnprivileged,
+				"accuracy":    cl.Accuracy, "accuracy_privileged": cl.AccuracyPrivileged, "accuracy_unprivileged": cl.AccuracyUnprivileged,
 				"equal_opportunity_difference": cl.EqualOpportunityDifference, "average_odds_difference": cl.AverageOddsDifference,
 			}
 			want := map[string]float64{}
