@@ -35,6 +35,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(newRolloutCmd())
 	root.AddCommand(newConsoleCmd())
 	root.AddCommand(newExplainCmd())
+	root.AddCommand(newFairnessCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "ferry:", err)
 		return 1
