@@ -33,6 +33,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(newClientCmds()...)
 	root.AddCommand(newDetectCmd())
 	root.AddCommand(newRolloutCmd())
+	root.AddCommand(newOperatorCmd())
 	root.AddCommand(newConsoleCmd())
 	root.AddCommand(newExplainCmd())
 	root.AddCommand(newFairnessCmd())

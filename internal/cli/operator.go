@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/ferryserve/ferry/internal/operator"
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+type operatorOptions struct {
+	kubeconfig       string
+	kubeContext      string
+	serveImage       string
+	namespace        string
+	leaderElect      bool
+	leaderElectionNS string
+	metricsAddr      string
+	probeAddr        string
+	concurrency      int
+	logLevel         string
+	logFormat        string
+	config           string
+}
+
+func newOperatorCmd() *cobra.Command {
+	o := &operatorOptions{}
+	cmd := &cobra.Command{
+		Use:   "operator",
+		Short: "Run InferenceServices on a Kubernetes cluster (raw deployment mode)",
+		Long: `Run the Kubernetes operator: reconcile serving.kserve.io/v1beta1
+InferenceServices into a Deployment per predictor revision (running
+"ferry serve" in --serve-image) and a Service, and report their status.
+
+Install the CRDs first: kubectl apply -f config/crd/. See docs/operator.md
+for what works and what is not done yet.
+
+The cluster is the one --kubeconfig (or $KUBECONFIG, or ~/.kube/config)
+names, or the in-cluster service account when none is found.
+
+Every flag can also be set with an environment variable FERRY_<FLAG> or a key
+in the --config YAML file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnvAndConfig(cmd.Flags(), o.config); err != nil {
+				return err
+			}
+			return runOperator(cmd, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster)")
+	f.StringVar(&o.kubeContext, "context", "", "kubeconfig context to use (default: the current one)")
+	f.StringVar(&o.serveImage, "serve-image", "ferry:"+Version, "container image whose entrypoint is ferry; predictors run `ferry serve` in it")
+	f.StringVar(&o.namespace, "namespace", "", "watch only this namespace (default: all)")
+	f.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader so that only one replica reconciles")
+	f.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election lease (default: the operator's own, in-cluster)")
+	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", `address of the Prometheus metrics endpoint; "0" turns it off`)
+	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", `address of /healthz and /readyz; "0" turns them off`)
+	f.IntVar(&o.concurrency, "max-concurrent-reconciles", 4, "InferenceServices reconciled at once")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "auto", "auto (text on a terminal, JSON otherwise), json or text")
+	f.StringVar(&o.config, "config", "", "YAML file of flag values")
+	return cmd
+}
+
+func runOperator(cmd *cobra.Command, o *operatorOptions) error {
+	log, err := newLogger(cmd.ErrOrStderr(), o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.kubeconfig
+	rest, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.kubeContext}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("kubernetes client configuration: %w", err)
+	}
+	log.Info("operator starting", "server", rest.Host, "serve_image", o.serveImage, "namespace", o.namespace, "leader_elect", o.leaderElect)
+	return operator.Run(cmd.Context(), operator.Config{
+		REST:                    rest,
+		ServeImage:              o.serveImage,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionNamespace: o.leaderElectionNS,
+		MetricsAddr:             o.metricsAddr,
+		ProbeAddr:               o.probeAddr,
+		Namespace:               o.namespace,
+		MaxConcurrentReconciles: o.concurrency,
+		Log:                     log,
+	})
+}

@@ -1,0 +1,372 @@
+// Package kubetest runs a real Kubernetes control plane for tests: etcd,
+// kube-apiserver and, when its binary is there, kube-controller-manager
+// with only the garbage collector, on loopback ports in a temporary
+// directory. Nothing else runs: no scheduler and no kubelet, so Deployments
+// get no pods, and a test drives their status by writing it itself.
+//
+// The binaries are built by scripts/kube-test-cluster.sh; a test that calls
+// Start skips, naming that script, when they are missing.
+package kubetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+)
+
+// KubeVersion is the version scripts/kube-test-cluster.sh builds; the
+// default asset directory is keyed by it.
+const KubeVersion = "v1.37.2"
+
+// AssetsDir returns the directory holding the binaries: FERRY_KUBE_ASSETS,
+// or the script's cache directory.
+func AssetsDir() string {
+	if d := os.Getenv("FERRY_KUBE_ASSETS"); d != "" {
+		return d
+	}
+	root := os.Getenv("FERRY_KUBE_CACHE")
+	if root == "" {
+		home, _ := os.UserHomeDir()
+		root = filepath.Join(home, ".cache", "ferry-kube")
+	}
+	return filepath.Join(root, KubeVersion, "bin")
+}
+
+// Cluster is a running control plane.
+type Cluster struct {
+	// Config reaches the API server as a member of system:masters.
+	Config *rest.Config
+	// Kubeconfig is a file holding the same credentials, for processes.
+	Kubeconfig string
+	// GC reports whether the garbage collector runs, so owner references
+	// cascade deletes.
+	GC bool
+
+	procs []*proc
+}
+
+// proc is a started process; done closes when it has exited.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startTimeout bounds each component's start; the API server takes a few
+// seconds on an idle machine and much longer on a loaded 2-core one.
+const startTimeout = 2 * time.Minute
+
+// Start starts a cluster that is stopped when t ends, or skips t when the
+// binaries are missing.
+func Start(t testing.TB) *Cluster {
+	t.Helper()
+	dir := AssetsDir()
+	for _, b := range []string{"etcd", "kube-apiserver"} {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			t.Skipf("no %s in %s: run scripts/kube-test-cluster.sh (or set FERRY_KUBE_ASSETS) to build the test cluster", b, dir)
+		}
+	}
+	work := t.TempDir()
+	c := &Cluster{}
+	// Registered after TempDir, so it runs before the directory is removed.
+	t.Cleanup(c.stop)
+	if err := c.start(t, dir, work); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (c *Cluster) start(t testing.TB, bin, work string) error {
+	ports, err := freePorts(3)
+	if err != nil {
+		return err
+	}
+	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
+	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
+	apiPort := ports[2]
+
+	etcd := exec.Command(filepath.Join(bin, "etcd"),
+		"--name=default",
+		"--data-dir="+filepath.Join(work, "etcd"),
+		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=default="+peerURL,
+		"--unsafe-no-fsync", "--log-level=error")
+	if _, err := c.run(etcd, work, "etcd"); err != nil {
+		return err
+	}
+
+	certPEM, keyPEM, err := servingCert()
+	if err != nil {
+		return err
+	}
+	saKey, saPub, err := serviceAccountKey()
+	if err != nil {
+		return err
+	}
+	tok := make([]byte, 16)
+	_, _ = rand.Read(tok)
+	token := hex.EncodeToString(tok)
+	files := map[string][]byte{
+		"apiserver.crt": certPEM,
+		"apiserver.key": keyPEM,
+		"sa.key":        saKey,
+		"sa.pub":        saPub,
+		"tokens.csv":    []byte(token + ",admin,admin,system:masters\n"),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(work, name), b, 0o600); err != nil {
+			return err
+		}
+	}
+	host := "https://127.0.0.1:" + strconv.Itoa(apiPort)
+	api := exec.Command(filepath.Join(bin, "kube-apiserver"),
+		"--etcd-servers="+etcdURL,
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--secure-port="+strconv.Itoa(apiPort),
+		"--tls-cert-file="+filepath.Join(work, "apiserver.crt"),
+		"--tls-private-key-file="+filepath.Join(work, "apiserver.key"),
+		"--cert-dir="+filepath.Join(work, "certs"),
+		"--service-account-issuer=https://localhost",
+		"--service-account-key-file="+filepath.Join(work, "sa.pub"),
+		"--service-account-signing-key-file="+filepath.Join(work, "sa.key"),
+		"--token-auth-file="+filepath.Join(work, "tokens.csv"),
+		"--authorization-mode=RBAC",
+		"--service-cluster-ip-range=10.0.0.0/24",
+		"--enable-priority-and-fairness=false",
+		"--v=0")
+	apiProc, err := c.run(api, work, "kube-apiserver")
+	if err != nil {
+		return err
+	}
+	c.Config = &rest.Config{
+		Host:            host,
+		BearerToken:     token,
+		TLSClientConfig: rest.TLSClientConfig{CAData: certPEM},
+		QPS:             200,
+		Burst:           400,
+	}
+	if err := waitReady(host+"/readyz", certPEM, token, apiProc.done); err != nil {
+		return fmt.Errorf("kube-apiserver: %w (log: %s)", err, filepath.Join(work, "kube-apiserver.log"))
+	}
+
+	c.Kubeconfig = filepath.Join(work, "kubeconfig")
+	if err := os.WriteFile(c.Kubeconfig, kubeconfig(host, certPEM, token), 0o600); err != nil {
+		return err
+	}
+	if kcm := filepath.Join(bin, "kube-controller-manager"); fileExists(kcm) {
+		ports, err := freePorts(1)
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command(kcm,
+			"--kubeconfig="+c.Kubeconfig,
+			"--authentication-kubeconfig="+c.Kubeconfig,
+			"--authorization-kubeconfig="+c.Kubeconfig,
+			// Only the garbage collector: the Deployment controller would
+			// overwrite the Deployment status the tests write.
+			"--controllers=garbagecollector",
+			"--leader-elect=false",
+			"--bind-address=127.0.0.1",
+			"--secure-port="+strconv.Itoa(ports[0]),
+			"--v=0")
+		if _, err := c.run(cmd, work, "kube-controller-manager"); err != nil {
+			return err
+		}
+		c.GC = true
+	} else {
+		t.Logf("no kube-controller-manager in %s: owner references will not cascade deletes", bin)
+	}
+	return nil
+}
+
+// run starts cmd with its output in work/<name>.log, in its own process
+// group so that stop can end it and nothing it started.
+func (c *Cluster) run(cmd *exec.Cmd, work, name string) (*proc, error) {
+	log, err := os.Create(filepath.Join(work, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	// Pdeathsig: a test binary killed outright still takes them along.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		log.Close()
+		close(p.done)
+	}()
+	c.procs = append(c.procs, p)
+	return p, nil
+}
+
+// stop ends the processes newest first (API server before etcd): SIGTERM,
+// then SIGKILL after a grace period, and waits for each.
+func (c *Cluster) stop() {
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		p := c.procs[i]
+		pgid := p.cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-p.done
+		}
+	}
+	c.procs = nil
+}
+
+func waitReady(url string, caPEM []byte, token string, exited <-chan struct{}) error {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	client := &http.Client{
+		Timeout:   5 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+	}
+	defer client.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s answered %s", url, resp.Status)
+		}
+		last = err
+		select {
+		case <-exited:
+			return fmt.Errorf("exited before it was ready: %v", last)
+		case <-ctx.Done():
+			return fmt.Errorf("not ready after %v: %v", startTimeout, last)
+		case <-tick.C:
+		}
+	}
+}
+
+// freePorts returns n distinct loopback ports that were free a moment ago.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// servingCert returns a self-signed certificate for 127.0.0.1 and
+// localhost that is its own CA, so clients can trust exactly it.
+func servingCert() (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "kube-apiserver"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
+}
+
+// serviceAccountKey returns the key pair the API server signs and checks
+// service-account tokens with.
+func serviceAccountKey() (keyPEM, pubPEM []byte, err error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, nil, err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
+		pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), nil
+}
+
+func kubeconfig(host string, caPEM []byte, token string) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: %s
+    certificate-authority-data: %s
+users:
+- name: admin
+  user:
+    token: %s
+contexts:
+- name: test
+  context: {cluster: test, user: admin}
+current-context: test
+`, host, b64(caPEM), token)
+	return b.Bytes()
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

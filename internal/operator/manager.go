@@ -1,0 +1,145 @@
+package operator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+)
+
+// Config configures Run.
+type Config struct {
+	// REST is how to reach the API server.
+	REST *rest.Config
+	// ServeImage is the image that holds the ferry binary as its entrypoint.
+	ServeImage string
+	// LeaderElection makes only one of several replicas reconcile; on by
+	// default in `ferry operator`. LeaderElectionNamespace is where the
+	// lease lives (the in-cluster namespace when empty).
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	// MetricsAddr and ProbeAddr are where Prometheus metrics and the
+	// /healthz and /readyz probes are served; "0" turns either off.
+	MetricsAddr string
+	ProbeAddr   string
+	// Namespace restricts the operator to one namespace; empty watches all.
+	Namespace string
+	// MaxConcurrentReconciles bounds the reconciles running at once (1 when 0).
+	MaxConcurrentReconciles int
+	Log                     *slog.Logger
+}
+
+// LeaderElectionID names the lease replicas compete for.
+const LeaderElectionID = "ferry-operator.serving.kserve.io"
+
+// Validate reports what is missing from c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.REST == nil {
+		errs = append(errs, errors.New("no Kubernetes client configuration"))
+	}
+	if c.ServeImage == "" {
+		errs = append(errs, errors.New("no serve image (--serve-image)"))
+	}
+	return errors.Join(errs...)
+}
+
+// NewManager builds the controller-runtime manager with the
+// InferenceService reconciler registered; Start it to run. Most callers
+// want Run.
+func NewManager(c Config) (manager.Manager, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	lg := logr.FromSlogHandler(c.Log.Handler())
+	// controller-runtime reads its package logger in places that have no
+	// manager to ask (and prints a warning with a stack when it is unset).
+	ctrllog.SetLogger(lg)
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	opts := manager.Options{
+		Scheme:                  scheme,
+		Logger:                  lg,
+		LeaderElection:          c.LeaderElection,
+		LeaderElectionID:        LeaderElectionID,
+		LeaderElectionNamespace: c.LeaderElectionNamespace,
+		// Hand the lease over at once on a clean shutdown instead of
+		// making the next replica wait out the lease.
+		LeaderElectionReleaseOnCancel: true,
+		Metrics:                       metricsserver.Options{BindAddress: c.MetricsAddr},
+		HealthProbeBindAddress:        c.ProbeAddr,
+	}
+	if c.Namespace != "" {
+		opts.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{c.Namespace: {}}}
+	}
+	mgr, err := ctrl.NewManager(c.REST, opts)
+	if err != nil {
+		return nil, fmt.Errorf("operator: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("informers", func(req *http.Request) error {
+		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
+		defer cancel()
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
+			return errors.New("informers not synced")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+
+	isvc := &unstructured.Unstructured{}
+	isvc.SetGroupVersionKind(InferenceServiceGVK)
+	r := &Reconciler{Client: mgr.GetClient(), Scheme: scheme, ServeImage: c.ServeImage}
+	err = ctrl.NewControllerManagedBy(mgr).
+		Named("inferenceservice").
+		// Status writes are the operator's own; only spec changes (and the
+		// owned objects' changes) need a reconcile.
+		For(isvc, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(c.MaxConcurrentReconciles, 1)}).
+		Complete(r)
+	if err != nil {
+		return nil, fmt.Errorf("operator: %w", err)
+	}
+	return mgr, nil
+}
+
+// Run runs the operator until ctx is cancelled: it blocks while waiting for
+// leadership, reconciles while leader, and returns after the manager has
+// stopped its controllers, servers and lease (in that order).
+func Run(ctx context.Context, c Config) error {
+	mgr, err := NewManager(c)
+	if err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}

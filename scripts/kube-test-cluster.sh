@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Build the programs internal/operator's tests run on loopback: a real
+# kube-apiserver, kube-controller-manager (its garbage collector makes owner
+# references cascade) and etcd. Neither is downloaded as a release: both are built
+# from their Go modules in a throwaway tools module (never the project's own
+# go.mod) and cached by version, so a machine builds them once.
+#
+#   FERRY_KUBE_CACHE   cache root (default $HOME/.cache/ferry-kube)
+#
+# The binaries land in "$FERRY_KUBE_CACHE/<kube version>/bin"; the last line
+# printed is that directory. The tests find it through FERRY_KUBE_ASSETS or
+# that default path. Cold build: several minutes on 2 cores (see
+# docs/operator.md for the measured time); a warm cache returns at once.
+set -euo pipefail
+
+KUBE_VERSION=v1.37.2
+ETCD_VERSION=v3.7.3
+
+CACHE=${FERRY_KUBE_CACHE:-$HOME/.cache/ferry-kube}
+BIN="$CACHE/$KUBE_VERSION/bin"
+WORK="$CACHE/$KUBE_VERSION/src"
+mkdir -p "$BIN" "$WORK"
+start=$(date +%s)
+
+staging_version="v0${KUBE_VERSION#v1}"   # v1.37.2 -> v0.37.2
+
+# kube-apiserver: k8s.io/kubernetes refers to its staging modules as
+# v0.0.0 with local replaces; a consumer must replace each with its
+# published version. The list is read from that version's own go.mod so a
+# version bump needs no edit here.
+kube_cmds=(kube-apiserver kube-controller-manager)
+cached=1
+for c in "${kube_cmds[@]}"; do
+  [[ -x "$BIN/$c" && -f "$BIN/.$c.version" && "$(cat "$BIN/.$c.version")" == "$KUBE_VERSION" ]] || cached=0
+done
+if [[ $cached == 1 ]]; then
+  echo "== ${kube_cmds[*]} $KUBE_VERSION: cached"
+else
+  echo "== ${kube_cmds[*]} $KUBE_VERSION: building (cold: several minutes)"
+  dir="$WORK/kube"
+  rm -rf "$dir" && mkdir -p "$dir"
+  gomod=$(cd "$dir" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  {
+    echo "module ferry.local/kubetools"
+    echo
+    echo "go 1.26"
+    echo
+    echo "require k8s.io/kubernetes $KUBE_VERSION"
+    echo
+    sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#replace \1 => \1 '"$staging_version"'#p' "$gomod"
+  } >"$dir/go.mod"
+  cat >"$dir/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+)
+GO
+  (cd "$dir" && go mod tidy >/dev/null)
+  pkg=k8s.io/component-base/version
+  minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
+  for c in "${kube_cmds[@]}"; do
+    t0=$(date +%s)
+    (cd "$dir" && CGO_ENABLED=0 go build -trimpath \
+      -ldflags "-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor" \
+      -o "$BIN/$c" "k8s.io/kubernetes/cmd/$c")
+    echo "$KUBE_VERSION" >"$BIN/.$c.version"
+    echo "== $c built in $(( $(date +%s) - t0 ))s"
+  done
+fi
+
+# etcd: kube-apiserver 1.37 wants etcd >= 3.5, newer than Debian's, so it is
+# built from go.etcd.io/etcd/server/v3 in a module of its own (its
+# dependency versions differ from Kubernetes').
+if [[ -x "$BIN/etcd" && -f "$BIN/.etcd.version" && "$(cat "$BIN/.etcd.version")" == "$ETCD_VERSION" ]]; then
+  echo "== etcd $ETCD_VERSION: cached"
+else
+  echo "== etcd $ETCD_VERSION: building"
+  dir="$WORK/etcd"
+  rm -rf "$dir" && mkdir -p "$dir"
+  cat >"$dir/go.mod" <<MOD
+module ferry.local/etcdtools
+
+go 1.26
+
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION
+MOD
+  cat >"$dir/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "go.etcd.io/etcd/server/v3"
+GO
+  (cd "$dir" && go mod tidy >/dev/null)
+  t0=$(date +%s)
+  (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3)
+  echo "$ETCD_VERSION" >"$BIN/.etcd.version"
+  echo "== etcd built in $(( $(date +%s) - t0 ))s"
+fi
+
+echo "== kube test cluster binaries ready in $(( $(date +%s) - start ))s"
+echo "$BIN"
