@@ -30,6 +30,8 @@ type fairnessOptions struct {
 	predictorHost string
 	maxBody       int64
 	maxInstances  int
+	windowSize    int
+	maxPending    int
 	logLevel      string
 	logFormat     string
 	config        string
@@ -50,7 +52,13 @@ equal_opportunity_difference, average_odds_difference and accuracy.
 
 Groups are AIF360's: a JSON object {"attr": value, ...} (all must match) or a
 list of them (any may match); repeat the flag to add groups. Flags also take
-KServe's underscore spelling (--privileged_groups, --feature_names, ...).`,
+KServe's underscore spelling (--privileged_groups, --feature_names, ...).
+
+With --window-size N it is also a sink for the request logger (logger: {mode:
+all, url: http://<this>:8080/}): request and response events are joined by
+ce-id, collected per InferenceService, and every N instances the window's
+statistical parity difference, disparate impact, consistency and base rates
+are exported as Prometheus gauges at /metrics.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return fmt.Errorf("unexpected argument %q: give several names as --feature-names a,b,c (not space-separated)", args[0])
@@ -80,6 +88,8 @@ KServe's underscore spelling (--privileged_groups, --feature_names, ...).`,
 	f.StringVar(&o.predictorHost, "predictor-host", "", "accepted for KServe compatibility; requests carry outputs, so it is not called")
 	f.Int64Var(&o.maxBody, "max-body-bytes", 8<<20, "largest request body accepted (413 beyond)")
 	f.IntVar(&o.maxInstances, "max-instances", 10000, "most instances in one request (consistency is quadratic in them)")
+	f.IntVar(&o.windowSize, "window-size", 0, "also take the request logger's CloudEvents at POST / and export per-service gauges at /metrics every this many instances (0: off)")
+	f.IntVar(&o.maxPending, "max-pending", 10000, "with --window-size: events kept while waiting for their request or response (oldest dropped beyond)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "json", "json or text")
 	f.StringVar(&o.config, "config", "", "YAML file of flag values (keys are flag names)")
@@ -141,8 +151,16 @@ func runFairness(ctx context.Context, o *fairnessOptions, cmd *cobra.Command) er
 	if err != nil {
 		return err
 	}
-	h, err := fairness.Handler(fairness.HandlerConfig{Metrics: mc, ModelName: o.modelName,
-		MaxBodyBytes: o.maxBody, MaxInstances: o.maxInstances, Logger: log})
+	hc := fairness.HandlerConfig{Metrics: mc, ModelName: o.modelName,
+		MaxBodyBytes: o.maxBody, MaxInstances: o.maxInstances, Logger: log}
+	if o.windowSize > 0 {
+		hc.Windows, err = fairness.NewWindows(fairness.WindowConfig{Metrics: mc, Size: o.windowSize,
+			MaxPending: o.maxPending, MaxBodyBytes: o.maxBody, Logger: log})
+		if err != nil {
+			return err
+		}
+	}
+	h, err := fairness.Handler(hc)
 	if err != nil {
 		return err
 	}
@@ -164,6 +182,10 @@ func runFairness(ctx context.Context, o *fairnessOptions, cmd *cobra.Command) er
 	shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	err = srv.Shutdown(shut)
+	if hc.Windows != nil {
+		events, instances := hc.Windows.Pending()
+		log.Info("dropping open fairness windows on shutdown", "unjoined_events", events, "instances", instances)
+	}
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
 	}

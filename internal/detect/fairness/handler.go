@@ -9,6 +9,8 @@ import (
 	"math"
 	"net/http"
 	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // HandlerConfig configures the bias detector's HTTP API.
@@ -23,6 +25,9 @@ type HandlerConfig struct {
 	// quadratic in them); 0 means 10 000.
 	MaxInstances int
 	Logger       *slog.Logger
+	// Windows, when set, also takes the request logger's CloudEvents at
+	// POST / and exports its gauges at GET /metrics.
+	Windows *Windows
 }
 
 // Handler serves KServe's V1 protocol as KServe's AIF bias detector does:
@@ -49,6 +54,10 @@ func Handler(cfg HandlerConfig) (http.Handler, error) {
 	mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string][]string{"models": {cfg.ModelName}})
 	})
+	if cfg.Windows != nil {
+		mux.Handle("POST /{$}", cfg.Windows)
+		mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Windows.Registry(), promhttp.HandlerOpts{}))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
 	})
