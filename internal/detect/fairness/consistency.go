@@ -29,12 +29,19 @@ func Consistency(rows [][]float64, labels []float64, k int) float64 {
 	for i, xi := range rows {
 		best, dist = best[:0], dist[:0]
 		for j, xj := range rows {
+			// Stop summing once the row cannot beat the k-th nearest.
+			worst := math.Inf(1)
+			if len(best) == k {
+				worst = dist[k-1]
+			}
 			var d float64
 			for f := range xi {
 				t := xi[f] - xj[f]
-				d += t * t
+				if d += t * t; d >= worst {
+					break
+				}
 			}
-			if len(best) == k && d >= dist[k-1] {
+			if d >= worst {
 				continue
 			}
 			// Insert after every entry at distance <= d, so a lower index
