@@ -55,7 +55,7 @@ func scenarios() []scenario {
 		{"healthy", ok, rollout.PhasePromoted, "last step (50%) passed", 0},
 		{"slow", func(w http.ResponseWriter, r *http.Request) {
 			select {
-			case <-time.After(100 * time.Millisecond):
+			case <-time.After(800 * time.Millisecond):
 			case <-r.Context().Done():
 				return
 			}
@@ -172,10 +172,14 @@ func policy() map[string]string {
 	return map[string]string{
 		rollout.AnnotationSteps:    "20,50,100",
 		rollout.AnnotationInterval: interval.String(),
-		// p95 has room: on a loaded test machine a healthy backend's tail
-		// passes 100 ms; the slow canary (+100 ms) breaks the mean.
-		rollout.AnnotationObjectives:  "error-rate<=0.05,mean-latency<=50ms,p95-latency<=250ms",
-		rollout.AnnotationMinRequests: "10",
+		// Judged against the stable revision under the same load: on a
+		// loaded 2-core machine under -race a healthy backend's mean reached
+		// 130 ms and its p95 1.6 s (12 requests), so absolute latency limits
+		// flake; the slow canary (+800 ms) breaks the relative mean by 2x.
+		// (p95 objectives are covered by Decide's unit tests.)
+		rollout.AnnotationObjectives:    "error-rate<=0.05,mean-latency<=400ms",
+		rollout.AnnotationCompareStable: "true",
+		rollout.AnnotationMinRequests:   "10",
 	}
 }
 
