@@ -34,6 +34,18 @@ func (f *fakeRunner) Replicas(spec ReplicaSpec, onChange func()) Replicas {
 	return s
 }
 
+func (f *fakeRunner) setsOf(service string) []*fakeSet {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*fakeSet
+	for _, s := range f.sets {
+		if s.spec.Service == service {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 type fakeSet struct {
 	spec     ReplicaSpec
 	onChange func()
@@ -90,6 +102,12 @@ func (s *fakeSet) Backends() []string {
 }
 
 func (s *fakeSet) GRPCBackends() []string { return nil }
+
+func (s *fakeSet) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
 
 func (s *fakeSet) Status() []ReplicaStatus {
 	s.mu.Lock()
