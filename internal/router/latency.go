@@ -82,17 +82,10 @@ func (h *LatencyHistogram) Snapshot() LatencySnapshot {
 }
 
 // track wraps w so that the request's status and duration reach h when
-// the returned func runs (serve defers it).
-func (h *LatencyHistogram) track(w http.ResponseWriter) (http.ResponseWriter, func()) {
-	rec := &statusRecorder{ResponseWriter: w}
-	start := time.Now()
-	return rec, func() {
-		code := rec.code
-		if code == 0 {
-			code = http.StatusOK // nothing written: net/http answers 200
-		}
-		h.Observe(code, time.Since(start))
-	}
+// the recorder's observe runs (serve defers it). One allocation: the
+// recorder carries what a closure would capture.
+func (h *LatencyHistogram) track(w http.ResponseWriter) *statusRecorder {
+	return &statusRecorder{ResponseWriter: w, h: h, start: time.Now()}
 }
 
 // statusRecorder remembers the status code; Unwrap keeps Flush and
@@ -100,7 +93,17 @@ func (h *LatencyHistogram) track(w http.ResponseWriter) (http.ResponseWriter, fu
 // uses it to stream).
 type statusRecorder struct {
 	http.ResponseWriter
-	code int
+	code  int
+	h     *LatencyHistogram
+	start time.Time
+}
+
+func (s *statusRecorder) observe() {
+	code := s.code
+	if code == 0 {
+		code = http.StatusOK // nothing written: net/http answers 200
+	}
+	s.h.Observe(code, time.Since(s.start))
 }
 
 func (s *statusRecorder) WriteHeader(code int) {

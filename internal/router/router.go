@@ -1,10 +1,12 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -75,23 +77,80 @@ func New(domain string, log *slog.Logger) *Router {
 	}
 	r := &Router{log: log, changed: make(chan struct{})}
 	r.ix.Store(newIndex(&Table{Domain: domain}))
+	// Replicas are on loopback: keep a connection per concurrent request
+	// alive (a new dial per request costs more than the request), and
+	// leave bodies as they are (the transport would otherwise ask for gzip
+	// and inflate it itself).
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
 	}
 	r.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			be := pr.In.Context().Value(backendKey{}).(string)
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = be
+			if mb, ok := pr.In.Body.(*memBody); ok {
+				// The proxy hides every body behind its own wrapper; this
+				// one the transport can tell is in memory.
+				pr.Out.Body = io.NopCloser(&mb.r)
+			}
 			pr.SetXForwarded()
 		},
 		Transport:    tr,
 		ErrorHandler: r.proxyError,
+		BufferPool:   copyBuffers{},
 	}
 	return r
+}
+
+// copyBuffers lends the reverse proxy its response copy buffers, which it
+// would otherwise allocate (32 KiB) for every request.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+func (copyBuffers) Get() []byte  { return copyBufferPool.Get().(*[32 << 10]byte)[:] }
+func (copyBuffers) Put(b []byte) { copyBufferPool.Put((*[32 << 10]byte)(b)) }
+
+// maxBufferedBody is the largest request body the ingress reads whole
+// before proxying. A body in memory goes out with the request headers in
+// one write; a streamed one costs a write for the headers and another for
+// the body, which for a small predict doubles the hop's syscalls.
+const maxBufferedBody = 64 << 10
+
+// memBody is a request body read whole by bufferBody.
+type memBody struct{ r bytes.Reader }
+
+func (m *memBody) Read(p []byte) (int, error) { return m.r.Read(p) }
+func (*memBody) Close() error                 { return nil }
+
+// bufferBody replaces a small body of known length with the same bytes in
+// memory, read to EOF (so wrappers that watch for the end, such as a
+// body-rate bound, see it).
+func bufferBody(req *http.Request) error {
+	n := req.ContentLength
+	if n <= 0 || n > maxBufferedBody || req.Body == nil || req.Body == http.NoBody {
+		return nil
+	}
+	b := make([]byte, n+1)
+	got, err := io.ReadFull(req.Body, b)
+	if err == nil {
+		err = fmt.Errorf("request body longer than its Content-Length %d", n)
+	} else if errors.Is(err, io.ErrUnexpectedEOF) && int64(got) == n {
+		err = nil
+	}
+	if err != nil {
+		return err
+	}
+	_ = req.Body.Close()
+	mb := &memBody{}
+	mb.r.Reset(b[:n])
+	req.Body = mb
+	return nil
 }
 
 // Update publishes a new routing table.
@@ -99,7 +158,16 @@ func (r *Router) Update(t *Table) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	r.ix.Store(newIndex(t))
+	ix := newIndex(t)
+	for _, svc := range t.Services {
+		for _, c := range svc.Components {
+			for i := range c.Targets {
+				rev := c.Targets[i].Revision
+				ix.revs[&c.Targets[i]] = &revState{stats: r.Stats(svc.Namespace, rev), lim: r.limiter(svc.Namespace, rev)}
+			}
+		}
+	}
+	r.ix.Store(ix)
 	r.mu.Lock()
 	close(r.changed)
 	r.changed = make(chan struct{})
@@ -120,6 +188,14 @@ type Route struct {
 	Service   *Service
 	Component string
 	Target    *Target
+
+	rev *revState // the target's counters, found without a key per request
+}
+
+// revState is what serve needs of a revision, looked up once per Update.
+type revState struct {
+	stats *RevisionStats
+	lim   *limiter
 }
 
 // Resolve decides the route of a request without proxying it. component,
@@ -163,7 +239,7 @@ func (r *Router) Resolve(req *http.Request, component string) (*Route, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s %s: %w", svc.Namespace, svc.Name, component, err)
 	}
-	return &Route{Service: svc, Component: component, Target: t}, nil
+	return &Route{Service: svc, Component: component, Target: t, rev: ix.revs[t]}, nil
 }
 
 // Errors the router answers with.
@@ -191,6 +267,9 @@ func pickTarget(c *Component, tag string) (*Target, error) {
 			}
 		}
 		return nil, fmt.Errorf("%w: no revision tagged %q", ErrNoRoute, tag)
+	}
+	if len(c.Targets) == 1 { // percents sum to 100: no draw needed
+		return &c.Targets[0], nil
 	}
 	n := rand.IntN(100)
 	for i := range c.Targets {
@@ -240,12 +319,17 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 		writeError(w, http.StatusNotFound, err)
 		return
 	}
-	st := r.Stats(rt.Service.Namespace, rt.Target.Revision)
+	rev := rt.rev
+	if rev == nil { // a Table not published through Update
+		rev = &revState{stats: r.Stats(rt.Service.Namespace, rt.Target.Revision), lim: r.limiter(rt.Service.Namespace, rt.Target.Revision)}
+	}
+	st := rev.stats
 	st.Requests.Add(1)
 	st.InFlight.Add(1)
 	defer st.InFlight.Add(-1)
-	w, observe := st.Latency.track(w)
-	defer observe()
+	rec := st.Latency.track(w)
+	defer rec.observe()
+	w = rec
 	if len(rt.Target.Backends) == 0 {
 		if rt, err = r.awaitReplica(req, component, rt); err != nil {
 			w.Header().Set("Retry-After", "1")
@@ -254,7 +338,7 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 		}
 	}
 	if t := rt.Target; t.Concurrency > 0 {
-		lim := r.limiter(rt.Service.Namespace, t.Revision)
+		lim := rev.lim
 		capacity := t.Concurrency * len(t.Backends)
 		// A queue of ten requests per slot, as Knative's queue-proxy keeps.
 		if err := lim.acquire(req.Context(), capacity, 10*capacity); err != nil {
@@ -272,6 +356,10 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 		defer cancel()
 	}
 	w.Header().Set(HeaderRevision, rt.Target.Revision)
+	if err := bufferBody(req); err != nil {
+		r.proxyError(w, req, err)
+		return
+	}
 	if mw := rt.Service.Components[rt.Component].Middleware; mw != nil {
 		mw(r.proxy).ServeHTTP(w, req.WithContext(ctx))
 		return

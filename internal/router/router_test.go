@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -251,5 +252,53 @@ func TestStartingServiceAnswers503(t *testing.T) {
 		if c.want == 503 && rec.Header().Get("Retry-After") == "" {
 			t.Errorf("%s: 503 without Retry-After", c.path)
 		}
+	}
+}
+
+// TestBodiesReachTheReplica: small bodies (read whole by the ingress),
+// large ones and ones of unknown length (streamed) arrive intact, with
+// their length.
+func TestBodiesReachTheReplica(t *testing.T) {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Error(err)
+		}
+		w.Header().Set("X-Length", strconv.FormatInt(r.ContentLength, 10))
+		_, _ = w.Write(b)
+	}))
+	t.Cleanup(s.Close)
+	r := New("example.com", nil)
+	err := r.Update(&Table{Domain: "example.com", Services: []*Service{
+		{Name: "iris", Namespace: "default", Components: map[string]*Component{
+			Predictor: {Targets: []Target{{Revision: "iris-predictor-1", Percent: 100, Backends: []string{strings.TrimPrefix(s.URL, "http://")}}}},
+		}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		size   int
+		length int64 // -1: unknown (chunked)
+	}{
+		{"small", 37, 37},
+		{"at the limit", maxBufferedBody, maxBufferedBody},
+		{"large", maxBufferedBody + 1, maxBufferedBody + 1},
+		{"unknown length", 1000, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := strings.Repeat("x", tc.size)
+			req := httptest.NewRequest("POST", "http://iris.default.example.com/v1/models/iris:predict", io.NopCloser(strings.NewReader(body)))
+			req.ContentLength = tc.length
+			rec := httptest.NewRecorder()
+			r.ServeHTTP(rec, req)
+			if rec.Code != 200 || rec.Body.String() != body {
+				t.Fatalf("got %d, %d bytes back; want 200 and the %d sent", rec.Code, rec.Body.Len(), tc.size)
+			}
+			if got := rec.Header().Get("X-Length"); got != strconv.FormatInt(tc.length, 10) {
+				t.Fatalf("replica saw Content-Length %s, want %d", got, tc.length)
+			}
+		})
 	}
 }

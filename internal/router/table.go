@@ -95,10 +95,12 @@ type index struct {
 	// byName finds a service by name alone when it is unique across
 	// namespaces (path routing without a Host header).
 	byName map[string][]*Service
+	// revs holds each target's counters and limiter (filled by Update).
+	revs map[*Target]*revState
 }
 
 func newIndex(t *Table) *index {
-	ix := &index{domain: t.Domain, services: map[key]*Service{}, byName: map[string][]*Service{}}
+	ix := &index{domain: t.Domain, services: map[key]*Service{}, byName: map[string][]*Service{}, revs: map[*Target]*revState{}}
 	for _, s := range t.Services {
 		ix.services[key{s.Namespace, s.Name}] = s
 		ix.byName[s.Name] = append(ix.byName[s.Name], s)
