@@ -319,11 +319,7 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 		writeError(w, http.StatusNotFound, err)
 		return
 	}
-	rev := rt.rev
-	if rev == nil { // a Table not published through Update
-		rev = &revState{stats: r.Stats(rt.Service.Namespace, rt.Target.Revision), lim: r.limiter(rt.Service.Namespace, rt.Target.Revision)}
-	}
-	st := rev.stats
+	st := r.revState(rt).stats
 	st.Requests.Add(1)
 	st.InFlight.Add(1)
 	defer st.InFlight.Add(-1)
@@ -338,7 +334,7 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 		}
 	}
 	if t := rt.Target; t.Concurrency > 0 {
-		lim := rev.lim
+		lim := r.revState(rt).lim // rt may be another target after awaitReplica
 		capacity := t.Concurrency * len(t.Backends)
 		// A queue of ten requests per slot, as Knative's queue-proxy keeps.
 		if err := lim.acquire(req.Context(), capacity, 10*capacity); err != nil {
@@ -365,6 +361,15 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 		return
 	}
 	r.proxy.ServeHTTP(w, req.WithContext(ctx))
+}
+
+// revState returns the counters and limiter of a route's target.
+func (r *Router) revState(rt *Route) *revState {
+	if rt.rev != nil {
+		return rt.rev
+	}
+	ns, rev := rt.Service.Namespace, rt.Target.Revision
+	return &revState{stats: r.Stats(ns, rev), lim: r.limiter(ns, rev)}
 }
 
 // awaitReplica holds a request for a revision without ready replicas (the
