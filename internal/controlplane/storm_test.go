@@ -16,15 +16,36 @@ import (
 
 // fakeRunner runs no processes: a revision of a service named ok-* is
 // ready after loadTime, fail-* keeps failing its pull, hang-* never
-// becomes ready (a pull that hangs).
+// becomes ready (a pull that hangs). behave overrides that per revision.
 type fakeRunner struct {
 	loadTime time.Duration
 	mu       sync.Mutex
 	sets     map[string]*fakeSet
+	// behave maps a revision name to "ok", "fail" or "hang", overriding
+	// the service name's prefix (scenario tests flip one revision).
+	behave map[string]string
+}
+
+// setBehaviour makes revision rev behave as kind (ok, fail or hang) from
+// now on, whether or not it runs yet.
+func (f *fakeRunner) setBehaviour(rev, kind string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.behave == nil {
+		f.behave = map[string]string{}
+	}
+	f.behave[rev] = kind
+}
+
+func (f *fakeRunner) behaviour(rev string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k, ok := f.behave[rev]
+	return k, ok
 }
 
 func (f *fakeRunner) Replicas(spec ReplicaSpec, onChange func()) Replicas {
-	s := &fakeSet{spec: spec, onChange: onChange, loadTime: f.loadTime}
+	s := &fakeSet{spec: spec, onChange: onChange, loadTime: f.loadTime, runner: f}
 	f.mu.Lock()
 	if f.sets == nil {
 		f.sets = map[string]*fakeSet{}
@@ -50,6 +71,7 @@ type fakeSet struct {
 	spec     ReplicaSpec
 	onChange func()
 	loadTime time.Duration
+	runner   *fakeRunner
 
 	mu      sync.Mutex
 	n       int
@@ -59,6 +81,9 @@ type fakeSet struct {
 }
 
 func (s *fakeSet) kind() string {
+	if k, ok := s.runner.behaviour(s.spec.Revision); ok {
+		return k
+	}
 	_, name, _ := strings.Cut(s.spec.Service, "/")
 	k, _, _ := strings.Cut(name, "-")
 	return k
@@ -67,8 +92,12 @@ func (s *fakeSet) kind() string {
 func (s *fakeSet) Scale(n int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n > 0 && s.n == 0 && s.kind() == "ok" {
+	if n > 0 && s.n == 0 {
+		// Every kind records when it would be loaded, so a revision
+		// flipped to ok later is ready at once.
 		s.readyAt = time.Now().Add(s.loadTime)
+	}
+	if n > 0 && s.n == 0 && s.kind() == "ok" {
 		s.timer = time.AfterFunc(s.loadTime, s.onChange)
 	}
 	if n > 0 && s.n == 0 && s.kind() == "fail" {
