@@ -51,7 +51,7 @@ in the --config YAML file.`,
 	f := cmd.Flags()
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster)")
 	f.StringVar(&o.kubeContext, "context", "", "kubeconfig context to use (default: the current one)")
-	f.StringVar(&o.serveImage, "serve-image", "ferry:"+Version, "container image whose entrypoint is ferry; predictors run `ferry serve` in it")
+	f.StringVar(&o.serveImage, "serve-image", "ferry:"+Version, "container image whose entrypoint is ferry; predictors run \"ferry serve\" in it")
 	f.StringVar(&o.namespace, "namespace", "", "watch only this namespace (default: all)")
 	f.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader so that only one replica reconciles")
 	f.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election lease (default: the operator's own, in-cluster)")

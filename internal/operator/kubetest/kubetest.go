@@ -144,6 +144,9 @@ func (c *Cluster) start(t testing.TB, bin, work string) error {
 	api := exec.Command(filepath.Join(bin, "kube-apiserver"),
 		"--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		// The "kubernetes" Service's endpoints may not be a loopback
+		// address, and nothing here needs them.
+		"--endpoint-reconciler-type=none",
 		"--secure-port="+strconv.Itoa(apiPort),
 		"--tls-cert-file="+filepath.Join(work, "apiserver.crt"),
 		"--tls-private-key-file="+filepath.Join(work, "apiserver.key"),
@@ -168,7 +171,7 @@ func (c *Cluster) start(t testing.TB, bin, work string) error {
 		Burst:           400,
 	}
 	if err := waitReady(host+"/readyz", certPEM, token, apiProc.done); err != nil {
-		return fmt.Errorf("kube-apiserver: %w (log: %s)", err, filepath.Join(work, "kube-apiserver.log"))
+		return fmt.Errorf("kube-apiserver: %w; its log ends:\n%s", err, logTail(filepath.Join(work, "kube-apiserver.log")))
 	}
 
 	c.Kubeconfig = filepath.Join(work, "kubeconfig")
@@ -362,6 +365,17 @@ contexts:
 current-context: test
 `, host, b64(caPEM), token)
 	return b.Bytes()
+}
+
+// logTail returns the end of a component's log for a failure message: the
+// log itself goes with the test's temporary directory.
+func logTail(path string) string {
+	b, _ := os.ReadFile(path)
+	const n = 3000
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
 }
 
 func fileExists(p string) bool {
