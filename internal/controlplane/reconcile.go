@@ -261,11 +261,22 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 	traffic := Traffic(rollout, canary)
 	rollout.Observe(traffic)
 	if prev.LatestRolledoutRevision != "" && rollout.LatestRolledout != prev.LatestRolledoutRevision {
-		if rollout.LatestRolledout == prev.PreviousRolledoutRevision {
-			c.event(ns+"/"+name, "Warning", "RolledBack", fmt.Sprintf("%s: traffic back to %s from %s", comp, rollout.LatestRolledout, prev.LatestRolledoutRevision))
-		} else {
-			c.event(ns+"/"+name, "Normal", "Promoted", fmt.Sprintf("%s: %s takes the traffic (was %s)", comp, rollout.LatestRolledout, prev.LatestRolledoutRevision))
+		c.event(ns+"/"+name, "Normal", "Promoted", fmt.Sprintf("%s: %s takes the traffic (was %s)", comp, rollout.LatestRolledout, prev.LatestRolledoutRevision))
+	}
+	// A rollback (canaryTrafficPercent 0) pins all traffic on the previous
+	// revision while the latest keeps a 0 % entry.
+	pinned := func(ts []string) bool { return len(ts) == 2 && ts[0] == "0" }
+	var was, now []string
+	for _, t := range prev.Traffic {
+		if t.Percent != nil {
+			was = append(was, strconv.FormatInt(*t.Percent, 10))
 		}
+	}
+	for _, t := range traffic {
+		now = append(now, strconv.Itoa(t.Percent))
+	}
+	if pinned(now) && !pinned(was) {
+		c.event(ns+"/"+name, "Warning", "RolledBack", fmt.Sprintf("%s: all traffic back on %s (canaryTrafficPercent 0); %s keeps 0 %%", comp, traffic[1].Revision, traffic[0].Revision))
 	}
 
 	cs := api.ComponentStatus{
@@ -282,6 +293,10 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 		}
 	}
 	readyAll := len(traffic) > 0
+	// As Knative and KServe report it: the component is ready only when
+	// its latest created revision is (a new revision that is starting or
+	// crash-looping makes it not ready, while the old one keeps serving).
+	latestReady := rollout.LatestReady == latest.Name
 	for _, t := range traffic {
 		bs := backends(t.Revision)
 		var gbs []string
@@ -302,7 +317,7 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 	switch {
 	case failure != "":
 		cond = api.Condition{Type: condType, Status: "False", Reason: "RevisionFailed", Message: failure}
-	case !readyAll:
+	case !readyAll || !latestReady:
 		msg := "waiting for a replica of " + latest.Name + " to become ready"
 		if rs := c.replicaSet(revKey(ns, name, comp) + latest.Name); rs != nil {
 			logs := rs.Logs(1)
