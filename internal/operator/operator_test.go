@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/ferryserve/ferry/internal/operator/kubetest"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -38,10 +36,10 @@ const (
 // InferenceService becomes Ready; then a canary rollout, an invalid spec and
 // deletion.
 func TestOperatorRawDeployment(t *testing.T) {
-	cluster := kubetest.Start(t)
+	// The committed CRDs, so a schema the API server refuses fails here.
+	cluster := kubetest.Start(t, kubetest.Options{CRDDirs: []string{"../../config/crd"}})
 	ctx := t.Context()
 	cl := newClient(t, cluster)
-	installCRDs(t, cl)
 	startOperator(t, cluster)
 
 	isvc := loadSample(t, "../api/testdata/kserve-samples/v0.15.2__storage__uri__sklearn.yaml")
@@ -164,49 +162,11 @@ func newClient(t *testing.T, c *kubetest.Cluster) client.Client {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	if err := apiextv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
 	cl, err := client.New(c.Config, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cl
-}
-
-// installCRDs applies the committed files under config/crd, so a schema
-// the API server refuses fails here.
-func installCRDs(t *testing.T, cl client.Client) {
-	t.Helper()
-	files, err := filepath.Glob("../../config/crd/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no CRDs under config/crd (%v)", err)
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var crd apiextv1.CustomResourceDefinition
-		if err := yaml.UnmarshalStrict(b, &crd); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		if err := cl.Create(t.Context(), &crd); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		poll(t, crd.Name+" established", func() (bool, error) {
-			var got apiextv1.CustomResourceDefinition
-			if err := cl.Get(t.Context(), client.ObjectKey{Name: crd.Name}, &got); err != nil {
-				return false, err
-			}
-			for _, c := range got.Status.Conditions {
-				if c.Type == apiextv1.Established && c.Status == apiextv1.ConditionTrue {
-					return true, nil
-				}
-			}
-			return false, nil
-		})
-	}
 }
 
 // startOperator runs the operator with leader election on, as it runs by

@@ -33,7 +33,12 @@ import (
 	"testing"
 	"time"
 
+	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
 )
 
 // KubeVersion is the version scripts/kube-test-cluster.sh builds; the
@@ -77,9 +82,17 @@ type proc struct {
 // seconds on an idle machine and much longer on a loaded 2-core one.
 const startTimeout = 2 * time.Minute
 
+// Options configures Start.
+type Options struct {
+	// CRDDirs are directories of CustomResourceDefinition YAML files,
+	// installed and established before the garbage collector starts: it
+	// picks up kinds added later only on its next discovery pass (30 s).
+	CRDDirs []string
+}
+
 // Start starts a cluster that is stopped when t ends, or skips t when the
 // binaries are missing.
-func Start(t testing.TB) *Cluster {
+func Start(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	dir := AssetsDir()
 	for _, b := range []string{"etcd", "kube-apiserver"} {
@@ -91,13 +104,13 @@ func Start(t testing.TB) *Cluster {
 	c := &Cluster{}
 	// Registered after TempDir, so it runs before the directory is removed.
 	t.Cleanup(c.stop)
-	if err := c.start(t, dir, work); err != nil {
+	if err := c.start(t, dir, work, opts); err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-func (c *Cluster) start(t testing.TB, bin, work string) error {
+func (c *Cluster) start(t testing.TB, bin, work string, opts Options) error {
 	ports, err := freePorts(3)
 	if err != nil {
 		return err
@@ -172,6 +185,12 @@ func (c *Cluster) start(t testing.TB, bin, work string) error {
 	}
 	if err := waitReady(host+"/readyz", certPEM, token, apiProc.done); err != nil {
 		return fmt.Errorf("kube-apiserver: %w; its log ends:\n%s", err, logTail(filepath.Join(work, "kube-apiserver.log")))
+	}
+
+	for _, d := range opts.CRDDirs {
+		if err := installCRDs(c.Config, d); err != nil {
+			return err
+		}
 	}
 
 	c.Kubeconfig = filepath.Join(work, "kubeconfig")
@@ -384,3 +403,50 @@ func fileExists(p string) bool {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// installCRDs creates every CRD in dir's YAML files and waits until each
+// is established.
+func installCRDs(cfg *rest.Config, dir string) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("no CRD files in %s", dir)
+	}
+	cs, err := apiextclient.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var crd apiextv1.CustomResourceDefinition
+		if err := yaml.UnmarshalStrict(b, &crd); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		if _, err := cs.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		err = wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			got, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			for _, c := range got.Status.Conditions {
+				if c.Type == apiextv1.Established && c.Status == apiextv1.ConditionTrue {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			return fmt.Errorf("CRD %s not established: %w", crd.Name, err)
+		}
+	}
+	return nil
+}
