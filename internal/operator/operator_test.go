@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"slices"
 	"testing"
@@ -170,16 +172,23 @@ func newClient(t *testing.T, c *kubetest.Cluster) client.Client {
 }
 
 // startOperator runs the operator with leader election on, as it runs by
-// default, and stops it (bounded) when the test ends.
+// default, waits until its /readyz answers 200, and stops it (bounded)
+// when the test ends.
 func startOperator(t *testing.T, c *kubetest.Cluster) {
 	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	probeAddr := l.Addr().String()
+	l.Close()
 	mgr, err := operator.NewManager(operator.Config{
 		REST:                    c.Config,
 		ServeImage:              serveImage,
 		LeaderElection:          true,
 		LeaderElectionNamespace: ns,
 		MetricsAddr:             "0",
-		ProbeAddr:               "0",
+		ProbeAddr:               probeAddr,
 		Log:                     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
@@ -198,6 +207,15 @@ func startOperator(t *testing.T, c *kubetest.Cluster) {
 		case <-time.After(30 * time.Second):
 			t.Error("operator did not stop within 30s")
 		}
+	})
+	hc := &http.Client{Timeout: 5 * time.Second}
+	poll(t, "operator /readyz", func() (bool, error) {
+		resp, err := hc.Get("http://" + probeAddr + "/readyz")
+		if err != nil {
+			return false, nil // not listening yet
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
 	})
 }
 
