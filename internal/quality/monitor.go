@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ferryserve/ferry/internal/frame"
 )
 
 // Config configures a Monitor.
@@ -250,14 +252,14 @@ func (m *Monitor) replay(f *os.File) (int64, error) {
 	r := bufio.NewReaderSize(f, 1<<20)
 	var (
 		off  int64
-		hdr  [frameHeader]byte
+		hdr  [frame.HeaderSize]byte
 		body []byte
 	)
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return off, nil // end, or a torn header
 		}
-		n, err := frameLen(hdr[:])
+		n, err := frame.PayloadLen(hdr[:], maxFrame)
 		if err != nil {
 			return off, nil
 		}
@@ -265,7 +267,7 @@ func (m *Monitor) replay(f *os.File) (int64, error) {
 		if _, err := io.ReadFull(r, body); err != nil {
 			return off, nil
 		}
-		if checkFrame(hdr[:], body) != nil {
+		if frame.Check(hdr[:], body) != nil {
 			return off, nil
 		}
 		typ, j, err := decodeRecord(body)
@@ -273,7 +275,7 @@ func (m *Monitor) replay(f *os.File) (int64, error) {
 			return off, nil
 		}
 		m.apply(typ, j, off)
-		off += int64(frameHeader + n)
+		off += int64(frame.HeaderSize + n)
 	}
 }
 
@@ -334,7 +336,7 @@ var ErrClosed = errors.New("quality journal closed")
 func (m *Monitor) Record(p *Prediction) error {
 	bp := m.bufs.Get().(*[]byte)
 	defer m.bufs.Put(bp)
-	*bp = appendFrame((*bp)[:0], func(b []byte) []byte { return appendPrediction(b, p) })
+	*bp = frame.Append((*bp)[:0], func(b []byte) []byte { return appendPrediction(b, p) })
 	k := m.key(p.Model, p.ID)
 
 	m.mu.Lock()
@@ -431,7 +433,7 @@ func (m *Monitor) joinLocked(model string, f Feedback, now int64) Result {
 	bp := m.bufs.Get().(*[]byte)
 	defer m.bufs.Put(bp)
 	j := &joined{Prediction: p.Prediction, Truth: f.Truth}
-	*bp = appendFrame((*bp)[:0], func(b []byte) []byte { return appendJoined(b, j) })
+	*bp = frame.Append((*bp)[:0], func(b []byte) []byte { return appendJoined(b, j) })
 	off, err := m.appendLocked(*bp)
 	if err != nil {
 		res.Outcome, res.Error = Invalid, err.Error()
@@ -449,19 +451,19 @@ func (m *Monitor) joinLocked(model string, f Feedback, now int64) Result {
 
 // readLocked reads the record at off.
 func (m *Monitor) readLocked(off int64) (*joined, error) {
-	var hdr [frameHeader]byte
+	var hdr [frame.HeaderSize]byte
 	if _, err := m.f.ReadAt(hdr[:], off); err != nil {
 		return nil, err
 	}
-	n, err := frameLen(hdr[:])
+	n, err := frame.PayloadLen(hdr[:], maxFrame)
 	if err != nil {
 		return nil, err
 	}
 	body := make([]byte, n)
-	if _, err := m.f.ReadAt(body, off+frameHeader); err != nil {
+	if _, err := m.f.ReadAt(body, off+frame.HeaderSize); err != nil {
 		return nil, err
 	}
-	if err := checkFrame(hdr[:], body); err != nil {
+	if err := frame.Check(hdr[:], body); err != nil {
 		return nil, err
 	}
 	_, j, err := decodeRecord(body)
@@ -623,18 +625,18 @@ func (m *Monitor) compactLocked() error {
 	moved := make([]int64, len(live))
 	var (
 		pos int64
-		hdr [frameHeader]byte
+		hdr [frame.HeaderSize]byte
 		buf []byte
 	)
 	for i, off := range live {
 		if _, err := m.f.ReadAt(hdr[:], off); err != nil {
 			return fail(err)
 		}
-		n, err := frameLen(hdr[:])
+		n, err := frame.PayloadLen(hdr[:], maxFrame)
 		if err != nil {
 			return fail(err)
 		}
-		buf = slices.Grow(buf[:0], frameHeader+n)[:frameHeader+n]
+		buf = slices.Grow(buf[:0], frame.HeaderSize+n)[:frame.HeaderSize+n]
 		if _, err := m.f.ReadAt(buf, off); err != nil {
 			return fail(err)
 		}

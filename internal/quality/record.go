@@ -2,11 +2,11 @@ package quality
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"strconv"
+
+	"github.com/ferryserve/ferry/internal/frame"
 )
 
 // RowKind says what a model answered for one row.
@@ -60,43 +60,11 @@ type joined struct {
 	Truth []Truth
 }
 
-// Frame: uint32 payload length, uint32 CRC-32C of the payload, payload.
-const frameHeader = 8
-
-// maxFrame bounds a frame read back, so a corrupt length cannot make
-// replay allocate without bound.
+// Records are framed by internal/frame; maxFrame bounds one read back, so a
+// corrupt length cannot make replay allocate without bound.
 const maxFrame = 64 << 20
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-var errTorn = errors.New("torn or corrupt record")
-
-// appendFrame appends a framed payload built by fill to b.
-func appendFrame(b []byte, fill func([]byte) []byte) []byte {
-	start := len(b)
-	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
-	b = fill(b)
-	p := b[start+frameHeader:]
-	binary.LittleEndian.PutUint32(b[start:], uint32(len(p)))
-	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(p, castagnoli))
-	return b
-}
-
-// frameLen reads a frame header: the payload length, or errTorn.
-func frameLen(h []byte) (int, error) {
-	n := binary.LittleEndian.Uint32(h)
-	if n == 0 || n > maxFrame {
-		return 0, errTorn
-	}
-	return int(n), nil
-}
-
-func checkFrame(h, p []byte) error {
-	if crc32.Checksum(p, castagnoli) != binary.LittleEndian.Uint32(h[4:]) {
-		return errTorn
-	}
-	return nil
-}
+var errTorn = frame.ErrCorrupt
 
 func appendPrediction(b []byte, p *Prediction) []byte {
 	b = append(b, recPrediction)
@@ -104,22 +72,22 @@ func appendPrediction(b []byte, p *Prediction) []byte {
 }
 
 func appendPredictionBody(b []byte, p *Prediction) []byte {
-	b = appendString(b, p.Model)
-	b = appendString(b, p.Revision)
-	b = appendString(b, p.ID)
+	b = frame.AppendString(b, p.Model)
+	b = frame.AppendString(b, p.Revision)
+	b = frame.AppendString(b, p.ID)
 	b = binary.AppendVarint(b, p.Time)
 	b = binary.AppendUvarint(b, uint64(len(p.Rows)))
 	for _, r := range p.Rows {
 		b = append(b, byte(r.Kind))
 		switch r.Kind {
 		case KindLabel:
-			b = appendString(b, r.Label)
+			b = frame.AppendString(b, r.Label)
 		case KindValue:
-			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(r.Value))
+			b = frame.AppendFloat(b, r.Value)
 		case KindProbs:
 			b = binary.AppendUvarint(b, uint64(len(r.Probs)))
 			for _, v := range r.Probs {
-				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+				b = frame.AppendFloat(b, v)
 			}
 		}
 	}
@@ -132,137 +100,61 @@ func appendJoined(b []byte, j *joined) []byte {
 	for _, t := range j.Truth {
 		if t.Numeric {
 			b = append(b, 1)
-			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(t.Value))
+			b = frame.AppendFloat(b, t.Value)
 		} else {
 			b = append(b, 0)
-			b = appendString(b, t.Label)
+			b = frame.AppendString(b, t.Label)
 		}
 	}
 	return b
 }
 
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
 // decodeRecord decodes a payload: its type and the prediction (and, for
 // recJoined, the truths).
 func decodeRecord(p []byte) (byte, *joined, error) {
-	d := decoder{b: p}
-	typ := d.byte()
+	d := frame.NewDecoder(p)
+	typ := d.Byte()
 	if typ != recPrediction && typ != recJoined {
 		return 0, nil, fmt.Errorf("record type %q: %w", typ, errTorn)
 	}
 	j := &joined{}
-	j.Model, j.Revision, j.ID = d.string(), d.string(), d.string()
-	j.Time = d.varint()
-	n := d.count()
+	j.Model, j.Revision, j.ID = d.String(), d.String(), d.String()
+	j.Time = d.Varint()
+	n := d.Count()
 	j.Rows = make([]Row, 0, n)
 	for range n {
-		r := Row{Kind: RowKind(d.byte())}
+		r := Row{Kind: RowKind(d.Byte())}
 		switch r.Kind {
 		case KindLabel:
-			r.Label = d.string()
+			r.Label = d.String()
 		case KindValue:
-			r.Value = d.float()
+			r.Value = d.Float()
 		case KindProbs:
-			k := d.count()
+			k := d.Count()
 			r.Probs = make([]float64, k)
 			for i := range r.Probs {
-				r.Probs[i] = d.float()
+				r.Probs[i] = d.Float()
 			}
 		default:
-			d.err = errTorn
+			d.Fail()
 		}
 		j.Rows = append(j.Rows, r)
 	}
 	if typ == recJoined {
 		j.Truth = make([]Truth, n)
 		for i := range j.Truth {
-			if d.byte() == 1 {
-				j.Truth[i] = Truth{Value: d.float(), Numeric: true}
+			if d.Byte() == 1 {
+				j.Truth[i] = Truth{Value: d.Float(), Numeric: true}
 				j.Truth[i].Label = formatNumber(j.Truth[i].Value)
 			} else {
-				j.Truth[i] = Truth{Label: d.string()}
+				j.Truth[i] = Truth{Label: d.String()}
 			}
 		}
 	}
-	if d.err != nil || len(d.b) != 0 {
-		return 0, nil, errTorn
+	if err := d.Err(); err != nil {
+		return 0, nil, err
 	}
 	return typ, j, nil
-}
-
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) byte() byte {
-	if d.err != nil || len(d.b) < 1 {
-		d.err = errTorn
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errTorn
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-// count reads a length that must fit in what is left.
-func (d *decoder) count() int {
-	v := d.uvarint()
-	if v > uint64(len(d.b)) {
-		d.err = errTorn
-		return 0
-	}
-	return int(v)
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errTorn
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) float() float64 {
-	if d.err != nil || len(d.b) < 8 {
-		d.err = errTorn
-		return 0
-	}
-	v := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
-	d.b = d.b[8:]
-	return v
-}
-
-func (d *decoder) string() string {
-	n := d.count()
-	if d.err != nil {
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
 }
 
 // formatNumber writes a number as a label: integers without a fraction,

@@ -2,9 +2,9 @@ package reqlog
 
 import (
 	"encoding/binary"
-	"errors"
-	"hash/crc32"
 	"time"
+
+	"github.com/ferryserve/ferry/internal/frame"
 )
 
 // A spool record is one event, framed so that a record cut short by a
@@ -20,149 +20,79 @@ import (
 // The reader never trusts a length before checking it against the bytes
 // the segment holds, so a corrupt length cannot make it allocate.
 const (
-	recordHeader  = 8
+	recordHeader  = frame.HeaderSize
 	recordVersion = 1
 	// maxRecord bounds one event (the server's body limit is far below).
 	maxRecord = 1 << 30
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // errCorrupt marks bytes that are not a whole, intact record.
-var errCorrupt = errors.New("corrupt spool record")
+var errCorrupt = frame.ErrCorrupt
 
 // appendRecord appends ev, framed, to b.
 func appendRecord(b []byte, ev *Event) []byte {
-	start := len(b)
-	b = append(b, make([]byte, recordHeader)...)
-	b = append(b, recordVersion)
-	b = appendString(b, ev.ID)
-	b = appendString(b, ev.Type)
-	b = appendString(b, ev.Source)
-	b = binary.AppendVarint(b, ev.Time.UnixNano())
-	b = appendString(b, ev.ContentType)
-	b = binary.AppendUvarint(b, uint64(len(ev.Extensions)))
-	for k, v := range ev.Extensions {
-		b = appendString(b, k)
-		b = appendString(b, v)
-	}
-	b = binary.AppendUvarint(b, uint64(len(ev.Data)))
-	b = append(b, ev.Data...)
-	payload := b[start+recordHeader:]
-	binary.LittleEndian.PutUint32(b[start:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(payload, castagnoli))
-	return b
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
+	return frame.Append(b, func(b []byte) []byte {
+		b = append(b, recordVersion)
+		b = frame.AppendString(b, ev.ID)
+		b = frame.AppendString(b, ev.Type)
+		b = frame.AppendString(b, ev.Source)
+		b = binary.AppendVarint(b, ev.Time.UnixNano())
+		b = frame.AppendString(b, ev.ContentType)
+		b = binary.AppendUvarint(b, uint64(len(ev.Extensions)))
+		for k, v := range ev.Extensions {
+			b = frame.AppendString(b, k)
+			b = frame.AppendString(b, v)
+		}
+		b = binary.AppendUvarint(b, uint64(len(ev.Data)))
+		return append(b, ev.Data...)
+	})
 }
 
 // readRecord decodes the record at the start of b and returns it with its
 // size. n == 0 and a nil error mean b holds only the beginning of a record;
 // errCorrupt means the bytes can never become one.
 func readRecord(b []byte) (ev *Event, n int, err error) {
-	if len(b) < recordHeader {
-		return nil, 0, nil
-	}
-	size := binary.LittleEndian.Uint32(b)
-	if size > maxRecord {
-		return nil, 0, errCorrupt
-	}
-	end := recordHeader + int(size)
-	if len(b) < end {
-		return nil, 0, nil
-	}
-	payload := b[recordHeader:end]
-	if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(b[4:]) {
-		return nil, 0, errCorrupt
-	}
-	ev, err = decodeEvent(payload)
-	if err != nil {
+	payload, n, err := frame.Next(b, maxRecord)
+	if err != nil || n == 0 {
 		return nil, 0, err
 	}
-	return ev, end, nil
+	if ev, err = decodeEvent(payload); err != nil {
+		return nil, 0, err
+	}
+	return ev, n, nil
 }
 
 // decodeEvent reads a record's payload; every length is checked against
 // what is left.
 func decodeEvent(p []byte) (*Event, error) {
-	d := decoder{b: p}
-	if v := d.byte(); v != recordVersion {
+	d := frame.NewDecoder(p)
+	if v := d.Byte(); v != recordVersion {
 		return nil, errCorrupt
 	}
 	ev := &Event{}
-	ev.ID = d.string()
-	ev.Type = d.string()
-	ev.Source = d.string()
-	ns, k := binary.Varint(d.b)
-	if k <= 0 {
-		return nil, errCorrupt
-	}
-	d.b = d.b[k:]
+	ev.ID = d.String()
+	ev.Type = d.String()
+	ev.Source = d.String()
+	ns := d.Varint()
 	ev.Time = time.Unix(0, ns).UTC()
-	ev.ContentType = d.string()
-	next := d.uvarint()
+	ev.ContentType = d.String()
 	// Each extension takes at least two bytes (two empty strings).
-	if next > uint64(len(d.b))/2 {
+	next := d.Uvarint()
+	if next > uint64(d.Len())/2 {
 		return nil, errCorrupt
 	}
 	if next > 0 {
 		ev.Extensions = make(map[string]string, next)
 		for range next {
-			k := d.string()
-			ev.Extensions[k] = d.string()
+			k := d.String()
+			ev.Extensions[k] = d.String()
 		}
 	}
-	if data := d.bytes(); len(data) > 0 {
+	if data := d.Bytes(); len(data) > 0 {
 		ev.Data = append([]byte(nil), data...)
 	}
-	if d.bad || len(d.b) != 0 {
-		return nil, errCorrupt
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
 	return ev, nil
 }
-
-// decoder reads fields until the first error, after which it returns zero
-// values and keeps bad set.
-type decoder struct {
-	b   []byte
-	bad bool
-}
-
-func (d *decoder) byte() byte {
-	if d.bad || len(d.b) == 0 {
-		d.bad = true
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.bad {
-		return 0
-	}
-	v, k := binary.Uvarint(d.b)
-	if k <= 0 {
-		d.bad = true
-		return 0
-	}
-	d.b = d.b[k:]
-	return v
-}
-
-func (d *decoder) bytes() []byte {
-	n := d.uvarint()
-	if d.bad || n > uint64(len(d.b)) {
-		d.bad = true
-		return nil
-	}
-	s := d.b[:n]
-	d.b = d.b[n:]
-	return s
-}
-
-func (d *decoder) string() string { return string(d.bytes()) }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ferryserve/ferry/internal/frame"
 )
 
 // The spool is the logger's write-ahead log: every event is appended to it
@@ -185,7 +186,7 @@ func (s *spool) readCursor() position {
 	if _, err := s.cursor.ReadAt(b[:], 0); err != nil {
 		return position{}
 	}
-	if crc32.Checksum(b[:16], castagnoli) != binary.LittleEndian.Uint32(b[16:]) {
+	if frame.Checksum(b[:16]) != binary.LittleEndian.Uint32(b[16:]) {
 		return position{}
 	}
 	return position{seg: binary.LittleEndian.Uint64(b[:]), off: int64(binary.LittleEndian.Uint64(b[8:]))}
@@ -198,7 +199,7 @@ func (s *spool) saveCursor(p position) error {
 	var b [20]byte
 	binary.LittleEndian.PutUint64(b[:], p.seg)
 	binary.LittleEndian.PutUint64(b[8:], uint64(p.off))
-	binary.LittleEndian.PutUint32(b[16:], crc32.Checksum(b[:16], castagnoli))
+	binary.LittleEndian.PutUint32(b[16:], frame.Checksum(b[:16]))
 	s.cursorMu.Lock()
 	defer s.cursorMu.Unlock()
 	if s.cursor == nil {
