@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/plan"
 	"github.com/ferryserve/ferry/internal/router"
 	"github.com/ferryserve/ferry/internal/supervisor"
 )
 
-var componentOrder = []string{api.ComponentPredictor, api.ComponentTransformer, api.ComponentExplainer}
+var componentOrder = plan.ComponentOrder
 
 func components(isvc *api.InferenceService) map[string]api.Component {
 	out := map[string]api.Component{api.ComponentPredictor: &isvc.Spec.Predictor}
@@ -29,65 +30,64 @@ func components(isvc *api.InferenceService) map[string]api.Component {
 }
 
 // reconcile brings one service's revisions, replicas and status in line
-// with its spec. It returns the service's routes and the revision keys that
-// must keep running.
+// with its spec: it runs what plan.Runs asks for, observes the replicas,
+// and carries out plan.Service's answer. It returns the service's routes,
+// the revision keys that must keep running, and a function that saves the
+// status.
 func (c *Controller) reconcile(ctx context.Context, isvc *api.InferenceService) (*router.Service, []string, func() error) {
 	ns, name := isvc.Metadata.Namespace, isvc.Metadata.Name
 	prev := isvc.Status
 	if prev == nil {
 		prev = &api.InferenceServiceStatus{}
 	}
+	in := plan.ServiceInput{Components: map[string]plan.Input{}, Previous: prev.Conditions, Now: time.Now()}
+	specs := components(isvc)
+	for _, comp := range componentOrder {
+		if spec, ok := specs[comp]; ok {
+			in.Components[comp] = c.runComponent(ctx, isvc, comp, spec, prev.Components[comp])
+		}
+	}
+	p := plan.Service(in)
+	for _, comp := range componentOrder {
+		for _, e := range p.Components[comp].Events {
+			c.event(ns+"/"+name, e.Type, e.Reason, e.Message)
+		}
+	}
+
 	status := &api.InferenceServiceStatus{
 		ObservedGeneration: isvc.Metadata.Generation,
 		URL:                fmt.Sprintf("http://%s.%s.%s", name, ns, c.cfg.Domain),
 		Address:            &api.Addressable{URL: c.cfg.IngressURL},
 		Components:         map[string]api.ComponentStatus{},
+		Conditions:         p.Conditions,
 	}
 	svc := &router.Service{Name: name, Namespace: ns, Components: map[string]*router.Component{}}
 	var keep []string
-	var conds []api.Condition
-	allReady := true
-	specs := components(isvc)
 	for _, comp := range componentOrder {
 		spec, ok := specs[comp]
 		if !ok {
 			continue
 		}
-		cs, rc, k, cond := c.reconcileComponent(ctx, isvc, comp, spec, prev.Components[comp])
+		out := p.Components[comp]
+		cs := out.Status()
+		if in.Components[comp].Error != "" {
+			cs = prev.Components[comp] // revisions unreadable: keep what was reported
+		} else {
+			cs.URL = fmt.Sprintf("http://%s-%s.%s.%s", name, comp, ns, c.cfg.Domain)
+		}
 		status.Components[comp] = cs
-		svc.Components[comp] = rc
-		keep = append(keep, k...)
-		conds = append(conds, cond)
-		allReady = allReady && cond.Status == "True"
+		svc.Components[comp] = c.routeComponent(isvc, comp, spec.Extensions(), out)
+		for _, r := range out.Keep {
+			keep = append(keep, revKey(ns, name, comp)+r)
+		}
 	}
-	ingress := api.Condition{Type: "IngressReady", Status: "True"}
-	if len(svc.Components[api.ComponentPredictor].Targets) == 0 {
-		ingress = api.Condition{Type: "IngressReady", Status: "False", Reason: "NoReadyRevision", Message: "the predictor has no ready revision to route to"}
-		allReady = false
-	}
-	conds = append(conds, ingress)
-	ready := api.Condition{Type: "Ready", Status: "True"}
-	if !allReady {
-		ready = api.Condition{Type: "Ready", Status: "False", Reason: "ComponentsNotReady", Message: "one or more components are not ready"}
-	}
-	conds = append(conds, ready)
-	status.Conditions = carryTransitions(prev.Conditions, conds)
 	return svc, keep, func() error { return c.saveStatus(isvc, status) }
 }
 
 // carryTransitions keeps a condition's lastTransitionTime while its status
 // does not change.
 func carryTransitions(old, cur []api.Condition) []api.Condition {
-	now := time.Now().UTC().Truncate(time.Second)
-	for i := range cur {
-		cur[i].LastTransitionTime = now
-		for _, o := range old {
-			if o.Type == cur[i].Type && o.Status == cur[i].Status {
-				cur[i].LastTransitionTime = o.LastTransitionTime
-			}
-		}
-	}
-	return cur
+	return plan.Transitions(old, time.Now(), cur)
 }
 
 func (c *Controller) saveStatus(isvc *api.InferenceService, st *api.InferenceServiceStatus) error {
@@ -132,29 +132,26 @@ func (c *Controller) saveStatus(isvc *api.InferenceService, st *api.InferenceSer
 	return nil
 }
 
-func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.InferenceService, comp string, spec api.Component, prev api.ComponentStatus) (api.ComponentStatus, *router.Component, []string, api.Condition) {
+// runComponent makes sure the revisions plan.Runs names are running at the
+// replica counts the autoscaler wants, and returns what plan needs to know
+// about the component: its revisions and what the runner observes.
+func (c *Controller) runComponent(ctx context.Context, isvc *api.InferenceService, comp string, spec api.Component, prev api.ComponentStatus) plan.Input {
 	ns, name := isvc.Metadata.Namespace, isvc.Metadata.Name
-	condType := strings.ToUpper(comp[:1]) + comp[1:] + "Ready"
 	ext := spec.Extensions()
-	rc := &router.Component{}
-	if ext.TimeoutSeconds != nil && *ext.TimeoutSeconds > 0 {
-		rc.Timeout = time.Duration(*ext.TimeoutSeconds) * time.Second
-	}
-	if ext.Logger != nil && ext.Logger.URL != "" && !servesItself(isvc, comp) {
-		mw, err := c.ingressLogger(ns, name, comp, ext.Logger)
-		if err != nil {
-			c.event(ns+"/"+name, "Warning", "LoggerFailed", fmt.Sprintf("%s: %v", comp, err))
-		}
-		rc.Middleware = mw
+	in := plan.Input{Previous: prev, Observed: map[string]plan.Observed{}}
+	if ext.CanaryTrafficPercent != nil {
+		p := int(*ext.CanaryTrafficPercent)
+		in.CanaryTrafficPercent = &p
 	}
 	revs, err := c.ensureRevision(ns, name, comp, spec)
-	if err != nil || len(revs) == 0 {
-		return prev, rc, nil, api.Condition{Type: condType, Status: "False", Reason: "RevisionFailed", Message: fmt.Sprint(err)}
+	if err != nil {
+		in.Error = err.Error()
+		return in
 	}
-	latest := revs[len(revs)-1]
 	byName := map[string]Revision{}
 	for _, r := range revs {
 		byName[r.Name] = r
+		in.Revisions = append(in.Revisions, r.Name)
 	}
 	spec2 := scaleSpec(isvc, ext)
 	replicasFor := func(rn string) int {
@@ -173,18 +170,7 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 		}
 		return c.cfg.Autoscaler.DesiredFrom(ns, rn, spec2, initial)
 	}
-
-	// Revisions that must run: the latest, and those the rollout may route to.
-	want := []string{latest.Name}
-	for _, r := range []string{prev.LatestReadyRevision, prev.LatestRolledoutRevision, prev.PreviousRolledoutRevision} {
-		if r != "" && !slices.Contains(want, r) {
-			if _, ok := byName[r]; ok {
-				want = append(want, r)
-			}
-		}
-	}
-	var failure string
-	for _, rn := range want {
+	for _, rn := range plan.Runs(in.Revisions, prev) {
 		rkey := revKey(ns, name, comp) + rn
 		replicas := replicasFor(rn)
 		if rs := c.replicaSet(rkey); rs != nil {
@@ -198,18 +184,11 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 				}
 				c.event(ns+"/"+name, "Normal", reason, fmt.Sprintf("%s: %d → %d replicas", rn, before, replicas))
 			}
-			if len(rs.Backends()) > 0 {
-				c.mu.Lock()
-				c.everReady[rkey] = true
-				c.mu.Unlock()
-			}
 			continue
 		}
 		tmpl, err := c.template(ctx, isvc, comp, byName[rn])
 		if err != nil {
-			if rn == latest.Name {
-				failure = err.Error()
-			}
+			in.Observed[rn] = plan.Observed{Failed: err.Error()}
 			c.event(ns+"/"+name, "Warning", "RevisionFailed", fmt.Sprintf("%s: %v", rn, err))
 			continue
 		}
@@ -225,114 +204,76 @@ func (c *Controller) reconcileComponent(ctx context.Context, isvc *api.Inference
 		c.mu.Unlock()
 		c.event(ns+"/"+name, "Normal", "RevisionStarted", fmt.Sprintf("started %d replica(s) of %s", replicas, rn))
 	}
-
-	backends := func(rn string) []string {
-		if rs := c.replicaSet(revKey(ns, name, comp) + rn); rs != nil {
-			return rs.Backends()
+	for _, rn := range in.Revisions {
+		if o, ok := in.Observed[rn]; ok && o.Failed != "" {
+			continue
 		}
-		return nil
+		if o, ok := c.observe(revKey(ns, name, comp) + rn); ok {
+			in.Observed[rn] = o
+		}
 	}
-	rollout := Rollout{
-		LatestCreated:     latest.Name,
-		LatestRolledout:   prev.LatestRolledoutRevision,
-		PreviousRolledout: prev.PreviousRolledoutRevision,
+	return in
+}
+
+// observe reports what the runner sees of a running revision; false: it
+// is not running.
+func (c *Controller) observe(rkey string) (plan.Observed, bool) {
+	rs := c.replicaSet(rkey)
+	if rs == nil {
+		return plan.Observed{}, false
+	}
+	var o plan.Observed
+	o.Ready = len(rs.Backends()) > 0
+	c.mu.Lock()
+	if o.Ready {
+		c.everReady[rkey] = true
 	}
 	// A revision that was ready stays routable while it has no ready
 	// replica (scaled to zero, or scaling up from zero): the activator
 	// holds its requests until a replica is ready.
-	scaledToZero := func(rn string) bool {
-		rkey := revKey(ns, name, comp) + rn
-		c.mu.Lock()
-		ever := c.everReady[rkey]
-		c.mu.Unlock()
-		return ever && c.replicaSet(rkey) != nil
-	}
-	for i := len(revs) - 1; i >= 0; i-- {
-		if len(backends(revs[i].Name)) > 0 || scaledToZero(revs[i].Name) {
-			rollout.LatestReady = revs[i].Name
-			break
-		}
-	}
-	var canary *int
-	if ext.CanaryTrafficPercent != nil {
-		p := int(*ext.CanaryTrafficPercent)
-		canary = &p
-	}
-	traffic := Traffic(rollout, canary)
-	rollout.Observe(traffic)
-	if prev.LatestRolledoutRevision != "" && rollout.LatestRolledout != prev.LatestRolledoutRevision {
-		c.event(ns+"/"+name, "Normal", "Promoted", fmt.Sprintf("%s: %s takes the traffic (was %s)", comp, rollout.LatestRolledout, prev.LatestRolledoutRevision))
-	}
-	// A rollback (canaryTrafficPercent 0) pins all traffic on the previous
-	// revision while the latest keeps a 0 % entry.
-	pinned := func(ts []string) bool { return len(ts) == 2 && ts[0] == "0" }
-	var was, now []string
-	for _, t := range prev.Traffic {
-		if t.Percent != nil {
-			was = append(was, strconv.FormatInt(*t.Percent, 10))
-		}
-	}
-	for _, t := range traffic {
-		now = append(now, strconv.Itoa(t.Percent))
-	}
-	if pinned(now) && !pinned(was) {
-		c.event(ns+"/"+name, "Warning", "RolledBack", fmt.Sprintf("%s: all traffic back on %s (canaryTrafficPercent 0); %s keeps 0 %%", comp, traffic[1].Revision, traffic[0].Revision))
-	}
-
-	cs := api.ComponentStatus{
-		LatestCreatedRevision:     rollout.LatestCreated,
-		LatestReadyRevision:       rollout.LatestReady,
-		LatestRolledoutRevision:   rollout.LatestRolledout,
-		PreviousRolledoutRevision: rollout.PreviousRolledout,
-		URL:                       fmt.Sprintf("http://%s-%s.%s.%s", name, comp, ns, c.cfg.Domain),
-	}
-	keep := []string{revKey(ns, name, comp) + latest.Name}
-	for _, r := range []string{rollout.LatestReady, rollout.LatestRolledout, rollout.PreviousRolledout} {
-		if r != "" {
-			keep = append(keep, revKey(ns, name, comp)+r)
-		}
-	}
-	readyAll := len(traffic) > 0
-	// As Knative and KServe report it: the component is ready only when
-	// its latest created revision is (a new revision that is starting or
-	// crash-looping makes it not ready, while the old one keeps serving).
-	latestReady := rollout.LatestReady == latest.Name
-	for _, t := range traffic {
-		bs := backends(t.Revision)
-		var gbs []string
-		if rs := c.replicaSet(revKey(ns, name, comp) + t.Revision); rs != nil {
-			gbs = rs.GRPCBackends()
-		}
-		cc := 0
-		if ext.ContainerConcurrency != nil {
-			cc = int(*ext.ContainerConcurrency)
-		}
-		rc.Targets = append(rc.Targets, router.Target{Revision: t.Revision, Tag: t.Tag, Percent: t.Percent, Latest: t.Latest, Backends: bs, GRPCBackends: gbs, Concurrency: cc})
-		cs.Traffic = append(cs.Traffic, api.TrafficTarget{RevisionName: t.Revision, Tag: t.Tag, Percent: int64Ptr(int64(t.Percent)), LatestRevision: boolPtr(t.Latest)})
-		if t.Percent > 0 && len(bs) == 0 && !scaledToZero(t.Revision) {
-			readyAll = false
-		}
-	}
-	cond := api.Condition{Type: condType, Status: "True"}
-	switch {
-	case failure != "":
-		cond = api.Condition{Type: condType, Status: "False", Reason: "RevisionFailed", Message: failure}
-	case !readyAll || !latestReady:
-		msg := "waiting for a replica of " + latest.Name + " to become ready"
-		if rs := c.replicaSet(revKey(ns, name, comp) + latest.Name); rs != nil {
-			logs := rs.Logs(1)
-			for _, st := range rs.Status() {
-				if st.LastExit != "" {
-					msg = fmt.Sprintf("replica %s: %s (restarts: %d)", st.Name, st.LastExit, st.Restarts)
-					if l := logs[st.Name]; len(l) > 0 {
-						msg += "; last log line: " + truncate(l[len(l)-1], 400)
-					}
+	o.Idle = !o.Ready && c.everReady[rkey]
+	c.mu.Unlock()
+	if !o.Ready {
+		logs := rs.Logs(1)
+		for _, st := range rs.Status() {
+			if st.LastExit != "" {
+				o.Waiting = fmt.Sprintf("replica %s: %s (restarts: %d)", st.Name, st.LastExit, st.Restarts)
+				if l := logs[st.Name]; len(l) > 0 {
+					o.Waiting += "; last log line: " + truncate(l[len(l)-1], 400)
 				}
 			}
 		}
-		cond = api.Condition{Type: condType, Status: "False", Reason: "RevisionNotReady", Message: msg}
 	}
-	return cs, rc, keep, cond
+	return o, true
+}
+
+// routeComponent is the router's view of a planned component: its traffic
+// with the ready replicas' addresses.
+func (c *Controller) routeComponent(isvc *api.InferenceService, comp string, ext *api.ComponentExtensionSpec, out plan.Output) *router.Component {
+	ns, name := isvc.Metadata.Namespace, isvc.Metadata.Name
+	rc := &router.Component{}
+	if ext.TimeoutSeconds != nil && *ext.TimeoutSeconds > 0 {
+		rc.Timeout = time.Duration(*ext.TimeoutSeconds) * time.Second
+	}
+	if ext.Logger != nil && ext.Logger.URL != "" && !servesItself(isvc, comp) {
+		mw, err := c.ingressLogger(ns, name, comp, ext.Logger)
+		if err != nil {
+			c.event(ns+"/"+name, "Warning", "LoggerFailed", fmt.Sprintf("%s: %v", comp, err))
+		}
+		rc.Middleware = mw
+	}
+	cc := 0
+	if ext.ContainerConcurrency != nil {
+		cc = int(*ext.ContainerConcurrency)
+	}
+	for _, t := range out.Traffic {
+		var bs, gbs []string
+		if rs := c.replicaSet(revKey(ns, name, comp) + t.Revision); rs != nil {
+			bs, gbs = rs.Backends(), rs.GRPCBackends()
+		}
+		rc.Targets = append(rc.Targets, router.Target{Revision: t.Revision, Tag: t.Tag, Percent: t.Percent, Latest: t.Latest, Backends: bs, GRPCBackends: gbs, Concurrency: cc})
+	}
+	return rc
 }
 
 func int64Ptr(v int64) *int64 { return &v }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/ferryserve/ferry/internal/api"
-	"github.com/ferryserve/ferry/internal/controlplane"
+	"github.com/ferryserve/ferry/internal/plan"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -146,33 +146,31 @@ func (r *Reconciler) reconcilePredictor(ctx context.Context, u *unstructured.Uns
 		revs[rev], current = d, rev
 	}
 
+	// What to keep and route is plan's, as under ferry up: the revisions
+	// in creation order, each ready when its Deployment is Available.
 	prev := old.Components[comp]
-	ro := controlplane.Rollout{
-		LatestCreated:     current,
-		LatestRolledout:   prev.LatestRolledoutRevision,
-		PreviousRolledout: prev.PreviousRolledoutRevision,
+	names := slices.SortedFunc(maps.Keys(revs), func(a, b string) int { return revisionNumber(a) - revisionNumber(b) })
+	in := plan.Input{Revisions: names, Previous: prev, Observed: map[string]plan.Observed{}}
+	for n, d := range revs {
+		o := plan.Observed{Ready: available(d)}
+		if !o.Ready {
+			o.Waiting = fmt.Sprintf("revision %s has no available replicas yet", n)
+		}
+		in.Observed[n] = o
 	}
-	switch {
-	case available(revs[current]):
-		ro.LatestReady = current
-	case available(revs[prev.LatestReadyRevision]):
-		ro.LatestReady = prev.LatestReadyRevision
-	}
-	var canary *int
 	if c := isvc.Spec.Predictor.CanaryTrafficPercent; c != nil {
 		v := int(*c)
-		canary = &v
+		in.CanaryTrafficPercent = &v
 	}
-	traffic := controlplane.Traffic(ro, canary)
-	ro.Observe(traffic)
+	out := plan.Component(comp, in)
+	traffic := out.Traffic
+	for _, e := range out.Events {
+		logger.Info(e.Message, "reason", e.Reason)
+	}
 
 	// Keep what traffic or a rollback can reach; delete the rest.
-	keep := map[string]bool{current: true, ro.LatestReady: true, ro.LatestRolledout: true, ro.PreviousRolledout: true}
-	for _, t := range traffic {
-		keep[t.Revision] = true
-	}
-	for _, rev := range slices.Sorted(maps.Keys(revs)) {
-		if keep[rev] {
+	for _, rev := range names {
+		if slices.Contains(out.Keep, rev) {
 			continue
 		}
 		if err := r.Client.Delete(ctx, revs[rev], client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
@@ -193,29 +191,15 @@ func (r *Reconciler) reconcilePredictor(ctx context.Context, u *unstructured.Uns
 	}
 
 	url := fmt.Sprintf("http://%s.%s.svc.cluster.local", ServiceName(name, comp), ns)
-	cs := api.ComponentStatus{
-		LatestCreatedRevision:     ro.LatestCreated,
-		LatestReadyRevision:       ro.LatestReady,
-		LatestRolledoutRevision:   ro.LatestRolledout,
-		PreviousRolledoutRevision: ro.PreviousRolledout,
-		URL:                       url,
-		Address:                   &api.Addressable{URL: url},
-	}
-	for _, t := range traffic {
-		tt := api.TrafficTarget{Tag: t.Tag, RevisionName: t.Revision, Percent: ptr(int64(t.Percent))}
-		if t.Latest {
-			tt.LatestRevision = ptr(true)
-		}
-		cs.Traffic = append(cs.Traffic, tt)
-	}
+	cs := out.Status()
+	cs.URL, cs.Address = url, &api.Addressable{URL: url}
 	st := api.InferenceServiceStatus{
 		ObservedGeneration: u.GetGeneration(),
 		URL:                url,
 		Address:            &api.Addressable{URL: url},
 		Components:         map[string]api.ComponentStatus{comp: cs},
 	}
-	predReady := condition(ConditionPredictorReady, ro.LatestReady == current, "RevisionUnavailable",
-		fmt.Sprintf("revision %s has no available replicas yet", current))
+	predReady := out.Condition
 	ready := predReady
 	ready.Type = ConditionReady
 	if isvc.Spec.Transformer != nil || isvc.Spec.Explainer != nil {
@@ -276,16 +260,7 @@ func failed(old api.InferenceServiceStatus, gen int64, reason, msg string, now t
 // transition time while its status is unchanged, so an unchanged object
 // yields an identical status and no write.
 func mergeConditions(old []api.Condition, now time.Time, conds ...api.Condition) []api.Condition {
-	out := make([]api.Condition, 0, len(conds))
-	for _, c := range conds {
-		c.LastTransitionTime = now.UTC().Truncate(time.Second)
-		for _, o := range old {
-			if o.Type == c.Type && o.Status == c.Status {
-				c.LastTransitionTime = o.LastTransitionTime
-			}
-		}
-		out = append(out, c)
-	}
+	out := plan.Transitions(old, now, slices.Clone(conds))
 	slices.SortFunc(out, func(a, b api.Condition) int {
 		switch {
 		case a.Type < b.Type:

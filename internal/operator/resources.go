@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/plan"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -39,24 +40,12 @@ const (
 // container image of their own (the runtimes ConfigMap is not done yet).
 var builtinFormats = []string{"sklearn", "xgboost", "lightgbm", "pmml", "onnx"}
 
-// RevisionName is the name of a component's n-th revision, the same scheme
+// RevisionName is the name of a component's n-th revision, the scheme
 // `ferry up` and Knative use ("sklearn-iris-predictor-00001").
-func RevisionName(isvc, component string, n int) string {
-	return fmt.Sprintf("%s-%s-%05d", isvc, component, n)
-}
+func RevisionName(isvc, component string, n int) string { return plan.RevisionName(isvc, component, n) }
 
 // revisionNumber parses the number RevisionName put at the end of rev, or 0.
-func revisionNumber(rev string) int {
-	i := strings.LastIndexByte(rev, '-')
-	if i < 0 {
-		return 0
-	}
-	n, err := strconv.Atoi(rev[i+1:])
-	if err != nil {
-		return 0
-	}
-	return n
-}
+func revisionNumber(rev string) int { return plan.RevisionNumber(rev) }
 
 // ServiceName is the Service in front of a component, as KServe's raw mode
 // names it.

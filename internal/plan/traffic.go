@@ -1,9 +1,4 @@
-// Package controlplane is `ferry up`'s brain: it stores InferenceServices,
-// turns every component spec change into an immutable revision, runs the
-// revisions' replicas, computes the traffic split exactly as KFServing 0.5
-// does, and publishes routes to the ingress router. It is never on the
-// request path.
-package controlplane
+package plan
 
 // Rollout is a component's revision history as KServe reports it.
 type Rollout struct {
