@@ -1,6 +1,7 @@
 package explain
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
@@ -11,7 +12,10 @@ import (
 	"testing"
 
 	"github.com/ferryserve/ferry/internal/runtime"
+	"github.com/ferryserve/ferry/internal/runtime/lightgbm"
+	"github.com/ferryserve/ferry/internal/runtime/sklearn"
 	"github.com/ferryserve/ferry/internal/runtime/xgboost"
+	"github.com/ferryserve/ferry/internal/tensor"
 )
 
 // v1Server is a loopback V1 predictor for a linear model 2·x0 - x1 + 0.5·x2.
@@ -220,4 +224,55 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTreeShapLightGBMAndSklearn serves :explain for models of the
+// LightGBM and scikit-learn runtimes, as ferry serve lends them: the
+// values of each output add up to the model's raw score (LightGBM) or
+// predict_proba (scikit-learn).
+func TestTreeShapLightGBMAndSklearn(t *testing.T) {
+	lgb, err := lightgbm.LoadFile("treeshap/testdata/lightgbm/multiclass/model.txt", lightgbm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("treeshap/testdata/sklearn/rfc_multi/model.joblib")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := sklearn.Read(t.Context(), bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := []float64{0.3, -1.2, 0.8, 0.1, -0.4}
+	for _, tc := range []struct {
+		m      runtime.Model
+		output string
+	}{{lgb, lightgbm.OutputRawScore}, {sk, sklearn.OutputProba}} {
+		lend := func(string) LendFunc {
+			return func() (runtime.Model, func(), error) { return tc.m, func() {}, nil }
+		}
+		h := handler(t, Options{Type: TypeTreeShap}, "unused", lend)
+		code, out := post(t, h, "/v2/models/m/explain", `{"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP64", "data": [0.3, -1.2, 0.8, 0.1, -0.4]}]}`)
+		if code != 200 {
+			t.Fatalf("%s: %d %v", tc.m.Metadata().Platform, code, out)
+		}
+		res, err := tc.m.Predict(t.Context(), &runtime.Request{Inputs: []*tensor.Tensor{runtime.NewFP64("x", []int64{1, 5}, row)}, Outputs: []string{tc.output}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := res.Outputs[0].Float64s()
+		data := out["data"].(map[string]any)
+		if len(data["shap_values"].([]any)) != 3 {
+			t.Fatalf("%s: %d outputs, want 3", tc.m.Metadata().Platform, len(data["shap_values"].([]any)))
+		}
+		for g, vals := range data["shap_values"].([]any) {
+			sum := data["expected_value"].([]any)[g].(float64)
+			for _, v := range vals.([]any)[0].([]any) {
+				sum += v.(float64)
+			}
+			if math.Abs(sum-want[g]) > 1e-9 {
+				t.Errorf("%s output %d: values sum to %v, model %v", tc.m.Metadata().Platform, g, sum, want[g])
+			}
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ferryserve/ferry/internal/runtime"
 	"github.com/ferryserve/ferry/internal/tensor"
@@ -67,6 +68,15 @@ func match(name string, head []byte) bool {
 type Model struct {
 	b    *booster
 	opts Options
+
+	// counts are the trees' training row counts (internal then leaf
+	// counts per tree), kept for TreeSHAP; countsErr says why a model has
+	// none. The laid-open ensemble is built on first use.
+	counts    [][]float64
+	countsErr error
+	ensOnce   sync.Once
+	ens       *runtime.TreeEnsemble
+	ensErr    error
 }
 
 var _ runtime.Model = (*Model)(nil)
@@ -91,7 +101,11 @@ func Parse(data []byte, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lightgbm: %w", err)
 	}
-	return &Model{b: b, opts: opts}, nil
+	counts, cerr := treeCounts(data, len(b.trees))
+	if cerr != nil {
+		cerr = fmt.Errorf("lightgbm: %w", cerr)
+	}
+	return &Model{b: b, opts: opts, counts: counts, countsErr: cerr}, nil
 }
 
 // NumFeatures is the number of input features (max_feature_idx+1).

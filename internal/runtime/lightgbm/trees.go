@@ -162,3 +162,34 @@ func side(left bool) string {
 	}
 	return "right"
 }
+
+// TreeEnsemble lays the loaded model's trees open for TreeSHAP, as
+// predict_contrib sees them: every tree the model predicts with by default
+// (Options.NumIteration rounds when set), with the training counts as
+// covers. It is built once, on first use, and shared; callers must not
+// modify it. Models whose file has no counts, linear trees, and
+// unrepresentable zero_as_missing splits return an error wrapping
+// runtime.ErrUnsupported.
+func (m *Model) TreeEnsemble() (*runtime.TreeEnsemble, error) {
+	m.ensOnce.Do(func() {
+		if m.countsErr != nil {
+			m.ensErr = m.countsErr
+			return
+		}
+		e, err := m.b.ensemble(m.counts)
+		if err != nil {
+			m.ensErr = err
+			return
+		}
+		if n := m.opts.NumIteration; n > 0 && n < m.b.iterations() {
+			e.Trees = e.Trees[:n*m.b.treesPerIter]
+			if m.b.averageOutput {
+				for i := range e.Trees {
+					e.Trees[i].Weight = 1 / float64(n)
+				}
+			}
+		}
+		m.ens = e
+	})
+	return m.ens, m.ensErr
+}

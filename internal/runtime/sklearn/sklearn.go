@@ -49,6 +49,12 @@ type Model struct {
 	nFeatures    int
 	featureNames []string
 	est          estimator
+
+	// ens is the model's trees laid open for TreeSHAP (decision trees and
+	// forests, read at load since the pickle is gone afterwards); ensErr
+	// says why there is none.
+	ens    *runtime.TreeEnsemble
+	ensErr error
 }
 
 var _ runtime.Model = (*Model)(nil)
@@ -108,6 +114,11 @@ func FromObject(v any) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{class: o.cls, est: est, nFeatures: est.nFeatures}
+	if treeClasses[o.cls] {
+		m.ens, m.ensErr = TreeEnsembleFromObject(v)
+	} else {
+		m.ensErr = fmt.Errorf("%w: TreeSHAP explains scikit-learn decision trees, extra trees and random forests, not %s", runtime.ErrUnsupported, o.cls)
+	}
 	if a, err := o.array("feature_names_in_"); err == nil {
 		if names, err := a.Strings(); err == nil && len(names) == m.nFeatures {
 			m.featureNames = names

@@ -25,6 +25,18 @@ func ReadTreeEnsemble(ctx context.Context, r io.Reader) (*runtime.TreeEnsemble, 
 	return TreeEnsembleFromObject(v)
 }
 
+// treeClasses are the estimators ReadTreeEnsemble lays open.
+var treeClasses = map[string]bool{
+	"DecisionTreeRegressor": true, "ExtraTreeRegressor": true, "DecisionTreeClassifier": true, "ExtraTreeClassifier": true,
+	"RandomForestRegressor": true, "ExtraTreesRegressor": true, "RandomForestClassifier": true, "ExtraTreesClassifier": true,
+}
+
+// TreeEnsemble lays the loaded model's trees open for TreeSHAP, read at
+// load with the covers; callers must not modify it. Other estimators
+// (pipelines included: their steps change the features) return an error
+// wrapping runtime.ErrUnsupported.
+func (m *Model) TreeEnsemble() (*runtime.TreeEnsemble, error) { return m.ens, m.ensErr }
+
 // TreeEnsembleFromObject is ReadTreeEnsemble for a decoded pickle value.
 func TreeEnsembleFromObject(v any) (*runtime.TreeEnsemble, error) {
 	o, err := asObj(v)
