@@ -48,11 +48,17 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	return h
 }
 
+// PathAllQuality answers GET with the windows of every model and
+// revision this process journals (a QualityResponse without a model): an
+// ingress reads its replicas here.
+const PathAllQuality = "/v2/quality"
+
 // HeaderRequestID carries the id a prediction is journaled under.
 const HeaderRequestID = "X-Request-Id"
 
 // Middleware answers POST /v1/models/{name}:feedback, POST
-// /v2/models/{name}/feedback and GET /v2/models/{name}/quality, adds the
+// /v2/models/{name}/feedback, GET /v2/models/{name}/quality and GET
+// /v2/quality, adds the
 // quality metrics to GET /metrics, and journals the answers of V1 predict
 // and V2 infer requests. Like :explain, the V1 route shares its path
 // segment with :predict, so it is a middleware rather than a mux route.
@@ -72,6 +78,11 @@ func (h *Handler) Middleware(next http.Handler) http.Handler {
 		case http.MethodGet:
 			if name, ok := qualityPath(p); ok {
 				h.serveQuality(w, name)
+				return
+			}
+			if p == PathAllQuality {
+				c, _ := h.cfg.Monitor.Counts("")
+				v2.WriteJSON(w, http.StatusOK, QualityResponse{Counts: c, Revisions: h.cfg.Monitor.Snapshots("")})
 				return
 			}
 			if p == "/metrics" {
@@ -135,7 +146,14 @@ type FeedbackResponse struct {
 	Outcomes []Result `json:"results"`
 }
 
+// HeaderQuality marks every answer of the feedback routes (errors
+// included), so that an ingress fanning feedback out can tell a replica
+// that monitors quality from one that does not (whose server answers the
+// path with its own 404 or 400).
+const HeaderQuality = "Ferry-Quality"
+
 func (h *Handler) serveFeedback(w http.ResponseWriter, r *http.Request, name string) {
+	w.Header().Set(HeaderQuality, "on")
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -163,7 +181,7 @@ func (h *Handler) serveFeedback(w http.ResponseWriter, r *http.Request, name str
 
 // QualityResponse is the answer to GET /v2/models/{name}/quality.
 type QualityResponse struct {
-	Model     string     `json:"model"`
+	Model     string     `json:"model,omitempty"`
 	Counts    Counts     `json:"counts"`
 	Revisions []Snapshot `json:"revisions"`
 }

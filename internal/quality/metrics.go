@@ -60,14 +60,29 @@ func classify(pred, truth []string) *Classification {
 	for i := range cm {
 		cm[i] = make([]int64, k)
 	}
-	correct := 0
 	for i := range n {
 		cm[idx[truth[i]]][idx[pred[i]]]++
-		if truth[i] == pred[i] {
-			correct++
+	}
+	return fromConfusion(labels, cm)
+}
+
+// fromConfusion computes the classification metrics of a confusion matrix
+// (rows: truth, columns: prediction, both over labels): every one of them
+// is a function of the matrix alone, which is what lets the windows of
+// several replicas be merged exactly (MergeClassification).
+func fromConfusion(labels []string, cm [][]int64) *Classification {
+	k := len(labels)
+	var n, correct int64
+	for i := range k {
+		correct += cm[i][i]
+		for j := range k {
+			n += cm[i][j]
 		}
 	}
-	c := &Classification{Samples: n, Accuracy: float64(correct) / float64(n), Labels: labels, Confusion: cm}
+	if n == 0 {
+		return nil
+	}
+	c := &Classification{Samples: int(n), Accuracy: float64(correct) / float64(n), Labels: labels, Confusion: cm}
 	for i, l := range labels {
 		var predSum, trueSum int64
 		for j := range k {

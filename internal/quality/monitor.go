@@ -154,6 +154,8 @@ type Monitor struct {
 	cfg  Config
 	seed maphash.Seed
 
+	lock *os.File // dir/LOCK, held while open
+
 	mu          sync.Mutex
 	f           *os.File
 	seq         uint64
@@ -179,13 +181,45 @@ func Open(cfg Config) (*Monitor, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("quality journal: %w", err)
 	}
-	m := &Monitor{cfg: cfg, seed: maphash.MakeSeed(), index: map[uint64]entry{}, windows: map[string]*window{}, models: map[string]*Counts{}}
+	lock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	m := &Monitor{cfg: cfg, lock: lock, seed: maphash.MakeSeed(), index: map[uint64]entry{}, windows: map[string]*window{}, models: map[string]*Counts{}}
 	m.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
 	if err := m.open(); err != nil {
+		lock.Close()
 		return nil, err
 	}
 	return m, nil
 }
+
+// ErrLocked is returned by Open when another process has the directory.
+var ErrLocked = errors.New("quality journal in use by another process")
+
+// MaxSlots bounds OpenSlot's search.
+const MaxSlots = 256
+
+// OpenSlot opens the journal in the first free cfg.Dir/replica-N (N from
+// 0): the replicas of one revision share cfg.Dir and each takes its own
+// slot. A restarted replica takes the lowest free slot, which is the one
+// it left when it is the only replica restarting, so its predictions
+// still join.
+func OpenSlot(cfg Config) (*Monitor, error) {
+	base := cfg.Dir
+	for i := range MaxSlots {
+		cfg.Dir = filepath.Join(base, "replica-"+strconv.Itoa(i))
+		m, err := Open(cfg)
+		if errors.Is(err, ErrLocked) {
+			continue
+		}
+		return m, err
+	}
+	return nil, fmt.Errorf("quality journal: all %d slots under %s are in use", MaxSlots, base)
+}
+
+// Dir is the directory of the journal (the slot OpenSlot took).
+func (m *Monitor) Dir() string { return m.cfg.Dir }
 
 func (m *Monitor) journalPath(seq uint64) string {
 	return filepath.Join(m.cfg.Dir, fmt.Sprintf("journal.%d.log", seq))
@@ -384,7 +418,10 @@ func (m *Monitor) NotRecorded() { m.notRecorded.Add(1) }
 type Result struct {
 	ID      string  `json:"id"`
 	Outcome Outcome `json:"outcome"`
-	Error   string  `json:"error,omitempty"`
+	// Revision is the prediction's revision, where it was read (joined,
+	// or invalid truth).
+	Revision string `json:"revision,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 // Join joins feedback for model's predictions and returns one result per
@@ -425,6 +462,7 @@ func (m *Monitor) joinLocked(model string, f Feedback, now int64) Result {
 		// Another id with the same 64-bit hash, or a damaged record.
 		return res
 	}
+	res.Revision = p.Revision
 	samples, err := join(p.Rows, f.Truth)
 	if err != nil {
 		res.Outcome, res.Error = Invalid, err.Error()
@@ -694,7 +732,9 @@ func (m *Monitor) Close() error {
 		return nil
 	}
 	m.closed = true
-	return m.f.Close()
+	err := m.f.Close()
+	m.lock.Close() // after the journal: the next owner sees every record
+	return err
 }
 
 // clone copies a window's samples so metrics are computed outside the lock

@@ -38,9 +38,10 @@ type Router struct {
 
 	graphs atomic.Pointer[graphTable] // InferenceGraphs (graph.go)
 
-	stats   sync.Map // "ns/revision" → *RevisionStats
-	limits  sync.Map // "ns/revision" → *limiter
-	waiting atomic.Int64
+	stats    sync.Map // "ns/revision" → *RevisionStats
+	feedback sync.Map // "ns/service" → *feedbackCounts (feedback.go)
+	limits   sync.Map // "ns/revision" → *limiter
+	waiting  atomic.Int64
 }
 
 // Waiting is how many requests the activator holds now.
@@ -303,6 +304,9 @@ const repositoryRefusal = "the model repository API (index, load, unload) is not
 
 func (r *Router) serve(w http.ResponseWriter, req *http.Request, component string) {
 	if component == "" && r.serveGraph(w, req) {
+		return
+	}
+	if component == "" && r.serveFeedback(w, req) { // feedback.go: fanned out to every replica
 		return
 	}
 	if strings.HasPrefix(req.URL.Path, "/v2/repository") {
