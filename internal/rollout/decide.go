@@ -56,11 +56,21 @@ func (m Metrics) value(metric string) float64 {
 	return math.NaN()
 }
 
+// Quality is a revision's accuracy over its window of labelled rows
+// (predictions whose ground truth came back as feedback).
+type Quality struct {
+	Labelled float64 `json:"labelled"`
+	Accuracy float64 `json:"accuracy"`
+}
+
 // Observation is what a decision is made on: the canary's metrics, and
-// the stable revision's where the policy compares with it.
+// the stable revision's where the policy compares with it; with an
+// accuracy objective, both revisions' quality (nil: none reported).
 type Observation struct {
-	Canary Metrics
-	Stable *Metrics
+	Canary        Metrics
+	Stable        *Metrics
+	CanaryQuality *Quality
+	StableQuality *Quality
 }
 
 // Decision is Decide's answer. Percent is the canaryTrafficPercent to
@@ -75,9 +85,13 @@ type Decision struct {
 // inputs give the same decision.
 //
 //   - A canary with at least MinRequests requests that breaks an
-//     objective is rolled back at once, even mid-step.
+//     objective is rolled back at once, even mid-step; so is one whose
+//     accuracy falls more than the accuracy-drop limit below the stable
+//     revision's once both have MinLabelled labelled rows.
 //   - Otherwise the step holds until Interval has passed since it began
-//     and it has MinRequests requests.
+//     and it has MinRequests requests (and, with accuracy-drop, until
+//     both revisions have MinLabelled labelled rows: labels come late,
+//     and a canary is not promoted on accuracy it has not shown).
 //   - Then it advances to the next step, or promotes after the last.
 func Decide(p *Policy, s State, obs Observation, now time.Time) Decision {
 	hold := Decision{Action: Hold, Percent: s.Percent}
@@ -87,10 +101,8 @@ func Decide(p *Policy, s State, obs Observation, now time.Time) Decision {
 	}
 	c := obs.Canary
 	enough := c.Requests >= float64(max(p.MinRequests, 1))
-	if enough {
-		if failed := p.failures(obs); failed != "" {
-			return Decision{Action: Rollback, Percent: 0, Reason: fmt.Sprintf("step %d (%d%%): %s", s.Step+1, s.Percent, failed)}
-		}
+	if failed := p.failures(obs, enough); failed != "" {
+		return Decision{Action: Rollback, Percent: 0, Reason: fmt.Sprintf("step %d (%d%%): %s", s.Step+1, s.Percent, failed)}
 	}
 	if left := s.StepStarted.Add(p.Interval).Sub(now); left > 0 {
 		hold.Reason = fmt.Sprintf("step %d (%d%%): %s left, %.0f requests", s.Step+1, s.Percent, left.Round(time.Millisecond), c.Requests)
@@ -98,6 +110,11 @@ func Decide(p *Policy, s State, obs Observation, now time.Time) Decision {
 	}
 	if !enough {
 		hold.Reason = fmt.Sprintf("step %d (%d%%): %.0f of %d requests needed", s.Step+1, s.Percent, c.Requests, p.MinRequests)
+		return hold
+	}
+	if _, ok := p.Accuracy(); ok && !p.accuracyJudged(obs) {
+		hold.Reason = fmt.Sprintf("step %d (%d%%): accuracy-drop needs %d labelled rows of each revision: canary %s, stable %s",
+			s.Step+1, s.Percent, p.MinLabelled, labelled(obs.CanaryQuality), labelled(obs.StableQuality))
 		return hold
 	}
 	passed := p.summary(obs)
@@ -121,11 +138,45 @@ func (p *Policy) judged(o Objective, obs Observation) (float64, string) {
 	return v, text
 }
 
+// accuracyJudged reports whether both revisions have enough labelled rows
+// for accuracy-drop to be judged.
+func (p *Policy) accuracyJudged(obs Observation) bool {
+	min := float64(max(p.MinLabelled, 1))
+	return obs.CanaryQuality != nil && obs.StableQuality != nil && obs.CanaryQuality.Labelled >= min && obs.StableQuality.Labelled >= min
+}
+
+func labelled(q *Quality) string {
+	if q == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%.0f", q.Labelled)
+}
+
+// accuracyText writes the accuracy-drop and what it is made of.
+func accuracyText(obs Observation) (float64, string) {
+	c, st := obs.CanaryQuality, obs.StableQuality
+	drop := st.Accuracy - c.Accuracy
+	return drop, fmt.Sprintf("%.4g (canary %.4g over %.0f labelled, stable %.4g over %.0f)", drop, c.Accuracy, c.Labelled, st.Accuracy, st.Labelled)
+}
+
 // failures lists the broken objectives, or "" when all hold. An unknown
-// value (a latency with no requests) breaks nothing.
-func (p *Policy) failures(obs Observation) string {
+// value (a latency with no requests) breaks nothing. Request objectives
+// are judged only with enough requests; accuracy-drop only with enough
+// labelled rows.
+func (p *Policy) failures(obs Observation, enough bool) string {
 	var out []string
 	for _, o := range p.Objectives {
+		if o.Metric == MetricAccuracyDrop {
+			if p.accuracyJudged(obs) {
+				if v, text := accuracyText(obs); v > o.Limit {
+					out = append(out, fmt.Sprintf("%s %s > %s", o.Metric, text, formatValue(o.Metric, o.Limit)))
+				}
+			}
+			continue
+		}
+		if !enough {
+			continue
+		}
 		v, text := p.judged(o, obs)
 		if !math.IsNaN(v) && v > o.Limit {
 			out = append(out, fmt.Sprintf("%s %s > %s", o.Metric, text, limitText(p, o)))
@@ -140,6 +191,11 @@ func (p *Policy) failures(obs Observation) string {
 func (p *Policy) summary(obs Observation) string {
 	var out []string
 	for _, o := range p.Objectives {
+		if o.Metric == MetricAccuracyDrop {
+			_, text := accuracyText(obs)
+			out = append(out, fmt.Sprintf("%s %s <= %s", o.Metric, text, formatValue(o.Metric, o.Limit)))
+			continue
+		}
 		_, text := p.judged(o, obs)
 		out = append(out, fmt.Sprintf("%s %s <= %s", o.Metric, text, limitText(p, o)))
 	}
@@ -159,7 +215,7 @@ func formatValue(metric string, v float64) string {
 	switch {
 	case math.IsNaN(v):
 		return "n/a"
-	case metric == MetricErrorRate:
+	case metric == MetricErrorRate || metric == MetricAccuracyDrop:
 		return fmt.Sprintf("%.4g", v)
 	}
 	return seconds(v)

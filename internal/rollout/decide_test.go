@@ -59,6 +59,49 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+func TestDecideAccuracy(t *testing.T) {
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	pol := &Policy{Steps: []int{10, 50}, Interval: 10 * time.Second, MinRequests: 100, MinLabelled: 500,
+		Objectives: []Objective{{MetricErrorRate, 0.01}, {MetricAccuracyDrop, 0.01}}}
+	at := func(step int) State {
+		return State{Revision: "m-predictor-00002", Step: step, Percent: pol.Steps[step], StepStarted: t0, Phase: PhaseProgressing}
+	}
+	healthy := Metrics{Requests: 200, MeanLatency: 0.004, P95Latency: 0.009}
+	few := Metrics{Requests: 20, MeanLatency: 0.004, P95Latency: 0.009}
+	q := func(n, acc float64) *Quality { return &Quality{Labelled: n, Accuracy: acc} }
+	tests := []struct {
+		name    string
+		obs     Observation
+		step    int
+		now     time.Time
+		action  Action
+		percent int
+		reason  string
+	}{
+		{"worse by 3 points: rollback mid step", Observation{Canary: healthy, CanaryQuality: q(600, 0.91), StableQuality: q(1000, 0.94)}, 0, t0.Add(time.Second), Rollback, 0,
+			"accuracy-drop 0.03 (canary 0.91 over 600 labelled, stable 0.94 over 1000) > 0.01"},
+		{"worse with few requests this step: still rolled back", Observation{Canary: few, CanaryQuality: q(600, 0.5), StableQuality: q(1000, 0.94)}, 1, t0.Add(time.Second), Rollback, 0, "accuracy-drop"},
+		{"within a point: advance", Observation{Canary: healthy, CanaryQuality: q(500, 0.935), StableQuality: q(1000, 0.94)}, 0, t0.Add(10 * time.Second), Advance, 50,
+			"accuracy-drop 0.005 (canary 0.935 over 500 labelled, stable 0.94 over 1000) <= 0.01"},
+		{"better than stable: promote", Observation{Canary: healthy, CanaryQuality: q(700, 0.99), StableQuality: q(1000, 0.94)}, 1, t0.Add(10 * time.Second), Promote, 100, "last step"},
+		{"too few labels: hold though the step is done", Observation{Canary: healthy, CanaryQuality: q(499, 0.2), StableQuality: q(1000, 0.94)}, 0, t0.Add(time.Minute), Hold, 10,
+			"accuracy-drop needs 500 labelled rows of each revision: canary 499, stable 1000"},
+		{"no quality reported: hold", Observation{Canary: healthy}, 1, t0.Add(time.Minute), Hold, 50, "canary none, stable none"},
+		{"stable without labels: hold", Observation{Canary: healthy, CanaryQuality: q(900, 0.5), StableQuality: q(10, 0.9)}, 0, t0.Add(time.Minute), Hold, 10, "stable 10"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Decide(pol, at(tt.step), tt.obs, tt.now)
+			if d.Action != tt.action || d.Percent != tt.percent {
+				t.Errorf("got %s %d%% (%s), want %s %d%%", d.Action, d.Percent, d.Reason, tt.action, tt.percent)
+			}
+			if !strings.Contains(d.Reason, tt.reason) {
+				t.Errorf("reason %q does not contain %q", d.Reason, tt.reason)
+			}
+		})
+	}
+}
+
 func TestMetricsJSONKeepsUnknownLatency(t *testing.T) {
 	b, err := json.Marshal(Metrics{Requests: 3, MeanLatency: math.NaN(), P95Latency: 0.5})
 	if err != nil {

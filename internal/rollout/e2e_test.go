@@ -298,8 +298,13 @@ func newFakeControlPlane(rt *router.Router) *fakeControlPlane {
 // add creates a service whose revision 1 is rolled out and revision 2 was
 // just applied with canaryTrafficPercent 0, as a user applies a change.
 func (f *fakeControlPlane) add(name, stableURL, canaryURL string) {
+	f.addWith(name, policy(), stableURL, canaryURL)
+}
+
+// addWith is add with the given annotations.
+func (f *fakeControlPlane) addWith(name string, ann map[string]string, stableURL, canaryURL string) {
 	zero := int64(0)
-	isvc := &api.InferenceService{Metadata: api.ObjectMeta{Name: name, Namespace: "default", Annotations: policy()}}
+	isvc := &api.InferenceService{Metadata: api.ObjectMeta{Name: name, Namespace: "default", Annotations: ann}}
 	isvc.Spec.Predictor.CanaryTrafficPercent = &zero
 	isvc.Status = &api.InferenceServiceStatus{Components: map[string]api.ComponentStatus{api.ComponentPredictor: {
 		LatestCreatedRevision: name + "-predictor-00002", LatestReadyRevision: name + "-predictor-00002", LatestRolledoutRevision: name + "-predictor-00001",

@@ -19,6 +19,7 @@ const (
 	AnnotationObjectives    = Prefix + "rollout-objectives"
 	AnnotationMinRequests   = Prefix + "rollout-min-requests"
 	AnnotationCompareStable = Prefix + "rollout-compare-stable"
+	AnnotationMinLabelled   = Prefix + "rollout-min-labelled"
 
 	// AnnotationState holds the Runner's State as JSON.
 	AnnotationState = Prefix + "rollout-state"
@@ -34,6 +35,7 @@ const (
 const (
 	DefaultInterval    = 30 * time.Second
 	DefaultMinRequests = 100
+	DefaultMinLabelled = 500
 )
 
 // Objective metrics.
@@ -41,18 +43,22 @@ const (
 	MetricErrorRate   = "error-rate"
 	MetricMeanLatency = "mean-latency"
 	MetricP95Latency  = "p95-latency"
+	// MetricAccuracyDrop is the stable revision's accuracy minus the
+	// canary's, each over its labelled window (quality monitoring).
+	MetricAccuracyDrop = "accuracy-drop"
 )
 
 // Objective is an upper limit on one metric of the canary.
 type Objective struct {
 	Metric string
-	// Limit is a fraction for error-rate and seconds for latencies.
+	// Limit is a fraction for error-rate and accuracy-drop, seconds for
+	// latencies.
 	Limit float64
 }
 
 // String writes the objective as the annotation spells it.
 func (o Objective) String() string {
-	if o.Metric == MetricErrorRate {
+	if o.Metric == MetricErrorRate || o.Metric == MetricAccuracyDrop {
 		return fmt.Sprintf("%s<=%g", o.Metric, o.Limit)
 	}
 	return fmt.Sprintf("%s<=%s", o.Metric, seconds(o.Limit))
@@ -74,6 +80,21 @@ type Policy struct {
 	// CompareStable judges the canary's excess over the stable revision
 	// (canary − stable ≤ limit) instead of its absolute values.
 	CompareStable bool
+	// MinLabelled is how many labelled rows (predictions whose feedback
+	// joined) both the canary and the stable revision need before
+	// accuracy-drop is judged; until then a step with that objective
+	// cannot pass.
+	MinLabelled int
+}
+
+// Accuracy returns the accuracy-drop objective, if the policy has one.
+func (p *Policy) Accuracy() (Objective, bool) {
+	for _, o := range p.Objectives {
+		if o.Metric == MetricAccuracyDrop {
+			return o, true
+		}
+	}
+	return Objective{}, false
 }
 
 // ParsePolicy reads the policy from annotations. It returns nil, nil when
@@ -82,14 +103,14 @@ type Policy struct {
 func ParsePolicy(ann map[string]string) (*Policy, error) {
 	steps, ok := ann[AnnotationSteps]
 	if !ok {
-		for _, k := range []string{AnnotationInterval, AnnotationObjectives, AnnotationMinRequests, AnnotationCompareStable} {
+		for _, k := range []string{AnnotationInterval, AnnotationObjectives, AnnotationMinRequests, AnnotationCompareStable, AnnotationMinLabelled} {
 			if _, set := ann[k]; set {
 				return nil, fmt.Errorf("annotation %s is set but %s is not: a rollout policy needs its steps", k, AnnotationSteps)
 			}
 		}
 		return nil, nil
 	}
-	p := &Policy{Interval: DefaultInterval, MinRequests: DefaultMinRequests}
+	p := &Policy{Interval: DefaultInterval, MinRequests: DefaultMinRequests, MinLabelled: DefaultMinLabelled}
 	var errs []error
 	var err error
 	if p.Steps, err = parseSteps(steps); err != nil {
@@ -117,6 +138,14 @@ func ParsePolicy(ann map[string]string) (*Policy, error) {
 			errs = append(errs, fmt.Errorf("annotation %s %q: want a whole number ≥ 0", AnnotationMinRequests, v))
 		} else {
 			p.MinRequests = n
+		}
+	}
+	if v, ok := ann[AnnotationMinLabelled]; ok {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("annotation %s %q: want a whole number ≥ 1", AnnotationMinLabelled, v))
+		} else {
+			p.MinLabelled = n
 		}
 	}
 	if v, ok := ann[AnnotationCompareStable]; ok {
@@ -172,7 +201,7 @@ func parseObjectives(s string) ([]Objective, error) {
 		name, val = strings.TrimSpace(name), strings.TrimSpace(val)
 		o := Objective{Metric: name}
 		switch name {
-		case MetricErrorRate:
+		case MetricErrorRate, MetricAccuracyDrop:
 			v, err := strconv.ParseFloat(val, 64)
 			if err != nil || v < 0 || v > 1 {
 				return nil, fmt.Errorf("objective %q: want a fraction in 0..1", f)
@@ -185,7 +214,7 @@ func parseObjectives(s string) ([]Objective, error) {
 			}
 			o.Limit = d.Seconds()
 		default:
-			return nil, fmt.Errorf("objective %q: unknown metric %q (want %s, %s or %s)", f, name, MetricErrorRate, MetricMeanLatency, MetricP95Latency)
+			return nil, fmt.Errorf("objective %q: unknown metric %q (want %s, %s, %s or %s)", f, name, MetricErrorRate, MetricMeanLatency, MetricP95Latency, MetricAccuracyDrop)
 		}
 		if slices.ContainsFunc(out, func(x Objective) bool { return x.Metric == name }) {
 			return nil, fmt.Errorf("objective %s given twice", name)

@@ -15,15 +15,21 @@ func TestParsePolicy(t *testing.T) {
 	}{
 		{"no policy", map[string]string{"other": "x"}, nil},
 		{"steps only", map[string]string{AnnotationSteps: "10,25,50,100"},
-			&Policy{Steps: []int{10, 25, 50}, Interval: DefaultInterval, MinRequests: DefaultMinRequests}},
+			&Policy{Steps: []int{10, 25, 50}, Interval: DefaultInterval, MinRequests: DefaultMinRequests, MinLabelled: DefaultMinLabelled}},
 		{"everything", map[string]string{
 			AnnotationSteps:         " 5%, 50 ",
 			AnnotationInterval:      "2s",
 			AnnotationObjectives:    "error-rate<=0.01, mean-latency <= 50ms,p95-latency<=100ms",
 			AnnotationMinRequests:   "20",
 			AnnotationCompareStable: "true",
-		}, &Policy{Steps: []int{5, 50}, Interval: 2 * time.Second, MinRequests: 20, CompareStable: true,
+		}, &Policy{Steps: []int{5, 50}, Interval: 2 * time.Second, MinRequests: 20, CompareStable: true, MinLabelled: DefaultMinLabelled,
 			Objectives: []Objective{{MetricErrorRate, 0.01}, {MetricMeanLatency, 0.05}, {MetricP95Latency, 0.1}}}},
+		{"accuracy", map[string]string{
+			AnnotationSteps:       "10,50",
+			AnnotationObjectives:  "accuracy-drop<=0.01",
+			AnnotationMinLabelled: "200",
+		}, &Policy{Steps: []int{10, 50}, Interval: DefaultInterval, MinRequests: DefaultMinRequests, MinLabelled: 200,
+			Objectives: []Objective{{MetricAccuracyDrop, 0.01}}}},
 	}
 	for _, tt := range good {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +61,9 @@ func TestParsePolicy(t *testing.T) {
 		{"latency not a duration", map[string]string{AnnotationSteps: "10", AnnotationObjectives: "mean-latency<=50"}, "duration such as 50ms"},
 		{"twice", map[string]string{AnnotationSteps: "10", AnnotationObjectives: "error-rate<=0.1,error-rate<=0.2"}, "given twice"},
 		{"min requests", map[string]string{AnnotationSteps: "10", AnnotationMinRequests: "-1"}, AnnotationMinRequests},
+		{"accuracy drop over 1", map[string]string{AnnotationSteps: "10", AnnotationObjectives: "accuracy-drop<=2"}, "fraction in 0..1"},
+		{"min labelled", map[string]string{AnnotationSteps: "10", AnnotationMinLabelled: "0"}, AnnotationMinLabelled},
+		{"min labelled without steps", map[string]string{AnnotationMinLabelled: "10"}, AnnotationSteps},
 		{"compare", map[string]string{AnnotationSteps: "10", AnnotationCompareStable: "yes please"}, AnnotationCompareStable},
 	}
 	for _, tt := range bad {

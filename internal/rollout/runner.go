@@ -24,6 +24,9 @@ type Services interface {
 type Config struct {
 	Services Services
 	Metrics  Source
+	// Quality reads revisions' accuracy for accuracy-drop objectives;
+	// nil: a policy with one is reported invalid.
+	Quality QualitySource
 	// Tick is how often services are examined (default 1s); each
 	// policy's interval decides when a step is judged.
 	Tick   time.Duration
@@ -136,6 +139,25 @@ func (r *Runner) syncOne(ctx context.Context, isvc *api.InferenceService) error 
 		}
 		obs.Stable = &m
 	}
+	if _, ok := pol.Accuracy(); ok {
+		if r.cfg.Quality == nil {
+			r.cfg.Services.Event(md.Namespace, md.Name, "Warning", "RolloutPolicyInvalid", "objective "+MetricAccuracyDrop+" needs quality monitoring, which this control plane does not read")
+			return nil
+		}
+		for _, x := range []struct {
+			rev string
+			dst **Quality
+		}{{st.Revision, &obs.CanaryQuality}, {st.Stable, &obs.StableQuality}} {
+			q, ok, err := r.cfg.Quality.Quality(ctx, md.Namespace, md.Name, x.rev)
+			if err != nil {
+				r.cfg.Services.Event(md.Namespace, md.Name, "Warning", "RolloutMetricsUnavailable", err.Error())
+				return fmt.Errorf("quality of %s: %w", x.rev, err)
+			}
+			if ok {
+				*x.dst = &q
+			}
+		}
+	}
 	d := Decide(pol, st, obs, now)
 	r.cfg.Logger.Debug("rollout decision", "service", md.Namespace+"/"+md.Name, "canary", st.Revision, "action", d.Action, "reason", d.Reason)
 	if d.Action == Hold {
@@ -165,6 +187,7 @@ func (r *Runner) apply(ctx context.Context, isvc *api.InferenceService, pol *Pol
 	st.LastAction, st.Reason, st.Updated = d.Action, d.Reason, now
 	c := obs.Canary
 	st.Canary, st.StableM = &c, obs.Stable
+	st.CanaryQuality, st.StableQuality = obs.CanaryQuality, obs.StableQuality
 	ext := &isvc.Spec.Predictor.ComponentExtensionSpec
 	var extra map[string]string
 	typ, reason, msg := "Normal", "", ""

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferryserve/ferry/internal/quality"
 	"github.com/ferryserve/ferry/internal/router"
 )
 
@@ -14,6 +15,14 @@ type Source interface {
 	// Query returns the metrics of revision (in namespace) for requests
 	// answered between start and end. It must honour ctx's cancellation.
 	Query(ctx context.Context, namespace, revision string, start, end time.Time) (Metrics, error)
+}
+
+// QualitySource gives a revision's accuracy over its labelled window.
+type QualitySource interface {
+	// Quality returns the quality of revision of service (in namespace);
+	// ok is false when no replica of it reports any. It must honour ctx's
+	// cancellation.
+	Quality(ctx context.Context, namespace, service, revision string) (q Quality, ok bool, err error)
 }
 
 // Counters are a revision's cumulative counts since it started serving:
@@ -156,4 +165,23 @@ func CountersFromSnapshot(s router.LatencySnapshot) Counters {
 		}
 	}
 	return c
+}
+
+// ScraperQuality reads revisions' accuracy from the replicas behind the
+// ingress (their GET /v2/quality windows, merged per revision). A
+// revision's windows are count-based (its last N labelled rows), not a
+// step's: a canary revision's window holds only canary traffic, and labels
+// arrive long after the step that made the predictions.
+type ScraperQuality struct{ Scraper *quality.Scraper }
+
+var _ QualitySource = ScraperQuality{}
+
+// Quality implements QualitySource: the classification window's accuracy
+// (a regression model reports none).
+func (s ScraperQuality) Quality(ctx context.Context, namespace, service, revision string) (Quality, bool, error) {
+	q, ok := s.Scraper.Revision(ctx, namespace, service, revision)
+	if !ok || q.Classification == nil {
+		return Quality{}, false, nil
+	}
+	return Quality{Labelled: float64(q.Classification.Samples), Accuracy: q.Classification.Accuracy}, true, nil
 }

@@ -20,11 +20,14 @@ type State struct {
 	StepStarted time.Time `json:"stepStarted"`
 	Phase       string    `json:"phase"`
 	// The last decision that changed the rollout, and its numbers.
-	LastAction Action    `json:"lastAction,omitempty"`
-	Reason     string    `json:"reason,omitempty"`
-	Canary     *Metrics  `json:"canary,omitempty"`
-	StableM    *Metrics  `json:"stableMetrics,omitempty"`
-	Updated    time.Time `json:"updated"`
+	LastAction Action   `json:"lastAction,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+	Canary     *Metrics `json:"canary,omitempty"`
+	StableM    *Metrics `json:"stableMetrics,omitempty"`
+	// The revisions' accuracy at that decision, with an accuracy objective.
+	CanaryQuality *Quality  `json:"canaryQuality,omitempty"`
+	StableQuality *Quality  `json:"stableQuality,omitempty"`
+	Updated       time.Time `json:"updated"`
 }
 
 // ReadState returns the state recorded in annotations, if any.
