@@ -328,14 +328,3 @@ func TestLoggerFormats(t *testing.T) {
 	}
 }
 
-func TestReachableAddr(t *testing.T) {
-	for in, want := range map[string]string{"[::]:8080": "127.0.0.1:8080", "0.0.0.0:81": "127.0.0.1:81", "127.0.0.1:9": "127.0.0.1:9", "[::1]:7": "[::1]:7"} {
-		addr, err := net.ResolveTCPAddr("tcp", in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := reachableAddr(addr); got != want {
-			t.Errorf("%s: %s, want %s", in, got, want)
-		}
-	}
-}

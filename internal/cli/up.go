@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,15 +13,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/console"
 	"github.com/ferryserve/ferry/internal/controlplane"
-	"github.com/ferryserve/ferry/internal/router"
-	"github.com/ferryserve/ferry/internal/server"
 	"github.com/ferryserve/ferry/internal/storage"
-	"github.com/ferryserve/ferry/internal/supervisor"
 )
 
 type upOptions struct {
@@ -124,107 +119,55 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 	}
 	grpcLn, err := net.Listen("tcp", net.JoinHostPort(o.host, strconv.Itoa(o.grpcPort)))
 	if err != nil {
+		ingressLn.Close()
 		return fmt.Errorf("ingress gRPC listener: %w", err)
-	}
-	predLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("predictor listener: %w", err)
 	}
 	apiLn, err := net.Listen("tcp", o.apiAddr)
 	if err != nil {
+		ingressLn.Close()
+		grpcLn.Close()
 		return fmt.Errorf("management API listener %s: %w", o.apiAddr, err)
 	}
 	apiSec, err := o.api.setUp(apiLn, o.dataDir, log, cmd.ErrOrStderr())
 	if err != nil {
+		ingressLn.Close()
+		grpcLn.Close()
 		apiLn.Close()
 		return err
 	}
-	apiLn = apiSec.listener
-	rt := router.New(o.domain, log)
-	var ctl *controlplane.Controller
-	scaler := controlplane.NewAutoscaler(controlplane.AutoscalerConfig{
-		StableWindow: o.stableWindow, PanicWindow: o.panicWindow, ScaleToZeroAfter: o.scaleToZeroAfter, ScaleDownDelay: o.scaleDownDelay,
-	},
-		func(ns, rev string) (int64, uint64) {
-			st := rt.Stats(ns, rev)
-			return st.InFlight.Load(), st.Requests.Load()
+	plane, err := controlplane.New(controlplane.PlaneConfig{
+		Controller: controlplane.Config{
+			ServeArgs: o.storage.args(),
+			Store:     db, Domain: o.domain, DataDir: o.dataDir, FerryBinary: self,
+			ReplicaEnv:    storage.CredentialEnv(os.Environ()),
+			StorageConfig: storageConfig,
+			Logger:        log,
 		},
-		func() { ctl.Trigger() })
-	rt.SetActivator(scaler.Activate, o.activationTimeout)
-	ctl = controlplane.NewController(controlplane.Config{
-		Autoscaler: scaler,
-		ServeArgs:  o.storage.args(),
-		Store:      db, Router: rt, Domain: o.domain, DataDir: o.dataDir, FerryBinary: self,
-		ReplicaEnv:    storage.CredentialEnv(os.Environ()),
-		StorageConfig: storageConfig,
-		PredictorAddr: predLn.Addr().String(),
-		IngressURL:    "http://" + reachableAddr(ingressLn.Addr()),
-		Logger:        log,
+		Autoscaler: controlplane.AutoscalerConfig{
+			StableWindow: o.stableWindow, PanicWindow: o.panicWindow, ScaleToZeroAfter: o.scaleToZeroAfter, ScaleDownDelay: o.scaleDownDelay,
+		},
+		ActivationTimeout: o.activationTimeout,
+		Ingress:           ingressLn, GRPC: grpcLn, API: apiSec.listener,
+		APIHandler: func(p *controlplane.Plane) http.Handler { return apiSec.guard.Wrap(apiHandler(p)) },
+		OnReady: func() {
+			log.Info("ready for commands (ferry get isvc)", "ingress", ingressLn.Addr().String(), "grpc", grpcLn.Addr().String(), "api", apiSec.url, "domain", o.domain, "data", o.dataDir)
+			printConsoleURL(cmd.OutOrStdout(), apiSec) // console.go
+		},
 	})
-	scaler.OnRevisionChange(ctl.EnqueueRevision)
-	// Replicas of an earlier ferry up that was killed (kill -9 on a system
-	// without a parent-death signal) would run twice: stop them first.
-	if n, err := supervisor.Reap(ctx, ctl.PIDDir(), 10*time.Second, log); err != nil {
-		return fmt.Errorf("reap replicas of an earlier run: %w", err)
-	} else if n > 0 {
-		log.Warn("stopped replicas left by an earlier run", "count", n)
-	}
-	for _, f := range o.files {
-		if err := applyPath(ctl, f); err != nil {
-			return err
-		}
-	}
-
-	rollouts, err := o.rollout.newRunner(ctl, rt, log)
 	if err != nil {
 		return err
 	}
-	// One pass before serving, so the API never shows a status from before
-	// a restart as current (replicas are starting, not yet ready).
-	if err := ctl.ReconcileAll(ctx); err != nil {
-		log.Warn("initial reconcile", "err", err)
-	}
-	servers := []*http.Server{
-		{Handler: server.BodyRate{}.Wrap(rt), ReadHeaderTimeout: 10 * time.Second},
-		{Handler: server.BodyRate{}.Wrap(rt.ComponentHandler(router.Predictor)), ReadHeaderTimeout: 10 * time.Second},
-		{Handler: apiSec.guard.Wrap(apiHandler(ctl, rt)), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute},
-	}
-	lns := []net.Listener{ingressLn, predLn, apiLn}
-	g, gctx := errgroup.WithContext(ctx)
-	// Shutdown order: stop taking requests (servers), then the controller
-	// stops every replica, then the store closes (deferred above).
-	for i, s := range servers {
-		g.Go(func() error {
-			if err := s.Serve(lns[i]); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for _, s := range servers {
-			_ = s.Shutdown(sctx)
+	for _, f := range o.files {
+		if err := applyPath(plane.Controller(), f); err != nil {
+			return err
 		}
-		return nil
-	})
-	gproxy := router.NewGRPCProxy(rt)
-	defer gproxy.Close()
-	gsrv := gproxy.Server()
-	g.Go(func() error { return gsrv.Serve(grpcLn) })
-	g.Go(func() error {
-		<-gctx.Done()
-		gsrv.GracefulStop()
-		return nil
-	})
-	g.Go(func() error { return ctl.Run(gctx) })
-	g.Go(func() error { return scaler.Run(gctx) })
-	g.Go(func() error { return rollouts.Run(gctx) }) // rollout_up.go: moves canaries of services with a rollout policy
-	log.Info("ready for commands (ferry get isvc)", "ingress", ingressLn.Addr().String(), "grpc", grpcLn.Addr().String(), "api", apiSec.url, "domain", o.domain, "data", o.dataDir)
-	printConsoleURL(cmd.OutOrStdout(), apiSec) // console.go
-	return g.Wait()
+	}
+	rollouts, err := o.rollout.newRunner(plane.Controller(), plane.Router(), log)
+	if err != nil {
+		return err
+	}
+	plane.Add(rollouts) // rollout_up.go: moves canaries of services with a rollout policy
+	return plane.Run(ctx)
 }
 
 // applyPath applies a YAML file, or every .yaml/.yml/.json file in a
@@ -274,28 +217,14 @@ func resolveRelativeURIs(b []byte, dir string) []byte {
 	return b
 }
 
-// apiHandler serves the management API and, on /metrics, the control
-// plane's autoscaling metrics.
-func apiHandler(ctl *controlplane.Controller, rt *router.Router) http.Handler {
+// apiHandler serves the management API, the web console at /ui (its
+// static files are open in apisecurity.go) and, on /metrics, the control
+// plane's autoscaling metrics with the ingress's latency histogram.
+func apiHandler(p *controlplane.Plane) http.Handler {
+	ctl := p.Controller()
 	mux := http.NewServeMux()
 	mux.Handle("/", controlplane.NewAPIServer(ctl).Handler())
-	mux.Handle("GET /metrics", withIngressMetrics(ctl.MetricsHandler(func(ns, rev string) (int64, uint64) {
-		st := rt.Stats(ns, rev)
-		return st.InFlight.Load(), st.Requests.Load()
-	}, rt.Waiting), rt))
-	console.Register(mux) // the web console at /ui; its static files are open in apisecurity.go
+	mux.Handle("GET /metrics", withIngressMetrics(ctl.MetricsHandler(p.Stats, p.Router().Waiting), p.Router()))
+	console.Register(mux)
 	return mux
-}
-
-// reachableAddr is addr as a client on this machine dials it: a wildcard
-// listener ([::]:8080, 0.0.0.0:8080) is reached on 127.0.0.1.
-func reachableAddr(addr net.Addr) string {
-	host, port, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		return addr.String()
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }

@@ -24,6 +24,9 @@ type fakeRunner struct {
 	// behave maps a revision name to "ok", "fail" or "hang", overriding
 	// the service name's prefix (scenario tests flip one revision).
 	behave map[string]string
+	// backend is the address ready replicas report (default 127.0.0.1:1,
+	// where nothing answers).
+	backend string
 }
 
 // setBehaviour makes revision rev behave as kind (ok, fail or hang) from
@@ -126,6 +129,9 @@ func (s *fakeSet) Backends() []string {
 	defer s.mu.Unlock()
 	if !s.ready() {
 		return nil
+	}
+	if s.runner.backend != "" {
+		return []string{s.runner.backend}
 	}
 	return []string{"127.0.0.1:1"}
 }

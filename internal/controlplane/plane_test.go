@@ -1,0 +1,145 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferryserve/ferry/internal/api"
+)
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestPlaneServesAndStops runs the whole plane on port-0 listeners with a
+// fake runner whose replicas are one real HTTP server: an apply through
+// the management API becomes a Ready service that the ingress routes to,
+// and cancelling the context stops every listener and replica.
+func TestPlaneServesAndStops(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"predictions":[1],"path":"`+r.URL.Path+`"}`)
+	}))
+	defer backend.Close()
+	db, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	runner := &fakeRunner{loadTime: 20 * time.Millisecond, backend: strings.TrimPrefix(backend.URL, "http://")}
+	ingress, grpcLn, apiLn := listen(t), listen(t), listen(t)
+	up := make(chan struct{})
+	p, err := New(PlaneConfig{
+		Controller:        Config{Store: db, DataDir: t.TempDir(), Runner: runner, Resync: time.Second},
+		Autoscaler:        AutoscalerConfig{StableWindow: time.Minute, PanicWindow: 6 * time.Second, ScaleToZeroAfter: time.Minute},
+		ActivationTimeout: time.Second,
+		Ingress:           ingress, GRPC: grpcLn, API: apiLn,
+		OnReady: func() { close(up) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	select {
+	case <-up:
+	case err := <-done:
+		t.Fatalf("Run ended before it was ready: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("plane not ready after 10s")
+	}
+
+	apiURL := "http://" + apiLn.Addr().String()
+	yml := "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: ok-iris}\nspec:\n  predictor:\n    sklearn: {storageUri: file:///models/iris}\n"
+	resp, err := http.Post(apiURL+"/api/v1/apply", "application/yaml", strings.NewReader(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("apply: %s", resp.Status)
+	}
+
+	deadline := time.Now().Add(10 * time.Second)
+	var isvc api.InferenceService
+	for {
+		resp, err := http.Get(apiURL + "/api/v1/namespaces/default/inferenceservices/ok-iris")
+		if err != nil {
+			t.Fatal(err)
+		}
+		isvc = api.InferenceService{}
+		_ = json.NewDecoder(resp.Body).Decode(&isvc)
+		resp.Body.Close()
+		if isvc.Status != nil && ready(isvc.Status) == "True" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not Ready after 10s: %+v", isvc.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if want := "http://" + ingress.Addr().String(); isvc.Status.Address == nil || isvc.Status.Address.URL != want {
+		t.Errorf("status.address %+v, want %s", isvc.Status.Address, want)
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, "http://"+ingress.Addr().String()+"/v1/models/ok-iris:predict", strings.NewReader(`{"instances":[[1,2,3,4]]}`))
+	req.Host = "ok-iris.default.example.com"
+	req.Header.Set("Content-Type", "application/json")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"path":"/v1/models/ok-iris:predict"`) {
+		t.Fatalf("through the ingress: %s %s", resp.Status, body)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	for _, s := range runner.setsOf("default/ok-iris") {
+		if !s.isClosed() {
+			t.Errorf("replica set %s still running after Run returned", s.spec.Revision)
+		}
+	}
+	if _, err := net.DialTimeout("tcp", ingress.Addr().String(), time.Second); err == nil {
+		t.Error("the ingress still accepts connections after Run returned")
+	}
+}
+
+func TestNewNeedsListeners(t *testing.T) {
+	if _, err := New(PlaneConfig{}); err == nil || !strings.Contains(err.Error(), "listeners are required") {
+		t.Fatalf("New without listeners: %v", err)
+	}
+}
+
+func TestReachableAddr(t *testing.T) {
+	for in, want := range map[string]string{"[::]:8080": "127.0.0.1:8080", "0.0.0.0:81": "127.0.0.1:81", "127.0.0.1:9": "127.0.0.1:9", "[::1]:7": "[::1]:7"} {
+		addr, err := net.ResolveTCPAddr("tcp", in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ReachableAddr(addr); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+}
