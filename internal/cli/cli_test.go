@@ -327,4 +327,3 @@ func TestLoggerFormats(t *testing.T) {
 		t.Fatalf("bad format: %v", err)
 	}
 }
-
