@@ -85,6 +85,7 @@ type Controller struct {
 
 	queue     *workQueue
 	tmRecheck atomic.Bool // a recheck of the TrainedModel pass is scheduled
+	probes    *modelProber // modelprobe.go: is a TrainedModel loaded?
 	keyLocks  sync.Map    // object key → *sync.Mutex: one reconcile of a key at a time
 
 	// statusHook, if set (tests), sees every status written.
@@ -122,9 +123,11 @@ func NewController(cfg Config) *Controller {
 		// writers share: more workers mean larger batches, not more CPU.
 		cfg.Workers = 16
 	}
-	return &Controller{cfg: cfg, kick: make(chan struct{}, 1), running: map[string]Replicas{}, events: map[string][]Event{}, lastHash: map[string]string{}, everReady: map[string]bool{},
+	c := &Controller{cfg: cfg, kick: make(chan struct{}, 1), running: map[string]Replicas{}, events: map[string][]Event{}, lastHash: map[string]string{}, everReady: map[string]bool{},
 		loggers: map[string]*componentLogger{}, liveLoggers: map[string]bool{}, startedAt: time.Now(),
 		queue: newWorkQueue(100*time.Millisecond, 30*time.Second), routes: map[string]*router.Service{}, aliases: map[string][]string{}}
+	c.probes = newModelProber(func() { c.queue.Add(trainedModelsKey) })
+	return c
 }
 
 // Trigger asks for every object to be reconciled soon.
@@ -150,6 +153,7 @@ const trainedModelsRecheck = time.Second
 // replica readiness), and a replica's change queues only its service.
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.stopAll()
+	defer c.probes.wait()
 	var wg sync.WaitGroup
 	for range c.cfg.Workers {
 		wg.Add(1)

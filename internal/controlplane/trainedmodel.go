@@ -5,11 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"time"
 
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/puller"
@@ -106,6 +104,13 @@ func (c *Controller) reconcileTrainedModels(ctx context.Context, services []*rou
 	for _, s := range services {
 		byKey[s.Namespace+"/"+s.Name] = s
 	}
+	known := map[string]bool{}
+	for _, tms := range groups {
+		for _, tm := range tms {
+			known[tm.Metadata.Namespace+"/"+tm.Metadata.Name] = true
+		}
+	}
+	c.probes.forget(known)
 	for k, tms := range groups {
 		var parent api.InferenceService
 		raw, err := c.cfg.Store.Get(KindInferenceService, k)
@@ -136,7 +141,7 @@ func (c *Controller) updateTrainedModelStatus(ctx context.Context, tm *api.Train
 		}
 		st.URL = parent.Status.URL + path
 		st.Address = &api.Addressable{URL: c.cfg.IngressURL + path}
-		if loaded, why := c.modelLoaded(ctx, svc, tm.Metadata.Name); loaded {
+		if loaded, why := c.modelLoaded(ctx, svc, tm.Metadata.Namespace, tm.Metadata.Name); loaded {
 			ready = api.Condition{Type: "Ready", Status: "True"}
 		} else {
 			ready = api.Condition{Type: "Ready", Status: "False", Reason: "ModelNotLoaded", Message: why}
@@ -157,28 +162,15 @@ func (c *Controller) updateTrainedModelStatus(ctx context.Context, tm *api.Train
 	}
 }
 
-// modelLoaded asks a ready predictor replica whether the model is ready.
-func (c *Controller) modelLoaded(ctx context.Context, svc *router.Service, model string) (bool, string) {
+// modelLoaded reports whether the ready predictor replicas of svc have
+// loaded model, from the prober's last answer (no I/O here).
+func (c *Controller) modelLoaded(ctx context.Context, svc *router.Service, ns, model string) (bool, string) {
 	if svc == nil || svc.Components[router.Predictor] == nil {
 		return false, "the InferenceService has no routed predictor"
 	}
+	var backends []string
 	for _, t := range svc.Components[router.Predictor].Targets {
-		for _, be := range t.Backends {
-			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			req, _ := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+be+"/v2/models/"+model+"/ready", nil)
-			resp, err := http.DefaultClient.Do(req)
-			cancel()
-			if err != nil {
-				return false, err.Error()
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return false, fmt.Sprintf("replica %s: model not ready (%d)", be, resp.StatusCode)
-			}
-		}
-		if len(t.Backends) > 0 {
-			return true, ""
-		}
+		backends = append(backends, t.Backends...)
 	}
-	return false, "no ready predictor replica"
+	return c.probes.loaded(ctx, ns+"/"+model, model, backends)
 }
