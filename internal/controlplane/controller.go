@@ -84,9 +84,9 @@ type Controller struct {
 	startedAt time.Time
 
 	queue     *workQueue
-	tmRecheck atomic.Bool // a recheck of the TrainedModel pass is scheduled
+	tmRecheck atomic.Bool  // a recheck of the TrainedModel pass is scheduled
 	probes    *modelProber // modelprobe.go: is a TrainedModel loaded?
-	keyLocks  sync.Map    // object key → *sync.Mutex: one reconcile of a key at a time
+	keyLocks  sync.Map     // object key → *sync.Mutex: one reconcile of a key at a time
 
 	// statusHook, if set (tests), sees every status written.
 	statusHook func(key string, st *api.InferenceServiceStatus)
