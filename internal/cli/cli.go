@@ -37,6 +37,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(newConsoleCmd())
 	root.AddCommand(newExplainCmd())
 	root.AddCommand(newFairnessCmd())
+	root.AddCommand(newAttackCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "ferry:", err)
 		return 1
