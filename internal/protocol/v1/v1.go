@@ -244,7 +244,35 @@ func decodeInstances(body []byte) (instances, error) {
 	if len(recs) == 0 {
 		return instances{}, fmt.Errorf("%w: \"instances\" is empty; send at least one row", protocol.ErrBadRequest)
 	}
-	return instances{records: recs}, nil
+	return instances{records: recs, tensor: stringRows(recs)}, nil
+}
+
+// stringRows turns instances that are all strings (["a", "b"]) or all
+// one-string rows ([["a"], ["b"]]) into a BYTES tensor of shape [rows] or
+// [rows, 1], the documents a text model takes; nil for anything else.
+func stringRows(recs []any) *tensor.Tensor {
+	data := make([][]byte, len(recs))
+	nested := false
+	for i, r := range recs {
+		if l, ok := r.([]any); ok && len(l) == 1 {
+			r, nested = l[0], true
+		}
+		s, ok := r.(string)
+		if !ok {
+			return nil
+		}
+		data[i] = []byte(s)
+	}
+	shape := []int64{int64(len(recs))}
+	if nested {
+		for _, r := range recs {
+			if _, ok := r.([]any); !ok {
+				return nil
+			}
+		}
+		shape = append(shape, 1)
+	}
+	return &tensor.Tensor{Name: "input-0", Datatype: tensor.Bytes, Shape: shape, Data: data}
 }
 
 // numericRows parses [[1, 2], [3, null]] (or [1, 2] as one feature per

@@ -114,3 +114,33 @@ func BenchmarkDecodeInstances(b *testing.B) {
 		})
 	}
 }
+
+// TestStringInstances: documents for text models come as a BYTES tensor
+// [rows] (or [rows, 1] for one-string rows), with the records kept for
+// models that take named fields.
+func TestStringInstances(t *testing.T) {
+	for body, shape := range map[string][]int64{
+		`{"instances":["a good film","dull"]}`:     {2},
+		`{"instances":[["a good film"],["dull"]]}`: {2, 1},
+		`{"instances":["a", ["b"]]}`:               nil,
+		`{"instances":["a", 1]}`:                   nil,
+		`{"instances":[["a", "b"]]}`:               nil,
+	} {
+		in, err := decodeInstances([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(in.records) == 0 {
+			t.Errorf("%s: records dropped", body)
+		}
+		if shape == nil {
+			if in.tensor != nil {
+				t.Errorf("%s: tensor %v", body, in.tensor)
+			}
+			continue
+		}
+		if in.tensor == nil || in.tensor.Datatype != tensor.Bytes || fmt.Sprint(in.tensor.Shape) != fmt.Sprint(shape) || string(in.tensor.Data.([][]byte)[0]) != "a good film" {
+			t.Errorf("%s: %+v", body, in.tensor)
+		}
+	}
+}

@@ -49,6 +49,7 @@ type classResult struct {
 // estimator is a chain of transformers ending in a regressor or classifier.
 type estimator struct {
 	nFeatures int
+	text      textTransformer // first step of a text pipeline: documents in
 	steps     []transformer
 	reg       regressor
 	clf       classifier
@@ -100,6 +101,9 @@ func init() {
 		"GaussianNB":                     buildGaussianNB,
 		"HistGradientBoostingClassifier": buildHGB,
 		"HistGradientBoostingRegressor":  buildHGB,
+		"CountVectorizer":                buildCountVectorizer,
+		"TfidfVectorizer":                buildTfidfVectorizer,
+		"TfidfTransformer":               buildTfidfTransformer,
 	}
 }
 
@@ -130,6 +134,10 @@ var numpyTypes = map[pickle.Global]bool{
 	{Module: "numpy.random._pickle", Name: "__randomstate_ctor"}:   true,
 	{Module: "numpy.random._pickle", Name: "__bit_generator_ctor"}: true,
 	{Module: "numpy.random._pickle", Name: "__generator_ctor"}:     true,
+	// TfidfTransformer's idf weights (scikit-learn < 1.5): inert records
+	// whose arrays the reader reads, nothing called.
+	{Module: "scipy.sparse._csr", Name: "csr_matrix"}: true, {Module: "scipy.sparse.csr", Name: "csr_matrix"}: true,
+	{Module: "scipy.sparse._dia", Name: "dia_matrix"}: true, {Module: "scipy.sparse.dia", Name: "dia_matrix"}: true,
 }
 
 // allow is the reader's allow-list beyond numpy and joblib data.
@@ -190,7 +198,7 @@ func buildEstimator(v any) (estimator, error) {
 		out.reg = e
 	case classifier:
 		out.clf = e
-	case transformer:
+	case transformer, textTransformer:
 		return estimator{}, fmt.Errorf("%w: %s is a transformer; Ferry serves estimators that predict (put it in a Pipeline)", runtime.ErrUnsupported, o.cls)
 	}
 	return out, nil
@@ -240,7 +248,19 @@ func buildPipeline(o obj) (estimator, error) {
 		}
 		last := i == len(steps)-1
 		switch e := e.(type) {
+		case textTransformer:
+			if out.text != nil || len(out.steps) > 0 {
+				return estimator{}, o.errf("step %d (%s) takes documents but is not the first step", i, so.cls)
+			}
+			out.text = e
+			width = e.width()
 		case estimator:
+			if e.text != nil && (out.text != nil || len(out.steps) > 0) {
+				return estimator{}, o.errf("step %d takes documents but is not the first step", i)
+			}
+			if e.text != nil {
+				out.text = e.text
+			}
 			out.steps = append(out.steps, e.steps...)
 			out.reg, out.clf = e.reg, e.clf
 			if !last && (e.reg != nil || e.clf != nil) {

@@ -139,6 +139,9 @@ func (m *Model) Metadata() runtime.Metadata {
 			"estimator": m.class,
 		},
 	}
+	if m.est.text != nil {
+		md.Inputs = []runtime.TensorMeta{{Name: "input-0", Datatype: tensor.Bytes, Shape: []int64{-1}}}
+	}
 	if m.featureNames != nil {
 		md.Properties["feature_names_in_"] = strings.Join(m.featureNames, ",")
 	}
@@ -172,20 +175,20 @@ func (m *Model) Predict(ctx context.Context, req *runtime.Request) (*runtime.Res
 	if err := m.checkOutputs(req); err != nil {
 		return nil, err
 	}
-	xm, err := runtime.FeatureMatrix64(req, m.nFeatures)
+	in, err := m.input(req)
 	if err != nil {
 		return nil, err
 	}
 	var y []float64
 	var all classResult
-	for lo := 0; lo < xm.Rows; lo += chunkRows {
+	for lo := 0; lo < in.rows; lo += in.chunk {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		hi := min(lo+chunkRows, xm.Rows)
-		// Transforms work in place, and FeatureMatrix64 may alias the
-		// request, so each chunk is a copy.
-		x := mat{rows: hi - lo, cols: xm.Cols, data: append([]float64(nil), xm.Data[lo*xm.Cols:hi*xm.Cols]...)}
+		x, err := in.at(lo, min(lo+in.chunk, in.rows))
+		if err != nil {
+			return nil, err
+		}
 		for _, t := range m.est.steps {
 			if x, err = t.transform(x); err != nil {
 				return nil, err
@@ -200,7 +203,7 @@ func (m *Model) Predict(ctx context.Context, req *runtime.Request) (*runtime.Res
 		all.proba.data = append(all.proba.data, r.proba.data...)
 		all.decision.data = append(all.decision.data, r.decision.data...)
 	}
-	n := int64(xm.Rows)
+	n := int64(in.rows)
 	res := &runtime.Response{}
 	if m.est.reg != nil {
 		if y == nil {
@@ -227,6 +230,61 @@ func (m *Model) Predict(ctx context.Context, req *runtime.Request) (*runtime.Res
 		res.Outputs = append(res.Outputs, runtime.NewFP64(OutputDecision, shape, nonNil(all.decision.data)))
 	}
 	return res, nil
+}
+
+// rowSource hands Predict its input in chunks of rows, each a fresh
+// matrix the steps may change in place.
+type rowSource struct {
+	rows, chunk int
+	at          func(lo, hi int) (mat, error)
+}
+
+// textChunkBytes bounds the dense term matrix of one chunk of documents.
+const textChunkBytes = 16 << 20
+
+// input reads the request: numbers [rows, features], or for a text
+// pipeline one document per row (BYTES [rows] or [rows, 1]).
+func (m *Model) input(req *runtime.Request) (rowSource, error) {
+	if m.est.text != nil {
+		docs, err := documents(req)
+		if err != nil {
+			return rowSource{}, err
+		}
+		chunk := max(1, min(chunkRows, textChunkBytes/(8*m.est.text.width())))
+		return rowSource{rows: len(docs), chunk: chunk, at: func(lo, hi int) (mat, error) {
+			return m.est.text.transformText(docs[lo:hi])
+		}}, nil
+	}
+	xm, err := runtime.FeatureMatrix64(req, m.nFeatures)
+	if err != nil {
+		return rowSource{}, err
+	}
+	// Transforms work in place, and FeatureMatrix64 may alias the
+	// request, so each chunk is a copy.
+	return rowSource{rows: xm.Rows, chunk: chunkRows, at: func(lo, hi int) (mat, error) {
+		return mat{rows: hi - lo, cols: xm.Cols, data: append([]float64(nil), xm.Data[lo*xm.Cols:hi*xm.Cols]...)}, nil
+	}}, nil
+}
+
+// documents reads a text pipeline's input: one BYTES tensor of shape
+// [rows] or [rows, 1], one UTF-8 document per element.
+func documents(req *runtime.Request) ([]string, error) {
+	if len(req.Inputs) != 1 {
+		return nil, fmt.Errorf("%w: a text pipeline takes one input of documents, got %d inputs", runtime.ErrInvalidInput, len(req.Inputs))
+	}
+	t := req.Inputs[0]
+	b, ok := t.Data.([][]byte)
+	if t.Datatype != tensor.Bytes || !ok {
+		return nil, fmt.Errorf("%w: a text pipeline takes BYTES documents (V1: \"instances\": [\"text\", ...]), got %s %q", runtime.ErrInvalidInput, t.Datatype, t.Name)
+	}
+	if len(t.Shape) < 1 || len(t.Shape) > 2 || (len(t.Shape) == 2 && t.Shape[1] != 1) || t.Shape[0] != int64(len(b)) {
+		return nil, fmt.Errorf("%w: documents of shape %v: want [rows] or [rows, 1]", runtime.ErrInvalidInput, t.Shape)
+	}
+	docs := make([]string, len(b))
+	for i, d := range b {
+		docs[i] = string(d)
+	}
+	return docs, nil
 }
 
 // checkOutputs refuses outputs this model does not have before any work.
