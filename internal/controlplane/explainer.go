@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/attack"
 	"github.com/ferryserve/ferry/internal/explain"
 	"github.com/ferryserve/ferry/internal/supervisor"
 )
@@ -28,7 +29,7 @@ func (c *Controller) builtinExplainerTemplate(isvc *api.InferenceService, e *api
 	case e.AIX != nil:
 		return nil, fmt.Errorf("%s.aix: type %q is not built into ferry up yet; use alibi (TreeShap, KernelShap, AnchorTabular) or a custom explainer container with a command", base, e.AIX.Type)
 	case e.ART != nil:
-		return nil, fmt.Errorf("%s.art: type %q is not built into ferry up yet; use alibi (TreeShap, KernelShap, AnchorTabular) or a custom explainer container with a command", base, e.ART.Type)
+		return c.artExplainerTemplate(isvc, e.ART)
 	}
 	x := e.Alibi
 	if err := (explain.Options{Type: x.Type}).Validate(); err != nil {
@@ -64,6 +65,26 @@ func (c *Controller) builtinExplainerTemplate(isvc *api.InferenceService, e *api
 		return supervisor.Config{
 			Command:   c.cfg.FerryBinary,
 			Args:      append(args, own...),
+			Env:       c.cfg.ReplicaEnv,
+			Readiness: &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/ready", Port: hp}, Period: 2 * time.Second, FailureThreshold: 3},
+			Liveness:  &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/live", Port: hp}, InitialDelay: 5 * time.Second, Period: 10 * time.Second, FailureThreshold: 3},
+		}
+	}, nil
+}
+
+// artExplainerTemplate runs an art block as a `ferry attack` child that
+// calls the predictor over V1, as KServe's art-explainer does.
+func (c *Controller) artExplainerTemplate(isvc *api.InferenceService, x *api.ExplainerExtensionSpec) (ProcessTemplate, error) {
+	own, err := attack.Args(x.Type, x.Config)
+	if err != nil {
+		return nil, fmt.Errorf("spec.explainer.art: %w", err)
+	}
+	return func(hp, _ int) supervisor.Config {
+		args := append([]string{"attack", "--host", "127.0.0.1", "--http-port", strconv.Itoa(hp), "--log-format", "json",
+			"--model-name", isvc.Metadata.Name, "--predictor-host", c.cfg.PredictorAddr}, own...)
+		return supervisor.Config{
+			Command:   c.cfg.FerryBinary,
+			Args:      args,
 			Env:       c.cfg.ReplicaEnv,
 			Readiness: &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/ready", Port: hp}, Period: 2 * time.Second, FailureThreshold: 3},
 			Liveness:  &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/live", Port: hp}, InitialDelay: 5 * time.Second, Period: 10 * time.Second, FailureThreshold: 3},

@@ -54,3 +54,32 @@ func TestBuiltinExplainerTemplate(t *testing.T) {
 		}
 	}
 }
+
+func TestARTExplainerTemplate(t *testing.T) {
+	c := &Controller{cfg: Config{FerryBinary: "/bin/ferry", PredictorAddr: "127.0.0.1:7000"}}
+	isvc := &api.InferenceService{}
+	isvc.Metadata.Name = "digits"
+	art := func(typ string, cfg map[string]string) *api.ExplainerSpec {
+		return &api.ExplainerSpec{ART: &api.ExplainerExtensionSpec{Type: typ, Config: cfg}}
+	}
+	tmpl, err := c.builtinExplainerTemplate(isvc, art("SquareAttack", map[string]string{"nb_classes": "10", "eps": "0.1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tmpl(9000, 9001)
+	want := strings.Fields("attack --host 127.0.0.1 --http-port 9000 --log-format json --model-name digits --predictor-host 127.0.0.1:7000 SquareAttack --eps 0.1 --nb_classes 10")
+	if cfg.Command != "/bin/ferry" || !slices.Equal(cfg.Args, want) || cfg.Readiness.HTTPGet.Port != 9000 {
+		t.Errorf("%s %v\nwant args %v", cfg.Command, cfg.Args, want)
+	}
+	for _, tc := range []struct {
+		e   *api.ExplainerSpec
+		err string
+	}{
+		{art("SquareAttack", map[string]string{"max_samples": "3"}), `spec.explainer.art: attack config: unknown key "max_samples" for SquareAttack`},
+		{art("FastGradientMethod", nil), `spec.explainer.art: attack config: type "FastGradientMethod"`},
+	} {
+		if _, err := c.builtinExplainerTemplate(isvc, tc.e); err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("error %v, want %q", err, tc.err)
+		}
+	}
+}
