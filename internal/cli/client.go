@@ -506,6 +506,9 @@ func newDescribeCmd(c *client) *cobra.Command {
 					fmt.Fprintf(w, "    replica %s: %s pid=%d port=%d restarts=%d %s\n", rp.Name, rp.Phase, rp.PID, rp.HTTPPort, rp.Restarts, rp.LastExit)
 				}
 			}
+			if err := c.describeQuality(ctx, w, namespace, name); err != nil { // describe_quality.go
+				fmt.Fprintf(w, "\nQuality: %v\n", err)
+			}
 			fmt.Fprintln(w, "\nEvents:")
 			for _, e := range events {
 				fmt.Fprintf(w, "  %s  %-7s  %-16s  %s\n", e.Time.Local().Format("15:04:05"), e.Type, e.Reason, e.Message)

@@ -23,6 +23,7 @@ type qualityOptions struct {
 	revision       string
 	tasks          []string
 	maxBody        int64
+	slots          bool
 
 	monitor *quality.Monitor
 }
@@ -34,6 +35,7 @@ func (o *qualityOptions) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.maxPredictions, "quality-max-predictions", quality.DefaultMaxPredictions, "with --quality-dir: most predictions remembered; more are not journaled (and counted)")
 	f.StringVar(&o.revision, "quality-revision", "", "with --quality-dir: revision label of the predictions (default: the V2 model_version, else \"default\")")
 	f.StringArrayVar(&o.tasks, "quality-task", nil, "with --quality-dir: MODEL=classification|regression where a model's outputs do not say (whole numbers are read as class labels); repeatable")
+	f.BoolVar(&o.slots, "quality-replica-slots", false, "with --quality-dir: the directory is shared by the replicas of one revision; each journals in the first free DIR/replica-N (ferry up sets this)")
 	f.Int64Var(&o.maxBody, "quality-max-feedback-bytes", 8<<20, "with --quality-dir: largest feedback body; larger gets 413")
 }
 
@@ -54,7 +56,11 @@ func (o *qualityOptions) install(mw []func(http.Handler) http.Handler, log *slog
 		}
 		tasks[name] = quality.Task(task)
 	}
-	m, err := quality.Open(quality.Config{
+	open := quality.Open
+	if o.slots {
+		open = quality.OpenSlot
+	}
+	m, err := open(quality.Config{
 		Dir: o.dir, Horizon: o.horizon, Window: o.window, MaxPredictions: o.maxPredictions, Logger: log,
 	})
 	if err != nil {
@@ -62,7 +68,7 @@ func (o *qualityOptions) install(mw []func(http.Handler) http.Handler, log *slog
 	}
 	o.monitor = m
 	n, size := m.Outstanding()
-	log.Info("quality journal open", "dir", o.dir, "predictions", n, "bytes", size, "horizon", o.horizon)
+	log.Info("quality journal open", "dir", m.Dir(), "predictions", n, "bytes", size, "horizon", o.horizon)
 	h := quality.NewHandler(quality.HandlerConfig{Monitor: m, Revision: o.revision, Tasks: tasks, MaxBodyBytes: o.maxBody, Logger: log})
 	return append(mw, h.Middleware), nil
 }

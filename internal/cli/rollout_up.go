@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/controlplane"
+	"github.com/ferryserve/ferry/internal/quality"
 	"github.com/ferryserve/ferry/internal/rollout"
 	"github.com/ferryserve/ferry/internal/router"
 )
@@ -44,7 +45,10 @@ func (o rolloutUpOptions) newRunner(ctl *controlplane.Controller, rt *router.Rou
 			return rollout.CountersFromSnapshot(rt.Stats(ns, rev).Latency.Snapshot())
 		})
 	}
-	return rollout.NewRunner(rollout.Config{Services: rolloutServices{ctl}, Metrics: src, Tick: o.tick, Logger: log}), nil
+	// Accuracy comes from the replicas' own windows (count-based, so a
+	// Prometheus in between would add staleness and nothing else).
+	q := rollout.ScraperQuality{Scraper: quality.NewScraper(quality.ScraperConfig{Revisions: rt.PredictorReplicas, Logger: log})}
+	return rollout.NewRunner(rollout.Config{Services: rolloutServices{ctl}, Metrics: src, Quality: q, Tick: o.tick, Logger: log}), nil
 }
 
 // rolloutServices is the control plane as the rollout runner sees it.
@@ -69,12 +73,15 @@ func (s rolloutServices) Event(ns, name, typ, reason, msg string) {
 }
 
 // withIngressMetrics serves the control plane's metrics followed by the
-// ingress's per-revision request duration histogram on one endpoint, so
-// one scrape job gets both. Both halves are rendered in the plain text
+// ingress's per-revision request duration histogram, its feedback counts
+// and the replicas' model quality per revision
+// (ferry_quality_*{namespace,service,revision,model}) on one endpoint, so
+// one scrape job gets them all. Both halves are rendered in the plain text
 // format (families do not overlap), which every Prometheus accepts.
 func withIngressMetrics(cp http.Handler, rt *router.Router) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(rt.LatencyCollector())
+	reg.MustRegister(rt.LatencyCollector(), rt.FeedbackCollector(),
+		quality.NewScraper(quality.ScraperConfig{Revisions: rt.PredictorReplicas}).Collector())
 	ingress := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body bytes.Buffer
