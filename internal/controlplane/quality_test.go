@@ -14,7 +14,9 @@ func TestWithQualityAddsTheJournalToServeReplicas(t *testing.T) {
 	serve := func(hp, gp int) supervisor.Config {
 		return supervisor.Config{Command: "/bin/ferry", Args: []string{"serve", "--http-port", "1"}}
 	}
-	container := func(hp, gp int) supervisor.Config { return supervisor.Config{Command: "python", Args: []string{"-m", "model"}} }
+	container := func(hp, gp int) supervisor.Config {
+		return supervisor.Config{Command: "python", Args: []string{"-m", "model"}}
+	}
 	isvc := &api.InferenceService{Metadata: api.ObjectMeta{Name: "iris", Namespace: "ns", Annotations: map[string]string{AnnotationQuality: "true"}}}
 
 	got := c.withQuality(isvc, "iris-predictor-00002", serve)(1, 2).Args
