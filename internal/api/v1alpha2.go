@@ -348,8 +348,12 @@ func cloneResources(r ResourceRequirements) ResourceRequirements {
 // form, frameworks added later such as paddle, explainers other than alibi
 // and aix, several containers) are an error.
 func (s *InferenceService) ToV1alpha2() (*InferenceServiceV1alpha2, error) {
+	group := s.Group()
+	if group == "" {
+		group = GroupKubeflow // where KFServing served v1alpha2
+	}
 	out := &InferenceServiceV1alpha2{
-		TypeMeta: TypeMeta{APIVersion: s.Group() + "/" + VersionV1alpha2, Kind: KindInferenceService},
+		TypeMeta: TypeMeta{APIVersion: group + "/" + VersionV1alpha2, Kind: KindInferenceService},
 		Metadata: s.Metadata,
 	}
 	out.Metadata.Labels = maps.Clone(s.Metadata.Labels)

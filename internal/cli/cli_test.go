@@ -327,3 +327,36 @@ func TestLoggerFormats(t *testing.T) {
 		t.Fatalf("bad format: %v", err)
 	}
 }
+
+// TestGetAsV1alpha2: get shows a stored InferenceService as KFServing
+// 0.5's v1alpha2, by kind suffix or --api-version; other kinds and
+// versions are refused by name.
+func TestGetAsV1alpha2(t *testing.T) {
+	f := newFakeUp(t)
+	for _, args := range [][]string{
+		{"get", "isvc.v1alpha2.serving.kubeflow.org", "v2iris", "-o", "yaml"},
+		{"get", "isvc", "v2iris", "-o", "yaml", "--api-version", "serving.kubeflow.org/v1alpha2"},
+	} {
+		code, out, errs := f.run(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errs)
+		}
+		for _, want := range []string{"apiVersion: serving.kubeflow.org/v1alpha2", "default:\n", "predictor:\n", "sklearn:\n", "storageUri: file:///m"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%v: output lacks %q:\n%s", args, want, out)
+			}
+		}
+	}
+	code, out, _ := f.run(t, "get", "isvc", "v2iris", "-o", "yaml")
+	if code != 0 || !strings.Contains(out, "predictor:\n    sklearn:") || strings.Contains(out, "default:") {
+		t.Errorf("plain get: exit %d:\n%s", code, out)
+	}
+	for _, tc := range []struct{ args []string }{
+		{[]string{"get", "tm.v1alpha2", "-o", "yaml"}},
+		{[]string{"get", "isvc", "--api-version", "v2"}},
+	} {
+		if code, _, errs := f.run(t, tc.args...); code == 0 || !strings.Contains(errs, "version") {
+			t.Errorf("%v: exit %d, stderr %q; want a refusal naming the version", tc.args, code, errs)
+		}
+	}
+}

@@ -270,15 +270,26 @@ func kindPath(kind string) (mgmt.Kind, error) {
 }
 
 func newGetCmd(c *client) *cobra.Command {
-	var output, namespace string
+	var output, namespace, apiVersion string
 	var watch bool
 	cmd := &cobra.Command{
 		Use:   "get isvc|tm|ig [NAME] [-o yaml|json|wide] [--watch]",
 		Short: "List InferenceServices, TrainedModels or InferenceGraphs",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kp, err := kindPath(args[0])
+			kind, version, _ := strings.Cut(args[0], ".") // kubectl's isvc.v1alpha2.serving.kubeflow.org
+			version, _, _ = strings.Cut(version, ".")
+			kp, err := kindPath(kind)
 			if err != nil {
+				return err
+			}
+			if apiVersion != "" {
+				_, version, _ = strings.Cut(apiVersion, "/")
+				if version == "" {
+					version = apiVersion
+				}
+			}
+			if err := checkVersion(kp, version); err != nil {
 				return err
 			}
 			for {
@@ -291,6 +302,11 @@ func newGetCmd(c *client) *cobra.Command {
 					items = []json.RawMessage{one}
 				} else {
 					if items, err = c.api.List(cmd.Context(), kp, namespace); err != nil {
+						return err
+					}
+				}
+				if version == api.VersionV1alpha2 && (output == "yaml" || output == "json") {
+					if items, err = asV1alpha2(items); err != nil {
 						return err
 					}
 				}
@@ -312,7 +328,43 @@ func newGetCmd(c *client) *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "", "yaml, json or wide")
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print again every 2 s until interrupted")
+	cmd.Flags().StringVar(&apiVersion, "api-version", "", "show InferenceServices as this version: v1beta1 (stored) or v1alpha2 (KFServing 0.5's, as serving.kubeflow.org/v1alpha2); also isvc.v1alpha2 as the kind")
 	return cmd
+}
+
+// checkVersion accepts the versions get can show a kind as.
+func checkVersion(kind mgmt.Kind, version string) error {
+	switch {
+	case version == "" || version == "v1beta1" && kind == mgmt.InferenceServices:
+		return nil
+	case version == api.VersionV1alpha2 && kind == mgmt.InferenceServices:
+		return nil
+	case kind == mgmt.InferenceServices:
+		return fmt.Errorf("version %q: InferenceServices are shown as v1beta1 or v1alpha2", version)
+	}
+	return fmt.Errorf("version %q: only InferenceServices can be shown as another version", version)
+}
+
+// asV1alpha2 converts stored v1beta1 InferenceServices to v1alpha2, as
+// KFServing's conversion webhook served them.
+func asV1alpha2(items []json.RawMessage) ([]json.RawMessage, error) {
+	out := make([]json.RawMessage, 0, len(items))
+	for _, it := range items {
+		var isvc api.InferenceService
+		if err := json.Unmarshal(it, &isvc); err != nil {
+			return nil, err
+		}
+		old, err := isvc.ToV1alpha2()
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s as v1alpha2: %w", isvc.Metadata.Namespace, isvc.Metadata.Name, err)
+		}
+		b, err := json.Marshal(old)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 func printItems(w io.Writer, kind mgmt.Kind, items []json.RawMessage, output string) error {
