@@ -19,15 +19,18 @@ const AnnotationQuality = "serving.ferryserve.io/quality"
 
 // withQuality adds the quality flags to the replicas of a revision that
 // runs as ferry serve, when the service asks for quality monitoring. The
-// replicas of one revision share DATA/quality/NS/NAME/REVISION and each
-// takes its own replica-N slot in it (--quality-replica-slots), so a
-// restarted replica finds its journal again.
-func (c *Controller) withQuality(isvc *api.InferenceService, revision string, tmpl ProcessTemplate) ProcessTemplate {
+// replicas of one revision share DATA/quality/NS/NAME/REVISION-CREATED
+// and each takes its own replica-N slot in it (--quality-replica-slots),
+// so a restarted replica finds its journal again. The creation time keeps
+// a service deleted and applied again (its revision names start over)
+// from inheriting the old revisions' predictions.
+func (c *Controller) withQuality(isvc *api.InferenceService, rev Revision, tmpl ProcessTemplate) ProcessTemplate {
 	on, _ := strconv.ParseBool(isvc.Metadata.Annotations[AnnotationQuality])
 	if !on {
 		return tmpl
 	}
-	dir := filepath.Join(c.cfg.DataDir, "quality", isvc.Metadata.Namespace, isvc.Metadata.Name, revision)
+	revision := rev.Name
+	dir := filepath.Join(c.cfg.DataDir, "quality", isvc.Metadata.Namespace, isvc.Metadata.Name, revision+"-"+strconv.FormatInt(rev.Created.Unix(), 10))
 	return func(hp, gp int) supervisor.Config {
 		cfg := tmpl(hp, gp)
 		if cfg.Command != c.cfg.FerryBinary || len(cfg.Args) == 0 || cfg.Args[0] != "serve" {

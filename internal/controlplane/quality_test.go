@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/supervisor"
@@ -19,16 +20,17 @@ func TestWithQualityAddsTheJournalToServeReplicas(t *testing.T) {
 	}
 	isvc := &api.InferenceService{Metadata: api.ObjectMeta{Name: "iris", Namespace: "ns", Annotations: map[string]string{AnnotationQuality: "true"}}}
 
-	got := c.withQuality(isvc, "iris-predictor-00002", serve)(1, 2).Args
-	want := []string{"serve", "--http-port", "1", "--quality-dir", "/data/quality/ns/iris/iris-predictor-00002", "--quality-replica-slots", "--quality-revision", "iris-predictor-00002"}
+	rev := Revision{Name: "iris-predictor-00002", Created: time.Unix(1700000000, 0)}
+	got := c.withQuality(isvc, rev, serve)(1, 2).Args
+	want := []string{"serve", "--http-port", "1", "--quality-dir", "/data/quality/ns/iris/iris-predictor-00002-1700000000", "--quality-replica-slots", "--quality-revision", "iris-predictor-00002"}
 	if !slices.Equal(got, want) {
 		t.Errorf("args %q, want %q", got, want)
 	}
-	if got := c.withQuality(isvc, "r", container)(1, 2).Args; strings.Contains(strings.Join(got, " "), "quality") {
+	if got := c.withQuality(isvc, rev, container)(1, 2).Args; strings.Contains(strings.Join(got, " "), "quality") {
 		t.Errorf("a container replica got %q", got)
 	}
 	isvc.Metadata.Annotations[AnnotationQuality] = "false"
-	if got := c.withQuality(isvc, "r", serve)(1, 2).Args; len(got) != 3 {
+	if got := c.withQuality(isvc, rev, serve)(1, 2).Args; len(got) != 3 {
 		t.Errorf("quality off, args %q", got)
 	}
 }

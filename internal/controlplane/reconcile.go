@@ -192,7 +192,7 @@ func (c *Controller) runComponent(ctx context.Context, isvc *api.InferenceServic
 			c.event(ns+"/"+name, "Warning", "RevisionFailed", fmt.Sprintf("%s: %v", rn, err))
 			continue
 		}
-		tmpl = c.withQuality(isvc, rn, tmpl) // quality.go: journal predictions when the service asks
+		tmpl = c.withQuality(isvc, byName[rn], tmpl) // quality.go: journal predictions when the service asks
 		svcKey := ns + "/" + name
 		rs := c.cfg.Runner.Replicas(ReplicaSpec{Service: svcKey, Revision: rn, Template: tmpl, LogDir: c.logDir(ns, name), PIDDir: c.PIDDir()},
 			func() { c.queue.Add(svcKey) })

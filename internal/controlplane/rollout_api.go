@@ -44,7 +44,7 @@ func (a *APIServer) rolloutStatus(w http.ResponseWriter, r *http.Request) {
 	out := RolloutStatus{Namespace: isvc.Metadata.Namespace, Name: isvc.Metadata.Name, Policy: map[string]string{},
 		Paused: ann[rollout.AnnotationPaused] == "true", RolledBack: ann[rollout.AnnotationRolledBack],
 		CanaryTrafficPercent: isvc.Spec.Predictor.CanaryTrafficPercent}
-	for _, k := range []string{rollout.AnnotationSteps, rollout.AnnotationInterval, rollout.AnnotationObjectives, rollout.AnnotationMinRequests, rollout.AnnotationCompareStable} {
+	for _, k := range []string{rollout.AnnotationSteps, rollout.AnnotationInterval, rollout.AnnotationObjectives, rollout.AnnotationMinRequests, rollout.AnnotationCompareStable, rollout.AnnotationMinLabelled} {
 		if v, ok := ann[k]; ok {
 			out.Policy[k] = v
 		}
