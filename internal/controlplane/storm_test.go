@@ -3,9 +3,11 @@ package controlplane
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -189,6 +191,8 @@ type stormResult struct {
 	// lateReady: a healthy service applied after the storm, while the
 	// failing quarter keeps restarting.
 	lateReady time.Duration
+	// heapInuse is the heap in use with every service applied and running.
+	heapInuse uint64
 }
 
 // runStorm applies n services (a quarter failing, a quarter hanging) to
@@ -312,6 +316,10 @@ func runStorm(t testing.TB, n int, loadTime time.Duration) stormResult {
 			t.Fatal("the late healthy service never became Ready")
 		}
 	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	res.heapInuse = ms.HeapInuse
 	// A failing pull is named in the predictor's condition.
 	raw, err := store.Get(KindInferenceService, "default/fail-0001")
 	if err != nil {
@@ -335,7 +343,13 @@ func TestApplyStormEveryServiceGetsStatus(t *testing.T) {
 // condition, and to Ready for the healthy half (whose load takes 50 ms).
 func BenchmarkApplyStorm(b *testing.B) {
 	for range b.N {
+		var before, after syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
 		res := runStorm(b, 1000, 50*time.Millisecond)
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+		cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()) * time.Nanosecond
+		b.ReportMetric(cpu.Seconds(), "cpu-s")
+		b.ReportMetric(float64(res.heapInuse)/(1<<20), "heap-MiB")
 		slices.Sort(res.firstCondition)
 		slices.Sort(res.healthyReady)
 		q := func(d []time.Duration, p float64) float64 { return float64(d[int(p*float64(len(d)-1))].Milliseconds()) }
