@@ -37,6 +37,8 @@ type detectOptions struct {
 	trees          int
 	seed           uint64
 	maxBody        int64
+	stateDir       string
+	stateSync      bool
 	storage        storageOptions
 	logLevel       string
 	logFormat      string
@@ -84,6 +86,8 @@ against --reference (--drift). Verdicts go to --reply-url as CloudEvents
 	f.IntVar(&o.trees, "trees", 100, "with --outlier iforest: trees in the forest")
 	f.Uint64Var(&o.seed, "seed", 0, "seed for permutations and the forest")
 	f.Int64Var(&o.maxBody, "max-body-bytes", 8<<20, "largest event body accepted (413 beyond)")
+	f.StringVar(&o.stateDir, "state-dir", "", "keep open drift windows here across restarts (a log written before each acknowledgement, and a snapshot); empty: in memory only")
+	f.BoolVar(&o.stateSync, "state-fsync", false, "with --state-dir: sync the log before each acknowledgement (survives power loss, not only a killed process)")
 	o.storage.addFlags(f)
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "json", "json or text")
@@ -119,6 +123,7 @@ func runDetect(ctx context.Context, o *detectOptions, cmd *cobra.Command) error 
 	cfg := detect.Config{
 		Addr: net.JoinHostPort("", strconv.Itoa(o.port)), ReplyURL: o.replyURL,
 		WindowSize: o.windowSize, WindowDuration: o.windowDuration, MaxBodyBytes: o.maxBody,
+		StateDir: o.stateDir, StateSync: o.stateSync,
 		Logger: log, Version: "ferry " + Version,
 	}
 	if cfg.Drift, err = o.newDrift(ref); err != nil {

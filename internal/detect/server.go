@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/ferryserve/ferry/internal/detect/drift"
 	"github.com/ferryserve/ferry/internal/detect/outlier"
+	"github.com/ferryserve/ferry/internal/frame"
 )
 
 // CloudEvent types: what the request logger sends, and what the detector
@@ -56,6 +58,14 @@ type Config struct {
 	ReplyTimeout time.Duration
 	Client       *http.Client
 	Logger       *slog.Logger
+	// StateDir, when set, keeps open windows across restarts (state.go);
+	// StateSync also syncs each record before the acknowledgement
+	// (surviving power loss, at the cost of one fsync per event); the
+	// snapshot is rewritten once the log exceeds CompactBytes (default
+	// 16 MiB).
+	StateDir     string
+	StateSync    bool
+	CompactBytes int64
 	// Version is reported in replies' meta.
 	Version string
 }
@@ -86,6 +96,9 @@ func (c *Config) Validate() error {
 	if c.Client == nil {
 		c.Client = &http.Client{}
 	}
+	if c.CompactBytes == 0 {
+		c.CompactBytes = 16 << 20
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -106,16 +119,31 @@ type Server struct {
 	metrics *metrics
 	width   int
 
-	mu      sync.Mutex // guards windows
+	mu      sync.Mutex // guards windows, pending, ords and the journal
 	windows map[string]*window
+	// pending holds windows closed but not yet tested; ords numbers each
+	// service's windows, so that the log can name one.
+	pending map[windowKey]*window
+	ords    map[string]uint64
+	journal *journal // nil without a state dir
+	// recovered are windows closed before a restart whose test was not
+	// recorded; Run tests them first.
+	recovered []*window
+}
+
+type windowKey struct {
+	svc string
+	ord uint64
 }
 
 // window is the rows collected for one service since its last test.
 type window struct {
+	svc     string
+	ord     uint64
 	rows    [][]float64
 	started time.Time
 	lastID  string
-	ext     http.Header
+	ext     map[string]string // the reply extensions of the last event
 }
 
 // New validates cfg and returns a Server; Run serves it.
@@ -123,13 +151,31 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, metrics: newMetrics(), windows: map[string]*window{}}
+	s := &Server{cfg: cfg, metrics: newMetrics(), windows: map[string]*window{},
+		pending: map[windowKey]*window{}, ords: map[string]uint64{}}
 	if cfg.Drift != nil {
 		s.width = cfg.Drift.Features()
 	} else {
 		s.width = cfg.Outlier.Features()
 	}
+	if cfg.StateDir != "" && cfg.Drift != nil {
+		if err := s.recover(); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// Close releases the state log; Run calls it on return.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.journal == nil {
+		return nil
+	}
+	err := s.journal.close()
+	s.journal = nil
+	return err
 }
 
 // Registry holds the detector's metrics.
@@ -153,13 +199,15 @@ func (s *Server) Run(ctx context.Context) error {
 	if ln == nil {
 		var err error
 		if ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", s.cfg.Addr); err != nil {
+			_ = s.Close()
 			return fmt.Errorf("detect: listen: %w", err)
 		}
 	}
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.cfg.Logger.Info("detector listening", "addr", ln.Addr().String(), "reply_url", s.cfg.ReplyURL, "window", s.cfg.WindowSize, "window_duration", s.cfg.WindowDuration)
+	s.cfg.Logger.Info("detector listening", "addr", ln.Addr().String(), "reply_url", s.cfg.ReplyURL, "window", s.cfg.WindowSize, "window_duration", s.cfg.WindowDuration, "state_dir", s.cfg.StateDir)
+	s.testRecovered(ctx)
 
 	var tick <-chan time.Time
 	if s.cfg.WindowDuration > 0 {
@@ -170,6 +218,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for {
 		select {
 		case err := <-errc:
+			_ = s.Close()
 			return fmt.Errorf("detect: serve: %w", err)
 		case now := <-tick:
 			s.flushExpired(ctx, now)
@@ -178,7 +227,7 @@ func (s *Server) Run(ctx context.Context) error {
 			err := srv.Shutdown(shut)
 			cancel()
 			<-errc
-			s.logDropped()
+			s.saveOrDrop()
 			if err != nil {
 				return fmt.Errorf("detect: shutdown: %w", err)
 			}
@@ -187,9 +236,26 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 }
 
-func (s *Server) logDropped() {
+// saveOrDrop writes the open windows to the snapshot when there is a
+// state dir, and otherwise logs the rows of partial windows, which are
+// dropped.
+func (s *Server) saveOrDrop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.journal != nil {
+		rows := 0
+		for _, w := range s.windows {
+			rows += len(w.rows)
+		}
+		if err := s.journal.writeSnapshot(s.windows, s.pendingList(), s.ords); err != nil {
+			s.cfg.Logger.Error("saving drift windows failed; the log still holds them", "err", err)
+		} else {
+			s.cfg.Logger.Info("drift windows saved", "dir", s.cfg.StateDir, "windows", len(s.windows), "rows", rows)
+		}
+		_ = s.journal.close()
+		s.journal = nil
+		return
+	}
 	for svc, w := range s.windows {
 		if len(w.rows) > 0 {
 			s.cfg.Logger.Warn("dropping partial drift window on shutdown", "service", svc, "rows", len(w.rows))
@@ -266,7 +332,7 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err, svc)
 		return
 	}
-	if err := s.detect(r.Context(), svc, id, r.Header, rows); err != nil {
+	if err := s.detect(r.Context(), svc, id, extOf(r.Header), rows); err != nil {
 		s.writeError(w, err, svc)
 		return
 	}
@@ -290,7 +356,7 @@ func checkHeaders(h http.Header) (id, typ string, err error) {
 
 // detect scores rows for outliers and adds them to the service's drift
 // window, testing every window they complete.
-func (s *Server) detect(ctx context.Context, svc, id string, h http.Header, rows [][]float64) error {
+func (s *Server) detect(ctx context.Context, svc, id string, h map[string]string, rows [][]float64) error {
 	if s.cfg.Outlier != nil {
 		res, err := s.cfg.Outlier.Score(rows)
 		if err != nil {
@@ -302,21 +368,64 @@ func (s *Server) detect(ctx context.Context, svc, id string, h http.Header, rows
 	if s.cfg.Drift == nil {
 		return nil
 	}
-	for _, full := range s.collect(svc, id, h, rows) {
-		s.testWindow(ctx, svc, full)
+	full, err := s.collect(svc, id, h, rows)
+	if err != nil {
+		return err
+	}
+	for _, w := range full {
+		s.testWindow(ctx, w)
 	}
 	return nil
 }
 
-// collect appends rows to svc's window and returns the windows they fill.
-func (s *Server) collect(svc, id string, h http.Header, rows [][]float64) []*window {
+// extOf keeps the event headers a reply carries back.
+func extOf(h http.Header) map[string]string {
+	m := make(map[string]string, len(replyHeaders))
+	for _, k := range replyHeaders {
+		if v := h.Get(k); v != "" {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// collect logs rows (with a state dir), appends them to svc's window and
+// returns the windows they fill. Nothing is counted when the log fails.
+func (s *Server) collect(svc, id string, h map[string]string, rows [][]float64) ([]*window, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
+	if s.journal != nil {
+		err := s.journal.append(recRows, func(b []byte) []byte {
+			b = frame.AppendString(b, svc)
+			b = binary.AppendVarint(b, now.UnixNano())
+			b = frame.AppendString(b, id)
+			b = appendExt(b, h)
+			return appendRows(b, rows)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	full := s.fill(svc, id, h, now, rows)
+	if w := s.windows[svc]; w != nil {
+		s.metrics.windowRows.WithLabelValues(svc).Set(float64(len(w.rows)))
+	} else {
+		s.metrics.windowRows.WithLabelValues(svc).Set(0)
+	}
+	return full, nil
+}
+
+// fill is the window logic itself, shared by live events and recovery:
+// it appends rows to svc's window, closing each window that reaches the
+// window size (moved to pending). The caller holds s.mu.
+func (s *Server) fill(svc, id string, h map[string]string, at time.Time, rows [][]float64) []*window {
 	var full []*window
 	for len(rows) > 0 {
 		w := s.windows[svc]
 		if w == nil {
-			w = &window{started: time.Now()}
+			w = &window{svc: svc, ord: s.ords[svc], started: at}
+			s.ords[svc]++
 			s.windows[svc] = w
 		}
 		n := min(s.cfg.WindowSize-len(w.rows), len(rows))
@@ -326,14 +435,21 @@ func (s *Server) collect(svc, id string, h http.Header, rows [][]float64) []*win
 		if len(w.rows) == s.cfg.WindowSize {
 			full = append(full, w)
 			delete(s.windows, svc)
+			s.pending[windowKey{svc, w.ord}] = w
 		}
 	}
-	if w := s.windows[svc]; w != nil {
-		s.metrics.windowRows.WithLabelValues(svc).Set(float64(len(w.rows)))
-	} else {
-		s.metrics.windowRows.WithLabelValues(svc).Set(0)
-	}
 	return full
+}
+
+// closeWindow ends svc's open window w by time: pending when it has rows
+// enough, else dropped. The caller holds s.mu.
+func (s *Server) closeWindow(w *window) (test bool) {
+	delete(s.windows, w.svc)
+	if len(w.rows) < s.cfg.MinWindow {
+		return false
+	}
+	s.pending[windowKey{w.svc, w.ord}] = w
+	return true
 }
 
 // flushExpired tests every window whose first row is older than the
@@ -341,25 +457,36 @@ func (s *Server) collect(svc, id string, h http.Header, rows [][]float64) []*win
 func (s *Server) flushExpired(ctx context.Context, now time.Time) {
 	s.mu.Lock()
 	var due []*window
-	var svcs []string
 	for svc, w := range s.windows {
-		if now.Sub(w.started) >= s.cfg.WindowDuration {
-			delete(s.windows, svc)
-			s.metrics.windowRows.WithLabelValues(svc).Set(0)
-			if len(w.rows) < s.cfg.MinWindow {
-				s.metrics.droppedRows.WithLabelValues(svc).Add(float64(len(w.rows)))
+		if now.Sub(w.started) < s.cfg.WindowDuration {
+			continue
+		}
+		if s.journal != nil {
+			err := s.journal.append(recClose, func(b []byte) []byte {
+				return binary.AppendUvarint(frame.AppendString(b, svc), w.ord)
+			})
+			if err != nil {
+				s.cfg.Logger.Error("closing a drift window failed; it stays open", "service", svc, "err", err)
 				continue
 			}
-			due, svcs = append(due, w), append(svcs, svc)
 		}
+		s.metrics.windowRows.WithLabelValues(svc).Set(0)
+		if !s.closeWindow(w) {
+			s.metrics.droppedRows.WithLabelValues(svc).Add(float64(len(w.rows)))
+			continue
+		}
+		due = append(due, w)
 	}
 	s.mu.Unlock()
-	for i, w := range due {
-		s.testWindow(ctx, svcs[i], w)
+	for _, w := range due {
+		s.testWindow(ctx, w)
 	}
 }
 
-func (s *Server) testWindow(ctx context.Context, svc string, w *window) {
+// testWindow tests a closed window, replies, and records that it did.
+func (s *Server) testWindow(ctx context.Context, w *window) {
+	defer s.tested(w)
+	svc := w.svc
 	res, err := s.cfg.Drift.Test(w.rows)
 	if err != nil {
 		s.cfg.Logger.Error("drift test failed", "service", svc, "rows", len(w.rows), "err", err)
@@ -371,9 +498,39 @@ func (s *Server) testWindow(ctx context.Context, svc string, w *window) {
 	s.reply(ctx, w.lastID, TypeDrift, w.ext, driftBody(res, s.cfg.Version))
 }
 
+// tested forgets a pending window, logs that it is done, and rewrites the
+// snapshot once the log has grown past CompactBytes.
+func (s *Server) tested(w *window) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.pending, windowKey{w.svc, w.ord})
+	if s.journal == nil {
+		return
+	}
+	err := s.journal.append(recTested, func(b []byte) []byte {
+		return binary.AppendUvarint(frame.AppendString(b, w.svc), w.ord)
+	})
+	if err != nil {
+		s.cfg.Logger.Error("recording a tested window failed; it may be tested again after a restart", "service", w.svc, "err", err)
+	}
+	if s.journal.size > s.cfg.CompactBytes {
+		if err := s.journal.writeSnapshot(s.windows, s.pendingList(), s.ords); err != nil {
+			s.cfg.Logger.Error("rewriting the drift snapshot failed", "err", err)
+		}
+	}
+}
+
+func (s *Server) pendingList() []*window {
+	out := make([]*window, 0, len(s.pending))
+	for _, w := range s.pending {
+		out = append(out, w)
+	}
+	return out
+}
+
 // reply posts a binary-mode CloudEvent carrying the verdict. A failed
 // delivery is logged and counted; the verdict stays in the metrics.
-func (s *Server) reply(ctx context.Context, id, typ string, in http.Header, body []byte) {
+func (s *Server) reply(ctx context.Context, id, typ string, in map[string]string, body []byte) {
 	if s.cfg.ReplyURL == "" {
 		return
 	}
@@ -394,10 +551,8 @@ func (s *Server) reply(ctx context.Context, id, typ string, in http.Header, body
 	h.Set("Ce-Source", "ferry-detect")
 	h.Set("Ce-Time", time.Now().UTC().Format(time.RFC3339Nano))
 	h.Set("Content-Type", "application/json")
-	for _, k := range []string{"Ce-Inferenceservicename", "Ce-Namespace", "Ce-Endpoint", "Ce-Component"} {
-		if v := in.Get(k); v != "" {
-			h.Set(k, v)
-		}
+	for k, v := range in {
+		h.Set(k, v)
 	}
 	resp, err := s.cfg.Client.Do(req)
 	if err != nil {
