@@ -2,6 +2,7 @@ package quality
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/ferryserve/ferry/internal/protocol/v1"
 	"github.com/ferryserve/ferry/internal/protocol/v2"
 	"github.com/ferryserve/ferry/internal/repository"
 	fruntime "github.com/ferryserve/ferry/internal/runtime"
@@ -136,4 +138,67 @@ func BenchmarkPredictOverhead(b *testing.B) {
 		defer m.Close()
 		run(b, NewHandler(HandlerConfig{Monitor: m}).Middleware(mux))
 	})
+}
+
+// BenchmarkPredictRPS measures what a client sees: requests per second
+// through a real HTTP server on loopback (keep-alive connections, 8
+// concurrent clients per GOMAXPROCS), serving the xgboost iris example
+// over V2 and V1, with and without the quality middleware (ferry serve
+// with and without --quality-dir). Compare the req/s metric of off and on.
+func BenchmarkPredictRPS(b *testing.B) {
+	if _, err := os.Stat("../../examples/models/xgboost-iris"); err != nil {
+		b.Skip(err)
+	}
+	repo := repository.New(repository.Config{Loader: fruntime.NewRegistry(xgboost.Format)})
+	repo.Add(repository.Source{Name: "xgboost-iris", Dir: "../../examples/models/xgboost-iris"})
+	if err := repo.LoadAll(b.Context(), 1); err != nil {
+		b.Fatal(err)
+	}
+	defer repo.Close()
+	mux := http.NewServeMux()
+	v2.NewService(v2.Config{Repository: repo}).Register(mux)
+	v1.New(v1.Config{Repository: repo}).Register(mux)
+	reqs := map[string][2]string{
+		"v2": {"/v2/models/xgboost-iris/infer", `{"inputs":[{"name":"input-0","shape":[2,4],"datatype":"FP32","data":[[6.8,2.8,4.8,1.4],[6.0,3.4,4.5,1.6]]}]}`},
+		"v1": {"/v1/models/xgboost-iris:predict", `{"instances":[[6.8,2.8,4.8,1.4],[6.0,3.4,4.5,1.6]]}`},
+	}
+	run := func(b *testing.B, h http.Handler, path, body string) {
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		tr := &http.Transport{MaxIdleConnsPerHost: 256}
+		defer tr.CloseIdleConnections()
+		client := &http.Client{Transport: tr}
+		url := srv.URL + path
+		b.SetParallelism(8)
+		b.ResetTimer()
+		start := time.Now()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				resp, err := client.Post(url, "application/json", strings.NewReader(body))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Errorf("HTTP %d", resp.StatusCode)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+	}
+	for _, proto := range []string{"v2", "v1"} {
+		path, body := reqs[proto][0], reqs[proto][1]
+		b.Run(proto+"/off", func(b *testing.B) { run(b, mux, path, body) })
+		b.Run(proto+"/on", func(b *testing.B) {
+			m, err := Open(Config{Dir: b.TempDir(), MaxPredictions: 1 << 24})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			run(b, NewHandler(HandlerConfig{Monitor: m}).Middleware(mux), path, body)
+		})
+	}
 }
