@@ -12,6 +12,7 @@ import (
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/attack"
 	"github.com/ferryserve/ferry/internal/explain"
+	"github.com/ferryserve/ferry/internal/runtime/builtin"
 	"github.com/ferryserve/ferry/internal/supervisor"
 )
 
@@ -42,7 +43,7 @@ func (c *Controller) builtinExplainerTemplate(isvc *api.InferenceService, e *api
 	var own []string // what the child explains with
 	if x.Type == explain.TypeTreeShap {
 		format, uri, _, custom := isvc.PredictorFormat()
-		if custom != nil || uri == "" || !slices.Contains(builtinFormats, format) {
+		if custom != nil || uri == "" || !builtin.Has(format) {
 			return nil, fmt.Errorf("%s.alibi.type: TreeShap reads the predictor's trees: it needs a built-in predictor (xgboost, lightgbm, sklearn) with a storageUri", base)
 		}
 		own = []string{"--model-uri", uri, "--model-name", name, "--model-format", format}

@@ -13,6 +13,7 @@ import (
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/plan"
 	"github.com/ferryserve/ferry/internal/router"
+	"github.com/ferryserve/ferry/internal/runtime/builtin"
 	"github.com/ferryserve/ferry/internal/supervisor"
 )
 
@@ -287,9 +288,6 @@ func truncate(s string, n int) string {
 }
 func boolPtr(v bool) *bool { return &v }
 
-// builtinFormats are served by `ferry serve` itself.
-var builtinFormats = []string{"sklearn", "xgboost", "lightgbm", "pmml", "onnx"}
-
 // template turns a revision into the process that serves it.
 func (c *Controller) template(ctx context.Context, isvc *api.InferenceService, comp string, rev Revision) (ProcessTemplate, error) {
 	ns, name := isvc.Metadata.Namespace, isvc.Metadata.Name
@@ -304,8 +302,8 @@ func (c *Controller) template(ctx context.Context, isvc *api.InferenceService, c
 		if custom != nil {
 			return c.containerTemplate(isvc, comp, custom, p.Extensions())
 		}
-		if !slices.Contains(builtinFormats, format) {
-			return nil, fmt.Errorf("predictor %q runs in its own server: give the container a command (ferry up runs processes, not images), or use a built-in format (%s)", format, strings.Join(builtinFormats, ", "))
+		if !builtin.Has(format) {
+			return nil, fmt.Errorf("predictor %q runs in its own server: give the container a command (ferry up runs processes, not images), or use a built-in format (%s)", format, strings.Join(builtin.Names(), ", "))
 		}
 		// storage: {key, path, parameters} resolves through the storage
 		// config (KServe's storage-config secret) to a URI and credentials.
@@ -501,5 +499,5 @@ func servesItself(isvc *api.InferenceService, comp string) bool {
 		return false
 	}
 	format, _, _, custom := isvc.PredictorFormat()
-	return custom == nil && slices.Contains(builtinFormats, format)
+	return custom == nil && builtin.Has(format)
 }

@@ -3,12 +3,12 @@ package operator
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/plan"
+	"github.com/ferryserve/ferry/internal/runtime/builtin"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -36,10 +36,6 @@ const (
 	grpcPort = 8081
 )
 
-// builtinFormats are the formats `ferry serve` runs itself; others need a
-// container image of their own (the runtimes ConfigMap is not done yet).
-var builtinFormats = []string{"sklearn", "xgboost", "lightgbm", "pmml", "onnx"}
-
 // RevisionName is the name of a component's n-th revision, the scheme
 // `ferry up` and Knative use ("sklearn-iris-predictor-00001").
 func RevisionName(isvc, component string, n int) string { return plan.RevisionName(isvc, component, n) }
@@ -62,7 +58,7 @@ func PredictorDeployment(isvc *api.InferenceService, rev, hash, serveImage strin
 	switch {
 	case custom != nil:
 		c = containerFrom(custom)
-	case slices.Contains(builtinFormats, format):
+	case builtin.Has(format):
 		if uri == "" {
 			return nil, fmt.Errorf("predictor has no storageUri: multi-model servers (TrainedModel) are not supported by the operator yet")
 		}
@@ -72,7 +68,7 @@ func PredictorDeployment(isvc *api.InferenceService, rev, hash, serveImage strin
 			c.Resources = resources(ext.Resources)
 		}
 	default:
-		return nil, fmt.Errorf("predictor format %q needs its own serving runtime image, which the operator does not configure yet; give the predictor a container image (built-in formats: %s)", format, strings.Join(builtinFormats, ", "))
+		return nil, fmt.Errorf("predictor format %q needs its own serving runtime image, which the operator does not configure yet; give the predictor a container image (built-in formats: %s)", format, strings.Join(builtin.Names(), ", "))
 	}
 	if c.Name == "" {
 		c.Name = "kserve-container"
