@@ -26,7 +26,7 @@ func newExplainCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "explain [--model_name NAME] [--http_port PORT] [--predictor_host HOST] [--storage_uri URI] [ferry serve flags] TYPE [--key value ...]",
 		Short: "Serve :explain for a predictor elsewhere, with KServe's explainer arguments",
-		Long: `Run a built-in explainer (TreeShap, KernelShap or AnchorTabular) that serves
+		Long: `Run a built-in explainer (TreeShap, KernelShap, AnchorTabular or AnchorText) that serves
 POST /v1/models/NAME:explain and POST /v2/models/NAME/explain and calls the
 predictor over V1, as KServe's explainer images do. It takes the arguments
 KServe's controller gives an explainer container: --model_name, --http_port,
@@ -98,7 +98,7 @@ func kserveExplainerArgs(args []string) ([]string, error) {
 		}
 	}
 	if typ == "" {
-		return nil, fmt.Errorf("explain: give the explainer type (TreeShap, KernelShap or AnchorTabular) after the global arguments")
+		return nil, fmt.Errorf("explain: give the explainer type (TreeShap, KernelShap, AnchorTabular or AnchorText) after the global arguments")
 	}
 	return out, nil
 }

@@ -31,7 +31,15 @@ const (
 	TypeTreeShap      = "TreeShap"
 	TypeKernelShap    = "KernelShap"
 	TypeAnchorTabular = "AnchorTabular"
+	TypeAnchorText    = "AnchorText"
 )
+
+// IsText reports whether the type explains documents (strings) rather
+// than rows of numbers.
+func IsText(typ string) bool { return typ == TypeAnchorText }
+
+// TextPredictor evaluates documents and returns each one's outputs.
+type TextPredictor func(ctx context.Context, docs []string) ([][]float64, error)
 
 // Predictor evaluates rows and returns each row's outputs (one or more
 // numbers). It is the model as a black box.
@@ -50,7 +58,13 @@ var keys = map[string][]string{
 	TypeTreeShap:      {},
 	TypeKernelShap:    {"nsamples", "l1_reg", "batch_size", "seed"},
 	TypeAnchorTabular: {"threshold", "delta", "tau", "batch_size", "coverage_samples", "beam_size", "stop_on_first", "max_anchor_size", "min_samples_start", "n_covered_ex", "seed"},
+	TypeAnchorText:    {"threshold", "delta", "tau", "batch_size", "coverage_samples", "beam_size", "stop_on_first", "max_anchor_size", "min_samples_start", "n_covered_ex", "seed", "use_unk", "sample_proba"},
 }
+
+// rowTypes are the types that explain rows of numbers: the ones ferry
+// up's control plane runs today, and so the ones Validate accepts (it is
+// the control plane's check); ValidateAny accepts every type.
+var rowTypes = []string{TypeAnchorTabular, TypeKernelShap, TypeTreeShap}
 
 // unsupported names Alibi keys Ferry refuses, with the reason.
 var unsupported = map[string]string{
@@ -61,13 +75,24 @@ var unsupported = map[string]string{
 	"verbose_every":        "use --log-level debug",
 	"interactions":         "TreeSHAP interaction values are not implemented",
 	"feature_perturbation": "only the path-dependent TreeSHAP is implemented",
+	"use_similarity_proba": "Ferry samples with UNK only (no word embeddings to draw similar words from)",
+	"top_n":                "Ferry samples with UNK only (no word embeddings to draw similar words from)",
+	"temperature":          "Ferry samples with UNK only (no word embeddings to draw similar words from)",
 }
 
-// Validate checks the type and refuses unknown config keys by name.
-func (o Options) Validate() error {
+// Validate checks the type and refuses unknown config keys by name, for
+// the types that explain rows of numbers (TreeShap, KernelShap,
+// AnchorTabular). AnchorText is refused here: ferry up cannot run it yet.
+func (o Options) Validate() error { return o.validate(rowTypes) }
+
+// ValidateAny is Validate for every type ferry serve and ferry explain
+// run, AnchorText included.
+func (o Options) ValidateAny() error { return o.validate(slices.Sorted(maps.Keys(keys))) }
+
+func (o Options) validate(types []string) error {
 	allowed, ok := keys[o.Type]
-	if !ok {
-		return fmt.Errorf("%w: type %q is not one of %s", ErrConfig, o.Type, strings.Join(slices.Sorted(maps.Keys(keys)), ", "))
+	if !ok || !slices.Contains(types, o.Type) {
+		return fmt.Errorf("%w: type %q is not one of %s", ErrConfig, o.Type, strings.Join(types, ", "))
 	}
 	for _, k := range slices.Sorted(maps.Keys(o.Config)) {
 		if slices.Contains(allowed, k) {

@@ -22,6 +22,9 @@ type Config struct {
 	// Lend lends the named model in process (TreeShap needs its trees);
 	// nil when the predictor is remote.
 	Lend func(name string) LendFunc
+	// TextPredictor returns the named model's predictor of documents
+	// (AnchorText); when nil, New makes one from Lend.
+	TextPredictor func(name string) TextPredictor
 }
 
 // Explainer answers explain requests with one configured algorithm. It
@@ -30,13 +33,14 @@ type Explainer struct {
 	cfg    Config
 	kernel kernelshap.Config
 	anchor anchor.Config
+	text   anchor.TextConfig
 }
 
 // New checks the configuration: the type, every config key, and that the
 // type has what it needs (training data, an in-process model).
 func New(cfg Config) (*Explainer, error) {
 	o := cfg.Options
-	if err := o.Validate(); err != nil {
+	if err := o.ValidateAny(); err != nil {
 		return nil, err
 	}
 	x := &Explainer{cfg: cfg}
@@ -68,17 +72,7 @@ func New(cfg Config) (*Explainer, error) {
 		}
 	case TypeAnchorTabular:
 		a := &x.anchor
-		c.float("threshold", &a.Threshold)
-		c.float("delta", &a.Delta)
-		c.float("tau", &a.Tau)
-		c.int("batch_size", &a.BatchSize)
-		c.int("coverage_samples", &a.CoverageSamples)
-		c.int("beam_size", &a.BeamSize)
-		c.bool("stop_on_first", &a.StopOnFirst)
-		c.int("max_anchor_size", &a.MaxAnchorSize)
-		c.int("min_samples_start", &a.MinSamplesStart)
-		c.int("n_covered_ex", &a.NCoveredEx)
-		c.uint("seed", &a.Seed)
+		readAnchorConfig(c, a)
 		if c.err == nil {
 			if err := a.Defaults().Validate(); err != nil {
 				return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -87,11 +81,49 @@ func New(cfg Config) (*Explainer, error) {
 		if o.Data == nil || len(o.Data.Rows) == 0 {
 			return nil, fmt.Errorf("%w: AnchorTabular needs training rows: give --explainer-data (a JSON document with \"data\")", ErrConfig)
 		}
+	case TypeAnchorText:
+		a := &x.text
+		readAnchorConfig(c, &a.Config)
+		c.float("sample_proba", &a.SampleProba)
+		useUnk := true
+		c.bool("use_unk", &useUnk)
+		if c.err == nil && !useUnk {
+			return nil, fmt.Errorf("%w: AnchorText use_unk=false: Ferry samples with UNK only (no word embeddings to draw similar words from)", ErrConfig)
+		}
+		if c.err == nil {
+			if err := a.Defaults().Validate(); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+			}
+			if p := a.SampleProba; p < 0 || p > 1 {
+				return nil, fmt.Errorf("%w: sample_proba %v not in (0, 1]", ErrConfig, p)
+			}
+		}
+		if x.cfg.TextPredictor == nil {
+			if cfg.Lend == nil {
+				return nil, fmt.Errorf("%w: AnchorText needs a predictor of documents", ErrConfig)
+			}
+			x.cfg.TextPredictor = func(name string) TextPredictor { return ModelTextPredictor(name, cfg.Lend(name)) }
+		}
 	}
 	if c.err != nil {
 		return nil, c.err
 	}
 	return x, nil
+}
+
+// readAnchorConfig reads the keys of Alibi's anchor search.
+func readAnchorConfig(c *config, a *anchor.Config) {
+	c.float("threshold", &a.Threshold)
+	c.float("delta", &a.Delta)
+	c.float("tau", &a.Tau)
+	c.int("batch_size", &a.BatchSize)
+	c.int("coverage_samples", &a.CoverageSamples)
+	c.int("beam_size", &a.BeamSize)
+	c.bool("stop_on_first", &a.StopOnFirst)
+	c.int("max_anchor_size", &a.MaxAnchorSize)
+	c.int("min_samples_start", &a.MinSamplesStart)
+	c.int("n_covered_ex", &a.NCoveredEx)
+	c.uint("seed", &a.Seed)
 }
 
 // Explanation is Alibi's Explanation JSON.
@@ -151,6 +183,90 @@ type AnchorExample struct {
 	CoveredFalse Rows `json:"covered_false"`
 }
 
+// AnchorTextData is the data of an AnchorText explanation: the anchor's
+// words, and in raw their indices among the text's words and their
+// character offsets in the text.
+type AnchorTextData struct {
+	Anchor    []string      `json:"anchor"`
+	Precision float64       `json:"precision"`
+	Coverage  float64       `json:"coverage"`
+	Raw       AnchorTextRaw `json:"raw"`
+}
+
+// AnchorTextRaw is Alibi's raw AnchorText record, in part.
+type AnchorTextRaw struct {
+	Feature    []int               `json:"feature"`
+	Names      []string            `json:"names"`
+	Positions  []int               `json:"positions"`
+	Prediction []int               `json:"prediction"`
+	Instance   string              `json:"instance"`
+	Instances  []string            `json:"instances"`
+	NumPreds   int                 `json:"num_preds"`
+	Success    bool                `json:"success"`
+	Examples   []AnchorTextExample `json:"examples"`
+}
+
+// AnchorTextExample holds perturbed texts keeping the anchor that the
+// model labels like the instance and otherwise.
+type AnchorTextExample struct {
+	CoveredTrue  []string `json:"covered_true"`
+	CoveredFalse []string `json:"covered_false"`
+}
+
+// ExplainText explains the first of texts for the named model
+// (AnchorText; only instances[0] is explained, as in Alibi).
+func (x *Explainer) ExplainText(ctx context.Context, name string, texts []string) (*Explanation, error) {
+	o := x.cfg.Options
+	if !IsText(o.Type) {
+		return nil, fmt.Errorf("%w: %s explains rows of numbers, not texts", ErrBadInput, o.Type)
+	}
+	if len(texts) == 0 {
+		return nil, fmt.Errorf("%w: no text to explain", ErrBadInput)
+	}
+	predict := x.cfg.TextPredictor(name)
+	classify := func(ctx context.Context, docs []string) ([]int, error) {
+		out, err := predict(ctx, docs)
+		if err != nil {
+			return nil, err
+		}
+		return labels(out), nil
+	}
+	res, err := anchor.ExplainText(ctx, classify, texts[0], x.text)
+	if err != nil {
+		if errors.Is(err, ErrPredictor) || errors.Is(err, runtime.ErrInvalidInput) || ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: instances[0]: %w", ErrBadInput, err)
+	}
+	params := o.Config
+	if params == nil {
+		params = map[string]string{}
+	}
+	words := orEmptyStrings(res.Words)
+	return &Explanation{
+		Meta: Meta{Name: o.Type, Type: []string{"blackbox"}, Explanations: []string{"local"}, Params: params},
+		Data: &AnchorTextData{Anchor: words, Precision: res.Precision, Coverage: res.Coverage, Raw: AnchorTextRaw{
+			Feature: orEmptyInts(res.Features), Names: words, Positions: orEmptyInts(res.Positions), Prediction: []int{res.Label},
+			Instance: texts[0], Instances: texts[:1], NumPreds: res.Samples, Success: res.Reached,
+			Examples: []AnchorTextExample{{CoveredTrue: orEmptyStrings(res.CoveredTrue), CoveredFalse: orEmptyStrings(res.CoveredFalse)}},
+		}},
+	}, nil
+}
+
+func orEmptyStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func orEmptyInts(s []int) []int {
+	if s == nil {
+		return []int{}
+	}
+	return s
+}
+
 // Explain explains rows for the named model. Only the first row is
 // explained by AnchorTabular, as in Alibi.
 func (x *Explainer) Explain(ctx context.Context, name string, rows [][]float64) (*Explanation, error) {
@@ -173,6 +289,8 @@ func (x *Explainer) Explain(ctx context.Context, name string, rows [][]float64) 
 	case TypeAnchorTabular:
 		meta.Type = []string{"blackbox"}
 		data, err = x.anchorTabular(ctx, name, rows[0])
+	default:
+		return nil, fmt.Errorf("%w: %s explains texts: send \"instances\": [\"text\"]", ErrBadInput, o.Type)
 	}
 	if err != nil {
 		return nil, err

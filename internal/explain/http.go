@@ -79,19 +79,31 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) {
 		writeError(w, fmt.Errorf("%w: %w", protocol.ErrTooLarge, err))
 		return
 	}
-	rows, err := DecodeRequest(body)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	exp, err := h.x.Explain(ctx, name, rows)
+	exp, err := h.explain(ctx, name, body)
 	if err != nil {
 		h.log.Warn("explain failed", "model", name, "type", h.x.cfg.Options.Type, "err", err)
 		writeError(w, err)
 		return
 	}
-	h.log.Debug("explained", "model", name, "type", h.x.cfg.Options.Type, "rows", len(rows), "duration", time.Since(start))
+	h.log.Debug("explained", "model", name, "type", h.x.cfg.Options.Type, "duration", time.Since(start))
 	writeJSON(w, exp)
+}
+
+// explain decodes the body as the explainer's type takes it (texts or
+// rows of numbers) and explains it.
+func (h *Handler) explain(ctx context.Context, name string, body []byte) (*Explanation, error) {
+	if IsText(h.x.cfg.Options.Type) {
+		texts, err := DecodeTextRequest(body)
+		if err != nil {
+			return nil, err
+		}
+		return h.x.ExplainText(ctx, name, texts)
+	}
+	rows, err := DecodeRequest(body)
+	if err != nil {
+		return nil, err
+	}
+	return h.x.Explain(ctx, name, rows)
 }
 
 // writeJSON writes v without HTML escaping, so that anchors read

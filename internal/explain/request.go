@@ -141,3 +141,54 @@ func deref(cells []*float64) []float64 {
 	}
 	return out
 }
+
+// DecodeTextRequest reads the body of an explain request for a text
+// explainer: V1's {"instances": ["text", ...]} (or [["text"], ...], or
+// one string) or V2's {"inputs": [{"datatype": "BYTES", "data":
+// ["text", ...]}]} (the first input, flat or nested one deep). Errors
+// wrap ErrBadInput and name the field.
+func DecodeTextRequest(body []byte) ([]string, error) {
+	var doc struct {
+		Instances json.RawMessage `json:"instances"`
+		Inputs    []struct {
+			Datatype string          `json:"datatype"`
+			Data     json.RawMessage `json:"data"`
+		} `json:"inputs"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("%w: body: %w", ErrBadInput, err)
+	}
+	field, raw := "instances", doc.Instances
+	if raw == nil {
+		if len(doc.Inputs) == 0 {
+			return nil, fmt.Errorf("%w: body needs \"instances\" (V1) or \"inputs\" (V2)", ErrBadInput)
+		}
+		if dt := doc.Inputs[0].Datatype; dt != "" && dt != "BYTES" {
+			return nil, fmt.Errorf("%w: inputs[0].datatype is %s; texts are BYTES", ErrBadInput, dt)
+		}
+		field, raw = "inputs[0].data", doc.Inputs[0].Data
+	}
+	var one string
+	if err := json.Unmarshal(raw, &one); err == nil {
+		return []string{one}, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil || len(items) == 0 {
+		return nil, fmt.Errorf("%w: %s must be a non-empty list of texts", ErrBadInput, field)
+	}
+	if len(items) > maxRows {
+		return nil, fmt.Errorf("%w: %s has %d texts, at most %d", ErrBadInput, field, len(items), maxRows)
+	}
+	out := make([]string, len(items))
+	for i, it := range items {
+		if err := json.Unmarshal(it, &out[i]); err == nil {
+			continue
+		}
+		var nested []string
+		if err := json.Unmarshal(it, &nested); err != nil || len(nested) != 1 {
+			return nil, fmt.Errorf("%w: %s[%d] must be a text (a JSON string)", ErrBadInput, field, i)
+		}
+		out[i] = nested[0]
+	}
+	return out, nil
+}

@@ -18,27 +18,115 @@ const maxRows = 2_000_000
 // mean at least Threshold.
 const epsStop = 0.05
 
+// Space is what the search perturbs: an instance with Features()
+// features (tabular columns, the words of a text) and a way to draw
+// samples in which the anchored features keep the instance's values.
+type Space interface {
+	Features() int
+	// Sample draws n samples that keep the instance's anchored features
+	// (sorted), labels them with the model and returns the labels and the
+	// samples themselves (kept as covered examples).
+	Sample(ctx context.Context, rng *rand.Rand, anchor []int, n int) ([]int, []any, error)
+	// CoverageSample draws one sample with no anchor and reports, per
+	// feature, whether it agrees with the instance: the coverage of an
+	// anchor is the share of such samples that agree on all its features.
+	CoverageSample(rng *rand.Rand) []bool
+}
+
+// Found is what Search returns: the anchor's features in the order they
+// were added, its estimated precision and coverage, covered examples the
+// model labels like the instance and otherwise, the rows the model was
+// asked about, and whether the precision reached the threshold.
+type Found struct {
+	Features                  []int
+	Precision, Coverage       float64
+	CoveredTrue, CoveredFalse []any
+	Samples                   int
+	Reached                   bool
+}
+
+// Search runs the KL-LUCB beam search over sp for an instance the model
+// labels label. cfg takes Alibi's defaults for zero fields.
+func Search(ctx context.Context, sp Space, label int, cfg Config) (*Found, error) {
+	cfg = cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &search{sp: sp, cfg: cfg, label: label, rng: rand.New(rand.NewPCG(cfg.Seed, 0xa4c4))}
+	for range cfg.CoverageSamples {
+		s.cov = append(s.cov, sp.CoverageSample(s.rng))
+	}
+	best, err := s.beam(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := &Found{Samples: s.rows}
+	if best == nil {
+		// The empty anchor: the model predicts the label almost everywhere.
+		res.Precision, res.Coverage, res.Reached = 1, 1, true
+		return res, nil
+	}
+	res.Features = best.added
+	res.Precision = best.mean()
+	res.Coverage = best.coverage
+	res.CoveredTrue, res.CoveredFalse = best.cTrue, best.cFalse
+	res.Reached = best.mean() >= cfg.Threshold
+	return res, nil
+}
+
 // candidate is an anchor being estimated.
 type candidate struct {
 	features []int // sorted
 	added    []int // in the order added
 	n, pos   int
 	coverage float64
-	cTrue    [][]float64
-	cFalse   [][]float64
+	cTrue    []any
+	cFalse   []any
 }
 
 func (c *candidate) mean() float64 { return float64(c.pos) / float64(max(c.n, 1)) }
 
 // search is one explanation's state.
 type search struct {
-	x      *Explainer
-	row    []float64
-	bins   []int
-	label  int
-	rng    *rand.Rand
-	covIdx []int // training rows drawn for coverage
-	rows   int   // rows sent to the model
+	sp    Space
+	cfg   Config
+	label int
+	rng   *rand.Rand
+	cov   [][]bool // coverage samples' agreement with the instance
+	rows  int      // rows sent to the model
+}
+
+// tabular is the Space of one tabular instance.
+type tabular struct {
+	x    *Explainer
+	row  []float64
+	bins []int
+}
+
+func (t *tabular) Features() int { return len(t.row) }
+
+func (t *tabular) Sample(ctx context.Context, rng *rand.Rand, anchor []int, n int) ([]int, []any, error) {
+	rows := t.x.Sample(rng, t.row, anchor, n)
+	labels, err := t.x.classify(ctx, rows)
+	if err != nil {
+		return nil, nil, err
+	}
+	ex := make([]any, len(rows))
+	for i, r := range rows {
+		ex[i] = r
+	}
+	return labels, ex, nil
+}
+
+// CoverageSample draws a training row: it agrees on the features whose
+// bin (or category) is the instance's.
+func (t *tabular) CoverageSample(rng *rand.Rand) []bool {
+	b := t.x.bins[rng.IntN(len(t.x.data.Rows))]
+	out := make([]bool, len(b))
+	for f := range b {
+		out[f] = b[f] == t.bins[f]
+	}
+	return out
 }
 
 // Explain finds an anchor for row.
@@ -54,29 +142,28 @@ func (x *Explainer) Explain(ctx context.Context, row []float64) (*Result, error)
 	if len(labels) != 1 {
 		return nil, fmt.Errorf("model returned %d labels for 1 row", len(labels))
 	}
-	s := &search{x: x, row: row, bins: x.discretize(row), label: labels[0], rng: rand.New(rand.NewPCG(x.cfg.Seed, 0xa4c4))}
-	for range x.cfg.CoverageSamples {
-		s.covIdx = append(s.covIdx, s.rng.IntN(len(x.data.Rows)))
-	}
-	best, err := s.beam(ctx)
+	sp := &tabular{x: x, row: row, bins: x.discretize(row)}
+	f, err := Search(ctx, sp, labels[0], x.cfg)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Label: s.label, Samples: s.rows}
-	if best != nil {
-		res.Features = best.added
-		res.Precision = best.mean()
-		res.Coverage = best.coverage
-		res.CoveredTrue, res.CoveredFalse = best.cTrue, best.cFalse
-		res.Reached = best.mean() >= x.cfg.Threshold
-		for _, f := range best.added {
-			res.Anchor = append(res.Anchor, x.condition(f, s.bins[f]))
-		}
-	} else {
-		// The empty anchor: the model predicts the label almost everywhere.
-		res.Precision, res.Coverage, res.Reached = 1, 1, true
+	res := &Result{Label: labels[0], Samples: f.Samples, Features: f.Features, Precision: f.Precision,
+		Coverage: f.Coverage, Reached: f.Reached, CoveredTrue: floatRows(f.CoveredTrue), CoveredFalse: floatRows(f.CoveredFalse)}
+	for _, ft := range f.Features {
+		res.Anchor = append(res.Anchor, x.condition(ft, sp.bins[ft]))
 	}
 	return res, nil
+}
+
+func floatRows(ex []any) [][]float64 {
+	if ex == nil {
+		return nil
+	}
+	out := make([][]float64, len(ex))
+	for i, e := range ex {
+		out[i] = e.([]float64)
+	}
+	return out
 }
 
 // beam grows anchors one condition at a time, keeping BeamSize candidates
@@ -84,8 +171,8 @@ func (x *Explainer) Explain(ctx context.Context, row []float64) (*Result, error)
 // coverage (the first, with StopOnFirst), or the most precise candidate
 // seen when none reaches the threshold.
 func (s *search) beam(ctx context.Context) (*candidate, error) {
-	cfg := s.x.cfg
-	m := len(s.row)
+	cfg := s.cfg
+	m := s.sp.Features()
 	maxSize := m
 	if cfg.MaxAnchorSize > 0 {
 		maxSize = min(m, cfg.MaxAnchorSize)
@@ -165,8 +252,8 @@ func (s *search) beam(ctx context.Context) (*candidate, error) {
 // verify samples c until its bounds settle on either side of the
 // threshold (Alibi's acceptance test), and reports whether it holds.
 func (s *search) verify(ctx context.Context, c *candidate) (bool, error) {
-	cfg := s.x.cfg
-	beta := math.Log(1 / (cfg.Delta / float64(1+(cfg.BeamSize-1)*len(s.row))))
+	cfg := s.cfg
+	beta := math.Log(1 / (cfg.Delta / float64(1+(cfg.BeamSize-1)*s.sp.Features())))
 	thr := cfg.Threshold
 	for s.rows < maxRows {
 		mean := c.mean()
@@ -189,7 +276,7 @@ func (s *search) klLUCB(ctx context.Context, cands []*candidate, top int) ([]*ca
 	if len(cands) <= top {
 		return cands, nil
 	}
-	cfg := s.x.cfg
+	cfg := s.cfg
 	order := func() []*candidate {
 		o := slices.Clone(cands)
 		slices.SortStableFunc(o, func(a, b *candidate) int {
@@ -273,14 +360,14 @@ func klLower(p, level float64) float64 {
 	return lo
 }
 
-// coverage is the share of the coverage rows that satisfy the anchor.
+// coverage is the share of the coverage samples that agree with the
+// instance on every anchored feature.
 func (s *search) coverage(features []int) float64 {
 	hit := 0
-	for _, i := range s.covIdx {
-		b := s.x.bins[i]
+	for _, agree := range s.cov {
 		ok := true
 		for _, f := range features {
-			if b[f] != s.bins[f] {
+			if !agree[f] {
 				ok = false
 				break
 			}
@@ -289,33 +376,32 @@ func (s *search) coverage(features []int) float64 {
 			hit++
 		}
 	}
-	return float64(hit) / float64(len(s.covIdx))
+	return float64(hit) / float64(len(s.cov))
 }
 
-// sample draws n rows that satisfy c's anchor, classifies them and adds
+// sample draws n samples that satisfy c's anchor, labels them and adds
 // them to c's counts.
 func (s *search) sample(ctx context.Context, c *candidate, n int) error {
 	if s.rows+n > maxRows {
 		return errors.New("anchor search exceeded its sample budget")
 	}
-	rows := s.x.Sample(s.rng, s.row, c.features, n)
-	labels, err := s.x.classify(ctx, rows)
+	labels, ex, err := s.sp.Sample(ctx, s.rng, c.features, n)
 	if err != nil {
 		return err
 	}
-	if len(labels) != len(rows) {
-		return fmt.Errorf("model returned %d labels for %d rows", len(labels), len(rows))
+	if len(labels) != n || len(ex) != n {
+		return fmt.Errorf("model returned %d labels for %d samples", len(labels), n)
 	}
 	s.rows += n
 	for i, l := range labels {
 		c.n++
 		if l == s.label {
 			c.pos++
-			if len(c.cTrue) < s.x.cfg.NCoveredEx {
-				c.cTrue = append(c.cTrue, rows[i])
+			if len(c.cTrue) < s.cfg.NCoveredEx {
+				c.cTrue = append(c.cTrue, ex[i])
 			}
-		} else if len(c.cFalse) < s.x.cfg.NCoveredEx {
-			c.cFalse = append(c.cFalse, rows[i])
+		} else if len(c.cFalse) < s.cfg.NCoveredEx {
+			c.cFalse = append(c.cFalse, ex[i])
 		}
 	}
 	return nil
