@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -209,4 +210,28 @@ func FuzzDecodeTextRequest(f *testing.F) {
 			t.Fatalf("%d texts", len(texts))
 		}
 	})
+}
+
+// TestMovieSentimentExample runs examples/explainers/moviesentiment's
+// request and checks the anchor its README shows.
+func TestMovieSentimentExample(t *testing.T) {
+	b, err := os.ReadFile("../../examples/explainers/moviesentiment/model.joblib")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := sklearn.Read(t.Context(), bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lend := func(string) LendFunc { return func() (runtime.Model, func(), error) { return m, func() {}, nil } }
+	h := handler(t, Options{Type: TypeAnchorText, Config: map[string]string{"seed": "1", "threshold": "0.95"}}, "unused", lend)
+	code, out := post(t, h, "/v1/models/movie:explain", `{"instances": ["a wonderful and moving film, the acting was brilliant but the plot dull"]}`)
+	if code != 200 {
+		t.Fatalf("%d %v", code, out)
+	}
+	d := out["data"].(map[string]any)
+	raw := d["raw"].(map[string]any)
+	if got := fmt.Sprint(d["anchor"], raw["positions"], d["precision"], d["coverage"], raw["num_preds"]); got != "[wonderful moving] [2 16] 1 0.2468 4000" {
+		t.Fatalf("example answer changed: %s", got)
+	}
 }
