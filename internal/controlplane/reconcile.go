@@ -154,8 +154,9 @@ func (c *Controller) runComponent(ctx context.Context, isvc *api.InferenceServic
 		byName[r.Name] = r
 		in.Revisions = append(in.Revisions, r.Name)
 	}
-	spec2 := scaleSpec(isvc, ext)
 	replicasFor := func(rn string) int {
+		spec2 := scaleSpec(isvc, ext)
+		spec2.Min = plan.MinReplicas(rn, in.Revisions, prev, spec2.Min)
 		if c.cfg.Autoscaler == nil {
 			return max(spec2.Min, 1)
 		}

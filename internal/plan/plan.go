@@ -53,6 +53,23 @@ func Runs(revisions []string, prev api.ComponentStatus) []string {
 	return want
 }
 
+// MinReplicas is the floor of revision rev's replicas given the spec's
+// minReplicas: as in Knative, the minimum holds while a revision is routed
+// (it had traffic in the previous status, or it is the latest created).
+// A revision kept only for a rollback goes to zero when idle and wakes
+// through the activator if traffic comes back to it.
+func MinReplicas(rev string, revisions []string, prev api.ComponentStatus, min int) int {
+	if len(revisions) > 0 && rev == revisions[len(revisions)-1] || len(prev.Traffic) == 0 {
+		return min
+	}
+	for _, t := range prev.Traffic {
+		if t.RevisionName == rev && t.Percent != nil && *t.Percent > 0 {
+			return min
+		}
+	}
+	return 0
+}
+
 // Observed is what a runner saw of one revision.
 type Observed struct {
 	// Ready: at least one replica answers.

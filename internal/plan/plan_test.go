@@ -191,3 +191,25 @@ func TestRevisionNames(t *testing.T) {
 		t.Errorf("RevisionName = %q", got)
 	}
 }
+
+func TestMinReplicas(t *testing.T) {
+	p := func(v int64) *int64 { return &v }
+	revs := []string{"r1", "r2", "r3"}
+	prev := api.ComponentStatus{Traffic: []api.TrafficTarget{{RevisionName: "r2", Percent: p(90)}, {RevisionName: "r1", Percent: p(0)}}}
+	for _, tc := range []struct {
+		rev  string
+		prev api.ComponentStatus
+		want int
+	}{
+		{"r3", prev, 2},                  // the latest created: always
+		{"r2", prev, 2},                  // routed
+		{"r1", prev, 0},                  // kept at 0 %: may go to zero
+		{"r1", api.ComponentStatus{}, 2}, // no status yet: the spec's minimum
+		{"gone", prev, 0},                // unknown: no traffic
+		{"r2", api.ComponentStatus{Traffic: []api.TrafficTarget{{RevisionName: "r2"}}}, 0}, // no percent
+	} {
+		if got := MinReplicas(tc.rev, revs, tc.prev, 2); got != tc.want {
+			t.Errorf("MinReplicas(%s) = %d, want %d", tc.rev, got, tc.want)
+		}
+	}
+}
