@@ -16,6 +16,14 @@ var ErrBadBody = errors.New("detect: bad event body")
 // of shape [n] or [n, 1] whose values become the columns of each row, in
 // input order. maxValues bounds the total.
 func Rows(body []byte, maxValues int) ([][]float64, error) {
+	if rows, ok := fastV1Rows(body); ok {
+		return checkRows(rows, maxValues)
+	}
+	return jsonRows(body, maxValues)
+}
+
+// jsonRows is Rows through encoding/json, for every body shape.
+func jsonRows(body []byte, maxValues int) ([][]float64, error) {
 	var req struct {
 		Instances json.RawMessage `json:"instances"`
 		Inputs    []v2Input       `json:"inputs"`
@@ -37,6 +45,10 @@ func Rows(body []byte, maxValues int) ([][]float64, error) {
 	if err != nil {
 		return nil, err
 	}
+	return checkRows(rows, maxValues)
+}
+
+func checkRows(rows [][]float64, maxValues int) ([][]float64, error) {
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("%w: no instances", ErrBadBody)
 	}
