@@ -73,7 +73,7 @@ var unsupported = map[string]string{
 	"cache_margin":         "Ferry keeps no sample cache",
 	"verbose":              "use --log-level debug",
 	"verbose_every":        "use --log-level debug",
-	"interactions":         "TreeSHAP interaction values are not implemented",
+	"interactions":         "SHAP interaction values are not served by :explain yet",
 	"feature_perturbation": "only the path-dependent TreeSHAP is implemented",
 	"use_similarity_proba": "Ferry samples with UNK only (no word embeddings to draw similar words from)",
 	"top_n":                "Ferry samples with UNK only (no word embeddings to draw similar words from)",

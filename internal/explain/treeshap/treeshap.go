@@ -176,16 +176,81 @@ func (x *Explainer) shap(row, out []float64, buf []pathElem) error {
 	if len(row) != f || len(out) != x.Width() {
 		return fmt.Errorf("treeshap: row has %d features, want %d; output has %d values, want %d", len(row), f, len(out), x.Width())
 	}
-	clear(out)
+	x.conditioned(row, out, buf, 0, -1)
 	for g, b := range x.e.Base {
-		out[g*(f+1)+f] = b
+		out[g*(f+1)+f] += b
 	}
 	for ti := range x.e.Trees {
 		t := &x.e.Trees[ti]
+		out[t.Group*(f+1)+f] += t.Weight * x.means[ti][0]
+	}
+	return nil
+}
+
+// conditioned writes the trees' feature contributions into out (bias
+// columns zero), with feature cf held on (cond > 0: every path takes the
+// row's branch at its splits) or off (cond < 0: paths split by cover
+// there) or free (cond == 0, plain TreeSHAP); XGBoost's conditioned
+// TreeShap, which interaction values are built from.
+func (x *Explainer) conditioned(row, out []float64, buf []pathElem, cond int, cf int32) {
+	f := x.e.NumFeatures
+	clear(out)
+	for ti := range x.e.Trees {
+		t := &x.e.Trees[ti]
 		phi := out[t.Group*(f+1) : (t.Group+1)*(f+1)]
-		w := walker{t: t, row: row, phi: phi, weight: t.Weight}
-		w.recurse(0, nil, buf, 1, 1, -1)
-		phi[f] += t.Weight * x.means[ti][0]
+		w := walker{t: t, row: row, phi: phi, weight: t.Weight, cond: cond, condFeature: cf}
+		w.recurse(0, nil, buf, 1, 1, -1, 1)
+	}
+}
+
+// InteractionWidth is the length of one row's interaction values:
+// NumGroups × (NumFeatures+1)².
+func (x *Explainer) InteractionWidth() int {
+	n := x.e.NumFeatures + 1
+	return x.e.NumGroups * n * n
+}
+
+// Interactions writes the SHAP interaction values of row into out
+// (InteractionWidth values): for each group an (F+1)×(F+1) matrix, row
+// i column j the interaction of features i and j (half of it each way),
+// the diagonal the main effects, so that row i sums to feature i's SHAP
+// value; the last row and column belong to the bias. It is XGBoost's
+// pred_interactions layout and method: the difference between the
+// contributions with feature i held on and held off, halved.
+func (x *Explainer) Interactions(row, out []float64) error {
+	f := x.e.NumFeatures
+	n := f + 1
+	if len(row) != f || len(out) != x.InteractionWidth() {
+		return fmt.Errorf("treeshap: row has %d features, want %d; output has %d values, want %d", len(row), f, len(out), x.InteractionWidth())
+	}
+	buf := make([]pathElem, x.bufLen)
+	diag := make([]float64, x.Width())
+	on := make([]float64, x.Width())
+	off := make([]float64, x.Width())
+	if err := x.shap(row, diag, buf); err != nil {
+		return err
+	}
+	clear(out)
+	for i := range n {
+		if i < f {
+			x.conditioned(row, on, buf, 1, int32(i))
+			x.conditioned(row, off, buf, -1, int32(i))
+		}
+		for g := range x.e.NumGroups {
+			m := out[g*n*n+i*n : g*n*n+(i+1)*n]
+			c := g * n
+			m[i] = diag[c+i]
+			if i == f {
+				continue // the bias interacts with nothing
+			}
+			for k := range n {
+				if k == i {
+					continue
+				}
+				m[k] = (on[c+k] - off[c+k]) / 2
+				m[i] -= m[k]
+			}
+		}
 	}
 	return nil
 }
@@ -205,18 +270,28 @@ type walker struct {
 	row    []float64
 	phi    []float64
 	weight float64
+	// cond holds feature condFeature on (> 0) or off (< 0), or nothing.
+	cond        int
+	condFeature int32
 }
 
 // recurse visits node with the path of its parent, which it copies into
 // the head of buf before extending it; children use the rest of buf.
-func (w *walker) recurse(node int32, parent, buf []pathElem, zero, one float64, feature int32) {
+// condFrac is the share of the paths that the conditioned feature lets
+// through (1 without conditioning).
+func (w *walker) recurse(node int32, parent, buf []pathElem, zero, one float64, feature int32, condFrac float64) {
+	if condFrac == 0 {
+		return
+	}
 	p := buf[:len(parent)]
 	copy(p, parent)
-	p = extend(p, zero, one, feature)
+	if w.cond == 0 || feature != w.condFeature {
+		p = extend(p, zero, one, feature)
+	}
 	rest := buf[len(p):]
 	n := &w.t.Nodes[node]
 	if n.IsLeaf() {
-		v := n.Value * w.weight
+		v := n.Value * w.weight * condFrac
 		for i := 1; i < len(p); i++ {
 			w.phi[p[i].feature] += unwoundSum(p, i) * (p[i].one - p[i].zero) * v
 		}
@@ -235,13 +310,22 @@ func (w *walker) recurse(node int32, parent, buf []pathElem, zero, one float64, 
 		}
 	}
 	nodes := w.t.Nodes
+	hotFrac, coldFrac := condFrac, condFrac
+	if w.cond != 0 && n.Feature == w.condFeature {
+		if w.cond > 0 {
+			coldFrac = 0
+		} else {
+			hotFrac *= nodes[hot].Cover / n.Cover
+			coldFrac *= nodes[cold].Cover / n.Cover
+		}
+	}
 	if hotZero := inZero * nodes[hot].Cover / n.Cover; hotZero > 0 || inOne > 0 {
-		w.recurse(hot, p, rest, hotZero, inOne, n.Feature)
+		w.recurse(hot, p, rest, hotZero, inOne, n.Feature, hotFrac)
 	}
 	// A child that no path reaches (no training row went there and the
 	// row does not) adds nothing, and unwinding it would divide by zero.
 	if coldZero := inZero * nodes[cold].Cover / n.Cover; coldZero > 0 {
-		w.recurse(cold, p, rest, coldZero, 0, n.Feature)
+		w.recurse(cold, p, rest, coldZero, 0, n.Feature, coldFrac)
 	}
 }
 
