@@ -150,8 +150,8 @@ func TestAttacksOnServedModels(t *testing.T) {
 		{"iris/square-linf", tab, attack.TypeSquareAttack, map[string]string{"eps": "0.5", "max_iter": "200", "nb_classes": "3"}, iris, irisY, []int{4}, 0.2},
 		{"iris/square-l2", tab, attack.TypeSquareAttack, map[string]string{"eps": "1", "norm": "2", "max_iter": "200"}, iris, irisY, []int{4}, 0.3},
 		{"iris/hopskipjump-l2", tab, attack.TypeHopSkipJump, map[string]string{"max_iter": hsjIter, "max_eval": "500", "eps": "1"}, iris, irisY, []int{4}, 0.3},
-		{"digits/square-linf", im, attack.TypeSquareAttack, map[string]string{"eps": "0.2", "max_iter": "300", "clip_values": "0,1"}, img, imgY, []int{8, 8}, 0.5},
-		{"digits/square-l2", im, attack.TypeSquareAttack, map[string]string{"eps": "1.5", "norm": "2", "max_iter": "300", "clip_values": "0,1"}, img, imgY, []int{8, 8}, 0.3},
+		{"digits/square-linf", im, attack.TypeSquareAttack, map[string]string{"eps": "0.1", "max_iter": "1000", "clip_values": "0,1"}, img, imgY, []int{8, 8}, 0.3},
+		{"digits/square-l2", im, attack.TypeSquareAttack, map[string]string{"eps": "1", "norm": "2", "max_iter": "1000", "clip_values": "0,1"}, img, imgY, []int{8, 8}, 0.3},
 		{"digits/hopskipjump-l2", im, attack.TypeHopSkipJump, map[string]string{"max_iter": hsjIter, "max_eval": "500", "clip_values": "0,1", "eps": "2"}, img, imgY, []int{8, 8}, 0.5},
 		{"digits/hopskipjump-linf", im, attack.TypeHopSkipJump, map[string]string{"max_iter": hsjIter, "max_eval": "500", "clip_values": "0,1", "norm": "inf", "eps": "0.3"}, img, imgY, []int{8, 8}, 0.3},
 	}
