@@ -136,7 +136,8 @@ func TestRolloutHeldBackByAccuracy(t *testing.T) {
 
 // predictAndLabel predicts through the ingress about 60 times a second
 // and sends each prediction's truth back through the ingress in batches
-// of ten, until ctx ends. It returns how many records did not join.
+// of ten, until ctx ends. It returns how many records were refused or
+// came back other than joined or unknown.
 func predictAndLabel(ctx context.Context, ingress, name string) int {
 	client := &http.Client{Timeout: 5 * time.Second}
 	tick := time.NewTicker(15 * time.Millisecond)
@@ -157,7 +158,10 @@ func predictAndLabel(ctx context.Context, ingress, name string) int {
 			bad += 10
 			return
 		}
-		bad += int(fr.Counts.Received - fr.Counts.Joined)
+		// Unknown is allowed: once a rollout ends, a revision can leave
+		// the routing table while feedback for its predictions is in
+		// flight (docs/quality.md, Not done yet).
+		bad += int(fr.Counts.Received - fr.Counts.Joined - fr.Counts.Unknown)
 	}
 	for x := 0; ; x++ {
 		select {
