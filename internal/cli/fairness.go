@@ -44,9 +44,9 @@ func newFairnessCmd() *cobra.Command {
 		Short: "Serve AIF360's bias metrics as KServe's AIF bias detector does",
 		Long: `Serve group-fairness metrics over KServe's V1 protocol, as KServe's AIF360
 bias detector does. POST /v1/models/{name}:predict (or :explain) with
-{"instances": [[...], ...], "outputs": [...]} (the predictions; the predictor
-is not called) answers {"predictions": [...], "metrics": {base_rate,
-consistency, disparate_impact, num_instances, num_negatives, num_positives,
+{"instances": [[...], ...], "outputs": [...]} (the predictions; without
+"outputs", the predictor at --predictor-host is asked for them) answers
+{"predictions": [...], "metrics": {base_rate, consistency, disparate_impact, num_instances, num_negatives, num_positives,
 statistical_parity_difference, ...}}. Add "labels" (true labels) for
 equal_opportunity_difference, average_odds_difference and accuracy.
 
@@ -85,7 +85,7 @@ are exported as Prometheus gauges at /metrics.`,
 	f.StringArrayVar(&o.privileged, "privileged-groups", nil, `privileged groups, e.g. '{"age": 1}' or '[{"sex": 1, "age": 1}]' (required)`)
 	f.StringArrayVar(&o.unprivileged, "unprivileged-groups", nil, `unprivileged groups, same form (required)`)
 	f.IntVar(&o.neighbors, "neighbors", fairness.DefaultNeighbors, "neighbours for consistency (AIF360's n_neighbors)")
-	f.StringVar(&o.predictorHost, "predictor-host", "", "accepted for KServe compatibility; requests carry outputs, so it is not called")
+	f.StringVar(&o.predictorHost, "predictor-host", "", "predictor (host:port or URL) asked over V1 for the outputs of a request that has only instances; empty: requests must carry outputs")
 	f.Int64Var(&o.maxBody, "max-body-bytes", 8<<20, "largest request body accepted (413 beyond)")
 	f.IntVar(&o.maxInstances, "max-instances", 10000, "most instances in one request (consistency is quadratic in them)")
 	f.IntVar(&o.windowSize, "window-size", 0, "also take the request logger's CloudEvents at POST / and export per-service gauges at /metrics every this many instances (0: off)")
@@ -153,6 +153,9 @@ func runFairness(ctx context.Context, o *fairnessOptions, cmd *cobra.Command) er
 	}
 	hc := fairness.HandlerConfig{Metrics: mc, ModelName: o.modelName,
 		MaxBodyBytes: o.maxBody, MaxInstances: o.maxInstances, Logger: log}
+	if o.predictorHost != "" {
+		hc.Predict = fairness.V1Predictor(&http.Client{Timeout: 10 * time.Minute}, o.predictorHost, o.modelName)
+	}
 	if o.windowSize > 0 {
 		hc.Windows, err = fairness.NewWindows(fairness.WindowConfig{Metrics: mc, Size: o.windowSize,
 			MaxPending: o.maxPending, MaxBodyBytes: o.maxBody, Logger: log})
@@ -172,7 +175,7 @@ func runFairness(ctx context.Context, o *fairnessOptions, cmd *cobra.Command) er
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("bias detector listening", "addr", ln.Addr().String(), "model", o.modelName,
-		"protected_attributes", mc.ProtectedAttributes(), "predictor_host_ignored", o.predictorHost != "")
+		"protected_attributes", mc.ProtectedAttributes(), "predictor_host", o.predictorHost)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("fairness: serve: %w", err)

@@ -28,6 +28,9 @@ type HandlerConfig struct {
 	// Windows, when set, also takes the request logger's CloudEvents at
 	// POST / and exports its gauges at GET /metrics.
 	Windows *Windows
+	// Predict, when set, is asked for the outputs of a request that has
+	// none (KServe's bias detector always needs them).
+	Predict PredictFunc
 }
 
 // Handler serves KServe's V1 protocol as KServe's AIF bias detector does:
@@ -94,13 +97,25 @@ func (h *handler) predict(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
 		return
 	}
-	req, err := DecodeRequest(body, len(h.cfg.Metrics.Features), h.cfg.MaxInstances)
+	req, err := decodeRequest(body, len(h.cfg.Metrics.Features), h.cfg.MaxInstances, h.cfg.Predict == nil)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	asked := req.Outputs == nil
+	if asked {
+		if req.Outputs, err = h.cfg.Predict(r.Context(), req.Instances); err != nil {
+			h.cfg.Logger.Error("predictor call failed", "err", err)
+			writeError(w, http.StatusBadGateway, err.Error())
+			return
+		}
+	}
 	resp, err := Evaluate(h.cfg.Metrics, req)
 	if err != nil {
+		if asked { // the predictor's labels are not the configured ones
+			writeError(w, http.StatusBadGateway, "predictor outputs: "+err.Error())
+			return
+		}
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}

@@ -22,6 +22,12 @@ type Request struct {
 // array as many predictors return), labels likewise when present, at most
 // maxInstances instances. Errors wrap ErrBadInput and name the field.
 func DecodeRequest(body []byte, features, maxInstances int) (Request, error) {
+	return decodeRequest(body, features, maxInstances, true)
+}
+
+// decodeRequest is DecodeRequest; with needOutputs false a request may
+// leave "outputs" out (Outputs is then nil: the caller asks the predictor).
+func decodeRequest(body []byte, features, maxInstances int, needOutputs bool) (Request, error) {
 	var raw struct {
 		Instances []json.RawMessage `json:"instances"`
 		Outputs   []json.RawMessage `json:"outputs"`
@@ -42,8 +48,8 @@ func DecodeRequest(body []byte, features, maxInstances int) (Request, error) {
 		return Request{}, fmt.Errorf("%w: \"instances\" is empty", ErrBadInput)
 	case len(raw.Instances) > maxInstances:
 		return Request{}, fmt.Errorf("%w: \"instances\" has %d instances, at most %d are accepted", ErrBadInput, len(raw.Instances), maxInstances)
-	case raw.Outputs == nil:
-		return Request{}, fmt.Errorf("%w: \"outputs\" is missing (the predictions for the instances; Ferry's bias detector does not call the predictor)", ErrBadInput)
+	case raw.Outputs == nil && needOutputs:
+		return Request{}, fmt.Errorf("%w: \"outputs\" is missing (the predictions for the instances; start the detector with --predictor-host to have it ask the predictor)", ErrBadInput)
 	}
 	var req Request
 	req.Instances = make([][]float64, len(raw.Instances))
@@ -66,8 +72,10 @@ func DecodeRequest(body []byte, features, maxInstances int) (Request, error) {
 		req.Instances[i] = vals
 	}
 	var err error
-	if req.Outputs, err = scalars("outputs", raw.Outputs, len(raw.Instances)); err != nil {
-		return Request{}, err
+	if raw.Outputs != nil {
+		if req.Outputs, err = scalars("outputs", raw.Outputs, len(raw.Instances)); err != nil {
+			return Request{}, err
+		}
 	}
 	if raw.Labels != nil {
 		if req.Labels, err = scalars("labels", raw.Labels, len(raw.Instances)); err != nil {
