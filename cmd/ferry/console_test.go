@@ -41,7 +41,7 @@ func TestConsoleAssetsAndAuthOnFerryUp(t *testing.T) {
 		t.Skip("runs ferry up")
 	}
 	bin := buildFerry(t)
-	u := startUp(t, bin, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t), freePort(t))
+	u := startUp(t, bin, filepath.Join(t.TempDir(), "data"), 0, 0, 0)
 	u.consoleURL(t, bin) // waits for the server, too
 	for _, p := range []string{"/ui", "/ui/", "/ui/app.js", "/ui/style.css"} {
 		resp, err := http.Get(u.api + p)
@@ -172,8 +172,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	bin := buildFerry(t)
 	model, _ := filepath.Abs("../../examples/models/sklearn-iris")
 	tdir := t.TempDir()
-	hp := freePort(t)
-	u := startUp(t, bin, filepath.Join(tdir, "data"), hp, freePort(t), freePort(t))
+	u := startUp(t, bin, filepath.Join(tdir, "data"), 0, 0, 0)
 	url := u.consoleURL(t, bin)
 
 	// Without the token the page asks for it and calls no API.

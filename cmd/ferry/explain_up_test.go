@@ -170,8 +170,7 @@ func TestUpExplainer(t *testing.T) {
 	spec := func(explainer string) string {
 		return fmt.Sprintf("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: iris\nspec:\n  predictor:\n    xgboost:\n      storageUri: %s\n  explainer:\n    alibi:\n%s", models, explainer)
 	}
-	hp, gp, ap := freePort(t), freePort(t), freePort(t)
-	u := startUp(t, bin, filepath.Join(tdir, "data"), hp, gp, ap, "-f",
+	u := startUp(t, bin, filepath.Join(tdir, "data"), 0, 0, 0, "-f",
 		writeYAML(t, tdir, "kernel.yaml", spec(fmt.Sprintf("      type: KernelShap\n      storageUri: %s\n      config:\n        seed: \"1\"\n", data))))
 	u.waitStatus(t, "iris", "Ready", ready)
 

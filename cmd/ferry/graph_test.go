@@ -50,9 +50,8 @@ func TestUpInferenceGraphs(t *testing.T) {
 	}
 	bin := buildFerry(t)
 	dataDir := filepath.Join(t.TempDir(), "data")
-	hp, gp, ap := freePort(t), freePort(t), freePort(t)
 	// Graphs first: they are not Ready until their services exist.
-	u := startUp(t, bin, dataDir, hp, gp, ap, "-f", "../../examples/inferencegraphs", "-f", "../../examples/inferenceservices/sklearn.yaml")
+	u := startUp(t, bin, dataDir, 0, 0, 0, "-f", "../../examples/inferencegraphs", "-f", "../../examples/inferenceservices/sklearn.yaml")
 	u.waitStatus(t, "sklearn-iris", "sklearn Ready", ready)
 	u.waitStatus(t, "xgboost-iris-v1", "xgboost Ready", ready)
 	if url := u.waitGraph(t, "iris-sequence", "True"); url != "http://iris-sequence.default.example.com" {

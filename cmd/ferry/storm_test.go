@@ -23,8 +23,7 @@ func TestUpKill9DuringApplyStorm(t *testing.T) {
 	}
 	bin := buildFerry(t)
 	dataDir := t.TempDir()
-	hp, gp, ap := freePort(t), freePort(t), freePort(t)
-	u := startUp(t, bin, dataDir, hp, gp, ap)
+	u := startUp(t, bin, dataDir, 0, 0, 0)
 	waitAPI(t, u)
 	tok, err := os.ReadFile(filepath.Join(dataDir, "api-token"))
 	if err != nil {
@@ -90,7 +89,7 @@ func TestUpKill9DuringApplyStorm(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	u2 := startUp(t, bin, dataDir, hp, gp, ap)
+	u2 := startUp(t, bin, dataDir, 0, 0, 0)
 	waitAPI(t, u2)
 	resp, err := u2.apiGet("/api/v1/inferenceservices")
 	if err != nil {

@@ -21,14 +21,20 @@ type upProcess struct {
 	data   string
 	api    string
 	ingr   string
+	grpc   string
 	stderr *syncBuffer
 	done   chan error
+	exited chan struct{} // closed when the process has exited
 }
 
+// startUp runs ferry up and returns once it serves (or fails the test
+// with its log as soon as it exits). A port given as 0 is picked by ferry
+// up itself and read from its "ready" log line, so no other process can
+// take it between a test choosing it and ferry up binding it.
 func startUp(t *testing.T, bin, dataDir string, hp, gp, ap int, extra ...string) *upProcess {
 	t.Helper()
 	args := append([]string{"up", "--data-dir", dataDir, "--host", "127.0.0.1", "--http-port", fmt.Sprint(hp), "--grpc-port", fmt.Sprint(gp), "--api-addr", fmt.Sprintf("127.0.0.1:%d", ap), "--log-format", "json"}, extra...)
-	u := &upProcess{cmd: exec.Command(bin, args...), api: fmt.Sprintf("http://127.0.0.1:%d", ap), ingr: fmt.Sprintf("http://127.0.0.1:%d", hp), stderr: &syncBuffer{}, done: make(chan error, 1)}
+	u := &upProcess{cmd: exec.Command(bin, args...), api: fmt.Sprintf("http://127.0.0.1:%d", ap), ingr: fmt.Sprintf("http://127.0.0.1:%d", hp), stderr: &syncBuffer{}, done: make(chan error, 1), exited: make(chan struct{})}
 	u.data = dataDir
 	u.env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(t.TempDir(), "config"))
 	u.cmd.Env = u.env
@@ -36,9 +42,43 @@ func startUp(t *testing.T, bin, dataDir string, hp, gp, ap int, extra ...string)
 	if err := u.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { u.done <- u.cmd.Wait() }()
+	go func() {
+		err := u.cmd.Wait()
+		close(u.exited)
+		u.done <- err
+	}()
 	t.Cleanup(func() { u.stop(t) })
-	return u
+	deadline := time.After(60 * time.Second)
+	for {
+		if ready := u.readyLine(); ready != nil {
+			// api is a URL (https when not on loopback); the others are addresses.
+			u.api, u.ingr, u.grpc = ready.API, "http://"+ready.Ingress, ready.GRPC
+			return u
+		}
+		select {
+		case <-u.exited:
+			t.Fatalf("ferry up exited before it was ready:\n%s", u.stderr)
+		case <-deadline:
+			t.Fatalf("ferry up not ready after 60s:\n%s", u.stderr)
+		case <-time.After(20 * time.Millisecond): // bounded poll of the log
+		}
+	}
+}
+
+type upReady struct {
+	Msg                string
+	Ingress, GRPC, API string
+}
+
+// readyLine finds ferry up's "ready for commands" log line.
+func (u *upProcess) readyLine() *upReady {
+	for _, line := range strings.Split(u.stderr.String(), "\n") {
+		var r upReady
+		if json.Unmarshal([]byte(line), &r) == nil && strings.HasPrefix(r.Msg, "ready for commands") {
+			return &r
+		}
+	}
+	return nil
 }
 
 func (u *upProcess) stop(t *testing.T) {
@@ -114,7 +154,11 @@ func (u *upProcess) waitStatus(t *testing.T, name, what string, ok func(isvcStat
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s: %+v\n%s", what, s.Status, u.stderr)
 		}
-		time.Sleep(50 * time.Millisecond) // bounded poll
+		select {
+		case <-u.exited:
+			t.Fatalf("ferry up exited while waiting for %s:\n%s", what, u.stderr)
+		case <-time.After(50 * time.Millisecond): // bounded poll
+		}
 	}
 }
 
@@ -165,8 +209,7 @@ func TestUpEndToEnd(t *testing.T) {
 	transformer := buildTestProgram(t, "transformer")
 	models, _ := filepath.Abs("../../examples/models/lightgbm-multiclass")
 	dataDir := filepath.Join(tdir, "data")
-	hp, gp, ap := freePort(t), freePort(t), freePort(t)
-	u := startUp(t, bin, dataDir, hp, gp, ap, "-f", "../../examples/inferenceservices")
+	u := startUp(t, bin, dataDir, 0, 0, 0, "-f", "../../examples/inferenceservices")
 	const name = "lightgbm-multiclass"
 	host := name + ".default.example.com"
 	v2body := readFile(t, "../../examples/requests/lightgbm-v2.json")
@@ -198,7 +241,7 @@ func TestUpEndToEnd(t *testing.T) {
 	}
 	if grpcurl, err := exec.LookPath("grpcurl"); err == nil {
 		cmd := exec.Command(grpcurl, "-plaintext", "-authority", host, "-d", `{"model_name":"`+name+`","inputs":[{"name":"input-0","datatype":"FP64","shape":[1,5],"contents":{"fp64_contents":[-0.6879,-0.2959,0.0101,1.2319,-0.2218]}}]}`,
-			fmt.Sprintf("127.0.0.1:%d", gp), "inference.GRPCInferenceService/ModelInfer")
+			u.grpc, "inference.GRPCInferenceService/ModelInfer")
 		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "0.11981330373300655") {
 			t.Fatalf("gRPC through the ingress: %v\n%s", err, out)
 		}
@@ -265,7 +308,7 @@ func TestUpEndToEnd(t *testing.T) {
 
 	// Restart: everything comes back from the store.
 	u.stop(t)
-	u2 := startUp(t, bin, dataDir, hp, gp, ap)
+	u2 := startUp(t, bin, dataDir, 0, 0, 0)
 	u2.waitStatus(t, name, "Ready after restart", func(s isvcStatus) bool {
 		return ready(s) && s.Status.Components["transformer"].LatestReadyRevision != ""
 	})
@@ -290,8 +333,7 @@ func TestUpTrainedModels(t *testing.T) {
 		t.Skip("runs ferry up and its replicas")
 	}
 	bin := buildFerry(t)
-	hp, gp, ap := freePort(t), freePort(t), freePort(t)
-	u := startUp(t, bin, t.TempDir(), hp, gp, ap, "-f", "../../examples/inferenceservices/multimodel.yaml")
+	u := startUp(t, bin, t.TempDir(), 0, 0, 0, "-f", "../../examples/inferenceservices/multimodel.yaml")
 	u.waitStatus(t, "mms", "Ready", ready)
 	tmReady := func(name string) bool {
 		resp, err := u.apiGet("/api/v1/namespaces/default/trainedmodels/" + name)
@@ -376,8 +418,7 @@ spec:
         httpGet: {path: /v2/health/ready, port: 8080}
         periodSeconds: 1
 `, events, server)
-	hp, gp, ap := freePort(t), freePort(t), freePort(t)
-	u := startUp(t, bin, t.TempDir(), hp, gp, ap, "-f", writeYAML(t, tdir, "external.yaml", yaml))
+	u := startUp(t, bin, t.TempDir(), 0, 0, 0, "-f", writeYAML(t, tdir, "external.yaml", yaml))
 	u.waitStatus(t, "external", "Ready", ready)
 	code, _, body := u.infer(t, "external.default.example.com", "/v2/models/external/infer", `{"inputs":[{"name":"x","shape":[3],"datatype":"FP64","data":[1,2,3.5]}]}`)
 	if code != 200 || !strings.Contains(body, `"data":[6.5]`) {
@@ -413,8 +454,7 @@ func TestUpScaleToZero(t *testing.T) {
 	tdir := t.TempDir()
 	models, _ := filepath.Abs("../../examples/models/xgboost-iris")
 	yaml := fmt.Sprintf("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: sleepy\nspec:\n  predictor:\n    minReplicas: 0\n    xgboost:\n      storageUri: %s\n", models)
-	hp, gp, ap := freePort(t), freePort(t), freePort(t)
-	u := startUp(t, bin, t.TempDir(), hp, gp, ap, "-f", writeYAML(t, tdir, "sleepy.yaml", yaml),
+	u := startUp(t, bin, t.TempDir(), 0, 0, 0, "-f", writeYAML(t, tdir, "sleepy.yaml", yaml),
 		"--stable-window", "2s", "--panic-window", "1s", "--scale-to-zero-after", "1s")
 	u.waitStatus(t, "sleepy", "Ready", ready)
 	replicas := func() int {
@@ -498,8 +538,7 @@ spec:
       readinessProbe:
         httpGet: {path: /v2/health/ready, port: 8080}
 `, server)
-	hp, gp, ap := freePort(t), freePort(t), freePort(t)
-	u := startUp(t, bin, t.TempDir(), hp, gp, ap, "-f", writeYAML(t, tdir, "busy.yaml", yaml), "--stable-window", "10s", "--panic-window", "2s")
+	u := startUp(t, bin, t.TempDir(), 0, 0, 0, "-f", writeYAML(t, tdir, "busy.yaml", yaml), "--stable-window", "10s", "--panic-window", "2s")
 	u.waitStatus(t, "busy", "Ready", ready)
 	readyReplicas := func() int {
 		resp, err := http.Get(u.api + "/metrics")
