@@ -18,9 +18,10 @@ import (
 
 // builtinExplainerTemplate runs an explainer block's alibi explainer as a
 // `ferry serve` child serving only :explain. A black-box explainer
-// (KernelShap, AnchorTabular) calls the predictor over V1 at
+// (KernelShap, AnchorTabular, AnchorText) calls the predictor over V1 at
 // PredictorAddr, as KServe's explainer calls predictor_host, and pulls its
-// training data (explainer.json) from storageUri itself. TreeShap reads
+// training data (explainer.json) from storageUri itself; AnchorText reads
+// none, so its storageUri (Alibi's explainer.dill) is not passed. TreeShap reads
 // the trees, so its child loads the predictor's own model. AIX and ART
 // explainers, and alibi types or config keys Ferry does not implement,
 // are refused naming the field.
@@ -28,7 +29,7 @@ func (c *Controller) builtinExplainerTemplate(isvc *api.InferenceService, e *api
 	const base = "spec.explainer"
 	switch {
 	case e.AIX != nil:
-		return nil, fmt.Errorf("%s.aix: type %q is not built into ferry up yet; use alibi (TreeShap, KernelShap, AnchorTabular) or a custom explainer container with a command", base, e.AIX.Type)
+		return nil, fmt.Errorf("%s.aix: type %q is not built into ferry up yet; use alibi (TreeShap, KernelShap, AnchorTabular, AnchorText) or a custom explainer container with a command", base, e.AIX.Type)
 	case e.ART != nil:
 		return c.artExplainerTemplate(isvc, e.ART)
 	}
@@ -51,10 +52,13 @@ func (c *Controller) builtinExplainerTemplate(isvc *api.InferenceService, e *api
 			own = append(own, "--explainer-data", x.StorageURI)
 		}
 	} else {
-		if x.StorageURI == "" {
+		if x.StorageURI == "" && explain.NeedsData(x.Type) {
 			return nil, fmt.Errorf("%s.alibi.storageUri: %s needs training data: a storage URI holding %s", base, x.Type, explain.DataFile)
 		}
-		own = []string{"--predictor-host", c.cfg.PredictorAddr, "--explainer-data", x.StorageURI}
+		own = []string{"--predictor-host", c.cfg.PredictorAddr}
+		if explain.NeedsData(x.Type) {
+			own = append(own, "--explainer-data", x.StorageURI)
+		}
 	}
 	own = append(own, "--explainer-type", x.Type)
 	for _, k := range slices.Sorted(maps.Keys(x.Config)) {

@@ -32,7 +32,7 @@ func TestBuiltinExplainerTemplate(t *testing.T) {
 		{"tree", xgb, alibi("TreeShap", "", nil),
 			"--model-uri s3://b/iris --model-name iris --model-format xgboost --explainer-type TreeShap", ""},
 		{"tree on a custom predictor", custom, alibi("TreeShap", "", nil), "", "spec.explainer.alibi.type: TreeShap reads the predictor's trees"},
-		{"unimplemented type", xgb, alibi("AnchorText", "s3://b/x", nil), "", `spec.explainer.alibi.type: type "AnchorText" is not one of AnchorTabular, KernelShap, TreeShap`},
+		{"unimplemented type", xgb, alibi("Counterfactuals", "s3://b/x", nil), "", `spec.explainer.alibi.type: type "Counterfactuals" is not one of`},
 		{"misspelt key", xgb, alibi("AnchorTabular", "s3://b/x", map[string]string{"max_samples_start": "5"}), "", `spec.explainer.alibi.config: AnchorTabular does not take "max_samples_start": Alibi's name is min_samples_start`},
 		{"no data", xgb, alibi("AnchorTabular", "", nil), "", "spec.explainer.alibi.storageUri: AnchorTabular needs training data"},
 		{"aix", xgb, &api.ExplainerSpec{AIX: &api.ExplainerExtensionSpec{Type: "LimeImages"}}, "", `spec.explainer.aix: type "LimeImages" is not built into ferry up yet`},

@@ -61,11 +61,6 @@ var keys = map[string][]string{
 	TypeAnchorText:    {"threshold", "delta", "tau", "batch_size", "coverage_samples", "beam_size", "stop_on_first", "max_anchor_size", "min_samples_start", "n_covered_ex", "seed", "use_unk", "sample_proba"},
 }
 
-// rowTypes are the types that explain rows of numbers: the ones ferry
-// up's control plane runs today, and so the ones Validate accepts (it is
-// the control plane's check); ValidateAny accepts every type.
-var rowTypes = []string{TypeAnchorTabular, TypeKernelShap, TypeTreeShap}
-
 // unsupported names Alibi keys Ferry refuses, with the reason.
 var unsupported = map[string]string{
 	"max_samples_start":    "Alibi's name is min_samples_start (KFServing passed max_samples_start and Alibi ignored it)",
@@ -80,19 +75,13 @@ var unsupported = map[string]string{
 	"temperature":          "Ferry samples with UNK only (no word embeddings to draw similar words from)",
 }
 
-// Validate checks the type and refuses unknown config keys by name, for
-// the types that explain rows of numbers (TreeShap, KernelShap,
-// AnchorTabular). AnchorText is refused here: ferry up cannot run it yet.
-func (o Options) Validate() error { return o.validate(rowTypes) }
-
-// ValidateAny is Validate for every type ferry serve and ferry explain
-// run, AnchorText included.
-func (o Options) ValidateAny() error { return o.validate(slices.Sorted(maps.Keys(keys))) }
-
-func (o Options) validate(types []string) error {
+// Validate checks the type and refuses unknown config keys by name. It
+// is the check ferry up's control plane, ferry serve and ferry explain
+// share.
+func (o Options) Validate() error {
 	allowed, ok := keys[o.Type]
-	if !ok || !slices.Contains(types, o.Type) {
-		return fmt.Errorf("%w: type %q is not one of %s", ErrConfig, o.Type, strings.Join(types, ", "))
+	if !ok {
+		return fmt.Errorf("%w: type %q is not one of %s", ErrConfig, o.Type, strings.Join(slices.Sorted(maps.Keys(keys)), ", "))
 	}
 	for _, k := range slices.Sorted(maps.Keys(o.Config)) {
 		if slices.Contains(allowed, k) {
@@ -104,6 +93,13 @@ func (o Options) validate(types []string) error {
 		return fmt.Errorf("%w: %s does not take %q; it takes: %s", ErrConfig, o.Type, k, strings.Join(allowed, ", "))
 	}
 	return nil
+}
+
+// NeedsData reports whether the type reads training data (a background
+// or training sample) from --explainer-data / storageUri. Text and image
+// explainers perturb the instance itself.
+func NeedsData(typ string) bool {
+	return typ == TypeKernelShap || typ == TypeAnchorTabular
 }
 
 // ParseConfig turns "key=value" pairs into a config map.

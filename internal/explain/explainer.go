@@ -40,7 +40,7 @@ type Explainer struct {
 // type has what it needs (training data, an in-process model).
 func New(cfg Config) (*Explainer, error) {
 	o := cfg.Options
-	if err := o.ValidateAny(); err != nil {
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	x := &Explainer{cfg: cfg}

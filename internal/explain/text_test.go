@@ -155,14 +155,11 @@ func TestAnchorTextConfig(t *testing.T) {
 			t.Errorf("%s: %v", cfg, err)
 		}
 	}
-	// The control plane's check (Validate) still refuses AnchorText: ferry
-	// up cannot run it yet; ferry serve (ValidateAny) takes it.
+	// One check for ferry up, ferry serve and ferry explain: AnchorText
+	// passes it and reads no training data.
 	o := Options{Type: TypeAnchorText}
-	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "AnchorTabular, KernelShap, TreeShap") {
-		t.Errorf("Validate: %v", err)
-	}
-	if err := o.ValidateAny(); err != nil {
-		t.Errorf("ValidateAny: %v", err)
+	if err := o.Validate(); err != nil || NeedsData(o.Type) {
+		t.Errorf("Validate: %v, NeedsData %v", err, NeedsData(o.Type))
 	}
 	if _, err := New(Config{Options: o}); !errors.Is(err, ErrConfig) {
 		t.Errorf("no predictor: %v", err)
