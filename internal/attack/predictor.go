@@ -63,30 +63,21 @@ func (p *Predictor) Predict(ctx context.Context, inputs [][]float64) ([][]float6
 		}
 		body = append(body, "]}"...)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	// A query is idempotent: one broken connection (a proxy in between
+	// dropping a keep-alive connection mid-answer) is retried, twice.
+	var code int
+	var b []byte
+	var err error
+	for try := 0; try < 3; try++ {
+		if code, b, err = p.post(ctx, url, body); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrPredictor, url, err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	c := p.Client
-	if c == nil {
-		c = http.DefaultClient
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrPredictor, url, err)
-	}
-	defer resp.Body.Close()
-	limit := p.MaxResponseBytes
-	if limit <= 0 {
-		limit = 64 << 20
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrPredictor, url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: %s answered %d: %s", ErrPredictor, url, resp.StatusCode, bytes.TrimSpace(b[:min(len(b), 300)]))
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("%w: %s answered %d: %s", ErrPredictor, url, code, bytes.TrimSpace(b[:min(len(b), 300)]))
 	}
 	var out [][]float64
 	if p.Protocol == ProtocolV2 {
@@ -98,6 +89,29 @@ func (p *Predictor) Predict(ctx context.Context, inputs [][]float64) ([][]float6
 		return nil, fmt.Errorf("%w: %s: %w", ErrPredictor, url, err)
 	}
 	return out, nil
+}
+
+func (p *Predictor) post(ctx context.Context, url string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	c := p.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	limit := p.MaxResponseBytes
+	if limit <= 0 {
+		limit = 64 << 20
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	return resp.StatusCode, b, err
 }
 
 func (p *Predictor) v2Body(inputs [][]float64) []byte {
