@@ -55,7 +55,7 @@ type Options struct {
 
 // keys lists the config keys each type honours.
 var keys = map[string][]string{
-	TypeTreeShap:      {},
+	TypeTreeShap:      {"interactions"},
 	TypeKernelShap:    {"nsamples", "l1_reg", "batch_size", "seed"},
 	TypeAnchorTabular: {"threshold", "delta", "tau", "batch_size", "coverage_samples", "beam_size", "stop_on_first", "max_anchor_size", "min_samples_start", "n_covered_ex", "seed"},
 	TypeAnchorText:    {"threshold", "delta", "tau", "batch_size", "coverage_samples", "beam_size", "stop_on_first", "max_anchor_size", "min_samples_start", "n_covered_ex", "seed", "use_unk", "sample_proba"},
@@ -68,7 +68,6 @@ var unsupported = map[string]string{
 	"cache_margin":         "Ferry keeps no sample cache",
 	"verbose":              "use --log-level debug",
 	"verbose_every":        "use --log-level debug",
-	"interactions":         "SHAP interaction values are not served by :explain yet",
 	"feature_perturbation": "only the path-dependent TreeSHAP is implemented",
 	"use_similarity_proba": "Ferry samples with UNK only (no word embeddings to draw similar words from)",
 	"top_n":                "Ferry samples with UNK only (no word embeddings to draw similar words from)",

@@ -183,7 +183,7 @@ func TestConfigRefused(t *testing.T) {
 		{Options{Type: TypeAnchorTabular, Config: map[string]string{"threshold": "2"}, Data: background()}, "threshold"},
 		{Options{Type: TypeAnchorTabular}, "training rows"},
 		{Options{Type: TypeKernelShap, Config: map[string]string{"nsamples": "-3"}, Data: background()}, "nsamples"},
-		{Options{Type: TypeTreeShap, Config: map[string]string{"interactions": "true"}}, "interactions"},
+		{Options{Type: TypeTreeShap, Config: map[string]string{"interaction": "true"}}, `TreeShap does not take "interaction"; it takes: interactions`},
 		{Options{Type: TypeTreeShap}, "in this process"},
 	} {
 		_, err := New(Config{Options: tc.o, Predictor: func(string) Predictor { return nil }})

@@ -30,10 +30,11 @@ type Config struct {
 // Explainer answers explain requests with one configured algorithm. It
 // is read-only after New and safe for concurrent use.
 type Explainer struct {
-	cfg    Config
-	kernel kernelshap.Config
-	anchor anchor.Config
-	text   anchor.TextConfig
+	cfg          Config
+	interactions bool // TreeShap: add shap_interaction_values
+	kernel       kernelshap.Config
+	anchor       anchor.Config
+	text         anchor.TextConfig
 }
 
 // New checks the configuration: the type, every config key, and that the
@@ -50,6 +51,7 @@ func New(cfg Config) (*Explainer, error) {
 		if cfg.Lend == nil {
 			return nil, fmt.Errorf("%w: TreeShap reads the model's trees and needs the model in this process, not a remote predictor", ErrConfig)
 		}
+		c.bool("interactions", &x.interactions)
 	case TypeKernelShap:
 		c.int("nsamples", &x.kernel.NSamples)
 		c.int("batch_size", &x.kernel.BatchSize)
@@ -141,13 +143,19 @@ type Meta struct {
 }
 
 // ShapData is the data of a TreeShap or KernelShap explanation: for each
-// model output, one row of feature values per explained instance.
+// model output, one row of feature values per explained instance. With
+// TreeShap's interactions=true, ShapInteractionValues holds for each
+// output and instance the features × features matrix of SHAP interaction
+// values (Alibi's and shap's layout: the bias row and column of
+// XGBoost's pred_interactions dropped); each matrix row sums to that
+// feature's SHAP value.
 type ShapData struct {
-	ShapValues    [][][]float64 `json:"shap_values"`
-	ExpectedValue []float64     `json:"expected_value"`
-	Link          string        `json:"link"`
-	FeatureNames  []string      `json:"feature_names"`
-	Raw           ShapRaw       `json:"raw"`
+	ShapValues            [][][]float64   `json:"shap_values"`
+	ShapInteractionValues [][][][]float64 `json:"shap_interaction_values,omitempty"`
+	ExpectedValue         []float64       `json:"expected_value"`
+	Link                  string          `json:"link"`
+	FeatureNames          []string        `json:"feature_names"`
+	Raw                   ShapRaw         `json:"raw"`
 }
 
 // ShapRaw holds the explained instances and the model outputs the values
@@ -328,13 +336,31 @@ func (x *Explainer) treeShap(name string, rows [][]float64) (*ShapData, error) {
 	f, g := ts.NumFeatures(), ts.NumGroups()
 	d := &ShapData{Link: "identity", ExpectedValue: ts.ExpectedValue(), FeatureNames: x.featureNames(f, ts.FeatureNames()),
 		ShapValues: make([][][]float64, g), Raw: ShapRaw{Instances: rows}}
-	out := make([]float64, ts.Width())
 	for i, r := range rows {
 		if len(r) != f {
 			return nil, fmt.Errorf("%w: instances[%d] has %d features, model %q takes %d", ErrBadInput, i, len(r), name, f)
 		}
+	}
+	var inter []float64
+	if x.interactions {
+		if n := int64(len(rows)) * int64(ts.InteractionWidth()); n > maxInteractionValues {
+			return nil, fmt.Errorf("%w: instances: %d rows × %d interaction values each is over the %d an explanation may hold; send fewer rows", ErrBadInput, len(rows), ts.InteractionWidth(), maxInteractionValues)
+		}
+		inter = make([]float64, ts.InteractionWidth())
+		d.ShapInteractionValues = make([][][][]float64, g)
+	}
+	out := make([]float64, ts.Width())
+	for _, r := range rows {
 		if err := ts.Shap(r, out); err != nil {
 			return nil, err
+		}
+		if inter != nil {
+			if err := ts.Interactions(r, inter); err != nil {
+				return nil, err
+			}
+			for k := range g {
+				d.ShapInteractionValues[k] = append(d.ShapInteractionValues[k], interactionMatrix(inter, k, f))
+			}
 		}
 		margins := make([]float64, g)
 		for k := range g {
@@ -347,6 +373,21 @@ func (x *Explainer) treeShap(name string, rows [][]float64) (*ShapData, error) {
 		d.Raw.RawPrediction = append(d.Raw.RawPrediction, margins)
 	}
 	return d, nil
+}
+
+// maxInteractionValues bounds the interaction values one TreeShap
+// explanation may hold (32 MiB of float64, about 80 MiB of JSON).
+const maxInteractionValues = 4 << 20
+
+// interactionMatrix cuts group k's features × features matrix out of
+// one row's pred_interactions layout (groups × (f+1) × (f+1)).
+func interactionMatrix(inter []float64, k, f int) [][]float64 {
+	n := f + 1
+	m := make([][]float64, f)
+	for i := range m {
+		m[i] = append([]float64(nil), inter[k*n*n+i*n:k*n*n+i*n+f]...)
+	}
+	return m
 }
 
 func (x *Explainer) kernelShap(ctx context.Context, name string, rows [][]float64) (*ShapData, error) {
