@@ -109,6 +109,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("detect: window duration %v: want ≥ 0", c.WindowDuration)
 	case c.MaxBodyBytes < 0 || c.MaxValues < 0:
 		return errors.New("detect: limits must be positive")
+	case c.StateDir != "" && c.Drift == nil:
+		return errors.New("detect: a state dir keeps drift windows: configure a drift detector, or drop the state dir")
 	}
 	return nil
 }
@@ -158,7 +160,7 @@ func New(cfg Config) (*Server, error) {
 	} else {
 		s.width = cfg.Outlier.Features()
 	}
-	if cfg.StateDir != "" && cfg.Drift != nil {
+	if cfg.StateDir != "" {
 		if err := s.recover(); err != nil {
 			return nil, err
 		}
