@@ -14,6 +14,7 @@ import (
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/apiauth"
 	"github.com/ferryserve/ferry/internal/mgmt"
+	"github.com/ferryserve/ferry/internal/router"
 )
 
 // APIServer is the management API of `ferry up`, which the CLI talks to
@@ -124,6 +125,11 @@ func (c *Controller) Apply(o api.Object) (mgmt.ApplyResult, error) {
 	}
 	key := md.Namespace + "/" + md.Name
 	res := mgmt.ApplyResult{Kind: kindName, Namespace: md.Namespace, Name: md.Name}
+	if kind == KindInferenceService {
+		if _, err := router.ParseAffinity(md.Annotations); err != nil {
+			return res, fmt.Errorf("%w: %w", api.ErrInvalid, err)
+		}
+	}
 	old, err := c.cfg.Store.Get(kind, key)
 	switch {
 	case errors.Is(err, ErrNotFound):

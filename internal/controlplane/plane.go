@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
 	"github.com/ferryserve/ferry/internal/router"
 	"github.com/ferryserve/ferry/internal/server"
@@ -138,7 +139,13 @@ func (p *Plane) Run(ctx context.Context) error {
 	gproxy := router.NewGRPCProxy(p.router)
 	defer gproxy.Close()
 	gsrv := gproxy.Server()
-	g.Go(func() error { return gsrv.Serve(p.cfg.GRPC) })
+	g.Go(func() error {
+		// Stopped before it served (ctx ended during start-up) is a clean stop.
+		if err := gsrv.Serve(p.cfg.GRPC); !errors.Is(err, grpc.ErrServerStopped) {
+			return err
+		}
+		return nil
+	})
 	g.Go(func() error {
 		<-gctx.Done()
 		gsrv.GracefulStop()

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/router"
 )
 
 func listen(t *testing.T) net.Listener {
@@ -142,4 +144,37 @@ func TestReachableAddr(t *testing.T) {
 			t.Errorf("%s: %s, want %s", in, got, want)
 		}
 	}
+}
+
+// TestAffinityAnnotations: A/B routing annotations reach the router; a
+// malformed one is refused at apply, naming the annotation.
+func TestAffinityAnnotations(t *testing.T) {
+	db, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rt := router.New("example.com", nil)
+	ctl := NewController(Config{Store: db, Router: rt, DataDir: t.TempDir(), Runner: &fakeRunner{}})
+	yml := func(ann string) []byte {
+		return []byte("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: ok-ab\n  annotations:\n" + ann +
+			"spec:\n  predictor:\n    sklearn: {storageUri: gs://b/m}\n")
+	}
+	err = ctl.ApplyYAML(yml("    serving.ferryserve.io/affinity: ip\n"))
+	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "serving.ferryserve.io/affinity") {
+		t.Fatalf("bad affinity: %v", err)
+	}
+	if err := ctl.ApplyYAML(yml("    serving.ferryserve.io/affinity: header:X-User-Id\n    serving.ferryserve.io/route-rules: header:X-Group=beta=>latest\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.ReconcileAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctl.routesMu.Lock()
+	a := ctl.routes["default/ok-ab"].Affinity
+	ctl.routesMu.Unlock()
+	if a == nil || a.Mode != "key" || a.Header != "X-User-Id" || len(a.Rules) != 1 || a.Rules[0].Tag != "latest" {
+		t.Fatalf("routes carry affinity %+v", a)
+	}
+	ctl.stopAll()
 }

@@ -63,6 +63,11 @@ func (c *Controller) reconcile(ctx context.Context, isvc *api.InferenceService) 
 		Conditions:         p.Conditions,
 	}
 	svc := &router.Service{Name: name, Namespace: ns, Components: map[string]*router.Component{}}
+	if a, err := router.ParseAffinity(isvc.Metadata.Annotations); err != nil {
+		c.event(ns+"/"+name, "Warning", "RoutingIgnored", err.Error()) // Apply refuses it; a stored one from before is ignored
+	} else {
+		svc.Affinity = a
+	}
 	var keep []string
 	for _, comp := range componentOrder {
 		spec, ok := specs[comp]

@@ -191,6 +191,8 @@ type Route struct {
 	Target    *Target
 
 	rev *revState // the target's counters, found without a key per request
+	// setCookie: tell the client which revision it drew (sticky cookie).
+	setCookie bool
 }
 
 // revState is what serve needs of a revision, looked up once per Update.
@@ -236,11 +238,25 @@ func (r *Router) Resolve(req *http.Request, component string) (*Route, error) {
 	if len(c.Targets) == 0 {
 		return nil, fmt.Errorf("%w: %s/%s has no ready %s revision yet (starting, or failing: see ferry describe isvc %s)", ErrNotReady, svc.Namespace, svc.Name, component, svc.Name)
 	}
-	t, err := pickTarget(c, tag)
-	if err != nil {
-		return nil, fmt.Errorf("%s/%s %s: %w", svc.Namespace, svc.Name, component, err)
+	if tag == "" {
+		tag = svc.Affinity.requestTag(req) // affinity.go: tag header, route rules
 	}
-	return &Route{Service: svc, Component: component, Target: t, rev: ix.revs[t]}, nil
+	var t *Target
+	if tag == "" {
+		t = svc.Affinity.sticky(req, svc, c)
+	}
+	if t == nil {
+		var err error
+		if t, err = pickTarget(c, tag); err != nil {
+			return nil, fmt.Errorf("%s/%s %s: %w", svc.Namespace, svc.Name, component, err)
+		}
+	}
+	rt := &Route{Service: svc, Component: component, Target: t, rev: ix.revs[t]}
+	if a := svc.Affinity; a != nil && a.Mode == "cookie" && tag == "" && len(c.Targets) > 1 &&
+		cookieValue(req, StickyCookie(svc.Namespace, svc.Name)) != t.Revision {
+		rt.setCookie = true
+	}
+	return rt, nil
 }
 
 // Errors the router answers with.
@@ -272,14 +288,7 @@ func pickTarget(c *Component, tag string) (*Target, error) {
 	if len(c.Targets) == 1 { // percents sum to 100: no draw needed
 		return &c.Targets[0], nil
 	}
-	n := rand.IntN(100)
-	for i := range c.Targets {
-		n -= c.Targets[i].Percent
-		if n < 0 {
-			return &c.Targets[i], nil
-		}
-	}
-	return &c.Targets[len(c.Targets)-1], nil
+	return byBucket(c, rand.IntN(100)), nil
 }
 
 // ServeHTTP routes and proxies one request.
@@ -356,6 +365,10 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 		defer cancel()
 	}
 	w.Header().Set(HeaderRevision, rt.Target.Revision)
+	if rt.setCookie {
+		http.SetCookie(w, &http.Cookie{Name: StickyCookie(rt.Service.Namespace, rt.Service.Name), Value: rt.Target.Revision,
+			Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	}
 	if err := bufferBody(req); err != nil {
 		r.proxyError(w, req, err)
 		return

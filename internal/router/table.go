@@ -58,6 +58,9 @@ type Service struct {
 	// Aliases are other model names the service serves (its TrainedModels),
 	// for routing by path.
 	Aliases []string
+	// Affinity is its A/B routing (sticky clients, match rules); nil: a
+	// fresh draw per request.
+	Affinity *Affinity
 }
 
 // Table is an immutable snapshot of every route.
