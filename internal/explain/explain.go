@@ -32,6 +32,9 @@ const (
 	TypeKernelShap    = "KernelShap"
 	TypeAnchorTabular = "AnchorTabular"
 	TypeAnchorText    = "AnchorText"
+	// TypeLimeTabular is LIME on rows (lime's LimeTabularExplainer); not
+	// an Alibi type: ferry serve and ferry explain run it.
+	TypeLimeTabular = "LimeTabular"
 )
 
 // IsText reports whether the type explains documents (strings) rather
@@ -58,6 +61,7 @@ var keys = map[string][]string{
 	TypeTreeShap:      {"interactions"},
 	TypeKernelShap:    {"nsamples", "l1_reg", "batch_size", "seed"},
 	TypeAnchorTabular: {"threshold", "delta", "tau", "batch_size", "coverage_samples", "beam_size", "stop_on_first", "max_anchor_size", "min_samples_start", "n_covered_ex", "seed"},
+	TypeLimeTabular:   {"num_samples", "num_features", "kernel_width", "feature_selection", "sample_around_instance", "discretize_continuous", "top_labels", "batch_size", "seed"},
 	TypeAnchorText:    {"threshold", "delta", "tau", "batch_size", "coverage_samples", "beam_size", "stop_on_first", "max_anchor_size", "min_samples_start", "n_covered_ex", "seed", "use_unk", "sample_proba"},
 }
 
@@ -98,7 +102,7 @@ func (o Options) Validate() error {
 // or training sample) from --explainer-data / storageUri. Text and image
 // explainers perturb the instance itself.
 func NeedsData(typ string) bool {
-	return typ == TypeKernelShap || typ == TypeAnchorTabular
+	return typ == TypeKernelShap || typ == TypeAnchorTabular || typ == TypeLimeTabular
 }
 
 // ParseConfig turns "key=value" pairs into a config map.
@@ -158,5 +162,11 @@ func (c *config) bool(key string, dst *bool) {
 			c.err = fmt.Errorf("%w: %s=%q is not true or false", ErrConfig, key, v)
 		}
 		*dst = b
+	}
+}
+
+func (c *config) string(key string, dst *string) {
+	if v, ok := c.m[key]; ok && c.err == nil {
+		*dst = v
 	}
 }

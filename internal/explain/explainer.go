@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferryserve/ferry/internal/explain/anchor"
 	"github.com/ferryserve/ferry/internal/explain/kernelshap"
+	"github.com/ferryserve/ferry/internal/explain/lime"
 	"github.com/ferryserve/ferry/internal/explain/treeshap"
 	"github.com/ferryserve/ferry/internal/runtime"
 )
@@ -35,6 +36,7 @@ type Explainer struct {
 	kernel       kernelshap.Config
 	anchor       anchor.Config
 	text         anchor.TextConfig
+	lime         *lime.Tabular
 }
 
 // New checks the configuration: the type, every config key, and that the
@@ -82,6 +84,10 @@ func New(cfg Config) (*Explainer, error) {
 		}
 		if o.Data == nil || len(o.Data.Rows) == 0 {
 			return nil, fmt.Errorf("%w: AnchorTabular needs training rows: give --explainer-data (a JSON document with \"data\")", ErrConfig)
+		}
+	case TypeLimeTabular:
+		if err := x.newLimeTabular(c); err != nil {
+			return nil, err
 		}
 	case TypeAnchorText:
 		a := &x.text
@@ -276,7 +282,7 @@ func orEmptyInts(s []int) []int {
 }
 
 // Explain explains rows for the named model. Only the first row is
-// explained by AnchorTabular, as in Alibi.
+// explained by AnchorTabular (as in Alibi) and LimeTabular.
 func (x *Explainer) Explain(ctx context.Context, name string, rows [][]float64) (*Explanation, error) {
 	o := x.cfg.Options
 	meta := Meta{Name: o.Type, Explanations: []string{"local"}, Params: o.Config}
@@ -297,6 +303,9 @@ func (x *Explainer) Explain(ctx context.Context, name string, rows [][]float64) 
 	case TypeAnchorTabular:
 		meta.Type = []string{"blackbox"}
 		data, err = x.anchorTabular(ctx, name, rows[0])
+	case TypeLimeTabular:
+		meta.Type = []string{"blackbox"}
+		data, err = x.limeTabular(ctx, name, rows[0])
 	default:
 		return nil, fmt.Errorf("%w: %s explains texts: send \"instances\": [\"text\"]", ErrBadInput, o.Type)
 	}
