@@ -13,6 +13,8 @@ type operatorOptions struct {
 	kubeContext      string
 	serveImage       string
 	namespace        string
+	ingressDomain    string
+	ingressClass     string
 	leaderElect      bool
 	leaderElectionNS string
 	metricsAddr      string
@@ -53,6 +55,8 @@ in the --config YAML file.`,
 	f.StringVar(&o.kubeContext, "context", "", "kubeconfig context to use (default: the current one)")
 	f.StringVar(&o.serveImage, "serve-image", "ferry:"+Version, "container image whose entrypoint is ferry; predictors run \"ferry serve\" in it")
 	f.StringVar(&o.namespace, "namespace", "", "watch only this namespace (default: all)")
+	f.StringVar(&o.ingressDomain, "ingress-domain", "", "give each InferenceService an Ingress for {name}.{namespace}.DOMAIN and that URL; empty: no Ingress, cluster-local URLs")
+	f.StringVar(&o.ingressClass, "ingress-class", "", "ingressClassName of those Ingresses (default: the cluster's default class)")
 	f.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader so that only one replica reconciles")
 	f.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election lease (default: the operator's own, in-cluster)")
 	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", `address of the Prometheus metrics endpoint; "0" turns it off`)
@@ -84,6 +88,8 @@ func runOperator(cmd *cobra.Command, o *operatorOptions) error {
 		MetricsAddr:             o.metricsAddr,
 		ProbeAddr:               o.probeAddr,
 		Namespace:               o.namespace,
+		IngressDomain:           o.ingressDomain,
+		IngressClassName:        o.ingressClass,
 		MaxConcurrentReconciles: o.concurrency,
 		Log:                     log,
 	})

@@ -10,7 +10,9 @@ import (
 
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -42,6 +44,11 @@ type Config struct {
 	// /healthz and /readyz probes are served; "0" turns either off.
 	MetricsAddr string
 	ProbeAddr   string
+	// IngressDomain, when set, gives each InferenceService an Ingress for
+	// {name}.{namespace}.{IngressDomain} and that URL in its status;
+	// IngressClassName is the Ingress class ("" for the cluster default).
+	IngressDomain    string
+	IngressClassName string
 	// Namespace restricts the operator to one namespace; empty watches all.
 	Namespace string
 	// MaxConcurrentReconciles bounds the reconciles running at once (1 when 0).
@@ -122,14 +129,18 @@ func NewManager(c Config) (manager.Manager, error) {
 
 	isvc := &unstructured.Unstructured{}
 	isvc.SetGroupVersionKind(InferenceServiceGVK)
-	r := &Reconciler{Client: mgr.GetClient(), Scheme: scheme, ServeImage: c.ServeImage}
+	r := &Reconciler{Client: mgr.GetClient(), Scheme: scheme, ServeImage: c.ServeImage,
+		IngressDomain: c.IngressDomain, IngressClassName: c.IngressClassName}
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("inferenceservice").
-		// Status writes are the operator's own; only spec changes (and the
-		// owned objects' changes) need a reconcile.
-		For(isvc, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Status writes are the operator's own; only spec changes,
+		// annotations (serving.kserve.io/autoscalerClass) and the owned
+		// objects' changes need a reconcile.
+		For(isvc, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
+		Owns(&networkingv1.Ingress{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(c.MaxConcurrentReconciles, 1)}).
 		Complete(r)
 	if err != nil {

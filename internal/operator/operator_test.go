@@ -27,22 +27,30 @@ import (
 const (
 	ns         = "default"
 	serveImage = "ferry:test"
+	domain     = "example.com"
 	// waitFor bounds every poll: a reconcile takes milliseconds, but the
 	// machine running the tests may be busy.
 	waitFor = 60 * time.Second
 )
 
-// TestOperatorRawDeployment applies KServe's sklearn sample to a real API
-// server, checks the Deployment and Service the operator writes, plays the
-// Deployment controller by marking the revision available, and checks the
-// InferenceService becomes Ready; then a canary rollout, an invalid spec and
-// deletion.
-func TestOperatorRawDeployment(t *testing.T) {
+// TestOperator runs the operator against one real API server (etcd,
+// kube-apiserver and the garbage collector) and applies InferenceServices
+// and TrainedModels to it; each subtest uses its own names.
+func TestOperator(t *testing.T) {
 	// The committed CRDs, so a schema the API server refuses fails here.
 	cluster := kubetest.Start(t, kubetest.Options{CRDDirs: []string{"../../config/crd"}})
-	ctx := t.Context()
 	cl := newClient(t, cluster)
 	startOperator(t, cluster)
+	t.Run("RawDeployment", func(t *testing.T) { testRawDeployment(t, cluster, cl) })
+	t.Run("Components", func(t *testing.T) { testComponents(t, cl) })
+}
+
+// testRawDeployment applies KServe's sklearn sample, checks the Deployment
+// and Service the operator writes, plays the Deployment controller by
+// marking the revision available, and checks the InferenceService becomes
+// Ready; then a canary rollout, an invalid spec and deletion.
+func testRawDeployment(t *testing.T, cluster *kubetest.Cluster, cl client.Client) {
+	ctx := t.Context()
 
 	isvc := loadSample(t, "../api/testdata/kserve-samples/v0.15.2__storage__uri__sklearn.yaml")
 	isvc.SetNamespace(ns)
@@ -90,8 +98,11 @@ func TestOperatorRawDeployment(t *testing.T) {
 		t.Errorf("predictor status = %v, want %s ready and rolled out", pred, rev1)
 	}
 	wantURL := fmt.Sprintf("http://%s-predictor.%s.svc.cluster.local", name, ns)
-	if st["url"] != wantURL {
-		t.Errorf("url = %v, want %s", st["url"], wantURL)
+	if addr, _ := st["address"].(map[string]any); addr["url"] != wantURL {
+		t.Errorf("address = %v, want %s", st["address"], wantURL)
+	}
+	if want := "http://" + name + "." + ns + "." + domain; st["url"] != want {
+		t.Errorf("url = %v, want %s (the Ingress host)", st["url"], want)
 	}
 
 	// Canary: a new model at 10 % makes revision 2; until it is available
@@ -185,6 +196,7 @@ func startOperator(t *testing.T, c *kubetest.Cluster) {
 	mgr, err := operator.NewManager(operator.Config{
 		REST:                    c.Config,
 		ServeImage:              serveImage,
+		IngressDomain:           domain,
 		LeaderElection:          true,
 		LeaderElectionNamespace: ns,
 		MetricsAddr:             "0",

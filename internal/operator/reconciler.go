@@ -12,6 +12,7 @@ import (
 	"github.com/ferryserve/ferry/internal/plan"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -31,16 +32,22 @@ var InferenceServiceGVK = schema.GroupVersionKind{Group: api.GroupKServe, Versio
 const (
 	ConditionReady          = "Ready"
 	ConditionPredictorReady = "PredictorReady"
+	ConditionIngressReady   = "IngressReady"
 )
 
-// Reconciler makes an InferenceService's predictor revisions, Service and
-// status match its spec (raw deployment mode).
+// Reconciler makes an InferenceService's component revisions, Services,
+// HPAs, Ingress and status match its spec (raw deployment mode).
 type Reconciler struct {
 	Client client.Client
 	Scheme *runtime.Scheme
 	// ServeImage is the image whose entrypoint is the ferry binary; built-in
 	// formats run `ferry serve` in it.
 	ServeImage string
+	// IngressDomain, when set, makes an Ingress per InferenceService for
+	// the host {name}.{namespace}.{IngressDomain}, with IngressClassName
+	// as its class ("" leaves the cluster's default).
+	IngressDomain    string
+	IngressClassName string
 	// Now is the clock for condition transition times (time.Now when nil).
 	Now func() time.Time
 }
@@ -67,7 +74,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := isvc.Validate(); err != nil {
 		return reconcile.Result{}, r.writeStatus(ctx, u, old, failed(old, u.GetGeneration(), "InvalidSpec", err.Error(), r.now()))
 	}
-	st, err := r.reconcilePredictor(ctx, u, isvc, old)
+	st, err := r.reconcileComponents(ctx, u, isvc, old)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -101,112 +108,219 @@ func decode(u *unstructured.Unstructured) (*api.InferenceService, api.InferenceS
 	return &isvc, old, nil
 }
 
-// reconcilePredictor ensures the predictor's current revision, garbage
-// collects revisions nothing refers to, points the Service at the revision
-// with the most traffic, and returns the status to report.
-func (r *Reconciler) reconcilePredictor(ctx context.Context, u *unstructured.Unstructured, isvc *api.InferenceService, old api.InferenceServiceStatus) (api.InferenceServiceStatus, error) {
-	logger := log.FromContext(ctx)
-	ns, name, comp := isvc.Metadata.Namespace, isvc.Metadata.Name, api.ComponentPredictor
+// componentState is what reconcile saw and did for one component.
+type componentState struct {
+	name string
+	// revs are the component's revisions by name; names oldest first.
+	revs  map[string]*appsv1.Deployment
+	names []string
+	// current is the revision made from the current spec ("" when it
+	// could not be made).
+	current string
+	scaling plan.Scaling
+	// failed: the current spec cannot run; what exists is left alone.
+	failed bool
+}
+
+// componentSpec is isvc's component by name, or nil when it has none.
+func componentSpec(isvc *api.InferenceService, comp string) api.Component {
+	switch comp {
+	case api.ComponentPredictor:
+		return &isvc.Spec.Predictor
+	case api.ComponentTransformer:
+		if isvc.Spec.Transformer != nil {
+			return isvc.Spec.Transformer
+		}
+	case api.ComponentExplainer:
+		if isvc.Spec.Explainer != nil {
+			return isvc.Spec.Explainer
+		}
+	}
+	return nil
+}
+
+// reconcileComponents ensures each component's current revision, asks
+// plan what to keep and route (the same planner `ferry up` uses), carries
+// that out (revisions, HPAs, Services, the Ingress) and returns the status
+// to report.
+func (r *Reconciler) reconcileComponents(ctx context.Context, u *unstructured.Unstructured, isvc *api.InferenceService, old api.InferenceServiceStatus) (api.InferenceServiceStatus, error) {
+	ns, name := isvc.Metadata.Namespace, isvc.Metadata.Name
 	now := r.now()
+	in := plan.ServiceInput{Components: map[string]plan.Input{}, Previous: old.Conditions, Now: now}
+	var states []*componentState
+	for _, comp := range plan.ComponentOrder {
+		spec := componentSpec(isvc, comp)
+		if spec == nil {
+			if err := r.removeComponent(ctx, u, isvc, comp); err != nil {
+				return old, err
+			}
+			continue
+		}
+		st, input, err := r.observeComponent(ctx, u, isvc, comp, spec, old.Components[comp])
+		if err != nil {
+			return old, err
+		}
+		states = append(states, st)
+		in.Components[comp] = input
+	}
+	out := plan.Service(in)
+
+	st := api.InferenceServiceStatus{ObservedGeneration: u.GetGeneration(), Components: map[string]api.ComponentStatus{}}
+	for _, cs := range states {
+		co := out.Components[cs.name]
+		if err := r.applyComponent(ctx, u, isvc, cs, co); err != nil {
+			return old, err
+		}
+		s := co.Status()
+		s.URL = clusterURL(name, cs.name, ns)
+		s.Address = &api.Addressable{URL: s.URL}
+		st.Components[cs.name] = s
+	}
+	entry := clusterURL(name, plan.EntryComponent(&isvc.Spec), ns)
+	st.URL, st.Address = entry, &api.Addressable{URL: entry}
+	if r.IngressDomain != "" {
+		if err := r.ensureIngress(ctx, u, isvc); err != nil {
+			return old, err
+		}
+		st.URL = "http://" + plan.IngressHost(name, ns, r.IngressDomain)
+	}
+	st.Conditions = mergeConditions(old.Conditions, now, out.Conditions...)
+	return st, nil
+}
+
+func clusterURL(name, comp, ns string) string {
+	return fmt.Sprintf("http://%s.%s.svc.cluster.local", ServiceName(name, comp), ns)
+}
+
+// observeComponent lists a component's revisions, creates the one for the
+// current spec when it is missing, and returns plan's input for it.
+func (r *Reconciler) observeComponent(ctx context.Context, u *unstructured.Unstructured, isvc *api.InferenceService, comp string, spec api.Component, prev api.ComponentStatus) (*componentState, plan.Input, error) {
+	logger := log.FromContext(ctx)
+	ns, name := isvc.Metadata.Namespace, isvc.Metadata.Name
+	st := &componentState{name: comp, revs: map[string]*appsv1.Deployment{}}
+	in := plan.Input{Previous: prev, Observed: map[string]plan.Observed{}}
 
 	var list appsv1.DeploymentList
 	if err := r.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{LabelInferenceService: name, LabelComponent: comp}); err != nil {
-		return old, err
+		return nil, in, err
 	}
-	revs := map[string]*appsv1.Deployment{}
-	current, maxNum := "", 0
-	hash := api.ComponentSpecHash(&isvc.Spec.Predictor)
+	maxNum := 0
+	hash := api.ComponentSpecHash(spec)
 	for i := range list.Items {
 		d := &list.Items[i]
 		if !metav1.IsControlledBy(d, u) {
 			continue
 		}
-		revs[d.Name] = d
+		st.revs[d.Name] = d
 		maxNum = max(maxNum, revisionNumber(d.Name))
 		if d.Annotations[AnnotationSpecHash] == hash {
-			current = d.Name
+			st.current = d.Name
 		}
 	}
-	if current == "" {
+	scaling, err := plan.KubeScaling(comp, spec.Extensions(), isvc.Metadata.Annotations)
+	st.scaling = scaling
+	if err == nil && st.current == "" {
 		rev := RevisionName(name, comp, maxNum+1)
-		d, err := PredictorDeployment(isvc, rev, hash, r.ServeImage)
-		if err != nil {
-			return failed(old, u.GetGeneration(), "PredictorUnsupported", err.Error(), now), nil
+		var d *appsv1.Deployment
+		if d, err = ComponentDeployment(isvc, comp, rev, hash, r.ServeImage, scaling.Replicas); err == nil {
+			if err := controllerutil.SetControllerReference(u, d, r.Scheme); err != nil {
+				return nil, in, err
+			}
+			// The name is deterministic, so a stale cache that hides a
+			// revision created a moment ago ends in AlreadyExists and a
+			// retry, never in a duplicate revision.
+			if err := r.Client.Create(ctx, d); err != nil {
+				return nil, in, fmt.Errorf("create revision %s: %w", rev, err)
+			}
+			logger.Info("created revision", "revision", rev)
+			st.revs[rev], st.current = d, rev
 		}
-		if err := controllerutil.SetControllerReference(u, d, r.Scheme); err != nil {
-			return old, err
-		}
-		// The name is deterministic, so a stale cache that hides a revision
-		// created a moment ago ends in AlreadyExists and a retry, never in a
-		// duplicate revision.
-		if err := r.Client.Create(ctx, d); err != nil {
-			return old, fmt.Errorf("create revision %s: %w", rev, err)
-		}
-		logger.Info("created revision", "revision", rev)
-		revs[rev], current = d, rev
+	}
+	if err != nil {
+		// The spec cannot run: plan reports it, and the revisions that
+		// serve now stay as they are.
+		st.failed = true
+		in.Error = err.Error()
 	}
 
-	// What to keep and route is plan's, as under ferry up: the revisions
-	// in creation order, each ready when its Deployment is Available.
-	prev := old.Components[comp]
-	names := slices.SortedFunc(maps.Keys(revs), func(a, b string) int { return revisionNumber(a) - revisionNumber(b) })
-	in := plan.Input{Revisions: names, Previous: prev, Observed: map[string]plan.Observed{}}
-	for n, d := range revs {
+	st.names = slices.SortedFunc(maps.Keys(st.revs), func(a, b string) int { return revisionNumber(a) - revisionNumber(b) })
+	in.Revisions = st.names
+	for n, d := range st.revs {
 		o := plan.Observed{Ready: available(d)}
 		if !o.Ready {
 			o.Waiting = fmt.Sprintf("revision %s has no available replicas yet", n)
 		}
 		in.Observed[n] = o
 	}
-	if c := isvc.Spec.Predictor.CanaryTrafficPercent; c != nil {
+	if c := spec.Extensions().CanaryTrafficPercent; c != nil {
 		v := int(*c)
 		in.CanaryTrafficPercent = &v
 	}
-	out := plan.Component(comp, in)
-	traffic := out.Traffic
-	for _, e := range out.Events {
-		logger.Info(e.Message, "reason", e.Reason)
-	}
+	return st, in, nil
+}
 
-	// Keep what traffic or a rollback can reach; delete the rest.
-	for _, rev := range names {
+// applyComponent carries out plan's output for one component: revisions
+// that neither traffic nor a rollback can reach are deleted, kept ones get
+// their HPA, and the component's Service selects the revision with the
+// most traffic.
+func (r *Reconciler) applyComponent(ctx context.Context, u *unstructured.Unstructured, isvc *api.InferenceService, st *componentState, out plan.Output) error {
+	logger := log.FromContext(ctx)
+	for _, e := range out.Events {
+		logger.Info(e.Message, "reason", e.Reason, "component", st.name)
+	}
+	if st.failed {
+		return nil
+	}
+	for _, rev := range st.names {
 		if slices.Contains(out.Keep, rev) {
 			continue
 		}
-		if err := r.Client.Delete(ctx, revs[rev], client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			return old, fmt.Errorf("delete revision %s: %w", rev, err)
+		if err := r.Client.Delete(ctx, st.revs[rev], client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete revision %s: %w", rev, err)
 		}
 		logger.Info("deleted revision", "revision", rev)
 	}
+	var autoscaled []string
+	if st.scaling.HPA != nil {
+		autoscaled = out.Keep
+	}
+	if err := r.ensureHPAs(ctx, u, isvc, st.name, autoscaled, st.scaling.HPA); err != nil {
+		return err
+	}
+	return r.ensureService(ctx, u, isvc, st.name, plan.ServiceTarget(out.Traffic, st.current))
+}
 
-	target := current
-	best := -1
-	for _, t := range traffic {
-		if t.Percent > best {
-			target, best = t.Revision, t.Percent
+// removeComponent deletes what a component the spec no longer has left
+// behind: its revisions, HPAs and Service.
+func (r *Reconciler) removeComponent(ctx context.Context, u *unstructured.Unstructured, isvc *api.InferenceService, comp string) error {
+	ns, name := isvc.Metadata.Namespace, isvc.Metadata.Name
+	sel := client.MatchingLabels{LabelInferenceService: name, LabelComponent: comp}
+	var deps appsv1.DeploymentList
+	if err := r.Client.List(ctx, &deps, client.InNamespace(ns), sel); err != nil {
+		return err
+	}
+	for i := range deps.Items {
+		if d := &deps.Items[i]; metav1.IsControlledBy(d, u) {
+			if err := r.Client.Delete(ctx, d, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("delete revision %s: %w", d.Name, err)
+			}
 		}
 	}
-	if err := r.ensureService(ctx, u, isvc, comp, target); err != nil {
-		return old, err
+	if err := r.ensureHPAs(ctx, u, isvc, comp, nil, nil); err != nil {
+		return err
 	}
-
-	url := fmt.Sprintf("http://%s.%s.svc.cluster.local", ServiceName(name, comp), ns)
-	cs := out.Status()
-	cs.URL, cs.Address = url, &api.Addressable{URL: url}
-	st := api.InferenceServiceStatus{
-		ObservedGeneration: u.GetGeneration(),
-		URL:                url,
-		Address:            &api.Addressable{URL: url},
-		Components:         map[string]api.ComponentStatus{comp: cs},
+	svc := &corev1.Service{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ServiceName(name, comp)}, svc)
+	if apierrors.IsNotFound(err) {
+		return nil
 	}
-	predReady := out.Condition
-	ready := predReady
-	ready.Type = ConditionReady
-	if isvc.Spec.Transformer != nil || isvc.Spec.Explainer != nil {
-		ready = condition(ConditionReady, false, "ComponentNotSupported", "the operator runs predictors only; transformers and explainers are not supported yet")
+	if err != nil {
+		return err
 	}
-	st.Conditions = mergeConditions(old.Conditions, now, predReady, ready)
-	return st, nil
+	if !metav1.IsControlledBy(svc, u) {
+		return nil
+	}
+	return client.IgnoreNotFound(r.Client.Delete(ctx, svc))
 }
 
 func (r *Reconciler) ensureService(ctx context.Context, owner *unstructured.Unstructured, isvc *api.InferenceService, comp, rev string) error {

@@ -3,10 +3,13 @@ package operator
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/attack"
+	"github.com/ferryserve/ferry/internal/explain"
 	"github.com/ferryserve/ferry/internal/plan"
 	"github.com/ferryserve/ferry/internal/runtime/builtin"
 	appsv1 "k8s.io/api/apps/v1"
@@ -50,34 +53,51 @@ func ServiceName(isvc, component string) string { return isvc + "-" + component 
 // PredictorDeployment returns the Deployment that runs revision rev of isvc's
 // predictor, or an error when the predictor cannot run yet (a runtime image
 // Ferry does not supply). isvc must be defaulted and valid. Owner references
-// are added by the caller.
+// are added by the caller. Replicas are minReplicas (at least one).
 func PredictorDeployment(isvc *api.InferenceService, rev, hash, serveImage string) (*appsv1.Deployment, error) {
-	p := &isvc.Spec.Predictor
-	format, uri, _, custom := isvc.PredictorFormat()
-	var c corev1.Container
-	switch {
-	case custom != nil:
-		c = containerFrom(custom)
-	case builtin.Has(format):
-		if uri == "" {
-			return nil, fmt.Errorf("predictor has no storageUri: multi-model servers (TrainedModel) are not supported by the operator yet")
+	return ComponentDeployment(isvc, api.ComponentPredictor, rev, hash, serveImage, startReplicas(&isvc.Spec.Predictor.ComponentExtensionSpec))
+}
+
+// ComponentDeployment returns the Deployment that runs revision rev of one
+// of isvc's components (predictor, transformer or explainer) with replicas
+// replicas, or an error when Ferry cannot run that component yet. isvc
+// must be defaulted and valid.
+func ComponentDeployment(isvc *api.InferenceService, component, rev, hash, serveImage string, replicas int32) (*appsv1.Deployment, error) {
+	var (
+		c   corev1.Container
+		ps  *api.PodSpec
+		ext *api.ComponentExtensionSpec
+		err error
+	)
+	switch component {
+	case api.ComponentPredictor:
+		p := &isvc.Spec.Predictor
+		ps, ext = &p.PodSpec, &p.ComponentExtensionSpec
+		c, err = predictorContainer(isvc, serveImage)
+	case api.ComponentTransformer:
+		tr := isvc.Spec.Transformer
+		if tr == nil {
+			return nil, fmt.Errorf("the InferenceService has no transformer")
 		}
-		c = serveContainer(isvc, format, uri, serveImage)
-		if ext := frameworkContainer(p); ext != nil {
-			c.Env = append(c.Env, envVars(ext.Env)...)
-			c.Resources = resources(ext.Resources)
+		ps, ext = &tr.PodSpec, &tr.ComponentExtensionSpec
+		c = chainedContainer(isvc, &tr.Containers[0])
+	case api.ComponentExplainer:
+		e := isvc.Spec.Explainer
+		if e == nil {
+			return nil, fmt.Errorf("the InferenceService has no explainer")
 		}
+		ps, ext = &e.PodSpec, &e.ComponentExtensionSpec
+		c, err = explainerContainer(isvc, serveImage)
 	default:
-		return nil, fmt.Errorf("predictor format %q needs its own serving runtime image, which the operator does not configure yet; give the predictor a container image (built-in formats: %s)", format, strings.Join(builtin.Names(), ", "))
+		return nil, fmt.Errorf("unknown component %q", component)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if c.Name == "" {
 		c.Name = "kserve-container"
 	}
-	labels := revisionLabels(isvc, api.ComponentPredictor, rev, p.Labels)
-	replicas := int32(1)
-	if m := p.MinReplicas; m != nil && *m > 1 {
-		replicas = *m
-	}
+	labels := revisionLabels(isvc, component, rev, ext.Labels)
 	return &appsv1.Deployment{
 		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: metav1.ObjectMeta{
@@ -90,33 +110,156 @@ func PredictorDeployment(isvc *api.InferenceService, rev, hash, serveImage strin
 			Replicas: &replicas,
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelRevision: rev}},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: copyMap(p.Annotations)},
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: copyMap(ext.Annotations)},
 				Spec: corev1.PodSpec{
 					Containers:         []corev1.Container{c},
-					ServiceAccountName: firstNonEmpty(p.ServiceAccountName, p.ServiceAccount),
-					NodeSelector:       copyMap(p.NodeSelector),
+					ServiceAccountName: firstNonEmpty(ps.ServiceAccountName, ps.ServiceAccount),
+					NodeSelector:       copyMap(ps.NodeSelector),
 				},
 			},
 		},
 	}, nil
 }
 
-// serveContainer runs the model with `ferry serve`, which pulls it itself:
-// there is no storage-initializer init container in this first slice.
-func serveContainer(isvc *api.InferenceService, format, uri, image string) corev1.Container {
+// startReplicas is minReplicas, at least one: nothing in raw mode wakes a
+// Deployment at zero.
+func startReplicas(x *api.ComponentExtensionSpec) int32 {
+	if m := x.MinReplicas; m != nil && *m > 1 {
+		return *m
+	}
+	return 1
+}
+
+func predictorContainer(isvc *api.InferenceService, serveImage string) (corev1.Container, error) {
+	p := &isvc.Spec.Predictor
+	format, uri, _, custom := isvc.PredictorFormat()
+	switch {
+	case custom != nil:
+		return containerFrom(custom), nil
+	case builtin.Has(format):
+		if uri == "" {
+			return corev1.Container{}, fmt.Errorf("predictor has no storageUri: multi-model servers (TrainedModel) are not supported by the operator yet")
+		}
+		c := serveContainer(serveImage, "--model-uri", uri, "--model-name", isvc.Metadata.Name, "--model-format", format)
+		if ext := frameworkContainer(p); ext != nil {
+			c.Env = append(c.Env, envVars(ext.Env)...)
+			c.Resources = resources(ext.Resources)
+		}
+		return c, nil
+	}
+	return corev1.Container{}, fmt.Errorf("predictor format %q needs its own serving runtime image, which the operator does not configure yet; give the predictor a container image (built-in formats: %s)", format, strings.Join(builtin.Names(), ", "))
+}
+
+// PredictorHost is the address a transformer or explainer calls its
+// predictor at: the predictor's Service in the same namespace, port 80.
+func PredictorHost(isvc *api.InferenceService) string {
+	return ServiceName(isvc.Metadata.Name, api.ComponentPredictor) + "." + isvc.Metadata.Namespace
+}
+
+// chainedContainer is a transformer's or custom explainer's container with
+// the arguments KServe's controller adds to it (each only when the
+// container does not set it already): --model_name, --predictor_host (the
+// predictor's Service) and --http_port.
+func chainedContainer(isvc *api.InferenceService, src *api.Container) corev1.Container {
+	c := containerFrom(src)
+	c.Args = slices.Clone(c.Args)
+	for _, kv := range [][2]string{
+		{"--model_name", isvc.Metadata.Name},
+		{"--predictor_host", PredictorHost(isvc)},
+		{"--http_port", strconv.Itoa(httpPort)},
+	} {
+		if !hasArg(c.Args, kv[0]) {
+			c.Args = append(c.Args, kv[0], kv[1])
+		}
+	}
+	if len(c.Ports) == 0 {
+		c.Ports = []corev1.ContainerPort{{Name: "http1", ContainerPort: httpPort, Protocol: corev1.ProtocolTCP}}
+	}
+	return c
+}
+
+func hasArg(args []string, flag string) bool {
+	for _, a := range args {
+		if a == flag || strings.HasPrefix(a, flag+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// explainerContainer runs a built-in explainer in the ferry image, as
+// `ferry up` runs it: alibi explainers as `ferry serve` serving :explain
+// and calling the predictor's Service over V1 (TreeShap loads the
+// predictor's own model to read its trees), ART attacks as `ferry attack`.
+// Custom containers get KServe's chaining arguments. AIX is not built in.
+func explainerContainer(isvc *api.InferenceService, serveImage string) (corev1.Container, error) {
+	e := isvc.Spec.Explainer
+	const base = "spec.explainer"
+	switch {
+	case len(e.Containers) > 0:
+		return chainedContainer(isvc, &e.Containers[0]), nil
+	case e.AIX != nil:
+		return corev1.Container{}, fmt.Errorf("%s.aix: type %q is not built into Ferry; use alibi (TreeShap, KernelShap, AnchorTabular, AnchorText), art, or a custom explainer container", base, e.AIX.Type)
+	case e.ART != nil:
+		own, err := attack.Args(e.ART.Type, e.ART.Config)
+		if err != nil {
+			return corev1.Container{}, fmt.Errorf("%s.art: %w", base, err)
+		}
+		c := serveContainer(serveImage)
+		c.Args = append([]string{"attack", "--http-port", strconv.Itoa(httpPort), "--log-format", "json",
+			"--model-name", isvc.Metadata.Name, "--predictor-host", PredictorHost(isvc)}, own...)
+		c.Ports = c.Ports[:1]
+		withInline(&c, &e.ART.Container)
+		return c, nil
+	}
+	x := e.Alibi
+	if err := (explain.Options{Type: x.Type, Config: x.Config}).Validate(); err != nil {
+		return corev1.Container{}, fmt.Errorf("%s.alibi: %w", base, err)
+	}
+	var own []string
+	if x.Type == explain.TypeTreeShap {
+		format, uri, _, custom := isvc.PredictorFormat()
+		if custom != nil || uri == "" || !builtin.Has(format) {
+			return corev1.Container{}, fmt.Errorf("%s.alibi.type: TreeShap reads the predictor's trees: it needs a built-in predictor (xgboost, lightgbm, sklearn) with a storageUri", base)
+		}
+		own = []string{"--model-uri", uri, "--model-name", isvc.Metadata.Name, "--model-format", format}
+		if x.StorageURI != "" {
+			own = append(own, "--explainer-data", x.StorageURI)
+		}
+	} else {
+		if x.StorageURI == "" {
+			return corev1.Container{}, fmt.Errorf("%s.alibi.storageUri: %s needs training data: a storage URI holding %s", base, x.Type, explain.DataFile)
+		}
+		own = []string{"--predictor-host", PredictorHost(isvc), "--explainer-data", x.StorageURI}
+	}
+	own = append(own, "--explainer-type", x.Type)
+	for _, k := range slices.Sorted(maps.Keys(x.Config)) {
+		own = append(own, "--explainer-config", k+"="+x.Config[k])
+	}
+	c := serveContainer(serveImage, own...)
+	withInline(&c, &x.Container)
+	return c, nil
+}
+
+// withInline adds a framework or explainer key's inline env and
+// resources.
+func withInline(c *corev1.Container, in *api.Container) {
+	c.Env = append(c.Env, envVars(in.Env)...)
+	if len(in.Resources.Limits)+len(in.Resources.Requests) > 0 {
+		c.Resources = resources(in.Resources)
+	}
+}
+
+// serveContainer runs `ferry serve` with own after the listener flags;
+// it pulls its model itself: there is no storage-initializer init
+// container yet.
+func serveContainer(image string, own ...string) corev1.Container {
 	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/v2/health/ready", Port: intstr.FromInt32(httpPort)}}}
+	args := []string{"serve", "--http-port", strconv.Itoa(httpPort), "--grpc-port", strconv.Itoa(grpcPort), "--log-format", "json"}
 	return corev1.Container{
 		Name:  "kserve-container",
 		Image: image,
-		Args: []string{
-			"serve",
-			"--model-uri", uri,
-			"--model-name", isvc.Metadata.Name,
-			"--model-format", format,
-			"--http-port", strconv.Itoa(httpPort),
-			"--grpc-port", strconv.Itoa(grpcPort),
-			"--log-format", "json",
-		},
+		Args:  append(args, own...),
 		Ports: []corev1.ContainerPort{
 			{Name: "http", ContainerPort: httpPort, Protocol: corev1.ProtocolTCP},
 			{Name: "grpc", ContainerPort: grpcPort, Protocol: corev1.ProtocolTCP},

@@ -34,10 +34,10 @@ spec:
 		t.Fatal(err)
 	}
 	c := d.Spec.Template.Spec.Containers[0]
-	want := []string{"serve", "--model-uri", "gs://bucket/iris", "--model-name", "iris", "--model-format", "sklearn"}
-	if c.Image != "img:1" || !slices.Equal(c.Args[:len(want)], want) {
-		t.Errorf("image %q args %q, want img:1 running %q", c.Image, c.Args, want)
+	if c.Image != "img:1" || c.Args[0] != "serve" {
+		t.Errorf("image %q args %q, want img:1 running serve", c.Image, c.Args)
 	}
+	checkArgs(t, c.Args, "--model-uri", "gs://bucket/iris", "--model-name", "iris", "--model-format", "sklearn", "--http-port", "8080")
 	if got := c.Resources.Limits.Memory().String(); got != "1Gi" {
 		t.Errorf("memory limit = %s, want 1Gi", got)
 	}
@@ -85,5 +85,142 @@ spec:
 	_, err := PredictorDeployment(isvc, "flowers-predictor-00001", "h", "img:1")
 	if err == nil || !strings.Contains(err.Error(), `"tensorflow"`) {
 		t.Fatalf("err = %v, want one naming the tensorflow format", err)
+	}
+}
+
+// checkArgs fails unless args hold each flag of pairs followed by its value.
+func checkArgs(t *testing.T, args []string, pairs ...string) {
+	t.Helper()
+	for i := 0; i+1 < len(pairs); i += 2 {
+		j := slices.Index(args, pairs[i])
+		if j < 0 || j+1 >= len(args) || args[j+1] != pairs[i+1] {
+			t.Errorf("args %q lack %s %s", args, pairs[i], pairs[i+1])
+		}
+	}
+}
+
+const chained = `apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: income, namespace: models}
+spec:
+  predictor:
+    sklearn: {storageUri: gs://bucket/income}
+  transformer:
+    minReplicas: 2
+    maxReplicas: 4
+    labels: {role: pre}
+    containers:
+    - image: example/transformer:1
+      args: ["--feast_url", "feast:6565"]
+  explainer:
+    alibi:
+      type: AnchorTabular
+      storageUri: gs://bucket/income/explainer
+      config: {threshold: "0.9"}
+`
+
+func TestTransformerDeploymentChainsToPredictor(t *testing.T) {
+	isvc := loadISVC(t, chained)
+	d, err := ComponentDeployment(isvc, "transformer", "income-transformer-00001", "h", "img:1", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != "example/transformer:1" || c.Name != "kserve-container" || *d.Spec.Replicas != 2 {
+		t.Errorf("image %q name %q replicas %d", c.Image, c.Name, *d.Spec.Replicas)
+	}
+	// The container's own arguments first, then KServe's.
+	want := []string{"--feast_url", "feast:6565", "--model_name", "income", "--predictor_host", "income-predictor.models", "--http_port", "8080"}
+	if !slices.Equal(c.Args, want) {
+		t.Errorf("args %q, want %q", c.Args, want)
+	}
+	if d.Labels[LabelComponent] != "transformer" || d.Spec.Template.Labels["role"] != "pre" {
+		t.Errorf("labels %v pod labels %v", d.Labels, d.Spec.Template.Labels)
+	}
+
+	// An argument the container sets itself is not given twice.
+	isvc.Spec.Transformer.Containers[0].Args = []string{"--predictor_host=elsewhere:80"}
+	d, err = ComponentDeployment(isvc, "transformer", "income-transformer-00002", "h", "img:1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Spec.Template.Spec.Containers[0].Args; slices.Contains(got, "--predictor_host") {
+		t.Errorf("args %q repeat --predictor_host", got)
+	}
+}
+
+func TestExplainerDeployment(t *testing.T) {
+	isvc := loadISVC(t, chained)
+	d, err := ComponentDeployment(isvc, "explainer", "income-explainer-00001", "h", "img:1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != "img:1" || c.Args[0] != "serve" {
+		t.Errorf("image %q args %q, want img:1 running serve", c.Image, c.Args)
+	}
+	checkArgs(t, c.Args, "--predictor-host", "income-predictor.models", "--explainer-data", "gs://bucket/income/explainer",
+		"--explainer-type", "AnchorTabular", "--explainer-config", "threshold=0.9")
+
+	// TreeShap reads the predictor's trees, so it loads the same model.
+	isvc = loadISVC(t, `apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: trees}
+spec:
+  predictor:
+    xgboost: {storageUri: gs://bucket/trees}
+  explainer:
+    alibi: {type: TreeShap}
+`)
+	d, err = ComponentDeployment(isvc, "explainer", "trees-explainer-00001", "h", "img:1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = d.Spec.Template.Spec.Containers[0]
+	checkArgs(t, c.Args, "--model-uri", "gs://bucket/trees", "--model-format", "xgboost", "--explainer-type", "TreeShap")
+	if slices.Contains(c.Args, "--predictor-host") {
+		t.Errorf("TreeShap args %q call the predictor", c.Args)
+	}
+
+	// ART runs ferry attack against the predictor's Service.
+	isvc = loadISVC(t, `apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: digits}
+spec:
+  predictor:
+    sklearn: {storageUri: gs://bucket/digits}
+  explainer:
+    art: {type: SquareAttack, config: {nb_classes: "10"}}
+`)
+	d, err = ComponentDeployment(isvc, "explainer", "digits-explainer-00001", "h", "img:1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = d.Spec.Template.Spec.Containers[0]
+	if c.Args[0] != "attack" {
+		t.Errorf("ART args %q, want ferry attack", c.Args)
+	}
+	checkArgs(t, c.Args, "--predictor-host", "digits-predictor.default", "--model-name", "digits", "--nb_classes", "10")
+}
+
+func TestExplainerUnsupported(t *testing.T) {
+	for _, tc := range []struct{ spec, want string }{
+		{"aix: {type: LimeImages}", "spec.explainer.aix"},
+		{"alibi: {type: KernelShap}", "spec.explainer.alibi.storageUri"},
+		{"alibi: {type: Counterfactuals, storageUri: gs://b/x}", "spec.explainer.alibi"},
+	} {
+		isvc := loadISVC(t, `apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: x}
+spec:
+  predictor:
+    sklearn: {storageUri: gs://bucket/x}
+  explainer:
+    `+tc.spec+`
+`)
+		_, err := ComponentDeployment(isvc, "explainer", "x-explainer-00001", "h", "img:1", 1)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one naming %s", tc.spec, err, tc.want)
+		}
 	}
 }
