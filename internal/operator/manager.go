@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -22,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -106,8 +108,14 @@ func NewManager(c Config) (manager.Manager, error) {
 		// use the informer cache as it does for typed objects.
 		Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 	}
+	// The only ConfigMaps the operator reads are the model-configs it
+	// writes: caching every ConfigMap in the cluster would cost memory
+	// for nothing.
+	opts.Cache = cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.ConfigMap{}: {Label: labels.SelectorFromSet(labels.Set{LabelManagedBy: managedBy})},
+	}}
 	if c.Namespace != "" {
-		opts.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{c.Namespace: {}}}
+		opts.Cache.DefaultNamespaces = map[string]cache.Config{c.Namespace: {}}
 	}
 	mgr, err := ctrl.NewManager(c.REST, opts)
 	if err != nil {
@@ -143,6 +151,25 @@ func NewManager(c Config) (manager.Manager, error) {
 		Owns(&networkingv1.Ingress{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(c.MaxConcurrentReconciles, 1)}).
 		Complete(r)
+	if err != nil {
+		return nil, fmt.Errorf("operator: %w", err)
+	}
+
+	// TrainedModels are reconciled per parent InferenceService: a change
+	// to a model, to its parent (readiness, URL) or to the parent's
+	// model-config rebuilds that parent's list.
+	tm := &unstructured.Unstructured{}
+	tm.SetGroupVersionKind(TrainedModelGVK)
+	parent := &unstructured.Unstructured{}
+	parent.SetGroupVersionKind(InferenceServiceGVK)
+	err = ctrl.NewControllerManagedBy(mgr).
+		Named("trainedmodel").
+		// The reconciler's own status writes do not change generation.
+		Watches(tm, handler.EnqueueRequestsFromMapFunc(trainedModelParent), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(parent, &handler.EnqueueRequestForObject{}).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(modelConfigParent)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(c.MaxConcurrentReconciles, 1)}).
+		Complete(&TrainedModelReconciler{Client: mgr.GetClient(), Scheme: scheme, ISVC: InferenceServiceGVK})
 	if err != nil {
 		return nil, fmt.Errorf("operator: %w", err)
 	}

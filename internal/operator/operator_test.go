@@ -43,6 +43,7 @@ func TestOperator(t *testing.T) {
 	startOperator(t, cluster)
 	t.Run("RawDeployment", func(t *testing.T) { testRawDeployment(t, cluster, cl) })
 	t.Run("Components", func(t *testing.T) { testComponents(t, cl) })
+	t.Run("TrainedModels", func(t *testing.T) { testTrainedModels(t, cluster, cl) })
 }
 
 // testRawDeployment applies KServe's sklearn sample, checks the Deployment

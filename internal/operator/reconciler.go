@@ -387,8 +387,13 @@ func mergeConditions(old []api.Condition, now time.Time, conds ...api.Condition)
 	return out
 }
 
-// writeStatus stores st on the object unless it is what is stored already.
 func (r *Reconciler) writeStatus(ctx context.Context, u *unstructured.Unstructured, old, st api.InferenceServiceStatus) error {
+	return writeStatus(ctx, r.Client, u, old, st)
+}
+
+// writeStatus stores st on the object unless it is what is stored already
+// (old, as read).
+func writeStatus(ctx context.Context, c client.Client, u *unstructured.Unstructured, old, st any) error {
 	a, err := json.Marshal(old)
 	if err != nil {
 		return err
@@ -407,7 +412,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, u *unstructured.Unstructur
 	u.Object["status"] = m
 	// A conflict (the object changed since it was read) is returned too:
 	// the retry reads the new object.
-	if err := r.Client.Status().Update(ctx, u); err != nil {
+	if err := c.Status().Update(ctx, u); err != nil {
 		return fmt.Errorf("update status: %w", err)
 	}
 	return nil

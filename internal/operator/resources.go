@@ -64,16 +64,17 @@ func PredictorDeployment(isvc *api.InferenceService, rev, hash, serveImage strin
 // must be defaulted and valid.
 func ComponentDeployment(isvc *api.InferenceService, component, rev, hash, serveImage string, replicas int32) (*appsv1.Deployment, error) {
 	var (
-		c   corev1.Container
-		ps  *api.PodSpec
-		ext *api.ComponentExtensionSpec
-		err error
+		c    corev1.Container
+		vols []corev1.Volume
+		ps   *api.PodSpec
+		ext  *api.ComponentExtensionSpec
+		err  error
 	)
 	switch component {
 	case api.ComponentPredictor:
 		p := &isvc.Spec.Predictor
 		ps, ext = &p.PodSpec, &p.ComponentExtensionSpec
-		c, err = predictorContainer(isvc, serveImage)
+		c, vols, err = predictorContainer(isvc, serveImage)
 	case api.ComponentTransformer:
 		tr := isvc.Spec.Transformer
 		if tr == nil {
@@ -113,6 +114,7 @@ func ComponentDeployment(isvc *api.InferenceService, component, rev, hash, serve
 				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: copyMap(ext.Annotations)},
 				Spec: corev1.PodSpec{
 					Containers:         []corev1.Container{c},
+					Volumes:            vols,
 					ServiceAccountName: firstNonEmpty(ps.ServiceAccountName, ps.ServiceAccount),
 					NodeSelector:       copyMap(ps.NodeSelector),
 				},
@@ -130,24 +132,47 @@ func startReplicas(x *api.ComponentExtensionSpec) int32 {
 	return 1
 }
 
-func predictorContainer(isvc *api.InferenceService, serveImage string) (corev1.Container, error) {
+// Where a multi-model predictor finds its model-config (the ConfigMap,
+// mounted as KServe mounts it) and keeps what it pulls.
+const (
+	modelConfigDir = "/mnt/configs"
+	modelsDir      = "/mnt/models"
+)
+
+func predictorContainer(isvc *api.InferenceService, serveImage string) (corev1.Container, []corev1.Volume, error) {
 	p := &isvc.Spec.Predictor
 	format, uri, _, custom := isvc.PredictorFormat()
 	switch {
 	case custom != nil:
-		return containerFrom(custom), nil
-	case builtin.Has(format):
-		if uri == "" {
-			return corev1.Container{}, fmt.Errorf("predictor has no storageUri: multi-model servers (TrainedModel) are not supported by the operator yet")
+		return containerFrom(custom), nil, nil
+	case builtin.Has(format) && uri == "":
+		// A multi-model server: ferry serve watches the model-config that
+		// the TrainedModel reconciler writes, and pulls, loads and unloads
+		// what it lists. The ConfigMap is optional so that the pod starts
+		// before the first TrainedModel; the mount is read-only, so the
+		// puller's markers go beside the models.
+		c := serveContainer(serveImage, "--models-config", modelConfigDir+"/"+ModelConfigKey, "--puller-state-dir", modelsDir)
+		c.VolumeMounts = []corev1.VolumeMount{
+			{Name: "model-config", MountPath: modelConfigDir, ReadOnly: true},
+			{Name: "models", MountPath: modelsDir},
 		}
+		withInline(&c, frameworkContainer(p))
+		optional := true
+		vols := []corev1.Volume{
+			{Name: "model-config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: ModelConfigName(isvc.Metadata.Name)}, Optional: &optional}}},
+			{Name: "models", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		}
+		return c, vols, nil
+	case builtin.Has(format):
 		c := serveContainer(serveImage, "--model-uri", uri, "--model-name", isvc.Metadata.Name, "--model-format", format)
 		if ext := frameworkContainer(p); ext != nil {
 			c.Env = append(c.Env, envVars(ext.Env)...)
 			c.Resources = resources(ext.Resources)
 		}
-		return c, nil
+		return c, nil, nil
 	}
-	return corev1.Container{}, fmt.Errorf("predictor format %q needs its own serving runtime image, which the operator does not configure yet; give the predictor a container image (built-in formats: %s)", format, strings.Join(builtin.Names(), ", "))
+	return corev1.Container{}, nil, fmt.Errorf("predictor format %q needs its own serving runtime image, which the operator does not configure yet; give the predictor a container image (built-in formats: %s)", format, strings.Join(builtin.Names(), ", "))
 }
 
 // PredictorHost is the address a transformer or explainer calls its
@@ -244,6 +269,9 @@ func explainerContainer(isvc *api.InferenceService, serveImage string) (corev1.C
 // withInline adds a framework or explainer key's inline env and
 // resources.
 func withInline(c *corev1.Container, in *api.Container) {
+	if in == nil {
+		return
+	}
 	c.Env = append(c.Env, envVars(in.Env)...)
 	if len(in.Resources.Limits)+len(in.Resources.Requests) > 0 {
 		c.Resources = resources(in.Resources)

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/plan"
+	"github.com/ferryserve/ferry/internal/puller"
 )
 
 func loadISVC(t *testing.T, doc string) *api.InferenceService {
@@ -222,5 +224,50 @@ spec:
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want one naming %s", tc.spec, err, tc.want)
 		}
+	}
+}
+
+func TestPredictorDeploymentMultiModel(t *testing.T) {
+	isvc := loadISVC(t, `apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: mms, namespace: models}
+spec:
+  predictor:
+    sklearn:
+      resources: {limits: {memory: 2Gi}}
+`)
+	d, err := PredictorDeployment(isvc, "mms-predictor-00001", "h", "img:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := d.Spec.Template.Spec
+	c := ps.Containers[0]
+	checkArgs(t, c.Args, "--models-config", "/mnt/configs/models.json", "--puller-state-dir", "/mnt/models")
+	if slices.Contains(c.Args, "--model-uri") {
+		t.Errorf("args %q name a model", c.Args)
+	}
+	if len(ps.Volumes) != 2 || ps.Volumes[0].ConfigMap == nil || ps.Volumes[0].ConfigMap.Name != "modelconfig-mms-0" || !*ps.Volumes[0].ConfigMap.Optional {
+		t.Errorf("volumes = %+v, want the optional model-config ConfigMap first", ps.Volumes)
+	}
+	if len(c.VolumeMounts) != 2 || c.VolumeMounts[0].MountPath != "/mnt/configs" || !c.VolumeMounts[0].ReadOnly {
+		t.Errorf("mounts = %+v", c.VolumeMounts)
+	}
+	if got := c.Resources.Limits.Memory().String(); got != "2Gi" {
+		t.Errorf("memory limit = %s, want 2Gi", got)
+	}
+}
+
+func TestRenderModelConfig(t *testing.T) {
+	b, err := RenderModelConfig([]plan.ModelEntry{{Name: "m1", StorageURI: "gs://b/m1", Framework: "sklearn", Memory: "256Mi"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the puller (ferry serve --models-config, KServe's agent) reads.
+	got, bad, err := puller.ParseConfig(b)
+	if err != nil || len(bad) != 0 || len(got) != 1 || got[0].Name != "m1" || got[0].Spec.Memory != "256Mi" {
+		t.Errorf("puller reads %s as %+v (bad %v, err %v)", b, got, bad, err)
+	}
+	if b, _ := RenderModelConfig(nil); string(b) != "[]" {
+		t.Errorf("no models = %s, want []", b)
 	}
 }
