@@ -353,16 +353,24 @@ func (c *Controller) setRoutes(key string, svc *router.Service) error {
 }
 
 // sameRoutes compares two services' routes. Middleware (a request logger)
-// cannot be compared, so a service with one is always republished.
+// cannot be compared; its MiddlewareID says whether it was replaced.
 func sameRoutes(a, b *router.Service) bool {
-	for _, s := range []*router.Service{a, b} {
-		for _, comp := range s.Components {
-			if comp != nil && comp.Middleware != nil {
-				return false
-			}
+	return reflect.DeepEqual(withoutMiddleware(a), withoutMiddleware(b))
+}
+
+func withoutMiddleware(s *router.Service) router.Service {
+	cp := *s
+	cp.Components = make(map[string]*router.Component, len(s.Components))
+	for k, comp := range s.Components {
+		if comp == nil {
+			cp.Components[k] = nil
+			continue
 		}
+		cc := *comp
+		cc.Middleware = nil
+		cp.Components[k] = &cc
 	}
-	return reflect.DeepEqual(a, b)
+	return cp
 }
 
 func (c *Controller) publishLocked() error {

@@ -23,9 +23,10 @@ type componentLogger struct {
 	done   chan struct{}
 }
 
-// ingressLogger returns the middleware logging a component's traffic,
-// starting (or replacing) its logger as the spec requires.
-func (c *Controller) ingressLogger(ns, name, comp string, spec *api.LoggerSpec) (func(http.Handler) http.Handler, error) {
+// ingressLogger returns the middleware logging a component's traffic and
+// an id that changes only when the logger is replaced, starting (or
+// replacing) the logger as the spec requires.
+func (c *Controller) ingressLogger(ns, name, comp string, spec *api.LoggerSpec) (func(http.Handler) http.Handler, string, error) {
 	key := ns + "/" + name + "/" + comp
 	b, _ := json.Marshal(spec)
 	c.mu.Lock()
@@ -33,11 +34,11 @@ func (c *Controller) ingressLogger(ns, name, comp string, spec *api.LoggerSpec) 
 	c.mu.Unlock()
 	if cur != nil && cur.spec == string(b) {
 		c.markLogger(key)
-		return cur.l.Middleware, nil
+		return cur.l.Middleware, fmt.Sprintf("%p", cur.l), nil
 	}
 	sink, err := reqlog.NewSink(spec.URL)
 	if err != nil {
-		return nil, fmt.Errorf("logger: %w", err)
+		return nil, "", fmt.Errorf("logger: %w", err)
 	}
 	if cur != nil {
 		// The new logger opens the same spool: the old one stops first
@@ -56,7 +57,7 @@ func (c *Controller) ingressLogger(ns, name, comp string, spec *api.LoggerSpec) 
 		Logger:          c.cfg.Logger,
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cl := &componentLogger{spec: string(b), l: l, cancel: cancel, done: make(chan struct{})}
@@ -75,7 +76,7 @@ func (c *Controller) ingressLogger(ns, name, comp string, spec *api.LoggerSpec) 
 		<-old.done
 	}
 	c.markLogger(key)
-	return l.Middleware, nil
+	return l.Middleware, fmt.Sprintf("%p", l), nil
 }
 
 // markLogger notes a logger still in use by this reconcile pass.

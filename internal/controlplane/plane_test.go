@@ -178,3 +178,27 @@ func TestAffinityAnnotations(t *testing.T) {
 	}
 	ctl.stopAll()
 }
+
+// TestSameRoutesWithLoggers: a route whose request logger is the same
+// (same MiddlewareID, a fresh func value) is unchanged, so resyncs do not
+// republish the table; a replaced logger is a change.
+func TestSameRoutesWithLoggers(t *testing.T) {
+	mk := func(id string) *router.Service {
+		return &router.Service{Name: "a", Namespace: "default", Components: map[string]*router.Component{
+			router.Predictor: {Targets: []router.Target{{Revision: "a-1", Percent: 100}},
+				Middleware: func(h http.Handler) http.Handler { return h }, MiddlewareID: id},
+			router.Transformer: nil,
+		}}
+	}
+	if !sameRoutes(mk("0xc1"), mk("0xc1")) {
+		t.Error("same logger: routes differ")
+	}
+	if sameRoutes(mk("0xc1"), mk("0xc2")) {
+		t.Error("replaced logger: routes equal")
+	}
+	b := mk("0xc1")
+	b.Components[router.Predictor].Targets[0].Percent = 90
+	if sameRoutes(mk("0xc1"), b) {
+		t.Error("changed split: routes equal")
+	}
+}

@@ -264,11 +264,11 @@ func (c *Controller) routeComponent(isvc *api.InferenceService, comp string, ext
 		rc.Timeout = time.Duration(*ext.TimeoutSeconds) * time.Second
 	}
 	if ext.Logger != nil && ext.Logger.URL != "" && !servesItself(isvc, comp) {
-		mw, err := c.ingressLogger(ns, name, comp, ext.Logger)
+		mw, id, err := c.ingressLogger(ns, name, comp, ext.Logger)
 		if err != nil {
 			c.event(ns+"/"+name, "Warning", "LoggerFailed", fmt.Sprintf("%s: %v", comp, err))
 		}
-		rc.Middleware = mw
+		rc.Middleware, rc.MiddlewareID = mw, id
 	}
 	cc := 0
 	if ext.ContainerConcurrency != nil {

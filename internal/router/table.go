@@ -48,6 +48,9 @@ type Component struct {
 	// Middleware, if set, wraps the proxying of every request (the control
 	// plane's request logger for components that do not log themselves).
 	Middleware func(http.Handler) http.Handler
+	// MiddlewareID changes when Middleware is replaced (funcs cannot be
+	// compared), so an unchanged route is not published again.
+	MiddlewareID string
 }
 
 // Service is the routing state of one InferenceService.
