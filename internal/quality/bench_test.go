@@ -202,3 +202,30 @@ func BenchmarkPredictRPS(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkParse reads the responses the xgboost iris example answers
+// (two rows of three class probabilities) with the scanner and with
+// encoding/json alone.
+func BenchmarkParse(b *testing.B) {
+	v2body := []byte(`{"model_name":"xgboost-iris","id":"","outputs":[{"name":"predict","datatype":"FP32","shape":[2,3],"data":[0.0055,0.9711,0.0232,0.0155,0.9711,0.0134]}]}`)
+	v1body := []byte(`{"predictions":[[0.0055,0.9711,0.0232],[0.0155,0.9711,0.0134]]}`)
+	for _, fast := range []bool{true, false} {
+		name := map[bool]string{true: "scanner", false: "encoding-json"}[fast]
+		b.Run("v2/"+name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, _, err := parseV2(v2body, TaskAuto, fast); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("v1/"+name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := parseV1(v1body, TaskAuto, fast); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

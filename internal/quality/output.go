@@ -37,17 +37,26 @@ type v1Response struct {
 // ParseV1 reads the rows of a V1 predict response: each prediction is a
 // label (string or whole number), a value, or an array of class
 // probabilities.
-func ParseV1(body []byte, task Task) ([]Row, error) {
-	var r v1Response
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("%w: %w", errOutputs, err)
+func ParseV1(body []byte, task Task) ([]Row, error) { return parseV1(body, task, true) }
+
+// parseV1 is ParseV1 with the scanner (fast) or with encoding/json only.
+func parseV1(body []byte, task Task, fast bool) ([]Row, error) {
+	r, ok := v1Response{}, false
+	if fast {
+		r, ok = scanV1(body)
+	}
+	if !ok {
+		r = v1Response{}
+		if err := json.Unmarshal(body, &r); err != nil {
+			return nil, fmt.Errorf("%w: %w", errOutputs, err)
+		}
 	}
 	if len(r.Predictions) == 0 {
 		return nil, fmt.Errorf("%w: no predictions", errOutputs)
 	}
 	rows := make([]Row, len(r.Predictions))
 	for i, p := range r.Predictions {
-		row, err := parseRow(p, task)
+		row, err := parseRow(p, task, fast)
 		if err != nil {
 			return nil, fmt.Errorf("%w: predictions[%d]: %w", errOutputs, i, err)
 		}
@@ -56,21 +65,32 @@ func ParseV1(body []byte, task Task) ([]Row, error) {
 	return rows, nil
 }
 
-func parseRow(p json.RawMessage, task Task) (Row, error) {
+func parseRow(p json.RawMessage, task Task, fast bool) (Row, error) {
 	if len(p) == 0 {
 		return Row{}, errors.New("empty")
 	}
 	switch p[0] {
 	case '"':
-		var s string
-		if err := json.Unmarshal(p, &s); err != nil {
-			return Row{}, err
+		s, ok := "", false
+		if fast {
+			s, ok = plainString(p)
+		}
+		if !ok {
+			if err := json.Unmarshal(p, &s); err != nil {
+				return Row{}, err
+			}
 		}
 		return Row{Kind: KindLabel, Label: s}, nil
 	case '[':
-		var probs []float64
-		if err := json.Unmarshal(p, &probs); err != nil {
-			return Row{}, err
+		probs, ok := []float64(nil), false
+		if fast {
+			probs, ok = flatFloats(p)
+		}
+		if !ok {
+			probs = nil
+			if err := json.Unmarshal(p, &probs); err != nil {
+				return Row{}, err
+			}
 		}
 		if len(probs) == 1 {
 			return numberRow(probs[0], true, task), nil
@@ -122,9 +142,20 @@ type v2Output struct {
 // and BOOL tensors) or values (FP tensors); [n, k] with k ≥ 2 is n rows of
 // class probabilities; [n, 1] is as [n].
 func ParseV2(body []byte, task Task) (rows []Row, id, version string, err error) {
-	var r v2Response
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, "", "", fmt.Errorf("%w: %w", errOutputs, err)
+	return parseV2(body, task, true)
+}
+
+// parseV2 is ParseV2 with the scanner (fast) or with encoding/json only.
+func parseV2(body []byte, task Task, fast bool) (rows []Row, id, version string, err error) {
+	r, ok := v2Response{}, false
+	if fast {
+		r, ok = scanV2(body)
+	}
+	if !ok {
+		r = v2Response{}
+		if err := json.Unmarshal(body, &r); err != nil {
+			return nil, "", "", fmt.Errorf("%w: %w", errOutputs, err)
+		}
 	}
 	if len(r.Outputs) == 0 {
 		return nil, "", "", fmt.Errorf("%w: no outputs", errOutputs)
@@ -133,14 +164,14 @@ func ParseV2(body []byte, task Task) (rows []Row, id, version string, err error)
 	if len(o.Data) == 0 {
 		return nil, "", "", fmt.Errorf("%w: output %q has no JSON data (binary outputs are not journaled)", errOutputs, o.Name)
 	}
-	rows, err = v2Rows(o, task)
+	rows, err = v2Rows(o, task, fast)
 	if err != nil {
 		return nil, "", "", fmt.Errorf("%w: output %q: %w", errOutputs, o.Name, err)
 	}
 	return rows, r.ID, r.ModelVersion, nil
 }
 
-func v2Rows(o v2Output, task Task) ([]Row, error) {
+func v2Rows(o v2Output, task Task, fast bool) ([]Row, error) {
 	if len(o.Shape) == 0 || len(o.Shape) > 2 {
 		return nil, fmt.Errorf("shape %v: want [n] or [n, k]", o.Shape)
 	}
@@ -154,9 +185,15 @@ func v2Rows(o v2Output, task Task) ([]Row, error) {
 	isFloat := o.Datatype == "FP32" || o.Datatype == "FP64" || o.Datatype == "FP16"
 	rows := make([]Row, 0, n)
 	if o.Datatype == "BYTES" {
-		var flat []string
-		if err := unmarshalFlat(o.Data, &flat); err != nil {
-			return nil, err
+		flat, ok := []string(nil), false
+		if fast {
+			flat, ok = flatStrings(o.Data)
+		}
+		if !ok {
+			var err error
+			if flat, err = unmarshalFlat[string](o.Data); err != nil {
+				return nil, err
+			}
 		}
 		if int64(len(flat)) != n || k != 1 {
 			return nil, fmt.Errorf("shape %v holds %d labels", o.Shape, len(flat))
@@ -171,8 +208,8 @@ func v2Rows(o v2Output, task Task) ([]Row, error) {
 		err  error
 	)
 	if o.Datatype == "BOOL" {
-		var bs []bool
-		if err := unmarshalFlat(o.Data, &bs); err != nil {
+		bs, err := unmarshalFlat[bool](o.Data)
+		if err != nil {
 			return nil, err
 		}
 		for _, b := range bs {
@@ -196,19 +233,23 @@ func v2Rows(o v2Output, task Task) ([]Row, error) {
 	return rows, nil
 }
 
-// unmarshalFlat decodes data, flat or nested one level (row-major).
-func unmarshalFlat[T any](data json.RawMessage, out *[]T) error {
-	if err := json.Unmarshal(data, out); err == nil {
-		return nil
+// unmarshalFlat decodes data, flat or nested one level (row-major). The
+// nested attempt starts afresh: a failed flat decode leaves zero values
+// behind for the rows it could not read.
+func unmarshalFlat[T any](data json.RawMessage) ([]T, error) {
+	var flat []T
+	if err := json.Unmarshal(data, &flat); err == nil {
+		return flat, nil
 	}
 	var nested [][]T
 	if err := json.Unmarshal(data, &nested); err != nil {
-		return fmt.Errorf("data: %w", err)
+		return nil, fmt.Errorf("data: %w", err)
 	}
+	flat = []T{}
 	for _, r := range nested {
-		*out = append(*out, r...)
+		flat = append(flat, r...)
 	}
-	return nil
+	return flat, nil
 }
 
 // parseNumbers reads a JSON array of numbers, flat or nested, without
@@ -230,7 +271,7 @@ func parseNumbers(data []byte, hint int) ([]float64, error) {
 			i++
 		default:
 			j := i
-			for j < len(data) && data[j] != ',' && data[j] != ']' && data[j] != ' ' && data[j] != '\n' {
+			for j < len(data) && data[j] != ',' && data[j] != ']' && data[j] != ' ' && data[j] != '\n' && data[j] != '\t' && data[j] != '\r' {
 				j++
 			}
 			f, err := strconv.ParseFloat(string(data[i:j]), 64)

@@ -1,0 +1,467 @@
+package quality
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+)
+
+// The journal reads every answered prediction back out of its JSON. With
+// encoding/json that was over half of the journal's cost on a small model
+// (reflection over a response the server has just written), so the
+// shapes Ferry's own encoders write, V1 {"predictions":[...]} and V2
+// {"model_name":..,"id":..,"outputs":[{"name","datatype","shape","data"}]},
+// are read by the scanner below. It is strict on purpose: it accepts a
+// document only where it can say exactly what encoding/json would have
+// decoded (keys spelled as the struct tags, each once; strings without
+// escapes, in valid UTF-8; valid JSON throughout, nothing after it), and
+// anything else — another server's spelling, escapes, case-folded or
+// duplicate keys, null — falls back to encoding/json. FuzzParseV1 and
+// FuzzParseV2 check that both paths give the same rows and errors on
+// every input.
+
+// maxScanDepth bounds the nesting the scanner follows before it leaves the
+// document to encoding/json (which allows 10000).
+const maxScanDepth = 64
+
+// scanner reads JSON from b at i. Every method skips leading whitespace
+// and reports false on anything it does not accept; the caller then falls
+// back to encoding/json.
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next byte after whitespace (0 at the end).
+func (s *scanner) peek() byte {
+	s.ws()
+	if s.i < len(s.b) {
+		return s.b[s.i]
+	}
+	return 0
+}
+
+// eat consumes c if it comes next.
+func (s *scanner) eat(c byte) bool {
+	if s.peek() == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// end reports whether only whitespace is left.
+func (s *scanner) end() bool {
+	s.ws()
+	return s.i == len(s.b)
+}
+
+// plain reads a string whose value is its bytes: no escapes, no control
+// characters, valid UTF-8 (encoding/json would replace invalid bytes).
+func (s *scanner) plain() ([]byte, bool) {
+	if !s.eat('"') {
+		return nil, false
+	}
+	start := s.i
+	for ; s.i < len(s.b); s.i++ {
+		switch c := s.b[s.i]; {
+		case c == '"':
+			v := s.b[start:s.i]
+			s.i++
+			return v, utf8.Valid(v)
+		case c == '\\' || c < 0x20:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// skipString passes over any valid JSON string, escapes included.
+func (s *scanner) skipString() bool {
+	if !s.eat('"') {
+		return false
+	}
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		s.i++
+		switch {
+		case c == '"':
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			if s.i >= len(s.b) {
+				return false
+			}
+			e := s.b[s.i]
+			s.i++
+			switch e {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if s.i+4 > len(s.b) {
+					return false
+				}
+				for _, h := range s.b[s.i : s.i+4] {
+					if !isHex(h) {
+						return false
+					}
+				}
+				s.i += 4
+			default:
+				return false
+			}
+		}
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// number reads a number as JSON's grammar spells it (strconv.ParseFloat
+// also takes hex, underscores, Inf and NaN, which JSON does not) and
+// reports whether it is an integer (no fraction, no exponent).
+func (s *scanner) number() (num []byte, integer, ok bool) {
+	s.ws()
+	b, start := s.b, s.i
+	i := start
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	default:
+		return nil, false, false
+	}
+	integer = true
+	if i < len(b) && b[i] == '.' {
+		integer = false
+		i++
+		if i >= len(b) || !isDigit(b[i]) {
+			return nil, false, false
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		integer = false
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || !isDigit(b[i]) {
+			return nil, false, false
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	s.i = i
+	return b[start:i], integer, true
+}
+
+// word reads a literal (true, false, null).
+func (s *scanner) word(w string) bool {
+	if !bytes.HasPrefix(s.b[s.i:], []byte(w)) {
+		return false
+	}
+	s.i += len(w)
+	return true
+}
+
+// skip passes over one valid JSON value.
+func (s *scanner) skip(depth int) bool {
+	if depth > maxScanDepth {
+		return false
+	}
+	switch c := s.peek(); {
+	case c == '{':
+		s.i++
+		if s.eat('}') {
+			return true
+		}
+		for {
+			if !s.skipString() || !s.eat(':') || !s.skip(depth+1) {
+				return false
+			}
+			if !s.eat(',') {
+				return s.eat('}')
+			}
+		}
+	case c == '[':
+		s.i++
+		if s.eat(']') {
+			return true
+		}
+		for {
+			if !s.skip(depth + 1) {
+				return false
+			}
+			if !s.eat(',') {
+				return s.eat(']')
+			}
+		}
+	case c == '"':
+		return s.skipString()
+	case c == '-' || isDigit(c):
+		_, _, ok := s.number()
+		return ok
+	case c == 't':
+		return s.word("true")
+	case c == 'f':
+		return s.word("false")
+	case c == 'n':
+		return s.word("null")
+	}
+	return false
+}
+
+// raw passes over one value and returns its bytes.
+func (s *scanner) raw() ([]byte, bool) {
+	s.ws()
+	start := s.i
+	if !s.skip(0) {
+		return nil, false
+	}
+	return s.b[start:s.i], true
+}
+
+// object calls field for each key of an object; field reads the value.
+// Keys must be plain strings.
+func (s *scanner) object(field func(key []byte) bool) bool {
+	if !s.eat('{') {
+		return false
+	}
+	if s.eat('}') {
+		return true
+	}
+	for {
+		key, ok := s.plain()
+		if !ok || !s.eat(':') || !field(key) {
+			return false
+		}
+		if !s.eat(',') {
+			return s.eat('}')
+		}
+	}
+}
+
+// array calls elem for each element of an array; elem reads it.
+func (s *scanner) array(elem func() bool) bool {
+	if !s.eat('[') {
+		return false
+	}
+	if s.eat(']') {
+		return true
+	}
+	for {
+		if !elem() {
+			return false
+		}
+		if !s.eat(',') {
+			return s.eat(']')
+		}
+	}
+}
+
+// other handles a key the struct being decoded does not name: skipped,
+// unless encoding/json would match it to a field case-insensitively.
+func (s *scanner) other(key []byte, fields ...string) bool {
+	for _, f := range fields {
+		if bytes.EqualFold(key, []byte(f)) {
+			return false
+		}
+	}
+	return s.skip(0)
+}
+
+// int64 reads an integer as encoding/json decodes one into an int64.
+func (s *scanner) int64() (int64, bool) {
+	num, integer, ok := s.number()
+	if !ok || !integer {
+		return 0, false
+	}
+	neg := num[0] == '-'
+	if neg {
+		num = num[1:]
+	}
+	var u uint64
+	for _, c := range num {
+		if u > (1<<63)/10 {
+			return 0, false
+		}
+		u = u*10 + uint64(c-'0')
+	}
+	switch {
+	case neg && u <= 1<<63:
+		return int64(-u), true
+	case !neg && u < 1<<63:
+		return int64(u), true
+	}
+	return 0, false
+}
+
+// scanV1 reads a V1 predict response as json.Unmarshal into v1Response
+// would; false: leave it to encoding/json.
+func scanV1(body []byte) (v1Response, bool) {
+	var r v1Response
+	s := scanner{b: body}
+	seen := false
+	ok := s.object(func(key []byte) bool {
+		if string(key) != "predictions" {
+			return s.other(key, "predictions")
+		}
+		if seen {
+			return false
+		}
+		seen = true
+		r.Predictions = make([]json.RawMessage, 0, 4)
+		return s.array(func() bool {
+			p, ok := s.raw()
+			r.Predictions = append(r.Predictions, p)
+			return ok
+		})
+	})
+	return r, ok && s.end()
+}
+
+// scanV2 reads a V2 infer response as json.Unmarshal into v2Response
+// would; false: leave it to encoding/json.
+func scanV2(body []byte) (v2Response, bool) {
+	var (
+		r    v2Response
+		seen [3]bool
+	)
+	s := scanner{b: body}
+	once := func(i int) bool {
+		if seen[i] {
+			return false
+		}
+		seen[i] = true
+		return true
+	}
+	ok := s.object(func(key []byte) bool {
+		switch string(key) {
+		case "id":
+			v, ok := s.plain()
+			r.ID = string(v)
+			return ok && once(0)
+		case "model_version":
+			v, ok := s.plain()
+			r.ModelVersion = string(v)
+			return ok && once(1)
+		case "outputs":
+			r.Outputs = make([]v2Output, 0, 1)
+			return once(2) && s.array(func() bool {
+				o, ok := s.output()
+				r.Outputs = append(r.Outputs, o)
+				return ok
+			})
+		}
+		return s.other(key, "id", "model_version", "outputs")
+	})
+	return r, ok && s.end()
+}
+
+func (s *scanner) output() (v2Output, bool) {
+	var (
+		o    v2Output
+		seen [4]bool
+	)
+	once := func(i int) bool {
+		if seen[i] {
+			return false
+		}
+		seen[i] = true
+		return true
+	}
+	ok := s.object(func(key []byte) bool {
+		switch string(key) {
+		case "name":
+			v, ok := s.plain()
+			o.Name = string(v)
+			return ok && once(0)
+		case "datatype":
+			v, ok := s.plain()
+			o.Datatype = string(v)
+			return ok && once(1)
+		case "shape":
+			o.Shape = make([]int64, 0, 2)
+			return once(2) && s.array(func() bool {
+				d, ok := s.int64()
+				o.Shape = append(o.Shape, d)
+				return ok
+			})
+		case "data":
+			v, ok := s.raw()
+			o.Data = v
+			return ok && once(3)
+		}
+		return s.other(key, "name", "datatype", "shape", "data")
+	})
+	return o, ok
+}
+
+// flatFloats reads a flat array of numbers as json.Unmarshal into
+// []float64 would; false: leave it to encoding/json (null elements,
+// nesting, out-of-range numbers).
+func flatFloats(p []byte) ([]float64, bool) {
+	s := scanner{b: p}
+	out := make([]float64, 0, 4)
+	ok := s.array(func() bool {
+		num, _, ok := s.number()
+		if !ok {
+			return false
+		}
+		f, err := strconv.ParseFloat(string(num), 64)
+		out = append(out, f)
+		return err == nil
+	})
+	return out, ok && s.end()
+}
+
+// plainString reads a JSON string without escapes as json.Unmarshal into
+// a string would.
+func plainString(p []byte) (string, bool) {
+	s := scanner{b: p}
+	v, ok := s.plain()
+	return string(v), ok && s.end()
+}
+
+// flatStrings reads BYTES data, flat or nested one level, as
+// unmarshalFlat would.
+func flatStrings(data []byte) ([]string, bool) {
+	s := scanner{b: data}
+	out := []string{}
+	str := func() bool {
+		v, ok := s.plain()
+		out = append(out, string(v))
+		return ok
+	}
+	elem := str
+	if t := (scanner{b: data}); t.eat('[') && t.peek() == '[' {
+		elem = func() bool { return s.array(str) }
+	}
+	return out, s.array(elem) && s.end()
+}
