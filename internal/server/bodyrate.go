@@ -40,21 +40,21 @@ func (b BodyRate) Wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		rb := &rateBody{rc: r.Body, rc2: http.NewResponseController(w), start: time.Now(), cfg: b}
+		rb := &rateBody{rc: r.Body, w: w, start: time.Now(), cfg: b}
 		r.Body = rb
 		next.ServeHTTP(w, r)
 		if rb.armed && rb.eof {
 			// Body done: lift the bound before the connection serves its
 			// next request. A body not read to its end keeps the bound, so
 			// the server's drain of the rest cannot hang on a slow client.
-			_ = rb.rc2.SetReadDeadline(time.Time{})
+			_ = setReadDeadline(rb.w, time.Time{})
 		}
 	})
 }
 
 type rateBody struct {
 	rc    io.ReadCloser
-	rc2   *http.ResponseController
+	w     http.ResponseWriter
 	start time.Time
 	n     int64
 	cfg   BodyRate
@@ -64,7 +64,7 @@ type rateBody struct {
 
 func (b *rateBody) Read(p []byte) (int, error) {
 	deadline := b.start.Add(b.cfg.Grace + time.Duration(float64(b.n)/float64(b.cfg.MinRate)*float64(time.Second)))
-	if err := b.rc2.SetReadDeadline(deadline); err == nil {
+	if err := setReadDeadline(b.w, deadline); err == nil {
 		b.armed = true
 	}
 	n, err := b.rc.Read(p)
@@ -79,3 +79,19 @@ func (b *rateBody) Read(p []byte) (int, error) {
 }
 
 func (b *rateBody) Close() error { return b.rc.Close() }
+
+// setReadDeadline is http.ResponseController's SetReadDeadline without a
+// controller to allocate per request: the writer, or one it wraps, sets
+// its connection's deadline.
+func setReadDeadline(w http.ResponseWriter, t time.Time) error {
+	for {
+		switch x := w.(type) {
+		case interface{ SetReadDeadline(time.Time) error }:
+			return x.SetReadDeadline(t)
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return http.ErrNotSupported
+		}
+	}
+}
