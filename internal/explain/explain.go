@@ -35,7 +35,15 @@ const (
 	// TypeLimeTabular is LIME on rows (lime's LimeTabularExplainer); not
 	// an Alibi type: ferry serve and ferry explain run it.
 	TypeLimeTabular = "LimeTabular"
+	// TypeAnchorImages is Alibi's anchors over superpixels.
+	TypeAnchorImages = "AnchorImages"
+	// TypeLimeImages is AIX360's LIME on images (KServe's aix block).
+	TypeLimeImages = "LimeImages"
 )
+
+// IsImage reports whether the type explains images (nested lists of
+// pixels) rather than rows of numbers.
+func IsImage(typ string) bool { return typ == TypeAnchorImages || typ == TypeLimeImages }
 
 // IsText reports whether the type explains documents (strings) rather
 // than rows of numbers.
@@ -62,6 +70,8 @@ var keys = map[string][]string{
 	TypeKernelShap:    {"nsamples", "l1_reg", "batch_size", "seed"},
 	TypeAnchorTabular: {"threshold", "delta", "tau", "batch_size", "coverage_samples", "beam_size", "stop_on_first", "max_anchor_size", "min_samples_start", "n_covered_ex", "seed"},
 	TypeLimeTabular:   {"num_samples", "num_features", "kernel_width", "feature_selection", "sample_around_instance", "discretize_continuous", "top_labels", "batch_size", "seed"},
+	TypeAnchorImages:  {"threshold", "delta", "tau", "batch_size", "coverage_samples", "beam_size", "stop_on_first", "max_anchor_size", "min_samples_start", "n_covered_ex", "seed", "p_sample", "segmentation_fn", "n_segments", "compactness", "sigma"},
+	TypeLimeImages:    {"num_samples", "segmentation_algorithm", "top_labels", "min_weight", "positive_only", "num_features", "batch_size", "seed", "n_segments", "compactness", "sigma"},
 	TypeAnchorText:    {"threshold", "delta", "tau", "batch_size", "coverage_samples", "beam_size", "stop_on_first", "max_anchor_size", "min_samples_start", "n_covered_ex", "seed", "use_unk", "sample_proba"},
 }
 

@@ -26,6 +26,10 @@ type Config struct {
 	// TextPredictor returns the named model's predictor of documents
 	// (AnchorText); when nil, New makes one from Lend.
 	TextPredictor func(name string) TextPredictor
+	// ImagePredictor returns the named model's predictor of images
+	// (AnchorImages, LimeImages); when nil, New makes one from Lend, or
+	// else from Predictor (images as flat rows).
+	ImagePredictor func(name string) ImagePredictor
 }
 
 // Explainer answers explain requests with one configured algorithm. It
@@ -37,6 +41,7 @@ type Explainer struct {
 	anchor       anchor.Config
 	text         anchor.TextConfig
 	lime         *lime.Tabular
+	image        imageConfig
 }
 
 // New checks the configuration: the type, every config key, and that the
@@ -87,6 +92,10 @@ func New(cfg Config) (*Explainer, error) {
 		}
 	case TypeLimeTabular:
 		if err := x.newLimeTabular(c); err != nil {
+			return nil, err
+		}
+	case TypeAnchorImages, TypeLimeImages:
+		if err := x.newImage(c); err != nil {
 			return nil, err
 		}
 	case TypeAnchorText:
@@ -306,8 +315,10 @@ func (x *Explainer) Explain(ctx context.Context, name string, rows [][]float64) 
 	case TypeLimeTabular:
 		meta.Type = []string{"blackbox"}
 		data, err = x.limeTabular(ctx, name, rows[0])
-	default:
+	case TypeAnchorText:
 		return nil, fmt.Errorf("%w: %s explains texts: send \"instances\": [\"text\"]", ErrBadInput, o.Type)
+	default:
+		return nil, fmt.Errorf("%w: %s explains images: send \"instances\": [image]", ErrBadInput, o.Type)
 	}
 	if err != nil {
 		return nil, err

@@ -89,9 +89,16 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) {
 	writeJSON(w, exp)
 }
 
-// explain decodes the body as the explainer's type takes it (texts or
-// rows of numbers) and explains it.
-func (h *Handler) explain(ctx context.Context, name string, body []byte) (*Explanation, error) {
+// explain decodes the body as the explainer's type takes it (images,
+// texts or rows of numbers) and explains it.
+func (h *Handler) explain(ctx context.Context, name string, body []byte) (any, error) {
+	if IsImage(h.x.cfg.Options.Type) {
+		req, err := DecodeImageRequest(body)
+		if err != nil {
+			return nil, err
+		}
+		return h.x.ExplainImage(ctx, name, req)
+	}
 	if IsText(h.x.cfg.Options.Type) {
 		texts, err := DecodeTextRequest(body)
 		if err != nil {
