@@ -61,7 +61,7 @@ var (
 	explainerTypes = map[string][]string{
 		"alibi": {"AnchorTabular", "AnchorImages", "AnchorText", "Counterfactuals", "Contrastive", "KernelShap", "TreeShap"},
 		"aix":   {"LimeImages"},
-		"art":   {"SquareAttack"},
+		"art":   {"SquareAttack", "HopSkipJump"}, // KServe admits SquareAttack only; Ferry runs both
 	}
 )
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/apiauth"
+	"github.com/ferryserve/ferry/internal/attack"
 	"github.com/ferryserve/ferry/internal/mgmt"
 	"github.com/ferryserve/ferry/internal/router"
 )
@@ -125,9 +126,15 @@ func (c *Controller) Apply(o api.Object) (mgmt.ApplyResult, error) {
 	}
 	key := md.Namespace + "/" + md.Name
 	res := mgmt.ApplyResult{Kind: kindName, Namespace: md.Namespace, Name: md.Name}
-	if kind == KindInferenceService {
+	if isvc, ok := o.(*api.InferenceService); ok {
 		if _, err := router.ParseAffinity(md.Annotations); err != nil {
 			return res, fmt.Errorf("%w: %w", api.ErrInvalid, err)
+		}
+		// An attack's config is checked now, not when its replica starts.
+		if e := isvc.Spec.Explainer; e != nil && e.ART != nil {
+			if _, err := attack.Args(e.ART.Type, e.ART.Config); err != nil {
+				return res, fmt.Errorf("%w: spec.explainer.art: %w", api.ErrInvalid, err)
+			}
 		}
 	}
 	old, err := c.cfg.Store.Get(kind, key)

@@ -202,3 +202,25 @@ func TestSameRoutesWithLoggers(t *testing.T) {
 		t.Error("changed split: routes equal")
 	}
 }
+
+// TestApplyChecksAttackConfig: an art explainer's config is refused at
+// apply, naming the key; HopSkipJump is accepted (KServe admits only
+// SquareAttack).
+func TestApplyChecksAttackConfig(t *testing.T) {
+	db, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctl := NewController(Config{Store: db, Router: router.New("example.com", nil), DataDir: t.TempDir(), Runner: &fakeRunner{}})
+	yml := func(typ, cfg string) []byte {
+		return []byte("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: digits}\nspec:\n  predictor:\n    onnx: {storageUri: gs://b/m}\n  explainer:\n    art:\n      type: " + typ + "\n      config: {" + cfg + "}\n")
+	}
+	err = ctl.ApplyYAML(yml("SquareAttack", `max_samples: "3"`))
+	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), `spec.explainer.art`) || !strings.Contains(err.Error(), "max_samples") {
+		t.Fatalf("bad key: %v", err)
+	}
+	if err := ctl.ApplyYAML(yml("HopSkipJump", `max_iter: "10"`)); err != nil {
+		t.Fatalf("HopSkipJump: %v", err)
+	}
+}
