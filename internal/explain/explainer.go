@@ -293,6 +293,19 @@ func orEmptyInts(s []int) []int {
 // Explain explains rows for the named model. Only the first row is
 // explained by AnchorTabular (as in Alibi) and LimeTabular.
 func (x *Explainer) Explain(ctx context.Context, name string, rows [][]float64) (*Explanation, error) {
+	return x.explainRows(ctx, name, rows, x.interactions)
+}
+
+// ExplainInteractions is Explain for TreeShap with interaction values
+// asked for (or not) by the request, over the config's interactions.
+func (x *Explainer) ExplainInteractions(ctx context.Context, name string, rows [][]float64, interactions bool) (*Explanation, error) {
+	if x.cfg.Options.Type != TypeTreeShap {
+		return nil, fmt.Errorf("%w: interactions: only TreeShap computes interaction values, not %s", ErrBadInput, x.cfg.Options.Type)
+	}
+	return x.explainRows(ctx, name, rows, interactions)
+}
+
+func (x *Explainer) explainRows(ctx context.Context, name string, rows [][]float64, interactions bool) (*Explanation, error) {
 	o := x.cfg.Options
 	meta := Meta{Name: o.Type, Explanations: []string{"local"}, Params: o.Config}
 	if meta.Params == nil {
@@ -305,7 +318,7 @@ func (x *Explainer) Explain(ctx context.Context, name string, rows [][]float64) 
 	switch o.Type {
 	case TypeTreeShap:
 		meta.Type = []string{"whitebox"}
-		data, err = x.treeShap(name, rows)
+		data, err = x.treeShap(name, rows, interactions)
 	case TypeKernelShap:
 		meta.Type = []string{"blackbox"}
 		data, err = x.kernelShap(ctx, name, rows)
@@ -340,7 +353,7 @@ func (x *Explainer) featureNames(n int, fromModel []string) []string {
 	return out
 }
 
-func (x *Explainer) treeShap(name string, rows [][]float64) (*ShapData, error) {
+func (x *Explainer) treeShap(name string, rows [][]float64, interactions bool) (*ShapData, error) {
 	m, release, err := x.cfg.Lend(name)()
 	if err != nil {
 		return nil, err
@@ -362,7 +375,7 @@ func (x *Explainer) treeShap(name string, rows [][]float64) (*ShapData, error) {
 		}
 	}
 	var inter []float64
-	if x.interactions {
+	if interactions {
 		if n := int64(len(rows)) * int64(ts.InteractionWidth()); n > maxInteractionValues {
 			return nil, fmt.Errorf("%w: instances: %d rows × %d interaction values each is over the %d an explanation may hold; send fewer rows", ErrBadInput, len(rows), ts.InteractionWidth(), maxInteractionValues)
 		}

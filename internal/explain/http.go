@@ -110,6 +110,11 @@ func (h *Handler) explain(ctx context.Context, name string, body []byte) (any, e
 	if err != nil {
 		return nil, err
 	}
+	if on, ok, err := RequestInteractions(body); err != nil {
+		return nil, err
+	} else if ok {
+		return h.x.ExplainInteractions(ctx, name, rows, on)
+	}
 	return h.x.Explain(ctx, name, rows)
 }
 

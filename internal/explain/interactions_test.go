@@ -149,3 +149,40 @@ func TestInteractionsBudget(t *testing.T) {
 		t.Fatalf("interactions=yes: %v", err)
 	}
 }
+
+// TestInteractionsPerRequest: Alibi's explain argument interactions, at
+// the top level (V1) or in V2's parameters, turns interaction values on
+// or off for one request over the config; other types refuse it.
+func TestInteractionsPerRequest(t *testing.T) {
+	b, err := os.ReadFile("treeshap/testdata/golden/reg_squarederror/model.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := xgboost.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lend := func(string) LendFunc {
+		return func() (runtime.Model, func(), error) { return m, func() {}, nil }
+	}
+	h := handler(t, Options{Type: TypeTreeShap}, "unused", lend)
+	for body, want := range map[string]bool{
+		`{"instances": [[1, 2, 3, 4, 5]]}`:                          false,
+		`{"instances": [[1, 2, 3, 4, 5]], "interactions": true}`:    true,
+		`{"instances": [[1, 2, 3, 4, 5]], "interactions": "false"}`: false,
+		`{"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP64", "data": [1, 2, 3, 4, 5]}], "parameters": {"interactions": true}}`: true,
+	} {
+		code, out := post(t, h, "/v1/models/x:explain", body)
+		if _, got := out["data"].(map[string]any)["shap_interaction_values"]; code != 200 || got != want {
+			t.Errorf("%s: %d, interaction values %v", body, code, got)
+		}
+	}
+	if code, out := post(t, h, "/v1/models/x:explain", `{"instances": [[1, 2, 3, 4, 5]], "interactions": 1}`); code != 400 || !strings.Contains(out["error"].(string), "interactions") {
+		t.Errorf("interactions 1: %d %v", code, out)
+	}
+	s := v1Server(t, false)
+	k := handler(t, Options{Type: TypeKernelShap, Data: background()}, s.URL, nil)
+	if code, out := post(t, k, "/v1/models/lin:explain", `{"instances": [[1, 2, 3]], "interactions": true}`); code != 400 || !strings.Contains(out["error"].(string), "only TreeShap") {
+		t.Errorf("KernelShap with interactions: %d %v", code, out)
+	}
+}

@@ -192,3 +192,33 @@ func DecodeTextRequest(body []byte) ([]string, error) {
 	}
 	return out, nil
 }
+
+// RequestInteractions reads Alibi's TreeShap explain argument
+// interactions from a request: a top-level "interactions" or V2's
+// "parameters": {"interactions": ...}, a boolean (or "true"/"false").
+// ok is false when the request does not say.
+func RequestInteractions(body []byte) (on, ok bool, err error) {
+	var doc struct {
+		Interactions json.RawMessage `json:"interactions"`
+		Parameters   struct {
+			Interactions json.RawMessage `json:"interactions"`
+		} `json:"parameters"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return false, false, nil // DecodeRequest has named what is wrong
+	}
+	field, raw := "interactions", doc.Interactions
+	if raw == nil {
+		field, raw = "parameters.interactions", doc.Parameters.Interactions
+	}
+	if raw == nil {
+		return false, false, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &on) == nil {
+		return on, true, nil
+	} else if json.Unmarshal(raw, &s) == nil && (s == "true" || s == "false") {
+		return s == "true", true, nil
+	}
+	return false, false, fmt.Errorf("%w: %s must be true or false", ErrBadInput, field)
+}
