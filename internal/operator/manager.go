@@ -6,16 +6,20 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/ferryserve/ferry/internal/api"
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -135,43 +139,39 @@ func NewManager(c Config) (manager.Manager, error) {
 		return nil, err
 	}
 
-	isvc := &unstructured.Unstructured{}
-	isvc.SetGroupVersionKind(InferenceServiceGVK)
-	r := &Reconciler{Client: mgr.GetClient(), Scheme: scheme, ServeImage: c.ServeImage,
-		IngressDomain: c.IngressDomain, IngressClassName: c.IngressClassName}
-	err = ctrl.NewControllerManagedBy(mgr).
-		Named("inferenceservice").
-		// Status writes are the operator's own; only spec changes,
-		// annotations (serving.kserve.io/autoscalerClass) and the owned
-		// objects' changes need a reconcile.
-		For(isvc, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&appsv1.Deployment{}).
-		Owns(&corev1.Service{}).
-		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
-		Owns(&networkingv1.Ingress{}).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(c.MaxConcurrentReconciles, 1)}).
-		Complete(r)
-	if err != nil {
-		return nil, fmt.Errorf("operator: %w", err)
-	}
-
-	// TrainedModels are reconciled per parent InferenceService: a change
-	// to a model, to its parent (readiness, URL) or to the parent's
-	// model-config rebuilds that parent's list.
-	tm := &unstructured.Unstructured{}
-	tm.SetGroupVersionKind(TrainedModelGVK)
-	parent := &unstructured.Unstructured{}
-	parent.SetGroupVersionKind(InferenceServiceGVK)
-	err = ctrl.NewControllerManagedBy(mgr).
-		Named("trainedmodel").
-		// The reconciler's own status writes do not change generation.
-		Watches(tm, handler.EnqueueRequestsFromMapFunc(trainedModelParent), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(parent, &handler.EnqueueRequestForObject{}).
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(modelConfigParent)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(c.MaxConcurrentReconciles, 1)}).
-		Complete(&TrainedModelReconciler{Client: mgr.GetClient(), Scheme: scheme, ISVC: InferenceServiceGVK})
-	if err != nil {
-		return nil, fmt.Errorf("operator: %w", err)
+	// serving.kserve.io is required; KFServing's serving.kubeflow.org and
+	// either group's TrainedModels are reconciled when their CRDs are
+	// installed (the informers of a kind the API server does not know
+	// would never sync). Installing one later needs a restart.
+	for _, g := range []string{api.GroupKServe, api.GroupKubeflow} {
+		isvcGVK := InferenceServiceGVK
+		isvcGVK.Group = g
+		tmGVK := TrainedModelGVK
+		tmGVK.Group = g
+		ok, err := served(mgr, isvcGVK)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			if g == api.GroupKServe {
+				return nil, fmt.Errorf("operator: the API server does not serve %s (install the CRDs: kubectl apply -f config/crd/)", isvcGVK)
+			}
+			c.Log.Info("group not installed; not reconciled", "kind", isvcGVK.String())
+			continue
+		}
+		if err := addInferenceServiceController(mgr, scheme, c, isvcGVK); err != nil {
+			return nil, err
+		}
+		if ok, err = served(mgr, tmGVK); err != nil {
+			return nil, err
+		}
+		if !ok {
+			c.Log.Info("kind not installed; not reconciled", "kind", tmGVK.String())
+			continue
+		}
+		if err := addTrainedModelController(mgr, scheme, c, isvcGVK, tmGVK); err != nil {
+			return nil, err
+		}
 	}
 	return mgr, nil
 }
@@ -185,4 +185,70 @@ func Run(ctx context.Context, c Config) error {
 		return err
 	}
 	return mgr.Start(ctx)
+}
+
+// served reports whether the API server knows gvk.
+func served(mgr manager.Manager, gvk schema.GroupVersionKind) (bool, error) {
+	_, err := mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+	switch {
+	case err == nil:
+		return true, nil
+	case meta.IsNoMatchError(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("operator: discover %s: %w", gvk, err)
+}
+
+// controllerName names a group's controllers apart: the first group keeps
+// the plain names its metrics and logs had.
+func controllerName(kind string, gvk schema.GroupVersionKind) string {
+	if gvk.Group == api.GroupKServe {
+		return kind
+	}
+	return kind + "-" + strings.Split(gvk.Group, ".")[1] // serving.kubeflow.org: kubeflow
+}
+
+func addInferenceServiceController(mgr manager.Manager, scheme *runtime.Scheme, c Config, gvk schema.GroupVersionKind) error {
+	isvc := &unstructured.Unstructured{}
+	isvc.SetGroupVersionKind(gvk)
+	r := &Reconciler{Client: mgr.GetClient(), Scheme: scheme, GVK: gvk, ServeImage: c.ServeImage,
+		IngressDomain: c.IngressDomain, IngressClassName: c.IngressClassName}
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named(controllerName("inferenceservice", gvk)).
+		// Status writes are the operator's own; only spec changes,
+		// annotations (serving.kserve.io/autoscalerClass) and the owned
+		// objects' changes need a reconcile.
+		For(isvc, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
+		Owns(&networkingv1.Ingress{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(c.MaxConcurrentReconciles, 1)}).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("operator: %w", err)
+	}
+	return nil
+}
+
+// addTrainedModelController reconciles TrainedModels per parent
+// InferenceService: a change to a model, to its parent (readiness, URL) or
+// to the parent's model-config rebuilds that parent's list.
+func addTrainedModelController(mgr manager.Manager, scheme *runtime.Scheme, c Config, isvcGVK, tmGVK schema.GroupVersionKind) error {
+	tm := &unstructured.Unstructured{}
+	tm.SetGroupVersionKind(tmGVK)
+	parent := &unstructured.Unstructured{}
+	parent.SetGroupVersionKind(isvcGVK)
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named(controllerName("trainedmodel", tmGVK)).
+		// The reconciler's own status writes do not change generation.
+		Watches(tm, handler.EnqueueRequestsFromMapFunc(trainedModelParent), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(parent, &handler.EnqueueRequestForObject{}).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(modelConfigParent(isvcGVK.Group))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(c.MaxConcurrentReconciles, 1)}).
+		Complete(&TrainedModelReconciler{Client: mgr.GetClient(), Scheme: scheme, ISVC: isvcGVK, TM: tmGVK})
+	if err != nil {
+		return fmt.Errorf("operator: %w", err)
+	}
+	return nil
 }

@@ -44,6 +44,7 @@ func TestOperator(t *testing.T) {
 	t.Run("RawDeployment", func(t *testing.T) { testRawDeployment(t, cluster, cl) })
 	t.Run("Components", func(t *testing.T) { testComponents(t, cl) })
 	t.Run("TrainedModels", func(t *testing.T) { testTrainedModels(t, cluster, cl) })
+	t.Run("KubeflowGroup", func(t *testing.T) { testKubeflowGroup(t, cl) })
 }
 
 // testRawDeployment applies KServe's sklearn sample, checks the Deployment

@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -40,6 +41,9 @@ const (
 type Reconciler struct {
 	Client client.Client
 	Scheme *runtime.Scheme
+	// GVK is the InferenceService kind reconciled: InferenceServiceGVK
+	// when empty, or its serving.kubeflow.org twin.
+	GVK schema.GroupVersionKind
 	// ServeImage is the image whose entrypoint is the ferry binary; built-in
 	// formats run `ferry serve` in it.
 	ServeImage string
@@ -57,7 +61,11 @@ var _ reconcile.Reconciler = (*Reconciler)(nil)
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(InferenceServiceGVK)
+	gvk := r.GVK
+	if gvk.Empty() {
+		gvk = InferenceServiceGVK
+	}
+	u.SetGroupVersionKind(gvk)
 	if err := r.Client.Get(ctx, req.NamespacedName, u); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
@@ -75,6 +83,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, r.writeStatus(ctx, u, old, failed(old, u.GetGeneration(), "InvalidSpec", err.Error(), r.now()))
 	}
 	st, err := r.reconcileComponents(ctx, u, isvc, old)
+	if owned := (*controllerutil.AlreadyOwnedError)(nil); errors.As(err, &owned) {
+		// A name the operator derives is held by another owner (an
+		// InferenceService of the same name in the other API group): a
+		// retry cannot succeed, so say so and wait for a change.
+		return reconcile.Result{}, r.writeStatus(ctx, u, old, failed(old, u.GetGeneration(), "NameTaken", err.Error(), r.now()))
+	}
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -229,11 +243,23 @@ func (r *Reconciler) observeComponent(ctx context.Context, u *unstructured.Unstr
 			// The name is deterministic, so a stale cache that hides a
 			// revision created a moment ago ends in AlreadyExists and a
 			// retry, never in a duplicate revision.
-			if err := r.Client.Create(ctx, d); err != nil {
+			err = r.Client.Create(ctx, d)
+			switch {
+			case err == nil:
+				logger.Info("created revision", "revision", rev)
+				st.revs[rev], st.current = d, rev
+			case apierrors.IsAlreadyExists(err):
+				// Ours and not yet in the cache: retry. Someone else's (an
+				// InferenceService of the same name in the other API
+				// group): report it, since a retry cannot succeed.
+				other := &appsv1.Deployment{}
+				if gerr := r.Client.Get(ctx, client.ObjectKeyFromObject(d), other); gerr != nil || metav1.IsControlledBy(other, u) {
+					return nil, in, fmt.Errorf("create revision %s: %w", rev, err)
+				}
+				err = fmt.Errorf("revision name %s is taken: its Deployment belongs to %s", rev, ownerOf(other))
+			default:
 				return nil, in, fmt.Errorf("create revision %s: %w", rev, err)
 			}
-			logger.Info("created revision", "revision", rev)
-			st.revs[rev], st.current = d, rev
 		}
 	}
 	if err != nil {
@@ -416,4 +442,11 @@ func writeStatus(ctx context.Context, c client.Client, u *unstructured.Unstructu
 		return fmt.Errorf("update status: %w", err)
 	}
 	return nil
+}
+
+func ownerOf(o metav1.Object) string {
+	if ref := metav1.GetControllerOf(o); ref != nil {
+		return ref.APIVersion + " " + ref.Kind + " " + ref.Name
+	}
+	return "no controller"
 }

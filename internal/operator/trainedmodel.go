@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/ferryserve/ferry/internal/plan"
 	"github.com/ferryserve/ferry/internal/puller"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -19,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
@@ -52,8 +55,9 @@ func RenderModelConfig(entries []plan.ModelEntry) ([]byte, error) {
 type TrainedModelReconciler struct {
 	Client client.Client
 	Scheme *runtime.Scheme
-	// ISVC is the InferenceService kind the TrainedModels belong to.
-	ISVC schema.GroupVersionKind
+	// ISVC is the InferenceService kind the TrainedModels (kind TM, in
+	// the same group) belong to.
+	ISVC, TM schema.GroupVersionKind
 	// Now is the clock for condition transition times (time.Now when nil).
 	Now func() time.Time
 }
@@ -83,7 +87,7 @@ func (r *TrainedModelReconciler) Reconcile(ctx context.Context, req reconcile.Re
 	}
 
 	list := &unstructured.UnstructuredList{}
-	list.SetGroupVersionKind(TrainedModelGVK.GroupVersion().WithKind(TrainedModelGVK.Kind + "List"))
+	list.SetGroupVersionKind(r.TM.GroupVersion().WithKind(r.TM.Kind + "List"))
 	if err := r.Client.List(ctx, list, client.InNamespace(req.Namespace)); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -111,10 +115,17 @@ func (r *TrainedModelReconciler) Reconcile(ctx context.Context, req reconcile.Re
 	entries := plan.ModelConfig(req.Name, valid, deleting)
 	written := false
 	if exists {
-		if err := r.ensureModelConfig(ctx, parent, entries); err != nil {
+		err := r.ensureModelConfig(ctx, parent, entries, len(mine) > 0)
+		if owned := (*controllerutil.AlreadyOwnedError)(nil); errors.As(err, &owned) {
+			// Held by the same-named InferenceService of the other group:
+			// the models' status says they are not listed.
+			err = nil
+		} else {
+			written = err == nil
+		}
+		if err != nil {
 			return reconcile.Result{}, err
 		}
-		written = true
 	}
 
 	now := r.now()
@@ -174,13 +185,24 @@ func decodeTrainedModel(u *unstructured.Unstructured) (*api.TrainedModel, string
 }
 
 // ensureModelConfig writes the parent's model-config ConfigMap, owned by
-// the parent so that it goes with it.
-func (r *TrainedModelReconciler) ensureModelConfig(ctx context.Context, parent *unstructured.Unstructured, entries []plan.ModelEntry) error {
+// the parent so that it goes with it. With no models (hasModels false) it only updates
+// one that exists: most InferenceServices never have TrainedModels, and
+// their pods mount the ConfigMap as optional.
+func (r *TrainedModelReconciler) ensureModelConfig(ctx context.Context, parent *unstructured.Unstructured, entries []plan.ModelEntry, hasModels bool) error {
 	data, err := RenderModelConfig(entries)
 	if err != nil {
 		return err
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: ModelConfigName(parent.GetName()), Namespace: parent.GetNamespace()}}
+	if !hasModels {
+		err := r.Client.Get(ctx, client.ObjectKeyFromObject(cm), cm)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 	_, err = controllerutil.CreateOrUpdate(ctx, r.Client, cm, func() error {
 		if cm.Labels == nil {
 			cm.Labels = map[string]string{}
@@ -208,11 +230,18 @@ func trainedModelParent(_ context.Context, o client.Object) []reconcile.Request 
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: u.GetNamespace(), Name: name}}}
 }
 
-// modelConfigParent maps a model-config ConfigMap to its InferenceService.
-func modelConfigParent(_ context.Context, o client.Object) []reconcile.Request {
-	name := o.GetLabels()[LabelInferenceService]
-	if name == "" || o.GetName() != ModelConfigName(name) {
-		return nil
+// modelConfigParent maps a model-config ConfigMap to its InferenceService
+// when that is of group.
+func modelConfigParent(group string) handler.MapFunc {
+	return func(_ context.Context, o client.Object) []reconcile.Request {
+		name := o.GetLabels()[LabelInferenceService]
+		owner := metav1.GetControllerOf(o)
+		if name == "" || o.GetName() != ModelConfigName(name) || owner == nil || owner.Name != name {
+			return nil
+		}
+		if gv, err := schema.ParseGroupVersion(owner.APIVersion); err != nil || gv.Group != group {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
 	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
 }
