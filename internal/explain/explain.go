@@ -70,8 +70,8 @@ var keys = map[string][]string{
 	TypeKernelShap:    {"nsamples", "l1_reg", "batch_size", "seed"},
 	TypeAnchorTabular: {"threshold", "delta", "tau", "batch_size", "coverage_samples", "beam_size", "stop_on_first", "max_anchor_size", "min_samples_start", "n_covered_ex", "seed"},
 	TypeLimeTabular:   {"num_samples", "num_features", "kernel_width", "feature_selection", "sample_around_instance", "discretize_continuous", "top_labels", "batch_size", "seed"},
-	TypeAnchorImages:  {"threshold", "delta", "tau", "batch_size", "coverage_samples", "beam_size", "stop_on_first", "max_anchor_size", "min_samples_start", "n_covered_ex", "seed", "p_sample", "segmentation_fn", "n_segments", "compactness", "sigma"},
-	TypeLimeImages:    {"num_samples", "segmentation_algorithm", "top_labels", "min_weight", "positive_only", "num_features", "batch_size", "seed", "n_segments", "compactness", "sigma"},
+	TypeAnchorImages:  {"threshold", "delta", "tau", "batch_size", "coverage_samples", "beam_size", "stop_on_first", "max_anchor_size", "min_samples_start", "n_covered_ex", "seed", "p_sample", "segmentation_fn", "n_segments", "compactness", "kernel_size", "max_dist", "ratio", "sigma"},
+	TypeLimeImages:    {"num_samples", "segmentation_algorithm", "top_labels", "min_weight", "positive_only", "num_features", "batch_size", "seed", "n_segments", "compactness", "kernel_size", "max_dist", "ratio", "sigma"},
 	TypeAnchorText:    {"threshold", "delta", "tau", "batch_size", "coverage_samples", "beam_size", "stop_on_first", "max_anchor_size", "min_samples_start", "n_covered_ex", "seed", "use_unk", "sample_proba"},
 }
 

@@ -345,7 +345,7 @@ func decodeNested(raw json.RawMessage, field string) ([]int, []float64, error) {
 
 // imageConfig is what an image explainer reads from its config keys.
 type imageConfig struct {
-	slic         superpixel.SLICConfig
+	seg          segmenter
 	anchor       anchor.ImageConfig
 	lime         lime.ImageConfig
 	positiveOnly bool
@@ -353,16 +353,77 @@ type imageConfig struct {
 	numFeatures  int // superpixels in each LIME mask
 }
 
-// readSegmentation reads the SLIC keys and refuses other algorithms.
-func readSegmentation(c *config, key string, s *superpixel.SLICConfig) {
-	alg := "slic"
-	c.string(key, &alg)
-	if c.err == nil && alg != "slic" {
-		c.err = fmt.Errorf("%w: %s=%q: Ferry segments with slic only (quickshift and felzenszwalb are not implemented)", ErrConfig, key, alg)
+// segmenter cuts images into superpixels with one algorithm.
+type segmenter struct {
+	alg   string // slic or quickshift
+	slic  superpixel.SLICConfig
+	quick superpixel.QuickshiftConfig
+	keys  []string // algorithm keys the config set
+}
+
+// segmentationKeys are each algorithm's own config keys (sigma is both's).
+var segmentationKeys = map[string][]string{
+	"slic":       {"n_segments", "compactness"},
+	"quickshift": {"kernel_size", "max_dist", "ratio"},
+}
+
+// readSegmentation reads the algorithm under key (def when absent) and
+// its keys; the other algorithm's keys and other algorithms are refused
+// by name.
+func readSegmentation(c *config, key, def string, s *segmenter) {
+	s.alg = def
+	c.string(key, &s.alg)
+	if c.err != nil {
+		return
 	}
-	c.int("n_segments", &s.NSegments)
-	c.float("compactness", &s.Compactness)
-	c.float("sigma", &s.Sigma)
+	if _, ok := segmentationKeys[s.alg]; !ok {
+		c.err = fmt.Errorf("%w: %s=%q: Ferry segments with slic or quickshift (felzenszwalb is not implemented)", ErrConfig, key, s.alg)
+		return
+	}
+	if err := s.checkKeys(mapsKeys(c.m)); err != nil {
+		c.err = fmt.Errorf("%w: %w", ErrConfig, err)
+		return
+	}
+	c.int("n_segments", &s.slic.NSegments)
+	c.float("compactness", &s.slic.Compactness)
+	c.float("kernel_size", &s.quick.KernelSize)
+	c.float("max_dist", &s.quick.MaxDist)
+	c.float("ratio", &s.quick.Ratio)
+	c.float("sigma", &s.slic.Sigma)
+	c.float("sigma", &s.quick.Sigma)
+	for k, ks := range segmentationKeys {
+		for _, name := range ks {
+			if _, ok := c.m[name]; ok && k == s.alg {
+				s.keys = append(s.keys, name)
+			}
+		}
+	}
+}
+
+// checkKeys refuses keys that belong to the other algorithm.
+func (s *segmenter) checkKeys(keys func(func(string) bool)) error {
+	for k := range keys {
+		for alg, ks := range segmentationKeys {
+			if alg != s.alg && slices.Contains(ks, k) {
+				return fmt.Errorf("%s is a %s key; the segmentation is %s", k, alg, s.alg)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *segmenter) validate() error {
+	if s.alg == "quickshift" {
+		return s.quick.Defaults().Validate()
+	}
+	return s.slic.Defaults().Validate()
+}
+
+func (s *segmenter) segment(img superpixel.Image) (*superpixel.Segments, error) {
+	if s.alg == "quickshift" {
+		return superpixel.Quickshift(img, s.quick)
+	}
+	return superpixel.SLIC(img, s.slic)
 }
 
 // newImage reads an image type's keys.
@@ -374,7 +435,8 @@ func (x *Explainer) newImage(c *config) error {
 	case TypeAnchorImages:
 		readAnchorConfig(c, &ic.anchor.Config)
 		c.float("p_sample", &ic.anchor.PSample)
-		readSegmentation(c, "segmentation_fn", &ic.slic)
+		readSegmentation(c, "segmentation_fn", "slic", &ic.seg)
+		ic.seg.quick.Seed = ic.anchor.Seed
 	case TypeLimeImages:
 		c.int("num_samples", &ic.lime.NumSamples)
 		c.int("top_labels", &ic.lime.TopLabels)
@@ -383,7 +445,8 @@ func (x *Explainer) newImage(c *config) error {
 		c.bool("positive_only", &ic.positiveOnly)
 		c.float("min_weight", &ic.minWeight)
 		c.int("num_features", &ic.numFeatures)
-		readSegmentation(c, "segmentation_algorithm", &ic.slic)
+		readSegmentation(c, "segmentation_algorithm", "quickshift", &ic.seg)
+		ic.seg.quick.Seed = ic.lime.Seed
 	}
 	if c.err != nil {
 		return c.err
@@ -407,7 +470,7 @@ func (x *Explainer) newImage(c *config) error {
 }
 
 func (ic *imageConfig) validate() error {
-	if err := ic.slic.Defaults().Validate(); err != nil {
+	if err := ic.seg.validate(); err != nil {
 		return err
 	}
 	if err := ic.anchor.Config.Defaults().Validate(); err != nil {
@@ -481,7 +544,7 @@ func (x *Explainer) ExplainImage(ctx context.Context, name string, req *ImageReq
 	} else if len(req.Params) > 0 {
 		return nil, fmt.Errorf("%w: %s takes no request parameters (got %s); set them in its config", ErrBadInput, o.Type, strings.Join(slices.Sorted(mapsKeys(req.Params)), ", "))
 	}
-	seg, err := superpixel.SLIC(req.Image, ic.slic)
+	seg, err := ic.seg.segment(req.Image)
 	if err != nil {
 		return nil, fmt.Errorf("%w: segmentation: %w", ErrBadInput, err)
 	}
@@ -552,7 +615,15 @@ func (ic *imageConfig) override(params map[string]string) error {
 	c.int("num_samples", &ic.lime.NumSamples)
 	c.bool("positive_only", &ic.positiveOnly)
 	c.float("min_weight", &ic.minWeight)
-	readSegmentation(c, "segmentation_alg", &ic.slic)
+	if alg, ok := params["segmentation_alg"]; ok && alg != ic.seg.alg {
+		// The config's keys were for its own algorithm.
+		ic.seg.alg = alg
+		if _, known := segmentationKeys[alg]; !known {
+			c.err = fmt.Errorf("segmentation_alg=%q: Ferry segments with slic or quickshift (felzenszwalb is not implemented)", alg)
+		} else if len(ic.seg.keys) > 0 {
+			c.err = fmt.Errorf("segmentation_alg=%q: the config sets %s for its own segmentation", alg, strings.Join(ic.seg.keys, ", "))
+		}
+	}
 	if c.err == nil {
 		c.err = ic.validate()
 	}

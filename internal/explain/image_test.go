@@ -56,7 +56,7 @@ func flat8(img [][]float64) []float64 {
 // more than switching off as many of the others.
 func TestLimeImagesOnONNXDigits(t *testing.T) {
 	lend, images, want := digits(t)
-	h := handler(t, Options{Type: TypeLimeImages, Config: map[string]string{"seed": "1", "n_segments": "16", "top_labels": "3", "num_samples": "500"}}, "unused", lend)
+	h := handler(t, Options{Type: TypeLimeImages, Config: map[string]string{"seed": "1", "segmentation_algorithm": "slic", "n_segments": "16", "top_labels": "3", "num_samples": "500"}}, "unused", lend)
 	predict := ModelImagePredictor("digits", lend("digits"))
 	for i := range 4 {
 		body, _ := json.Marshal(map[string]any{"instances": images[i : i+1]})
@@ -231,7 +231,7 @@ func TestLimeImagesOverV1(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"predictions": preds})
 	}))
 	defer s.Close()
-	x, err := New(Config{Options: Options{Type: TypeLimeImages, Config: map[string]string{"seed": "2", "n_segments": "4", "compactness": "1"}},
+	x, err := New(Config{Options: Options{Type: TypeLimeImages, Config: map[string]string{"seed": "2", "segmentation_algorithm": "slic", "n_segments": "4", "compactness": "1"}},
 		ImagePredictor: func(name string) ImagePredictor { return V1ImagePredictor(http.DefaultClient, s.URL, name) }})
 	if err != nil {
 		t.Fatal(err)
@@ -266,17 +266,23 @@ func TestLimeImagesOverV1(t *testing.T) {
 			}
 		}
 	}
-	if code, out := post(t, h, "/v1/models/m:explain", `{"instances": [[[[1,1,1]]]], "segmentation_alg": "quickshift"}`); code != 400 || !strings.Contains(out["error"].(string), "quickshift") {
-		t.Fatalf("quickshift per request: %d %v", code, out)
+	for alg, want := range map[string]string{
+		"felzenszwalb": "slic or quickshift",
+		"quickshift":   "the config sets n_segments, compactness",
+	} {
+		if code, out := post(t, h, "/v1/models/m:explain", `{"instances": [[[[1,1,1]]]], "segmentation_alg": "`+alg+`"}`); code != 400 || !strings.Contains(out["error"].(string), want) {
+			t.Fatalf("%s per request: %d %v", alg, code, out)
+		}
 	}
 }
 
 func TestImageConfigRefused(t *testing.T) {
 	for cfg, want := range map[string]string{
-		"segmentation_algorithm=quickshift": `segmentation_algorithm="quickshift": Ferry segments with slic only`,
-		"segmentation_alg=slic":             `LimeImages does not take "segmentation_alg"; it takes: num_samples, segmentation_algorithm,`,
-		"num_samples=0.5":                   "num_samples",
-		"p_sample=0.3":                      `LimeImages does not take "p_sample"`,
+		"segmentation_algorithm=felzenszwalb": `segmentation_algorithm="felzenszwalb": Ferry segments with slic or quickshift`,
+		"n_segments=16":                       "n_segments is a slic key; the segmentation is quickshift",
+		"segmentation_alg=slic":               `LimeImages does not take "segmentation_alg"; it takes: num_samples, segmentation_algorithm,`,
+		"num_samples=0.5":                     "num_samples",
+		"p_sample=0.3":                        `LimeImages does not take "p_sample"`,
 	} {
 		c, _ := ParseConfig([]string{cfg})
 		_, err := New(Config{Options: Options{Type: TypeLimeImages, Config: c}, Lend: func(string) LendFunc { return nil }})
@@ -284,7 +290,11 @@ func TestImageConfigRefused(t *testing.T) {
 			t.Errorf("%s: %v", cfg, err)
 		}
 	}
-	c, _ := ParseConfig([]string{"p_sample=2"})
+	c, _ := ParseConfig([]string{"ratio=0.5"})
+	if _, err := New(Config{Options: Options{Type: TypeAnchorImages, Config: c}, Lend: func(string) LendFunc { return nil }}); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "ratio is a quickshift key; the segmentation is slic") {
+		t.Errorf("AnchorImages ratio: %v", err)
+	}
+	c, _ = ParseConfig([]string{"p_sample=2"})
 	if _, err := New(Config{Options: Options{Type: TypeAnchorImages, Config: c}, Lend: func(string) LendFunc { return nil }}); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "p_sample") {
 		t.Errorf("p_sample=2: %v", err)
 	}
@@ -359,7 +369,7 @@ func BenchmarkLimeImagesDigits(b *testing.B) {
 		b.Fatal(err)
 	}
 	lend := func(string) LendFunc { return func() (runtime.Model, func(), error) { return m, func() {}, nil } }
-	x, err := New(Config{Options: Options{Type: TypeLimeImages, Config: map[string]string{"n_segments": "16"}}, Lend: lend})
+	x, err := New(Config{Options: Options{Type: TypeLimeImages, Config: map[string]string{"segmentation_algorithm": "slic", "n_segments": "16"}}, Lend: lend})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -370,6 +380,25 @@ func BenchmarkLimeImagesDigits(b *testing.B) {
 	for b.Loop() {
 		if _, err := x.ExplainImage(context.Background(), "digits", req); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestLimeImagesQuickshiftDefault: LimeImages segments with quickshift
+// and AIX's parameters unless told otherwise, and a request may switch
+// to slic.
+func TestLimeImagesQuickshiftDefault(t *testing.T) {
+	lend, images, want := digits(t)
+	h := handler(t, Options{Type: TypeLimeImages, Config: map[string]string{"seed": "1", "top_labels": "1", "num_samples": "300"}}, "unused", lend)
+	for _, extra := range []string{``, `, "segmentation_alg": "slic"`} {
+		body, _ := json.Marshal(map[string]any{"instances": images[2:3]})
+		code, out := post(t, h, "/v1/models/digits:explain", strings.TrimSuffix(string(body), "}")+extra+"}")
+		if code != 200 {
+			t.Fatalf("%s: %d %v", extra, code, out)
+		}
+		e := out["explanations"].(map[string]any)
+		if int(e["top_labels"].([]any)[0].(float64)) != want[2] || len(e["masks"].([]any)) != 1 {
+			t.Fatalf("%s: %v", extra, e)
 		}
 	}
 }

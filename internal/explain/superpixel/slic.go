@@ -1,8 +1,8 @@
 // Package superpixel cuts images into superpixels, the features image
 // explainers (AnchorImages, LimeImages) switch on and off: SLIC (Achanta
 // et al., "SLIC superpixels compared to state-of-the-art superpixel
-// methods", the algorithm of scikit-image's slic, which lime and Alibi
-// call).
+// methods", scikit-image's slic, Alibi's default) and quick shift
+// (Vedaldi and Soatto, scikit-image's quickshift, AIX's default).
 package superpixel
 
 import (

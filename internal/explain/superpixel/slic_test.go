@@ -1,6 +1,7 @@
 package superpixel
 
 import (
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -255,6 +256,122 @@ func BenchmarkSLIC(b *testing.B) {
 	im := patches(224, 224, palette, func(y, x int) int { return (y/37 + x/29 + rng.IntN(2)) % len(palette) })
 	for b.Loop() {
 		if _, err := SLIC(im, SLICConfig{NSegments: 100}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// numbered asserts labels 0..N-1, all used, numbered in scan order.
+func numbered(t *testing.T, seg *Segments) {
+	t.Helper()
+	next := int32(0)
+	for _, k := range seg.Labels {
+		if k > next || k < 0 {
+			t.Fatalf("label %d met before %d", k, next)
+		}
+		if k == next {
+			next++
+		}
+	}
+	if int(next) != seg.N {
+		t.Fatalf("%d labels used, N = %d", next, seg.N)
+	}
+}
+
+// TestQuickshiftPatches: with links shorter than the colour steps
+// between patches, no segment straddles two uniform patches, in RGB and
+// grey; a seed repeats the segmentation.
+func TestQuickshiftPatches(t *testing.T) {
+	region := func(y, x int) int {
+		if (y-14)*(y-14)+(x-18)*(x-18) < 81 {
+			return 3
+		}
+		if x < 13 {
+			return 0
+		}
+		return 6
+	}
+	im := patches(30, 36, palette, region)
+	seg, err := Quickshift(im, QuickshiftConfig{KernelSize: 2, MaxDist: 4, Ratio: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	numbered(t, seg)
+	if !pure(seg, region) || seg.N < 3 {
+		t.Fatalf("%d segments, pure %v", seg.N, pure(seg, region))
+	}
+	again, _ := Quickshift(im, QuickshiftConfig{KernelSize: 2, MaxDist: 4, Ratio: 1})
+	for p := range seg.Labels {
+		if seg.Labels[p] != again.Labels[p] {
+			t.Fatal("the same seed gave another segmentation")
+		}
+	}
+	grey := Image{H: 30, W: 36, C: 1, Pix: make([]float64, 30*36)}
+	for p := range grey.Pix {
+		grey.Pix[p] = float64(region(p/36, p%36)) * 10
+	}
+	seg, err = Quickshift(grey, QuickshiftConfig{KernelSize: 2, MaxDist: 4, Ratio: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	numbered(t, seg)
+	if !pure(seg, region) {
+		t.Fatalf("grey: %d segments not pure", seg.N)
+	}
+}
+
+// TestQuickshiftOneMode: a single bright blob on black with AIX's
+// parameters links every pixel of the blob to its centre's mode.
+func TestQuickshiftOneMode(t *testing.T) {
+	im := Image{H: 15, W: 15, C: 1, Pix: make([]float64, 225)}
+	for p := range im.Pix {
+		dy, dx := float64(p/15-7), float64(p%15-7)
+		im.Pix[p] = math.Exp(-(dy*dy + dx*dx) / 8)
+	}
+	seg, err := Quickshift(im, QuickshiftConfig{KernelSize: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	numbered(t, seg)
+	centre := seg.Labels[7*15+7]
+	for _, p := range []int{6*15 + 7, 7*15 + 9, 9*15 + 9, 5*15 + 5} {
+		if seg.Labels[p] != centre {
+			t.Fatalf("pixel %d in segment %d, the centre in %d (%d segments)", p, seg.Labels[p], centre, seg.N)
+		}
+	}
+}
+
+func TestQuickshiftErrors(t *testing.T) {
+	im := Image{H: 2, W: 2, C: 1, Pix: make([]float64, 4)}
+	for _, cfg := range []QuickshiftConfig{{KernelSize: -1}, {Ratio: 2}, {MaxDist: -3}, {KernelSize: 50}} {
+		if _, err := Quickshift(im, cfg); err == nil {
+			t.Errorf("%+v accepted", cfg)
+		}
+	}
+}
+
+func FuzzQuickshift(f *testing.F) {
+	f.Add(uint8(8), uint8(8), uint8(1), uint8(10), uint64(1))
+	f.Fuzz(func(t *testing.T, h, w, c, k uint8, seed uint64) {
+		im := Image{H: int(h%24) + 1, W: int(w%24) + 1, C: int(c%4) + 1}
+		rng := rand.New(rand.NewPCG(seed, 0))
+		im.Pix = make([]float64, im.H*im.W*im.C)
+		for i := range im.Pix {
+			im.Pix[i] = float64(rng.IntN(4)) / 3
+		}
+		seg, err := Quickshift(im, QuickshiftConfig{KernelSize: float64(k%30)/10 + 0.1, Seed: seed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		numbered(t, seg)
+	})
+}
+
+func BenchmarkQuickshift(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	im := patches(224, 224, palette, func(y, x int) int { return (y/37 + x/29 + rng.IntN(2)) % len(palette) })
+	for b.Loop() {
+		if _, err := Quickshift(im, QuickshiftConfig{}); err != nil {
 			b.Fatal(err)
 		}
 	}
