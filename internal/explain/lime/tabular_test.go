@@ -2,8 +2,10 @@ package lime
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -223,4 +225,51 @@ func BenchmarkTabular(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestRidgeMatchesScikitLearn compares ridge with scikit-learn 1.2's
+// Ridge(alpha).fit(X, y, sample_weight) and .score, lime's local model,
+// on LIME-like problems (testdata/gen/gen_ridge.py): coefficients,
+// intercept and weighted R² within 1e-9.
+func TestRidgeMatchesScikitLearn(t *testing.T) {
+	b, err := os.ReadFile("testdata/ridge.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Cases []struct {
+			X                [][]float64
+			Y, W             []float64
+			Alpha            float64
+			Coef             []float64
+			Intercept, Score float64
+		}
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Cases) < 4 {
+		t.Fatalf("%d cases", len(g.Cases))
+	}
+	worst := 0.0
+	for i, c := range g.Cases {
+		cols := make([]int, len(c.X[0]))
+		for j := range cols {
+			cols[j] = j
+		}
+		f, err := ridge(c.X, cols, c.Y, c.W, c.Alpha)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := append(append(slices.Clone(f.coef), f.intercept), f.score)
+		want := append(append(slices.Clone(c.Coef), c.Intercept), c.Score)
+		for k := range got {
+			d := math.Abs(got[k] - want[k])
+			worst = max(worst, d)
+			if d > 1e-9 {
+				t.Errorf("case %d (alpha %v): value %d is %v, scikit-learn %v", i, c.Alpha, k, got[k], want[k])
+			}
+		}
+	}
+	t.Logf("worst |Ferry - scikit-learn| %.2g", worst)
 }
