@@ -402,3 +402,24 @@ func TestLimeImagesQuickshiftDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestNewExplainersPredictorFails: a predictor failing during a LIME or
+// image explanation is a 502 naming it, never a 400 or a hang.
+func TestNewExplainersPredictorFails(t *testing.T) {
+	s := v1Server(t, true)
+	h := handler(t, Options{Type: TypeLimeTabular, Data: background()}, s.URL, nil)
+	if code, out := post(t, h, "/v1/models/lin:explain", `{"instances": [[1, 2, 3]]}`); code != http.StatusBadGateway || !strings.Contains(out["error"].(string), s.URL) {
+		t.Errorf("LimeTabular: %d %v", code, out)
+	}
+	for _, typ := range []string{TypeLimeImages, TypeAnchorImages} {
+		x, err := New(Config{Options: Options{Type: typ, Config: map[string]string{"segmentation_" + map[string]string{TypeLimeImages: "algorithm", TypeAnchorImages: "fn"}[typ]: "slic"}},
+			ImagePredictor: func(name string) ImagePredictor { return V1ImagePredictor(http.DefaultClient, s.URL, name) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := NewHandler(x, 0, 0, nil).Middleware(http.NotFoundHandler())
+		if code, out := post(t, h, "/v1/models/lin:explain", `{"instances": [[[0, 1], [1, 0]]]}`); code != http.StatusBadGateway || !strings.Contains(out["error"].(string), s.URL+"/v1/models/lin:predict") {
+			t.Errorf("%s: %d %v", typ, code, out)
+		}
+	}
+}
