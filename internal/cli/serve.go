@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryserve/ferry/internal/batcher"
+	"github.com/ferryserve/ferry/internal/memtrim"
 	"github.com/ferryserve/ferry/internal/protocol"
 	"github.com/ferryserve/ferry/internal/puller"
 	"github.com/ferryserve/ferry/internal/repository"
@@ -292,6 +293,13 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 			log.Error("some models failed to load; the others serve", "err", err)
 		}
 		log.Info("models loaded", "ready", repo.Ready(), "models", len(sources))
+		// Start-up is over: hand the binary's pages that only package
+		// initialisation touched back to the page cache (memtrim).
+		if n, err := memtrim.Release(); err != nil {
+			log.Debug("release start-up pages", "err", err)
+		} else {
+			log.Debug("released start-up pages", "mapped_bytes", n)
+		}
 		return nil
 	})
 	if pl != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/console"
 	"github.com/ferryserve/ferry/internal/controlplane"
+	"github.com/ferryserve/ferry/internal/memtrim"
 	"github.com/ferryserve/ferry/internal/storage"
 )
 
@@ -152,6 +153,8 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 		OnReady: func() {
 			log.Info("ready for commands (ferry get isvc)", "ingress", ingressLn.Addr().String(), "grpc", grpcLn.Addr().String(), "api", apiSec.url, "domain", o.domain, "data", o.dataDir)
 			printConsoleURL(cmd.OutOrStdout(), apiSec) // console.go
+			// Pages only start-up touched go back to the page cache.
+			_, _ = memtrim.Release()
 		},
 	})
 	if err != nil {

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package memtrim
+
+func dontNeed(start, length uintptr) error { return nil }

@@ -1,0 +1,84 @@
+// Package memtrim hands the pages of the ferry binary that start-up
+// touched back to the page cache.
+//
+// Package initialisation of the libraries ferry links (cloud storage
+// clients, the Kubernetes client for `ferry operator`, protobuf registries)
+// reads tens of megabytes of the binary's code and read-only data once.
+// Those pages are clean copies of the file: the kernel may drop them at any
+// time and reads them back on the next access. They still count in a
+// process's RSS until it does, so an idle `ferry serve` looked three times
+// its real size. Release advises the kernel that the binary's read-only
+// mappings are not needed now (MADV_DONTNEED); the pages a server keeps
+// using come back at the cost of a minor fault each.
+//
+// Only mappings of the executable that are not writable are released: a
+// writable private mapping may hold changes that exist nowhere else.
+package memtrim
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+)
+
+// Region is one mapping of the executable that Release may drop.
+type Region struct {
+	Start, End uintptr
+	Perms      string
+}
+
+// Regions lists the executable's read-only mappings from a
+// /proc/self/maps listing.
+func Regions(maps []byte, exe string) ([]Region, error) {
+	var out []Region
+	sc := bufio.NewScanner(bytes.NewReader(maps))
+	for sc.Scan() {
+		f := bytes.Fields(sc.Bytes())
+		if len(f) < 6 || string(f[5]) != exe {
+			continue
+		}
+		perms := string(f[1])
+		if len(perms) < 4 || perms[1] != '-' || perms[3] != 'p' {
+			continue // writable, or shared: not ours to drop
+		}
+		lo, hi, ok := bytes.Cut(f[0], []byte("-"))
+		if !ok {
+			return nil, fmt.Errorf("maps: bad range %q", f[0])
+		}
+		s, err1 := strconv.ParseUint(string(lo), 16, 64)
+		e, err2 := strconv.ParseUint(string(hi), 16, 64)
+		if err1 != nil || err2 != nil || e <= s {
+			return nil, fmt.Errorf("maps: bad range %q", f[0])
+		}
+		out = append(out, Region{Start: uintptr(s), End: uintptr(e), Perms: perms})
+	}
+	return out, sc.Err()
+}
+
+// Release drops the resident pages of the executable's read-only mappings
+// and returns how many bytes of mappings it advised. Where that is not
+// possible (not Linux, no /proc) it does nothing.
+func Release() (int64, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, nil
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return 0, nil
+	}
+	regions, err := Regions(maps, exe)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, r := range regions {
+		if err := dontNeed(r.Start, r.End-r.Start); err != nil {
+			return n, fmt.Errorf("madvise %x-%x: %w", r.Start, r.End, err)
+		}
+		n += int64(r.End - r.Start)
+	}
+	return n, nil
+}
