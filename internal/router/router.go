@@ -154,6 +154,29 @@ func bufferBody(req *http.Request) error {
 	return nil
 }
 
+// streamBody keeps a body that bufferBody left on the wire for the
+// transport until the handler returns. An HTTP/1 server, on the answer's
+// first write, by default reads what is left of the request body and
+// closes it; but the transport's write goroutine streams that body while
+// the answer is copied, and reads it once more after its last byte (to
+// check nothing follows the Content-Length). A replica quick to answer
+// (loopback) makes that read fail on the closed body; the transport then
+// closes the replica connection under the answer, and the client gets a
+// truncated one (unexpected EOF). A replica that answers before reading
+// all of the body would even have the rest taken from it. Full duplex
+// turns that server behaviour off.
+func streamBody(w http.ResponseWriter, req *http.Request) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return
+	}
+	if _, ok := req.Body.(*memBody); ok {
+		return
+	}
+	// An error: w cannot (a recorder, a wrapper without Unwrap), and the
+	// request is proxied as before. HTTP/2 is full duplex anyway.
+	_ = http.NewResponseController(w).EnableFullDuplex()
+}
+
 // Update publishes a new routing table.
 func (r *Router) Update(t *Table) error {
 	if err := t.Validate(); err != nil {
@@ -373,6 +396,7 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 		r.proxyError(w, req, err)
 		return
 	}
+	streamBody(w, req)
 	if mw := rt.Service.Components[rt.Component].Middleware; mw != nil {
 		mw(r.proxy).ServeHTTP(w, req.WithContext(ctx))
 		return
