@@ -435,6 +435,10 @@ func (x *Explainer) newImage(c *config) error {
 	case TypeAnchorImages:
 		readAnchorConfig(c, &ic.anchor.Config)
 		c.float("p_sample", &ic.anchor.PSample)
+		// Alibi's AnchorImage defaults: slic with n_segments 10,
+		// compactness 10, sigma 0.5; quickshift with scikit-image's own.
+		ic.seg.slic = superpixel.SLICConfig{NSegments: 10, Compactness: 10, Sigma: 0.5}
+		ic.seg.quick = superpixel.QuickshiftConfig{KernelSize: 5, MaxDist: 10, Ratio: 1}
 		readSegmentation(c, "segmentation_fn", "slic", &ic.seg)
 		ic.seg.quick.Seed = ic.anchor.Seed
 	case TypeLimeImages:
