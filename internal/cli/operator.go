@@ -15,6 +15,7 @@ type operatorOptions struct {
 	namespace        string
 	ingressDomain    string
 	ingressClass     string
+	gateway          string
 	leaderElect      bool
 	leaderElectionNS string
 	metricsAddr      string
@@ -57,6 +58,7 @@ in the --config YAML file.`,
 	f.StringVar(&o.namespace, "namespace", "", "watch only this namespace (default: all)")
 	f.StringVar(&o.ingressDomain, "ingress-domain", "", "give each InferenceService an Ingress for {name}.{namespace}.DOMAIN and that URL; empty: no Ingress, cluster-local URLs")
 	f.StringVar(&o.ingressClass, "ingress-class", "", "ingressClassName of those Ingresses (default: the cluster's default class)")
+	f.StringVar(&o.gateway, "gateway", "", "route with Gateway API HTTPRoutes attached to this Gateway (namespace/name) instead of Ingresses, weighing canary splits; needs --ingress-domain")
 	f.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader so that only one replica reconciles")
 	f.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election lease (default: the operator's own, in-cluster)")
 	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", `address of the Prometheus metrics endpoint; "0" turns it off`)
@@ -90,6 +92,7 @@ func runOperator(cmd *cobra.Command, o *operatorOptions) error {
 		Namespace:               o.namespace,
 		IngressDomain:           o.ingressDomain,
 		IngressClassName:        o.ingressClass,
+		Gateway:                 o.gateway,
 		MaxConcurrentReconciles: o.concurrency,
 		Log:                     log,
 	})

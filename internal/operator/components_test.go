@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -142,16 +143,14 @@ func testComponents(t *testing.T, cl client.Client) {
 	}
 
 	// An external autoscaler takes over: the HPA goes.
-	latest := get(t, cl, "income")
-	ann := latest.GetAnnotations()
-	if ann == nil {
-		ann = map[string]string{}
-	}
-	ann["serving.kserve.io/autoscalerClass"] = "external"
-	latest.SetAnnotations(ann)
-	if err := cl.Update(ctx, latest); err != nil {
-		t.Fatal(err)
-	}
+	update(t, cl, "income", func(u *unstructured.Unstructured) {
+		ann := u.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann["serving.kserve.io/autoscalerClass"] = "external"
+		u.SetAnnotations(ann)
+	})
 	poll(t, "HPA "+pred+" deleted for an external autoscaler", func() (bool, error) {
 		err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: pred}, &autoscalingv2.HorizontalPodAutoscaler{})
 		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
@@ -159,11 +158,9 @@ func testComponents(t *testing.T, cl client.Client) {
 
 	// Without the transformer the predictor takes the traffic; the
 	// transformer's revision and Service go, the predictor's stay.
-	latest = get(t, cl, "income")
-	delete(latest.Object["spec"].(map[string]any), "transformer")
-	if err := cl.Update(ctx, latest); err != nil {
-		t.Fatal(err)
-	}
+	update(t, cl, "income", func(u *unstructured.Unstructured) {
+		delete(u.Object["spec"].(map[string]any), "transformer")
+	})
 	poll(t, "transformer removed", func() (bool, error) {
 		errD := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: tr}, &appsv1.Deployment{})
 		errS := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "income-transformer"}, &corev1.Service{})

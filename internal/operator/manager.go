@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -55,6 +56,15 @@ type Config struct {
 	// IngressClassName is the Ingress class ("" for the cluster default).
 	IngressDomain    string
 	IngressClassName string
+	// Gateway ("namespace/name"), when set, routes with Gateway API
+	// HTTPRoutes attached to that Gateway instead of Ingresses, so that
+	// canary splits are weighted; it needs IngressDomain and the
+	// HTTPRoute CRD.
+	Gateway string
+	// SkipNameValidation lets a process build more than one manager (tests
+	// do): controller-runtime otherwise refuses a controller name it has
+	// seen before, so that metrics are not reported twice.
+	SkipNameValidation bool
 	// Namespace restricts the operator to one namespace; empty watches all.
 	Namespace string
 	// MaxConcurrentReconciles bounds the reconciles running at once (1 when 0).
@@ -73,6 +83,14 @@ func (c Config) Validate() error {
 	}
 	if c.ServeImage == "" {
 		errs = append(errs, errors.New("no serve image (--serve-image)"))
+	}
+	if c.Gateway != "" {
+		if _, err := parseGateway(c.Gateway); err != nil {
+			errs = append(errs, err)
+		}
+		if c.IngressDomain == "" {
+			errs = append(errs, errors.New("--gateway needs --ingress-domain for the routes' hostnames"))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -106,6 +124,7 @@ func NewManager(c Config) (manager.Manager, error) {
 		// making the next replica wait out the lease.
 		LeaderElectionReleaseOnCancel: true,
 		Metrics:                       metricsserver.Options{BindAddress: c.MetricsAddr},
+		Controller:                    ctrlconfig.Controller{SkipNameValidation: &c.SkipNameValidation},
 		HealthProbeBindAddress:        c.ProbeAddr,
 		// InferenceServices are read as unstructured objects, which the
 		// client fetches from the API server on every Get unless told to
@@ -158,6 +177,11 @@ func NewManager(c Config) (manager.Manager, error) {
 			}
 			c.Log.Info("group not installed; not reconciled", "kind", isvcGVK.String())
 			continue
+		}
+		if c.Gateway != "" {
+			if ok, err := served(mgr, HTTPRouteGVK); err != nil || !ok {
+				return nil, errors.Join(err, fmt.Errorf("operator: --gateway needs the Gateway API's %s CRD, which the API server does not serve", HTTPRouteGVK))
+			}
 		}
 		if err := addInferenceServiceController(mgr, scheme, c, isvcGVK); err != nil {
 			return nil, err
@@ -213,7 +237,15 @@ func addInferenceServiceController(mgr manager.Manager, scheme *runtime.Scheme, 
 	isvc.SetGroupVersionKind(gvk)
 	r := &Reconciler{Client: mgr.GetClient(), Scheme: scheme, GVK: gvk, ServeImage: c.ServeImage,
 		IngressDomain: c.IngressDomain, IngressClassName: c.IngressClassName}
-	err := ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if c.Gateway != "" {
+		gw, _ := parseGateway(c.Gateway) // checked by Validate
+		r.Gateway = &gw
+		route := &unstructured.Unstructured{}
+		route.SetGroupVersionKind(HTTPRouteGVK)
+		b = b.Owns(route)
+	}
+	err := b.
 		Named(controllerName("inferenceservice", gvk)).
 		// Status writes are the operator's own; only spec changes,
 		// annotations (serving.kserve.io/autoscalerClass) and the owned
@@ -251,4 +283,13 @@ func addTrainedModelController(mgr manager.Manager, scheme *runtime.Scheme, c Co
 		return fmt.Errorf("operator: %w", err)
 	}
 	return nil
+}
+
+// parseGateway reads "namespace/name".
+func parseGateway(s string) (Gateway, error) {
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return Gateway{}, fmt.Errorf("--gateway %q: want namespace/name", s)
+	}
+	return Gateway{Namespace: ns, Name: name}, nil
 }

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 )
@@ -40,7 +41,7 @@ func TestOperator(t *testing.T) {
 	// The committed CRDs, so a schema the API server refuses fails here.
 	cluster := kubetest.Start(t, kubetest.Options{CRDDirs: []string{"../../config/crd"}})
 	cl := newClient(t, cluster)
-	startOperator(t, cluster)
+	startOperator(t, cluster, nil)
 	t.Run("RawDeployment", func(t *testing.T) { testRawDeployment(t, cluster, cl) })
 	t.Run("Components", func(t *testing.T) { testComponents(t, cl) })
 	t.Run("TrainedModels", func(t *testing.T) { testTrainedModels(t, cluster, cl) })
@@ -109,13 +110,11 @@ func testRawDeployment(t *testing.T, cluster *kubetest.Cluster, cl client.Client
 
 	// Canary: a new model at 10 % makes revision 2; until it is available
 	// all traffic stays on revision 1, then 10/90 as KFServing splits it.
-	latest := get(t, cl, name)
-	pr := latest.Object["spec"].(map[string]any)["predictor"].(map[string]any)
-	pr["canaryTrafficPercent"] = int64(10)
-	pr["sklearn"].(map[string]any)["storageUri"] = "gs://bucket/sklearn/v2"
-	if err := cl.Update(ctx, latest); err != nil {
-		t.Fatal(err)
-	}
+	update(t, cl, name, func(u *unstructured.Unstructured) {
+		pr := u.Object["spec"].(map[string]any)["predictor"].(map[string]any)
+		pr["canaryTrafficPercent"] = int64(10)
+		pr["sklearn"].(map[string]any)["storageUri"] = "gs://bucket/sklearn/v2"
+	})
 	rev2 := name + "-predictor-00002"
 	dep2 := waitDeployment(t, cl, rev2)
 	if i := slices.Index(dep2.Spec.Template.Spec.Containers[0].Args, "--model-uri"); dep2.Spec.Template.Spec.Containers[0].Args[i+1] != "gs://bucket/sklearn/v2" {
@@ -154,7 +153,7 @@ spec:
 	}
 
 	// Deleting the InferenceService removes what it owns.
-	if err := cl.Delete(ctx, latest); err != nil {
+	if err := cl.Delete(ctx, isvc); err != nil {
 		t.Fatal(err)
 	}
 	if !cluster.GC {
@@ -185,9 +184,9 @@ func newClient(t *testing.T, c *kubetest.Cluster) client.Client {
 }
 
 // startOperator runs the operator with leader election on, as it runs by
-// default, waits until its /readyz answers 200, and stops it (bounded)
+// default, configured by configure when it is not nil, waits until its /readyz answers 200, and stops it (bounded)
 // when the test ends.
-func startOperator(t *testing.T, c *kubetest.Cluster) {
+func startOperator(t *testing.T, c *kubetest.Cluster, configure func(*operator.Config)) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -195,7 +194,7 @@ func startOperator(t *testing.T, c *kubetest.Cluster) {
 	}
 	probeAddr := l.Addr().String()
 	l.Close()
-	mgr, err := operator.NewManager(operator.Config{
+	cfg := operator.Config{
 		REST:                    c.Config,
 		ServeImage:              serveImage,
 		IngressDomain:           domain,
@@ -204,7 +203,13 @@ func startOperator(t *testing.T, c *kubetest.Cluster) {
 		MetricsAddr:             "0",
 		ProbeAddr:               probeAddr,
 		Log:                     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+		// The package's tests start a manager per cluster.
+		SkipNameValidation: true,
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	mgr, err := operator.NewManager(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,6 +254,20 @@ func loadYAML(t *testing.T, doc string) *unstructured.Unstructured {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// update applies change to the latest InferenceService name, again on a
+// conflict: the operator writes its status meanwhile.
+func update(t *testing.T, cl client.Client, name string, change func(u *unstructured.Unstructured)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		u := get(t, cl, name)
+		change(u)
+		return cl.Update(t.Context(), u)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func get(t *testing.T, cl client.Client, name string) *unstructured.Unstructured {

@@ -52,6 +52,10 @@ type Reconciler struct {
 	// as its class ("" leaves the cluster's default).
 	IngressDomain    string
 	IngressClassName string
+	// Gateway, when set, routes with Gateway API HTTPRoutes attached to
+	// it (hosts under IngressDomain) instead of an Ingress, weighing each
+	// component's revisions by their traffic.
+	Gateway *Gateway
 	// Now is the clock for condition transition times (time.Now when nil).
 	Now func() time.Time
 }
@@ -180,10 +184,16 @@ func (r *Reconciler) reconcileComponents(ctx context.Context, u *unstructured.Un
 	out := plan.Service(in)
 
 	st := api.InferenceServiceStatus{ObservedGeneration: u.GetGeneration(), Components: map[string]api.ComponentStatus{}}
+	traffic, fallback := map[string][]plan.TrafficTarget{}, map[string]string{}
 	for _, cs := range states {
 		co := out.Components[cs.name]
 		if err := r.applyComponent(ctx, u, isvc, cs, co); err != nil {
 			return old, err
+		}
+		traffic[cs.name], fallback[cs.name] = co.Traffic, cs.current
+		if cs.current == "" {
+			// The spec cannot run: routes stay on what served before.
+			fallback[cs.name] = old.Components[cs.name].LatestRolledoutRevision
 		}
 		s := co.Status()
 		s.URL = clusterURL(name, cs.name, ns)
@@ -192,7 +202,13 @@ func (r *Reconciler) reconcileComponents(ctx context.Context, u *unstructured.Un
 	}
 	entry := clusterURL(name, plan.EntryComponent(&isvc.Spec), ns)
 	st.URL, st.Address = entry, &api.Addressable{URL: entry}
-	if r.IngressDomain != "" {
+	switch {
+	case r.Gateway != nil:
+		if err := r.ensureRoutes(ctx, u, isvc, traffic, fallback); err != nil {
+			return old, err
+		}
+		st.URL = "http://" + plan.IngressHost(name, ns, r.IngressDomain)
+	case r.IngressDomain != "":
 		if err := r.ensureIngress(ctx, u, isvc); err != nil {
 			return old, err
 		}
@@ -312,6 +328,11 @@ func (r *Reconciler) applyComponent(ctx context.Context, u *unstructured.Unstruc
 	}
 	if err := r.ensureHPAs(ctx, u, isvc, st.name, autoscaled, st.scaling.HPA); err != nil {
 		return err
+	}
+	if r.Gateway != nil {
+		if err := r.ensureRevisionServices(ctx, isvc, st, out.Keep); err != nil {
+			return err
+		}
 	}
 	return r.ensureService(ctx, u, isvc, st.name, plan.ServiceTarget(out.Traffic, st.current))
 }

@@ -1,0 +1,223 @@
+package operator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+
+	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/plan"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+// HTTPRouteGVK is the Gateway API's HTTPRoute. It is written as
+// unstructured data: the operator needs a handful of its fields, not the
+// Gateway API's Go module.
+var HTTPRouteGVK = schema.GroupVersionKind{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "HTTPRoute"}
+
+// AnnotationRouteHash holds the hash of the route spec the operator last
+// wrote. The Gateway API's CRDs default fields (weights, kinds, matches),
+// so comparing specs would differ on every pass; the hash of what the
+// operator wants does not.
+const AnnotationRouteHash = "serving.ferry.dev/route-hash"
+
+// Gateway names the Gateway that HTTPRoutes attach to.
+type Gateway struct {
+	Namespace, Name string
+}
+
+// RevisionService returns the Service in front of one revision's pods,
+// named as the revision (as Knative names it): an HTTPRoute weighs
+// backends that are Services, so each revision in a split needs its own.
+func RevisionService(isvc *api.InferenceService, component, rev string) *corev1.Service {
+	svc := ComponentService(isvc, component, rev)
+	svc.Name = rev
+	svc.Labels[LabelRevision] = rev
+	return svc
+}
+
+// backendRefs turns a component's traffic into weighted backends, one per
+// revision Service; with no traffic yet, everything goes to fallback.
+func backendRefs(traffic []plan.TrafficTarget, fallback string) []any {
+	var refs []any
+	for _, t := range traffic {
+		if t.Percent > 0 {
+			refs = append(refs, backendRef(t.Revision, t.Percent))
+		}
+	}
+	if len(refs) == 0 && fallback != "" {
+		refs = append(refs, backendRef(fallback, 100))
+	}
+	return refs
+}
+
+// backendRef spells out every field the Gateway API defaults, so that what
+// the API server stores reads back as what was written.
+func backendRef(service string, weight int) map[string]any {
+	return map[string]any{"group": "", "kind": "Service", "name": service, "port": int64(80), "weight": int64(weight)}
+}
+
+func pathMatch(typ, value string) []any {
+	return []any{map[string]any{"path": map[string]any{"type": typ, "value": value}}}
+}
+
+// ServiceRoutes returns the HTTPRoutes of an InferenceService, attached to
+// gw: one named as the service for {name}.{namespace}.{domain}, whose root
+// goes to the entry component's revisions weighted by their traffic (so a
+// canary is split by the gateway, not only reported) and whose explain
+// paths go to the explainer's; and one per component for
+// {name}-{component}.{namespace}.{domain}, weighted the same way.
+// traffic and fallback are by component.
+func ServiceRoutes(isvc *api.InferenceService, domain string, gw Gateway, traffic map[string][]plan.TrafficTarget, fallback map[string]string) []*unstructured.Unstructured {
+	name, ns := isvc.Metadata.Name, isvc.Metadata.Namespace
+	route := func(routeName, host string, rules []any) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]any{
+			"spec": map[string]any{
+				"parentRefs": []any{map[string]any{"group": HTTPRouteGVK.Group, "kind": "Gateway", "namespace": gw.Namespace, "name": gw.Name}},
+				"hostnames":  []any{host},
+				"rules":      rules,
+			},
+		}}
+		u.SetGroupVersionKind(HTTPRouteGVK)
+		u.SetName(routeName)
+		u.SetNamespace(ns)
+		u.SetLabels(map[string]string{LabelInferenceService: name, LabelManagedBy: managedBy})
+		return u
+	}
+	rule := func(comp, typ, path string) map[string]any {
+		return map[string]any{"matches": pathMatch(typ, path), "backendRefs": backendRefs(traffic[comp], fallback[comp])}
+	}
+	var rules []any
+	if isvc.Spec.Explainer != nil {
+		for _, p := range []string{"/v1/models/" + name + ":explain", "/v2/models/" + name + "/explain"} {
+			rules = append(rules, rule(api.ComponentExplainer, "Exact", p))
+		}
+	}
+	rules = append(rules, rule(plan.EntryComponent(&isvc.Spec), "PathPrefix", "/"))
+	out := []*unstructured.Unstructured{route(name, plan.IngressHost(name, ns, domain), rules)}
+	for _, comp := range plan.ComponentOrder {
+		if componentSpec(isvc, comp) == nil {
+			continue
+		}
+		out = append(out, route(ServiceName(name, comp), plan.IngressHost(ServiceName(name, comp), ns, domain),
+			[]any{rule(comp, "PathPrefix", "/")}))
+	}
+	return out
+}
+
+// ensureRevisionServices gives each kept revision its Service, controlled
+// by the revision's Deployment so that it goes with it.
+func (r *Reconciler) ensureRevisionServices(ctx context.Context, isvc *api.InferenceService, st *componentState, keep []string) error {
+	for _, rev := range keep {
+		d := st.revs[rev]
+		if d == nil {
+			continue
+		}
+		want := RevisionService(isvc, st.name, rev)
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: rev, Namespace: want.Namespace}}
+		if _, err := controllerutil.CreateOrUpdate(ctx, r.Client, svc, func() error {
+			if svc.Labels == nil {
+				svc.Labels = map[string]string{}
+			}
+			maps.Copy(svc.Labels, want.Labels)
+			svc.Spec.Selector = want.Spec.Selector
+			svc.Spec.Ports = want.Spec.Ports
+			return controllerutil.SetControllerReference(d, svc, r.Scheme)
+		}); err != nil {
+			return fmt.Errorf("revision service %s: %w", rev, err)
+		}
+	}
+	return nil
+}
+
+// ensureRoutes writes the HTTPRoutes of an InferenceService and deletes
+// the component routes of components it no longer has.
+func (r *Reconciler) ensureRoutes(ctx context.Context, u *unstructured.Unstructured, isvc *api.InferenceService, traffic map[string][]plan.TrafficTarget, fallback map[string]string) error {
+	want := ServiceRoutes(isvc, r.IngressDomain, *r.Gateway, traffic, fallback)
+	names := map[string]bool{}
+	for _, w := range want {
+		names[w.GetName()] = true
+		if err := r.ensureRoute(ctx, u, w); err != nil {
+			return err
+		}
+	}
+	for _, comp := range plan.ComponentOrder {
+		n := ServiceName(isvc.Metadata.Name, comp)
+		if names[n] {
+			continue
+		}
+		old := &unstructured.Unstructured{}
+		old.SetGroupVersionKind(HTTPRouteGVK)
+		err := r.Client.Get(ctx, client.ObjectKey{Namespace: isvc.Metadata.Namespace, Name: n}, old)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if metav1.IsControlledBy(old, u) {
+			if err := r.Client.Delete(ctx, old); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("delete HTTPRoute %s: %w", n, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Reconciler) ensureRoute(ctx context.Context, owner *unstructured.Unstructured, want *unstructured.Unstructured) error {
+	b, err := json.Marshal(want.Object["spec"])
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(b)
+	hash := hex.EncodeToString(sum[:8])
+	have := &unstructured.Unstructured{}
+	have.SetGroupVersionKind(HTTPRouteGVK)
+	err = r.Client.Get(ctx, client.ObjectKeyFromObject(want), have)
+	switch {
+	case apierrors.IsNotFound(err):
+		want.SetAnnotations(map[string]string{AnnotationRouteHash: hash})
+		if err := controllerutil.SetControllerReference(owner, want, r.Scheme); err != nil {
+			return err
+		}
+		if err := r.Client.Create(ctx, want); err != nil {
+			return fmt.Errorf("create HTTPRoute %s: %w", want.GetName(), err)
+		}
+		log.FromContext(ctx).Info("created HTTPRoute", "route", want.GetName())
+		return nil
+	case err != nil:
+		return err
+	case have.GetAnnotations()[AnnotationRouteHash] == hash && metav1.IsControlledBy(have, owner):
+		return nil
+	}
+	if err := controllerutil.SetControllerReference(owner, have, r.Scheme); err != nil {
+		return err
+	}
+	ann := have.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[AnnotationRouteHash] = hash
+	have.SetAnnotations(ann)
+	labels := have.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, want.GetLabels())
+	have.SetLabels(labels)
+	have.Object["spec"] = want.Object["spec"]
+	if err := r.Client.Update(ctx, have); err != nil {
+		return fmt.Errorf("update HTTPRoute %s: %w", have.GetName(), err)
+	}
+	return nil
+}

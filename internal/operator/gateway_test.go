@@ -1,0 +1,166 @@
+package operator_test
+
+import (
+	"fmt"
+	"maps"
+	"testing"
+
+	"github.com/ferryserve/ferry/internal/operator"
+	"github.com/ferryserve/ferry/internal/operator/kubetest"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// TestOperatorGateway runs the operator with --gateway against an API
+// server that has an HTTPRoute CRD (a stand-in with an open schema, from
+// testdata): routes instead of an Ingress, a Service per revision, and a
+// canary split weighted 10/90 by the gateway, then promoted.
+func TestOperatorGateway(t *testing.T) {
+	cluster := kubetest.Start(t, kubetest.Options{CRDDirs: []string{"../../config/crd", "testdata/gateway-api"}})
+	cl := newClient(t, cluster)
+	startOperator(t, cluster, func(c *operator.Config) { c.Gateway = "gateways/public" })
+	ctx := t.Context()
+
+	isvc := loadYAML(t, `apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: wine, namespace: default}
+spec:
+  predictor:
+    lightgbm: {storageUri: "gs://bucket/wine/v1"}
+  explainer:
+    alibi: {type: KernelShap, storageUri: "gs://bucket/wine/explainer"}
+`)
+	if err := cl.Create(ctx, isvc); err != nil {
+		t.Fatal(err)
+	}
+	r1, e1 := "wine-predictor-00001", "wine-explainer-00001"
+	markAvailable(t, cl, r1)
+	markAvailable(t, cl, e1)
+	waitCondition(t, cl, "wine", "Ready", "True")
+	for _, rev := range []string{r1, e1} {
+		svc := waitService(t, cl, rev, rev)
+		if ref := svc.OwnerReferences; len(ref) != 1 || ref[0].Kind != "Deployment" || ref[0].Name != rev {
+			t.Errorf("revision Service %s owners = %+v, want its Deployment", rev, ref)
+		}
+	}
+	want := map[string]string{
+		"wine.default.example.com Exact /v1/models/wine:explain": e1 + "=100",
+		"wine.default.example.com Exact /v2/models/wine/explain": e1 + "=100",
+		"wine.default.example.com PathPrefix /":                  r1 + "=100",
+	}
+	waitRoute(t, cl, "wine", want)
+	checkOwner(t, getRoute(t, cl, "wine").GetOwnerReferences(), isvc)
+	waitRoute(t, cl, "wine-predictor", map[string]string{"wine-predictor.default.example.com PathPrefix /": r1 + "=100"})
+	waitRoute(t, cl, "wine-explainer", map[string]string{"wine-explainer.default.example.com PathPrefix /": e1 + "=100"})
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "wine"}, &networkingv1.Ingress{}); !apierrors.IsNotFound(err) {
+		t.Errorf("Ingress with --gateway: %v, want none", err)
+	}
+
+	// A canary at 10 %: the gateway splits what a Service cannot.
+	update(t, cl, "wine", func(u *unstructured.Unstructured) {
+		pr := u.Object["spec"].(map[string]any)["predictor"].(map[string]any)
+		pr["canaryTrafficPercent"] = int64(10)
+		pr["lightgbm"].(map[string]any)["storageUri"] = "gs://bucket/wine/v2"
+	})
+	r2 := "wine-predictor-00002"
+	markAvailable(t, cl, r2)
+	want["wine.default.example.com PathPrefix /"] = r2 + "=10 " + r1 + "=90"
+	waitRoute(t, cl, "wine", want)
+	waitRoute(t, cl, "wine-predictor", map[string]string{"wine-predictor.default.example.com PathPrefix /": r2 + "=10 " + r1 + "=90"})
+	before := getRoute(t, cl, "wine").GetResourceVersion()
+
+	// Promote: all traffic to revision 2.
+	update(t, cl, "wine", func(u *unstructured.Unstructured) {
+		delete(u.Object["spec"].(map[string]any)["predictor"].(map[string]any), "canaryTrafficPercent")
+	})
+	want["wine.default.example.com PathPrefix /"] = r2 + "=100"
+	waitRoute(t, cl, "wine", want)
+	if after := getRoute(t, cl, "wine").GetResourceVersion(); after == before {
+		t.Error("route not rewritten on promotion")
+	}
+
+	// Without the explainer its route and paths go.
+	update(t, cl, "wine", func(u *unstructured.Unstructured) {
+		delete(u.Object["spec"].(map[string]any), "explainer")
+	})
+	waitRoute(t, cl, "wine", map[string]string{"wine.default.example.com PathPrefix /": r2 + "=100"})
+	poll(t, "explainer route deleted", func() (bool, error) {
+		r := &unstructured.Unstructured{}
+		r.SetGroupVersionKind(operator.HTTPRouteGVK)
+		err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "wine-explainer"}, r)
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	})
+	if cluster.GC {
+		poll(t, "revision Service of the explainer deleted with its Deployment", func() (bool, error) {
+			err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: e1}, &corev1.Service{})
+			return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+		})
+	}
+}
+
+func getRoute(t *testing.T, cl client.Client, name string) *unstructured.Unstructured {
+	t.Helper()
+	r := &unstructured.Unstructured{}
+	r.SetGroupVersionKind(operator.HTTPRouteGVK)
+	if err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// routeRules maps "host type path" to its backends, "svc=weight ...",
+// and checks the parent is the configured Gateway.
+func routeRules(t *testing.T, r *unstructured.Unstructured) map[string]string {
+	t.Helper()
+	spec, _ := r.Object["spec"].(map[string]any)
+	parents, _ := spec["parentRefs"].([]any)
+	if len(parents) != 1 || parents[0].(map[string]any)["namespace"] != "gateways" || parents[0].(map[string]any)["name"] != "public" {
+		t.Errorf("%s parentRefs = %v", r.GetName(), parents)
+	}
+	hosts, _ := spec["hostnames"].([]any)
+	out := map[string]string{}
+	rules, _ := spec["rules"].([]any)
+	for _, h := range hosts {
+		for _, rule := range rules {
+			rm := rule.(map[string]any)
+			path := rm["matches"].([]any)[0].(map[string]any)["path"].(map[string]any)
+			s := ""
+			refs, _ := rm["backendRefs"].([]any)
+			for i, b := range refs {
+				bm := b.(map[string]any)
+				if i > 0 {
+					s += " "
+				}
+				s += fmt.Sprintf("%v=%v", bm["name"], bm["weight"])
+			}
+			out[fmt.Sprintf("%v %v %v", h, path["type"], path["value"])] = s
+		}
+	}
+	return out
+}
+
+func waitRoute(t *testing.T, cl client.Client, name string, want map[string]string) {
+	t.Helper()
+	var got map[string]string
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("route %s: %v", name, got)
+		}
+	})
+	poll(t, "HTTPRoute "+name, func() (bool, error) {
+		r := &unstructured.Unstructured{}
+		r.SetGroupVersionKind(operator.HTTPRouteGVK)
+		err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, r)
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		got = routeRules(t, r)
+		return maps.Equal(got, want), nil
+	})
+}
