@@ -63,16 +63,7 @@ func (p *Predictor) Predict(ctx context.Context, inputs [][]float64) ([][]float6
 		}
 		body = append(body, "]}"...)
 	}
-	// A query is idempotent: one broken connection (a proxy in between
-	// dropping a keep-alive connection mid-answer) is retried, twice.
-	var code int
-	var b []byte
-	var err error
-	for try := 0; try < 3; try++ {
-		if code, b, err = p.post(ctx, url, body); err == nil || ctx.Err() != nil {
-			break
-		}
-	}
+	code, b, err := p.post(ctx, url, body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrPredictor, url, err)
 	}
