@@ -24,9 +24,10 @@ type LimeData struct {
 
 // LimeLabel is lime's Explanation for one output: the local linear
 // model's intercept, weighted R² (score) and prediction at the instance,
-// and its weights largest first, as lime's as_list (feature name, or
-// "name = category" for a categorical feature: the weight of being that
-// category) and local_exp (feature index).
+// and its weights largest first, as lime's as_list (with discretisation
+// the instance's quartile, "1.60 < x <= 1.80"; without, the feature's
+// name; "name=category" for a categorical feature: the weight of being in
+// that quartile or category) and local_exp (feature index).
 type LimeLabel struct {
 	Label           int      `json:"label"`
 	ModelPrediction float64  `json:"model_prediction"`
@@ -54,13 +55,10 @@ func (x *Explainer) newLimeTabular(c *config) error {
 	c.int("top_labels", &cfg.TopLabels)
 	c.int("batch_size", &cfg.BatchSize)
 	c.uint("seed", &cfg.Seed)
-	discretize := false
-	c.bool("discretize_continuous", &discretize)
+	cfg.Discretize = true // lime's default
+	c.bool("discretize_continuous", &cfg.Discretize)
 	if c.err != nil {
 		return c.err
-	}
-	if discretize {
-		return fmt.Errorf("%w: LimeTabular discretize_continuous=true: Ferry's LIME perturbs numeric features with the training standard deviations and does not discretise them", ErrConfig)
 	}
 	if err := cfg.Defaults().Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -94,7 +92,11 @@ func (x *Explainer) limeTabular(ctx context.Context, name string, row []float64)
 		l := LimeLabel{Label: e.Label, ModelPrediction: e.ModelPrediction, LocalPrediction: e.LocalPrediction, Intercept: e.Intercept, Score: e.Score,
 			AsList: [][2]any{}, LocalExp: [][2]any{}}
 		for k, f := range e.Features {
-			l.AsList = append(l.AsList, [2]any{limeName(names[f], data.CategoryMap[f], row[f]), e.Weights[k]})
+			name := x.lime.BinName(f, names[f], row[f])
+			if name == "" {
+				name = limeName(names[f], data.CategoryMap[f], row[f])
+			}
+			l.AsList = append(l.AsList, [2]any{name, e.Weights[k]})
 			l.LocalExp = append(l.LocalExp, [2]any{f, e.Weights[k]})
 		}
 		d.Explanations = append(d.Explanations, l)

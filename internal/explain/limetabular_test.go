@@ -25,7 +25,7 @@ func TestLimeTabularOverV1(t *testing.T) {
 }
 
 func testLimeLinear(t *testing.T, url, around string, tol float64) {
-	h := handler(t, Options{Type: TypeLimeTabular, Config: map[string]string{"seed": "1", "num_samples": "2000", "sample_around_instance": around}, Data: background()}, url, nil)
+	h := handler(t, Options{Type: TypeLimeTabular, Config: map[string]string{"seed": "1", "num_samples": "2000", "sample_around_instance": around, "discretize_continuous": "false"}, Data: background()}, url, nil)
 	code, out := post(t, h, "/v1/models/lin:explain", `{"instances": [[1, 2, 3]]}`)
 	if code != 200 {
 		t.Fatalf("%d %v", code, out)
@@ -95,10 +95,10 @@ func TestLimeTabularCategoryNames(t *testing.T) {
 
 func TestLimeTabularConfigRefused(t *testing.T) {
 	for cfg, want := range map[string]string{
-		"discretize_continuous=true": "does not discretise",
-		"num_sample=10":              `LimeTabular does not take "num_sample"; it takes: num_samples,`,
-		"feature_selection=lasso":    "feature_selection",
-		"kernel_width=wide":          "kernel_width",
+		"discretize_continuous=maybe": "discretize_continuous",
+		"num_sample=10":               `LimeTabular does not take "num_sample"; it takes: num_samples,`,
+		"feature_selection=lasso":     "feature_selection",
+		"kernel_width=wide":           "kernel_width",
 	} {
 		c, _ := ParseConfig([]string{cfg})
 		_, err := New(Config{Options: Options{Type: TypeLimeTabular, Config: c, Data: background()}, Predictor: func(string) Predictor { return nil }})
@@ -111,5 +111,28 @@ func TestLimeTabularConfigRefused(t *testing.T) {
 	}
 	if !NeedsData(TypeLimeTabular) {
 		t.Error("NeedsData(LimeTabular) is false")
+	}
+}
+
+// TestLimeTabularDiscretizedOverV1: by default (lime's
+// discretize_continuous) features are named by the instance's training
+// quartile, and the linear model's strongest feature leads with its sign.
+func TestLimeTabularDiscretizedOverV1(t *testing.T) {
+	s := v1Server(t, false)
+	h := handler(t, Options{Type: TypeLimeTabular, Config: map[string]string{"seed": "3"}, Data: background()}, s.URL, nil)
+	code, out := post(t, h, "/v1/models/lin:explain", `{"instances": [[3, -2, 1]]}`)
+	if code != 200 {
+		t.Fatalf("%d %v", code, out)
+	}
+	asList := out["data"].(map[string]any)["explanations"].([]any)[0].(map[string]any)["as_list"].([]any)
+	// a = 3 is in a's top quartile, b = -2 in b's bottom one, c = 1 in
+	// (0, 1]: each raises 2a - b + 0.5c over the rest of its column, a
+	// the most.
+	want := []string{"a > 1.25", "b <= -1.00", "0.00 < c <= 1.00"}
+	for k, item := range asList {
+		p := item.([]any)
+		if p[0] != want[k] || p[1].(float64) <= 0 {
+			t.Fatalf("as_list %v, want names %v with positive weights", asList, want)
+		}
 	}
 }

@@ -34,11 +34,15 @@ type TabularConfig struct {
 	// FeatureSelection is auto, forward_selection, highest_weights or none.
 	FeatureSelection string
 	// SampleAroundInstance centres the perturbations on the instance
-	// rather than on the training mean.
+	// rather than on the training mean (without Discretize).
 	SampleAroundInstance bool
-	TopLabels            int // classes explained, most probable first (1)
-	BatchSize            int // rows per predictor call (0: all at once)
-	Seed                 uint64
+	// Discretize cuts numeric features at their training quartiles and
+	// explains "the value is in the instance's quartile" (lime's
+	// discretize_continuous, its default).
+	Discretize bool
+	TopLabels  int // classes explained, most probable first (1)
+	BatchSize  int // rows per predictor call (0: all at once)
+	Seed       uint64
 }
 
 // Defaults fills zero values with lime's defaults.
@@ -83,7 +87,8 @@ func (c TabularConfig) Validate() error {
 type Tabular struct {
 	cfg         TabularConfig
 	mean, scale []float64
-	categories  map[int][]float64 // categorical column → its training values
+	categories  map[int][]float64  // categorical column → its training values
+	bins        map[int]*quartiles // with Discretize: numeric column → its quartiles
 }
 
 // NewTabular computes the training data's statistics: each numeric
@@ -104,7 +109,7 @@ func NewTabular(rows [][]float64, categorical []int, cfg TabularConfig) (*Tabula
 	if cfg.KernelWidth == 0 {
 		cfg.KernelWidth = 0.75 * math.Sqrt(float64(f))
 	}
-	t := &Tabular{cfg: cfg, mean: make([]float64, f), scale: make([]float64, f), categories: map[int][]float64{}}
+	t := &Tabular{cfg: cfg, mean: make([]float64, f), scale: make([]float64, f), categories: map[int][]float64{}, bins: map[int]*quartiles{}}
 	for _, c := range categorical {
 		if c < 0 || c >= f {
 			return nil, fmt.Errorf("lime: categorical column %d not in [0, %d)", c, f)
@@ -137,11 +142,29 @@ func NewTabular(rows [][]float64, categorical []int, cfg TabularConfig) (*Tabula
 		if t.scale[j] == 0 {
 			t.scale[j] = 1
 		}
-		if _, ok := t.categories[j]; ok {
-			t.mean[j], t.scale[j] = 0, 1 // the explanation sees "same category" as 0/1
+		_, categorical := t.categories[j]
+		if !categorical && cfg.Discretize {
+			col := make([]float64, len(rows))
+			for i, r := range rows {
+				col[i] = r[j]
+			}
+			t.bins[j] = newQuartiles(col)
+		}
+		if categorical || cfg.Discretize {
+			t.mean[j], t.scale[j] = 0, 1 // the explanation sees "same category" (or quartile) as 0/1
 		}
 	}
 	return t, nil
+}
+
+// BinName names the instance's quartile of numeric feature f as lime
+// does ("1.60 < petal_width <= 1.80"), or "" when f is not discretised.
+func (t *Tabular) BinName(f int, name string, v float64) string {
+	q, ok := t.bins[f]
+	if !ok {
+		return ""
+	}
+	return q.name(name, q.bin(v))
 }
 
 // KernelWidth is the width in use (the default resolved).
@@ -168,7 +191,9 @@ type TabularResult struct {
 // Explain explains row (no missing values): NumSamples rows are drawn
 // from a normal distribution with the training standard deviations
 // around the training mean (or the row), categorical columns from their
-// training values; the first sample is the row itself. Samples are
+// training values, and with Discretize numeric columns by drawing a
+// training row's quartile and a value inside it; the first sample is the
+// row itself. Samples are
 // weighted by sqrt(exp(-d²/width²)) of their scaled Euclidean distance d
 // to the row, and for each of the TopLabels most probable outputs a
 // ridge regression (alpha 1) on the scaled samples explains it.
@@ -197,6 +222,19 @@ func (t *Tabular) Explain(ctx context.Context, predict PredictFunc, row []float6
 				}
 				samples[s][j] = v
 				if v == row[j] {
+					scaled[s][j] = 1
+				}
+				continue
+			}
+			if q, ok := t.bins[j]; ok {
+				own := q.bin(row[j])
+				v, b := row[j], own
+				if s > 0 {
+					b = q.trainingBins[rng.IntN(len(q.trainingBins))]
+					v = q.draw(rng, b)
+				}
+				samples[s][j] = v
+				if b == own {
 					scaled[s][j] = 1
 				}
 				continue

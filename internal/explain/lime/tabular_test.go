@@ -273,3 +273,68 @@ func TestRidgeMatchesScikitLearn(t *testing.T) {
 	}
 	t.Logf("worst |Ferry - scikit-learn| %.2g", worst)
 }
+
+// TestQuartiles: lime's quartile bins of 1..100, their names, and draws
+// that stay inside the bin asked for.
+func TestQuartiles(t *testing.T) {
+	col := make([]float64, 100)
+	for i := range col {
+		col[i] = float64(i + 1)
+	}
+	q := newQuartiles(col)
+	if !slices.Equal(q.cuts, []float64{25.75, 50.5, 75.25}) {
+		t.Fatalf("cuts %v", q.cuts)
+	}
+	for b, want := range []string{"x <= 25.75", "25.75 < x <= 50.50", "50.50 < x <= 75.25", "x > 75.25"} {
+		if got := q.name("x", b); got != want {
+			t.Errorf("bin %d: %q, want %q", b, got, want)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	for b := range 4 {
+		for range 500 {
+			if v := q.draw(rng, b); v < q.lo[b] || v > q.hi[b] {
+				t.Fatalf("bin %d drew %v outside [%v, %v]", b, v, q.lo[b], q.hi[b])
+			}
+		}
+	}
+	if c := newQuartiles([]float64{3, 3, 3, math.NaN()}); len(c.cuts) != 1 || c.draw(rng, 0) != 3 {
+		t.Fatalf("a constant column: cuts %v", c.cuts)
+	}
+}
+
+// TestTabularDiscretized: with lime's default discretisation a step
+// model (1 above 50 in feature 0) is explained by "feature 0 is in the
+// instance's quartile", positively, and noise features weigh little.
+func TestTabularDiscretized(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	rows := make([][]float64, 400)
+	for i := range rows {
+		rows[i] = []float64{rng.Float64() * 100, rng.NormFloat64(), rng.NormFloat64()}
+	}
+	step := func(_ context.Context, rows [][]float64) ([][]float64, error) {
+		out := make([][]float64, len(rows))
+		for i, r := range rows {
+			out[i] = []float64{0}
+			if r[0] > 50 {
+				out[i][0] = 1
+			}
+		}
+		return out, nil
+	}
+	x, err := NewTabular(rows, nil, TabularConfig{Seed: 2, Discretize: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := x.Explain(t.Context(), step, []float64{90, 0.1, -0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := res.Explanations[0]
+	if e.Features[0] != 0 || e.Weights[0] < 0.4 || math.Abs(e.Weights[1]) > 0.1 || math.Abs(e.Weights[2]) > 0.1 {
+		t.Fatalf("features %v weights %v", e.Features, e.Weights)
+	}
+	if name := x.BinName(0, "a", 90); !strings.HasPrefix(name, "a > 7") {
+		t.Errorf("bin name %q", name)
+	}
+}
