@@ -3,7 +3,8 @@
 // about the perturbations, weights them by their closeness to the
 // instance, and fits a weighted ridge regression whose coefficients are
 // the explanation. Tabular rows are perturbed with the training data's
-// statistics (lime's LimeTabularExplainer without discretisation);
+// statistics (lime's LimeTabularExplainer, with or without its quartile
+// discretisation);
 // images by switching superpixels off (lime's LimeImageExplainer, as
 // KServe's AIX explainer serves it).
 package lime
