@@ -199,6 +199,9 @@ func BenchmarkPredictRPS(b *testing.B) {
 			}
 			defer m.Close()
 			run(b, NewHandler(HandlerConfig{Monitor: m}).Middleware(mux), path, body)
+			m.mu.Lock()
+			b.ReportMetric(float64(m.total.Recorded)/float64(max(m.writes, 1)), "records/write")
+			m.mu.Unlock()
 		})
 	}
 }

@@ -3,6 +3,7 @@ package quality
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -103,6 +105,9 @@ const (
 type Feedback struct {
 	ID    string
 	Truth []Truth
+	// TruthJSON is the truth as the feedback body sent it (set by
+	// DecodeFeedback; carried into feedback events).
+	TruthJSON json.RawMessage
 }
 
 // Counts are feedback and recording counters.
@@ -167,6 +172,23 @@ type Monitor struct {
 	total       Counts
 	closed      bool
 
+	// Group commit. Record appends its frame to pending and waits until
+	// its batch is written: the first recorder to find no write in flight
+	// leads, writing every pending frame with one write call with mu
+	// released, then applies them to the index; frames that arrive
+	// meanwhile form the next batch. Index entries are made only for
+	// written frames, so the index never points at bytes not on disk, and
+	// a failed write leaves none. Whatever uses the file directly (Join,
+	// compaction, Close) first waits for the write in flight and writes
+	// the pending batch itself (settleLocked).
+	cond            sync.Cond // on mu: a batch was written
+	pending, spare  []byte
+	recs, spareRecs []pendingRec
+	cur             *batch // the batch pending collects; nil when empty
+	writing         bool   // a leader is writing, mu released
+	writes          int64  // write calls (group commits and direct appends)
+	waitingForFile  int    // settleLocked callers waiting: no new leader starts
+
 	bufs sync.Pool
 	// notRecorded counts refusals outside the lock (outputs not parsed).
 	notRecorded atomic.Int64
@@ -187,6 +209,7 @@ func Open(cfg Config) (*Monitor, error) {
 	}
 	m := &Monitor{cfg: cfg, lock: lock, seed: maphash.MakeSeed(), index: map[uint64]entry{}, windows: map[string]*window{}, models: map[string]*Counts{}}
 	m.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
+	m.cond.L = &m.mu
 	if err := m.open(); err != nil {
 		lock.Close()
 		return nil, err
@@ -366,31 +389,134 @@ var ErrClosed = errors.New("quality journal closed")
 
 // Record journals a prediction; once it returns, the prediction survives
 // a crash of the process. A prediction with an id already remembered for
-// the model replaces it.
+// the model replaces it. Concurrent Records share write calls (see
+// Monitor.pending).
 func (m *Monitor) Record(p *Prediction) error {
 	bp := m.bufs.Get().(*[]byte)
-	defer m.bufs.Put(bp)
 	*bp = frame.Append((*bp)[:0], func(b []byte) []byte { return appendPrediction(b, p) })
 	k := m.key(p.Model, p.ID)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := m.modelCounts(p.Model)
-	if _, ok := m.index[k]; !ok && len(m.index) >= m.cfg.MaxPredictions {
-		c.NotRecorded++
-		m.total.NotRecorded++
-		return ErrFull
+	err := ErrClosed
+	if !m.closed {
+		err = ErrFull
+		if _, ok := m.index[k]; ok || len(m.index)+len(m.recs) < m.cfg.MaxPredictions {
+			err = nil
+		}
 	}
-	off, err := m.appendLocked(*bp)
 	if err != nil {
+		m.bufs.Put(bp)
 		c.NotRecorded++
 		m.total.NotRecorded++
 		return err
 	}
-	m.index[k] = entry{at: p.Time, off: off}
-	c.Recorded++
-	m.total.Recorded++
-	return nil
+	b := m.cur
+	if b == nil {
+		b = &batch{}
+		m.cur = b
+	}
+	m.recs = append(m.recs, pendingRec{key: k, at: p.Time, rel: int64(len(m.pending)), counts: c})
+	m.pending = append(m.pending, *bp...)
+	m.bufs.Put(bp)
+	yielded := false
+	for !b.done {
+		switch {
+		case m.writing || m.waitingForFile > 0:
+			m.cond.Wait()
+		case !yielded:
+			// Let the goroutines that are runnable now reach Record and
+			// join this batch before it is written; on an idle server
+			// this returns at once.
+			yielded = true
+			m.mu.Unlock()
+			runtime.Gosched()
+			m.mu.Lock()
+		default:
+			m.writeBatchLocked(true)
+		}
+	}
+	return b.err
+}
+
+// batch is one group commit's outcome, shared by its recorders.
+type batch struct {
+	done bool
+	err  error
+}
+
+// pendingRec is a prediction frame in pending, to enter the index once
+// written.
+type pendingRec struct {
+	key    uint64
+	at     int64
+	rel    int64 // offset in pending
+	counts *Counts
+}
+
+// maxSpare bounds the pending buffer kept for reuse.
+const maxSpare = 1 << 20
+
+// writeBatchLocked writes the pending frames with one write call and
+// enters them in the index. With unlock, mu is released during the write
+// (a recorder leading a group commit); without, the caller keeps the file
+// to itself. A failed write is cut back off, so the journal stays a
+// sequence of whole records, and every recorder of the batch gets the
+// error.
+func (m *Monitor) writeBatchLocked(unlock bool) {
+	b := m.cur
+	if b == nil {
+		return
+	}
+	buf, recs := m.pending, m.recs
+	m.pending, m.recs, m.cur = m.spare[:0], m.spareRecs[:0], nil
+	base := m.size
+	m.writing = true
+	if unlock {
+		m.mu.Unlock()
+	}
+	_, err := m.f.Write(buf)
+	if unlock {
+		m.mu.Lock()
+	}
+	m.writing = false
+	m.writes++
+	if err != nil {
+		if terr := m.f.Truncate(base); terr == nil {
+			_, _ = m.f.Seek(base, io.SeekStart)
+		}
+		err = fmt.Errorf("quality journal write: %w", err)
+		for _, r := range recs {
+			r.counts.NotRecorded++
+			m.total.NotRecorded++
+		}
+	} else {
+		m.size += int64(len(buf))
+		for _, r := range recs {
+			m.index[r.key] = entry{at: r.at, off: base + r.rel}
+			r.counts.Recorded++
+			m.total.Recorded++
+		}
+	}
+	b.done, b.err = true, err
+	if cap(buf) <= maxSpare {
+		m.spare = buf[:0]
+	}
+	m.spareRecs = recs[:0]
+	m.cond.Broadcast()
+}
+
+// settleLocked waits for a group commit in flight and writes the pending
+// batch, so that the caller, holding mu, has the file to itself: what it
+// reads is in the index, and what it appends lands at m.size.
+func (m *Monitor) settleLocked() {
+	m.waitingForFile++
+	for m.writing {
+		m.cond.Wait()
+	}
+	m.waitingForFile--
+	m.writeBatchLocked(false)
 }
 
 // appendLocked writes one frame with one write call and returns its offset.
@@ -401,6 +527,7 @@ func (m *Monitor) appendLocked(frame []byte) (int64, error) {
 		return 0, ErrClosed
 	}
 	off := m.size
+	m.writes++
 	if _, err := m.f.Write(frame); err != nil {
 		if terr := m.f.Truncate(off); terr == nil {
 			_, _ = m.f.Seek(off, io.SeekStart)
@@ -431,6 +558,7 @@ func (m *Monitor) Join(model string, fb []Feedback) []Result {
 	now := m.cfg.Now().UnixNano()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.settleLocked()     // feedback may overtake the response it labels
 	c := m.models[model] // nil for a model with no predictions
 	for i, f := range fb {
 		r := m.joinLocked(model, f, now)
@@ -611,6 +739,7 @@ func (m *Monitor) Maintain() error {
 	if m.closed {
 		return ErrClosed
 	}
+	m.settleLocked()
 	cut := m.cfg.Now().UnixNano() - 2*int64(m.cfg.Horizon)
 	for k, e := range m.index {
 		if e.at < cut {
@@ -630,6 +759,7 @@ func (m *Monitor) Compact() error {
 	if m.closed {
 		return ErrClosed
 	}
+	m.settleLocked()
 	return m.compactLocked()
 }
 
@@ -731,6 +861,7 @@ func (m *Monitor) Close() error {
 	if m.closed {
 		return nil
 	}
+	m.settleLocked()
 	m.closed = true
 	err := m.f.Close()
 	m.lock.Close() // after the journal: the next owner sees every record
