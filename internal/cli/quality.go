@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
 
 	"github.com/ferryserve/ferry/internal/quality"
+	"github.com/ferryserve/ferry/internal/reqlog"
 )
 
 // qualityOptions are ferry serve's model quality flags: where predictions
@@ -39,20 +41,22 @@ func (o *qualityOptions) addFlags(f *pflag.FlagSet) {
 	f.Int64Var(&o.maxBody, "quality-max-feedback-bytes", 8<<20, "with --quality-dir: largest feedback body; larger gets 413")
 }
 
-// install opens the journal and appends the quality middleware. It must
-// come before the request logger's, so that both name a request by one id.
-func (o *qualityOptions) install(mw []func(http.Handler) http.Handler, log *slog.Logger) ([]func(http.Handler) http.Handler, error) {
+// install opens the journal and appends the quality middleware and gRPC
+// interceptor. It must come before the request logger's, so that both
+// name a request by one id. With a request logger (nil: none), joined
+// feedback is also logged as CloudEvents.
+func (o *qualityOptions) install(mw []func(http.Handler) http.Handler, ics []grpc.UnaryServerInterceptor, reqLogger *reqlog.Logger, log *slog.Logger) ([]func(http.Handler) http.Handler, []grpc.UnaryServerInterceptor, error) {
 	if o.dir == "" {
-		return mw, nil
+		return mw, ics, nil
 	}
 	tasks := map[string]quality.Task{}
 	for _, t := range o.tasks {
 		name, task, ok := strings.Cut(t, "=")
 		if !ok || name == "" {
-			return nil, fmt.Errorf("--quality-task %q: want MODEL=classification or MODEL=regression", t)
+			return nil, nil, fmt.Errorf("--quality-task %q: want MODEL=classification or MODEL=regression", t)
 		}
 		if err := quality.Task(task).Validate(); err != nil || task == "" {
-			return nil, fmt.Errorf("--quality-task %q: want MODEL=classification or MODEL=regression", t)
+			return nil, nil, fmt.Errorf("--quality-task %q: want MODEL=classification or MODEL=regression", t)
 		}
 		tasks[name] = quality.Task(task)
 	}
@@ -64,13 +68,17 @@ func (o *qualityOptions) install(mw []func(http.Handler) http.Handler, log *slog
 		Dir: o.dir, Horizon: o.horizon, Window: o.window, MaxPredictions: o.maxPredictions, Logger: log,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("--quality-dir: %w", err)
+		return nil, nil, fmt.Errorf("--quality-dir: %w", err)
 	}
 	o.monitor = m
 	n, size := m.Outstanding()
 	log.Info("quality journal open", "dir", m.Dir(), "predictions", n, "bytes", size, "horizon", o.horizon)
-	h := quality.NewHandler(quality.HandlerConfig{Monitor: m, Revision: o.revision, Tasks: tasks, MaxBodyBytes: o.maxBody, Logger: log})
-	return append(mw, h.Middleware), nil
+	hcfg := quality.HandlerConfig{Monitor: m, Revision: o.revision, Tasks: tasks, MaxBodyBytes: o.maxBody, Logger: log}
+	if reqLogger != nil {
+		hcfg.Events = quality.LoggerEvents(reqLogger)
+	}
+	h := quality.NewHandler(hcfg)
+	return append(mw, h.Middleware), append(ics, h.UnaryInterceptor), nil
 }
 
 // run expires and compacts the journal until ctx ends, then closes it;

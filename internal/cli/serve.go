@@ -210,13 +210,15 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	var reqLogger *reqlog.Logger
 	scfg := server.Config{}
 	scfg.HTTPMiddleware, scfg.GRPCInterceptors = o.budgets.install(scfg.HTTPMiddleware, scfg.GRPCInterceptors)
-	if scfg.HTTPMiddleware, err = o.quality.install(scfg.HTTPMiddleware, log); err != nil {
-		return err
-	}
 	if o.reqlog.url != "" {
 		if reqLogger, err = o.reqlog.newRequestLogger(log, o.httpPort); err != nil {
 			return err
 		}
+	}
+	if scfg.HTTPMiddleware, scfg.GRPCInterceptors, err = o.quality.install(scfg.HTTPMiddleware, scfg.GRPCInterceptors, reqLogger, log); err != nil {
+		return err
+	}
+	if reqLogger != nil {
 		scfg.HTTPMiddleware = append(scfg.HTTPMiddleware, reqLogger.Middleware)
 		scfg.GRPCInterceptors = append(scfg.GRPCInterceptors, reqLogger.UnaryInterceptor)
 		metrics.RegisterCounters("logger_events", "Request logger events", []string{"queued", "sent", "retried", "dropped", "spool_full"}, func() map[string]int64 {
@@ -305,6 +307,7 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	if pl != nil {
 		g.Go(func() error { return pl.Run(gctx) })
 	}
+	g.Go(func() error { return memtrim.Run(gctx, 30*time.Second) }) // gives start-up's pages back again after bursts
 	err = g.Wait()
 	log.Info("stopped")
 	return err

@@ -84,7 +84,7 @@ func decodeOne(b []byte, at string) (Feedback, error) {
 	if err != nil {
 		return Feedback{}, fmt.Errorf("%w: %struth: %w", ErrBadFeedback, at, err)
 	}
-	return Feedback{ID: *fj.ID, Truth: t}, nil
+	return Feedback{ID: *fj.ID, Truth: t, TruthJSON: fj.Truth}, nil
 }
 
 // jsonError says which field a decoding error is about.

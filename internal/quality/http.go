@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	v2 "github.com/ferryserve/ferry/internal/protocol/v2"
 )
 
@@ -26,7 +28,10 @@ type HandlerConfig struct {
 	Tasks map[string]Task
 	// MaxBodyBytes bounds a feedback body (default 8 MiB).
 	MaxBodyBytes int64
-	Logger       *slog.Logger
+	// Events, if set, receives every joined feedback record (e.g.
+	// LoggerEvents, to emit it as a CloudEvent).
+	Events FeedbackEvents
+	Logger *slog.Logger
 }
 
 // Handler serves the feedback and quality routes and records predictions.
@@ -170,6 +175,11 @@ func (h *Handler) serveFeedback(w http.ResponseWriter, r *http.Request, name str
 		return
 	}
 	res := h.cfg.Monitor.Join(name, fb)
+	if h.cfg.Events != nil {
+		if evs := feedbackEvents(name, fb, res); len(evs) > 0 {
+			h.cfg.Events.Feedback(evs)
+		}
+	}
 	out := FeedbackResponse{Model: name, Outcomes: res}
 	for _, x := range res {
 		out.Counts.add(x.Outcome)
@@ -209,8 +219,16 @@ func (h *Handler) record(w http.ResponseWriter, r *http.Request, next http.Handl
 	}
 	if r.Header.Get("Ce-Id") == "" {
 		// The request logger (inside this middleware) names its events by
-		// Ce-Id: give it the same id, so its events join the feedback too.
-		r.Header.Set("Ce-Id", id)
+		// Ce-Id: give it the id the prediction is journaled under, so its
+		// events join the feedback too. A V2 response echoes the request's
+		// body id, which wins (see journal); with a logger, read it now.
+		ceID := id
+		if !v1 && h.cfg.Events != nil {
+			if bid := bodyID(r); bid != "" {
+				ceID = bid
+			}
+		}
+		r.Header.Set("Ce-Id", ceID)
 	}
 	buf := h.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -224,6 +242,45 @@ func (h *Handler) record(w http.ResponseWriter, r *http.Request, next http.Handl
 	w.WriteHeader(rec.code)
 	_, _ = w.Write(buf.Bytes())
 }
+
+// bodyID reads the top-level "id" of a V2 request body, as the V2
+// service's decoder does (exact name, escapes decoded), and puts the body
+// back for the handlers inside.
+func bodyID(r *http.Request) string {
+	body, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	if err != nil {
+		// The handler sees the same error (e.g. the body limit's).
+		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), errReader{err}))
+		return ""
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return ""
+	}
+	for dec.PeekKind() == '"' {
+		k, err := dec.ReadToken()
+		if err != nil {
+			return ""
+		}
+		if k.String() == "id" {
+			v, err := dec.ReadToken()
+			if err != nil || v.Kind() != '"' {
+				return ""
+			}
+			return v.String()
+		}
+		if dec.SkipValue() != nil {
+			return ""
+		}
+	}
+	return ""
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // journal records a prediction and returns its id (a V2 response's own id
 // wins). Failures are counted and logged, never returned to the client.
@@ -248,6 +305,13 @@ func (h *Handler) journal(name, id string, v1 bool, body []byte) string {
 		h.cfg.Logger.Debug("prediction not journaled", "model", name, "id", id, "err", err)
 		return id
 	}
+	h.recordRows(name, id, version, rows)
+	return id
+}
+
+// recordRows journals a prediction's rows under the configured revision,
+// else the response's model version, else "default".
+func (h *Handler) recordRows(name, id, version string, rows []Row) {
 	rev := h.cfg.Revision
 	if rev == "" {
 		rev = version
@@ -259,7 +323,6 @@ func (h *Handler) journal(name, id string, v1 bool, body []byte) string {
 	if err := h.cfg.Monitor.Record(p); err != nil {
 		h.cfg.Logger.Warn("prediction not journaled", "model", name, "id", id, "err", err)
 	}
-	return id
 }
 
 // held keeps a response back until the prediction is journaled.

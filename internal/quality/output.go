@@ -172,18 +172,10 @@ func parseV2(body []byte, task Task, fast bool) (rows []Row, id, version string,
 }
 
 func v2Rows(o v2Output, task Task, fast bool) ([]Row, error) {
-	if len(o.Shape) == 0 || len(o.Shape) > 2 {
-		return nil, fmt.Errorf("shape %v: want [n] or [n, k]", o.Shape)
+	n, k, err := rowShape(o.Shape)
+	if err != nil {
+		return nil, err
 	}
-	n, k := o.Shape[0], int64(1)
-	if len(o.Shape) == 2 {
-		k = o.Shape[1]
-	}
-	if n <= 0 || k <= 0 || n*k > 1<<24 {
-		return nil, fmt.Errorf("shape %v", o.Shape)
-	}
-	isFloat := o.Datatype == "FP32" || o.Datatype == "FP64" || o.Datatype == "FP16"
-	rows := make([]Row, 0, n)
 	if o.Datatype == "BYTES" {
 		flat, ok := []string(nil), false
 		if fast {
@@ -195,18 +187,9 @@ func v2Rows(o v2Output, task Task, fast bool) ([]Row, error) {
 				return nil, err
 			}
 		}
-		if int64(len(flat)) != n || k != 1 {
-			return nil, fmt.Errorf("shape %v holds %d labels", o.Shape, len(flat))
-		}
-		for _, s := range flat {
-			rows = append(rows, Row{Kind: KindLabel, Label: s})
-		}
-		return rows, nil
+		return labelRows(flat, o.Shape, n, k)
 	}
-	var (
-		flat []float64
-		err  error
-	)
+	var flat []float64
 	if o.Datatype == "BOOL" {
 		bs, err := unmarshalFlat[bool](o.Data)
 		if err != nil {
@@ -218,9 +201,49 @@ func v2Rows(o v2Output, task Task, fast bool) ([]Row, error) {
 	} else if flat, err = parseNumbers(o.Data, int(n*k)); err != nil {
 		return nil, err
 	}
-	if int64(len(flat)) != n*k {
-		return nil, fmt.Errorf("shape %v holds %d values", o.Shape, len(flat))
+	return numberRows(flat, o.Shape, n, k, isFloatType(o.Datatype), task)
+}
+
+// rowShape reads an output's shape: n rows of k values.
+func rowShape(shape []int64) (n, k int64, err error) {
+	if len(shape) == 0 || len(shape) > 2 {
+		return 0, 0, fmt.Errorf("shape %v: want [n] or [n, k]", shape)
 	}
+	n, k = shape[0], int64(1)
+	if len(shape) == 2 {
+		k = shape[1]
+	}
+	if n <= 0 || k <= 0 || n*k > 1<<24 {
+		return 0, 0, fmt.Errorf("shape %v", shape)
+	}
+	return n, k, nil
+}
+
+// isFloatType reports whether a datatype's numbers are regression values
+// (when the task does not say).
+func isFloatType(datatype string) bool {
+	return datatype == "FP32" || datatype == "FP64" || datatype == "FP16"
+}
+
+// labelRows makes the rows of a BYTES output: one label per row.
+func labelRows(flat []string, shape []int64, n, k int64) ([]Row, error) {
+	if int64(len(flat)) != n || k != 1 {
+		return nil, fmt.Errorf("shape %v holds %d labels", shape, len(flat))
+	}
+	rows := make([]Row, 0, n)
+	for _, s := range flat {
+		rows = append(rows, Row{Kind: KindLabel, Label: s})
+	}
+	return rows, nil
+}
+
+// numberRows makes the rows of a numeric output: a label or value per row
+// (k = 1), or k class probabilities.
+func numberRows(flat []float64, shape []int64, n, k int64, isFloat bool, task Task) ([]Row, error) {
+	if int64(len(flat)) != n*k {
+		return nil, fmt.Errorf("shape %v holds %d values", shape, len(flat))
+	}
+	rows := make([]Row, 0, n)
 	if k == 1 {
 		for _, f := range flat {
 			rows = append(rows, numberRow(f, isFloat, task))

@@ -512,3 +512,23 @@ func protoJSON(v any) []byte {
 	}
 	return b
 }
+
+// Extra is an event a caller adds to the log beside the request and
+// response events (e.g. the quality monitor's joined feedback): its
+// ce-id, ce-type and JSON data.
+type Extra struct {
+	ID, Type string
+	Data     []byte
+}
+
+// Emit logs extra events with the logger's source and extensions, whatever
+// the mode, as the middleware logs a request: with a spool they are written
+// there before Emit returns, and delivered at least once. It never fails:
+// events it cannot keep are counted as dropped.
+func (l *Logger) Emit(evs ...Extra) {
+	out := make([]*Event, len(evs))
+	for i, e := range evs {
+		out[i] = l.event(e.ID, e.Type, e.Data, "application/json", nil)
+	}
+	l.record(out...)
+}
