@@ -14,14 +14,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// TestOperatorGateway runs the operator with --gateway against an API
+// testGateway runs with an operator started with --gateway against an API
 // server that has an HTTPRoute CRD (a stand-in with an open schema, from
 // testdata): routes instead of an Ingress, a Service per revision, and a
 // canary split weighted 10/90 by the gateway, then promoted.
-func TestOperatorGateway(t *testing.T) {
-	cluster := kubetest.Start(t, kubetest.Options{CRDDirs: []string{"../../config/crd", "testdata/gateway-api"}})
-	cl := newClient(t, cluster)
-	startOperator(t, cluster, func(c *operator.Config) { c.Gateway = "gateways/public" })
+func testGateway(t *testing.T, cluster *kubetest.Cluster, cl client.Client) {
 	ctx := t.Context()
 
 	isvc := loadYAML(t, `apiVersion: serving.kserve.io/v1beta1

@@ -64,7 +64,11 @@ spec:
 			waitDeployment(t, cl, "twin-predictor-00001")
 		}
 	}
-	t.Cleanup(func() { t.Logf("twin status: %v", st) })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("twin status: %v", st)
+		}
+	})
 	poll(t, "twin (kubeflow) reports the taken name", func() (bool, error) {
 		st = getKF(t, cl, "twin")
 		// The revision's Deployment, or the Service or Ingress after it,

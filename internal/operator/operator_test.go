@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,14 +39,21 @@ const (
 // kube-apiserver and the garbage collector) and applies InferenceServices
 // and TrainedModels to it; each subtest uses its own names.
 func TestOperator(t *testing.T) {
-	// The committed CRDs, so a schema the API server refuses fails here.
-	cluster := kubetest.Start(t, kubetest.Options{CRDDirs: []string{"../../config/crd"}})
+	// The committed CRDs, so a schema the API server refuses fails here,
+	// and a stand-in for the Gateway API's HTTPRoute CRD.
+	cluster := kubetest.Start(t, kubetest.Options{CRDDirs: []string{"../../config/crd", "testdata/gateway-api"}})
 	cl := newClient(t, cluster)
-	startOperator(t, cluster, nil)
+	stop := startOperator(t, cluster, nil)
 	t.Run("RawDeployment", func(t *testing.T) { testRawDeployment(t, cluster, cl) })
 	t.Run("Components", func(t *testing.T) { testComponents(t, cl) })
 	t.Run("TrainedModels", func(t *testing.T) { testTrainedModels(t, cluster, cl) })
 	t.Run("KubeflowGroup", func(t *testing.T) { testKubeflowGroup(t, cl) })
+
+	// The same cluster, an operator routing through a Gateway: it takes
+	// over the services above too, harmlessly (names do not overlap).
+	stop()
+	startOperator(t, cluster, func(c *operator.Config) { c.Gateway = "gateways/public" })
+	t.Run("Gateway", func(t *testing.T) { testGateway(t, cluster, cl) })
 }
 
 // testRawDeployment applies KServe's sklearn sample, checks the Deployment
@@ -184,9 +192,10 @@ func newClient(t *testing.T, c *kubetest.Cluster) client.Client {
 }
 
 // startOperator runs the operator with leader election on, as it runs by
-// default, configured by configure when it is not nil, waits until its /readyz answers 200, and stops it (bounded)
-// when the test ends.
-func startOperator(t *testing.T, c *kubetest.Cluster, configure func(*operator.Config)) {
+// default (configure, when not nil, changes its configuration), waits
+// until its /readyz answers 200, and returns a function that stops it
+// (bounded); the test's end stops it too.
+func startOperator(t *testing.T, c *kubetest.Cluster, configure func(*operator.Config)) (stop func()) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -216,7 +225,7 @@ func startOperator(t *testing.T, c *kubetest.Cluster, configure func(*operator.C
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -227,6 +236,7 @@ func startOperator(t *testing.T, c *kubetest.Cluster, configure func(*operator.C
 			t.Error("operator did not stop within 30s")
 		}
 	})
+	t.Cleanup(stop)
 	hc := &http.Client{Timeout: 5 * time.Second}
 	poll(t, "operator /readyz", func() (bool, error) {
 		resp, err := hc.Get("http://" + probeAddr + "/readyz")
@@ -236,6 +246,7 @@ func startOperator(t *testing.T, c *kubetest.Cluster, configure func(*operator.C
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, nil
 	})
+	return stop
 }
 
 func loadSample(t *testing.T, path string) *unstructured.Unstructured {
