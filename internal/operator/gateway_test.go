@@ -3,10 +3,12 @@ package operator_test
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"testing"
 
 	"github.com/ferryserve/ferry/internal/operator"
 	"github.com/ferryserve/ferry/internal/operator/kubetest"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -90,6 +92,23 @@ spec:
 		err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "wine-explainer"}, r)
 		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
 	})
+	// The services the first operator made are taken over, not made
+	// again: the restarted operator gives income's revisions their
+	// Services and creates no revision of its own.
+	waitService(t, cl, "income-predictor-00001", "income-predictor-00001")
+	var deps appsv1.DeploymentList
+	if err := cl.List(ctx, &deps, client.InNamespace(ns), client.MatchingLabels{operator.LabelInferenceService: "income"}); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range deps.Items {
+		names = append(names, d.Name)
+	}
+	slices.Sort(names)
+	if want := []string{"income-explainer-00001", "income-predictor-00001"}; !slices.Equal(names, want) {
+		t.Errorf("income's revisions after the restart = %v, want %v", names, want)
+	}
+
 	if cluster.GC {
 		poll(t, "revision Service of the explainer deleted with its Deployment", func() (bool, error) {
 			err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: e1}, &corev1.Service{})
