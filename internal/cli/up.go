@@ -170,6 +170,7 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 		return err
 	}
 	plane.Add(rollouts) // rollout_up.go: moves canaries of services with a rollout policy
+	plane.Add(memtrim.Idle{Interval: 30 * time.Second})
 	return plane.Run(ctx)
 }
 

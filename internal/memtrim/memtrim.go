@@ -18,9 +18,11 @@ package memtrim
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 )
 
 // Region is one mapping of the executable that Release may drop.
@@ -82,3 +84,43 @@ func Release() (int64, error) {
 	}
 	return n, nil
 }
+
+// Run releases the binary's pages again whenever the process has been idle
+// (under 10 ms of CPU time) for a whole interval since it last did, so a
+// server that served a burst and went quiet shrinks back, as the runtime's
+// scavenger returns idle heap. It blocks until ctx ends.
+func Run(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	last, released := cpuTime(), true
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		now := cpuTime()
+		busy := now-last >= 10*time.Millisecond
+		last = now
+		switch {
+		case busy:
+			released = false
+		case !released:
+			if _, err := Release(); err != nil {
+				return err
+			}
+			released = true
+			last = cpuTime()
+		}
+	}
+}
+
+// Idle is Run as a component with a Run method (for an errgroup or
+// controlplane.Plane.Add).
+type Idle struct{ Interval time.Duration }
+
+// Run is Run(ctx, i.Interval).
+func (i Idle) Run(ctx context.Context) error { return Run(ctx, i.Interval) }

@@ -2,11 +2,15 @@ package memtrim
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRegions(t *testing.T) {
@@ -66,5 +70,36 @@ func TestReleaseKeepsRunning(t *testing.T) {
 	}
 	if after := rss(t, "RssFile"); after >= before {
 		t.Errorf("RssFile %d kB after Release, %d kB before", after, before)
+	}
+}
+
+// TestRunReleasesWhenIdle: after a busy spell, an idle interval gives the
+// pages back.
+func TestRunReleasesWhenIdle(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("linux only")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, 100*time.Millisecond) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	// Busy: run a lot of distinct code for over 10 ms of CPU.
+	start := time.Now()
+	for time.Since(start) < 200*time.Millisecond {
+		_ = fmt.Sprintf("%v %x %q", time.Now(), []byte("ferry"), strings.Repeat("x", 64))
+		_ = regexp.MustCompile(`^(a+)+b[0-9]{2,}$`).MatchString("aaaab12")
+	}
+	busy := rss(t, "RssFile")
+	deadline := time.Now().Add(5 * time.Second)
+	for rss(t, "RssFile") >= busy {
+		if time.Now().After(deadline) {
+			t.Fatalf("RssFile still %d kB (%d kB when busy) after 5 s idle", rss(t, "RssFile"), busy)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
