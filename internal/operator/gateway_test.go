@@ -92,6 +92,12 @@ spec:
 		err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "wine-explainer"}, r)
 		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
 	})
+	// The first operator's Ingresses go: the routes replace them.
+	poll(t, "income's Ingress deleted", func() (bool, error) {
+		err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "income"}, &networkingv1.Ingress{})
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	})
+
 	// The services the first operator made are taken over, not made
 	// again: the restarted operator gives income's revisions their
 	// Services and creates no revision of its own.

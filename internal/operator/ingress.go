@@ -8,8 +8,10 @@ import (
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/plan"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 )
 
@@ -69,6 +71,23 @@ func (r *Reconciler) ensureIngress(ctx context.Context, u *unstructured.Unstruct
 	})
 	if err != nil {
 		return fmt.Errorf("ingress %s: %w", want.Name, err)
+	}
+	return nil
+}
+
+// removeIngress deletes the InferenceService's Ingress if the operator
+// made one.
+func (r *Reconciler) removeIngress(ctx context.Context, u *unstructured.Unstructured, isvc *api.InferenceService) error {
+	ing := &networkingv1.Ingress{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: isvc.Metadata.Namespace, Name: isvc.Metadata.Name}, ing)
+	if apierrors.IsNotFound(err) || err == nil && !metav1.IsControlledBy(ing, u) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.Client.Delete(ctx, ing); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete ingress %s: %w", ing.Name, err)
 	}
 	return nil
 }

@@ -207,6 +207,10 @@ func (r *Reconciler) reconcileComponents(ctx context.Context, u *unstructured.Un
 		if err := r.ensureRoutes(ctx, u, isvc, traffic, fallback); err != nil {
 			return old, err
 		}
+		// An Ingress from before --gateway would route beside the routes.
+		if err := r.removeIngress(ctx, u, isvc); err != nil {
+			return old, err
+		}
 		st.URL = "http://" + plan.IngressHost(name, ns, r.IngressDomain)
 	case r.IngressDomain != "":
 		if err := r.ensureIngress(ctx, u, isvc); err != nil {
