@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,7 +44,7 @@ func (b BodyRate) Wrap(next http.Handler) http.Handler {
 		rb := &rateBody{rc: r.Body, w: w, start: time.Now(), cfg: b}
 		r.Body = rb
 		next.ServeHTTP(w, r)
-		if rb.armed && rb.eof {
+		if rb.armed.Load() && rb.eof.Load() {
 			// Body done: lift the bound before the connection serves its
 			// next request. A body not read to its end keeps the bound, so
 			// the server's drain of the rest cannot hang on a slow client.
@@ -58,19 +59,21 @@ type rateBody struct {
 	start time.Time
 	n     int64
 	cfg   BodyRate
-	armed bool
-	eof   bool
+	// armed and eof may be written by a transport goroutine still reading
+	// when the handler returns (a proxy whose backend answered early).
+	armed atomic.Bool
+	eof   atomic.Bool
 }
 
 func (b *rateBody) Read(p []byte) (int, error) {
 	deadline := b.start.Add(b.cfg.Grace + time.Duration(float64(b.n)/float64(b.cfg.MinRate)*float64(time.Second)))
 	if err := setReadDeadline(b.w, deadline); err == nil {
-		b.armed = true
+		b.armed.Store(true)
 	}
 	n, err := b.rc.Read(p)
 	b.n += int64(n)
 	if err == io.EOF {
-		b.eof = true
+		b.eof.Store(true)
 	}
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		return n, fmt.Errorf("%w: %d bytes in %v, below the minimum of %d B/s after %v (the client must send faster)", ErrSlowBody, b.n, time.Since(b.start).Round(time.Millisecond), b.cfg.MinRate, b.cfg.Grace)
