@@ -26,7 +26,7 @@ type explainOptions struct {
 }
 
 func (o *explainOptions) addFlags(f *pflag.FlagSet) {
-	f.StringVar(&o.typ, "explainer-type", "", "serve :explain with a built-in explainer: TreeShap, KernelShap, AnchorTabular or AnchorText (empty: none)")
+	f.StringVar(&o.typ, "explainer-type", "", "serve :explain with a built-in explainer: TreeShap, KernelShap, AnchorTabular, AnchorText, AnchorImages, LimeTabular or LimeImages (empty: none)")
 	f.StringArrayVar(&o.config, "explainer-config", nil, "explainer config entry key=value (Alibi's keys, e.g. threshold=0.9); repeatable; unknown keys are refused")
 	f.StringVar(&o.data, "explainer-data", "", "training data for the explainer: a JSON file, or a directory or storage URI holding "+explain.DataFile)
 	f.StringVar(&o.predictorHost, "predictor-host", "", "explain by calling this predictor over V1 (host[:port] or URL) instead of the model served here")
@@ -66,6 +66,9 @@ func (o *explainOptions) middleware(ctx context.Context, repo *repository.Reposi
 		client := &http.Client{Timeout: 600 * time.Second} // KServe's explainer timeout
 		cfg.Predictor = func(name string) explain.Predictor { return explain.V1Predictor(client, o.predictorHost, name) }
 		cfg.TextPredictor = func(name string) explain.TextPredictor { return explain.V1TextPredictor(client, o.predictorHost, name) }
+		cfg.ImagePredictor = func(name string) explain.ImagePredictor {
+			return explain.V1ImagePredictor(client, o.predictorHost, name)
+		}
 	} else {
 		cfg.Lend = func(name string) explain.LendFunc {
 			return func() (runtime.Model, func(), error) {

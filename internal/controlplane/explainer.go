@@ -20,25 +20,28 @@ import (
 // `ferry serve` child serving only :explain. A black-box explainer
 // (KernelShap, AnchorTabular, AnchorText) calls the predictor over V1 at
 // PredictorAddr, as KServe's explainer calls predictor_host, and pulls its
-// training data (explainer.json) from storageUri itself; AnchorText reads
-// none, so its storageUri (Alibi's explainer.dill) is not passed. TreeShap reads
-// the trees, so its child loads the predictor's own model. AIX and ART
-// explainers, and alibi types or config keys Ferry does not implement,
-// are refused naming the field.
+// training data (explainer.json) from storageUri itself; AnchorText,
+// AnchorImages and AIX's LimeImages read none, so their storageUri
+// (Alibi's explainer.dill) is not passed. TreeShap reads the trees, so its
+// child loads the predictor's own model. ART blocks run `ferry attack`.
+// Types or config keys Ferry does not implement are refused naming the
+// field.
 func (c *Controller) builtinExplainerTemplate(isvc *api.InferenceService, e *api.ExplainerSpec) (ProcessTemplate, error) {
 	const base = "spec.explainer"
+	x := e.Alibi
+	block := "alibi"
 	switch {
 	case e.AIX != nil:
-		return nil, fmt.Errorf("%s.aix: type %q is not built into ferry up yet; use alibi (TreeShap, KernelShap, AnchorTabular, AnchorText) or a custom explainer container with a command", base, e.AIX.Type)
+		// AIX's LimeImages is built in as well; it reads no training data.
+		x, block = e.AIX, "aix"
 	case e.ART != nil:
 		return c.artExplainerTemplate(isvc, e.ART)
 	}
-	x := e.Alibi
 	if err := (explain.Options{Type: x.Type}).Validate(); err != nil {
-		return nil, fmt.Errorf("%s.alibi.type: %w", base, stripConfigErr(err))
+		return nil, fmt.Errorf("%s.%s.type: %w", base, block, stripConfigErr(err))
 	}
 	if err := (explain.Options{Type: x.Type, Config: x.Config}).Validate(); err != nil {
-		return nil, fmt.Errorf("%s.alibi.config: %w", base, stripConfigErr(err))
+		return nil, fmt.Errorf("%s.%s.config: %w", base, block, stripConfigErr(err))
 	}
 	name := isvc.Metadata.Name
 	var own []string // what the child explains with
@@ -53,7 +56,7 @@ func (c *Controller) builtinExplainerTemplate(isvc *api.InferenceService, e *api
 		}
 	} else {
 		if x.StorageURI == "" && explain.NeedsData(x.Type) {
-			return nil, fmt.Errorf("%s.alibi.storageUri: %s needs training data: a storage URI holding %s", base, x.Type, explain.DataFile)
+			return nil, fmt.Errorf("%s.%s.storageUri: %s needs training data: a storage URI holding %s", base, block, x.Type, explain.DataFile)
 		}
 		own = []string{"--predictor-host", c.cfg.PredictorAddr}
 		if explain.NeedsData(x.Type) {

@@ -35,7 +35,10 @@ func TestBuiltinExplainerTemplate(t *testing.T) {
 		{"unimplemented type", xgb, alibi("Counterfactuals", "s3://b/x", nil), "", `spec.explainer.alibi.type: type "Counterfactuals" is not one of`},
 		{"misspelt key", xgb, alibi("AnchorTabular", "s3://b/x", map[string]string{"max_samples_start": "5"}), "", `spec.explainer.alibi.config: AnchorTabular does not take "max_samples_start": Alibi's name is min_samples_start`},
 		{"no data", xgb, alibi("AnchorTabular", "", nil), "", "spec.explainer.alibi.storageUri: AnchorTabular needs training data"},
-		{"aix", xgb, &api.ExplainerSpec{AIX: &api.ExplainerExtensionSpec{Type: "LimeImages"}}, "", `spec.explainer.aix: type "LimeImages" is not built into ferry up yet`},
+		{"aix", xgb, &api.ExplainerSpec{AIX: &api.ExplainerExtensionSpec{Type: "LimeImages", StorageURI: "s3://b/ignored", Config: map[string]string{"num_samples": "100"}}},
+			"--predictor-host 127.0.0.1:7000 --explainer-type LimeImages --explainer-config num_samples=100", ""},
+		{"aix misspelt key", xgb, &api.ExplainerSpec{AIX: &api.ExplainerExtensionSpec{Type: "LimeImages", Config: map[string]string{"num_sample": "100"}}},
+			"", `spec.explainer.aix.config:`},
 	} {
 		tmpl, err := c.builtinExplainerTemplate(tc.isvc, tc.e)
 		if tc.err != "" {

@@ -2,11 +2,14 @@ package explain
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // DataFile is the name of the training-data document inside a directory
@@ -33,7 +36,16 @@ type dataDoc struct {
 // explainer.json.
 func LoadData(path string) (*Data, error) {
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		dill := filepath.Join(path, "explainer.dill")
 		path = filepath.Join(path, DataFile)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			if _, err := os.Stat(dill); err == nil {
+				return nil, errDill
+			}
+		}
+	}
+	if strings.HasSuffix(path, ".dill") {
+		return nil, errDill
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -41,6 +53,11 @@ func LoadData(path string) (*Data, error) {
 	}
 	return ParseData(b)
 }
+
+// errDill answers a storageUri that holds only Alibi's pickled explainer.
+var errDill = fmt.Errorf("%w: training data: explainer.dill is Alibi's explainer pickled with dill, which holds Python code Ferry does not run; "+
+	"put %s beside it: {\"feature_names\": [...], \"category_map\": {\"column\": [names]}, \"data\": [[row], ...]} "+
+	"with the training sample the explainer was fitted on (docs/explain.md shows how to write it from Python)", ErrConfig, DataFile)
 
 // ParseData decodes the training-data document.
 func ParseData(b []byte) (*Data, error) {
