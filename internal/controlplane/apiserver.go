@@ -14,6 +14,7 @@ import (
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/apiauth"
 	"github.com/ferryserve/ferry/internal/attack"
+	"github.com/ferryserve/ferry/internal/explain"
 	"github.com/ferryserve/ferry/internal/mgmt"
 	"github.com/ferryserve/ferry/internal/router"
 )
@@ -130,11 +131,9 @@ func (c *Controller) Apply(o api.Object) (mgmt.ApplyResult, error) {
 		if _, err := router.ParseAffinity(md.Annotations); err != nil {
 			return res, fmt.Errorf("%w: %w", api.ErrInvalid, err)
 		}
-		// An attack's config is checked now, not when its replica starts.
-		if e := isvc.Spec.Explainer; e != nil && e.ART != nil {
-			if _, err := attack.Args(e.ART.Type, e.ART.Config); err != nil {
-				return res, fmt.Errorf("%w: spec.explainer.art: %w", api.ErrInvalid, err)
-			}
+		// Explainer configs are checked now, not when their replica starts.
+		if err := checkExplainer(isvc.Spec.Explainer); err != nil {
+			return res, fmt.Errorf("%w: %w", api.ErrInvalid, err)
 		}
 	}
 	old, err := c.cfg.Store.Get(kind, key)
@@ -182,6 +181,28 @@ func (c *Controller) Apply(o api.Object) (mgmt.ApplyResult, error) {
 	c.event(key, "Normal", "Applied", fmt.Sprintf("%s %s (generation %d)", kindName, res.Action, md.Generation))
 	c.enqueueObject(kind, key)
 	return res, nil
+}
+
+// checkExplainer refuses an explainer block's unknown types and config
+// keys by name, as the revision's template would later.
+func checkExplainer(e *api.ExplainerSpec) error {
+	switch {
+	case e == nil:
+		return nil
+	case e.ART != nil:
+		if _, err := attack.Args(e.ART.Type, e.ART.Config); err != nil {
+			return fmt.Errorf("spec.explainer.art: %w", err)
+		}
+	case e.Alibi != nil || e.AIX != nil:
+		x, block := e.Alibi, "alibi"
+		if x == nil {
+			x, block = e.AIX, "aix"
+		}
+		if err := (explain.Options{Type: x.Type, Config: x.Config}).Validate(); err != nil {
+			return fmt.Errorf("spec.explainer.%s: %w", block, stripConfigErr(err))
+		}
+	}
+	return nil
 }
 
 func mustJSON(v any) []byte {

@@ -224,3 +224,29 @@ func TestApplyChecksAttackConfig(t *testing.T) {
 		t.Fatalf("HopSkipJump: %v", err)
 	}
 }
+
+// TestApplyChecksExplainerConfig: a misspelt alibi or aix key is refused
+// by ferry apply, naming the block and the key.
+func TestApplyChecksExplainerConfig(t *testing.T) {
+	db, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctl := NewController(Config{Store: db, Router: router.New("example.com", nil), DataDir: t.TempDir(), Runner: &fakeRunner{}})
+	yml := func(block, typ, cfg string) []byte {
+		return []byte("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: x}\nspec:\n  predictor:\n    onnx: {storageUri: gs://b/m}\n  explainer:\n    " + block + ":\n      type: " + typ + "\n      storageUri: gs://b/d\n      config: {" + cfg + "}\n")
+	}
+	for _, tc := range []struct{ block, typ, cfg, want string }{
+		{"alibi", "AnchorTabular", `max_samples_start: "5"`, "spec.explainer.alibi: AnchorTabular does not take \"max_samples_start\""},
+		{"aix", "LimeImages", `num_sample: "5"`, "spec.explainer.aix:"},
+	} {
+		err := ctl.ApplyYAML(yml(tc.block, tc.typ, tc.cfg))
+		if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %s: %v, want %q", tc.block, tc.typ, err, tc.want)
+		}
+	}
+	if err := ctl.ApplyYAML(yml("alibi", "AnchorTabular", `threshold: "0.9"`)); err != nil {
+		t.Errorf("a good config: %v", err)
+	}
+}
