@@ -187,6 +187,7 @@ type Monitor struct {
 	cur             *batch // the batch pending collects; nil when empty
 	writing         bool   // a leader is writing, mu released
 	writes          int64  // write calls (group commits and direct appends)
+	inflight        int    // predictions in the batch being written
 	waitingForFile  int    // settleLocked callers waiting: no new leader starts
 
 	bufs sync.Pool
@@ -399,11 +400,12 @@ func (m *Monitor) Record(p *Prediction) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := m.modelCounts(p.Model)
-	err := ErrClosed
-	if !m.closed {
-		err = ErrFull
-		if _, ok := m.index[k]; ok || len(m.index)+len(m.recs) < m.cfg.MaxPredictions {
-			err = nil
+	var err error
+	if m.closed {
+		err = ErrClosed
+	} else if len(m.index)+len(m.recs)+m.inflight >= m.cfg.MaxPredictions {
+		if _, ok := m.index[k]; !ok { // a replacement still fits
+			err = ErrFull
 		}
 	}
 	if err != nil {
@@ -472,7 +474,7 @@ func (m *Monitor) writeBatchLocked(unlock bool) {
 	buf, recs := m.pending, m.recs
 	m.pending, m.recs, m.cur = m.spare[:0], m.spareRecs[:0], nil
 	base := m.size
-	m.writing = true
+	m.writing, m.inflight = true, len(recs)
 	if unlock {
 		m.mu.Unlock()
 	}
@@ -480,7 +482,7 @@ func (m *Monitor) writeBatchLocked(unlock bool) {
 	if unlock {
 		m.mu.Lock()
 	}
-	m.writing = false
+	m.writing, m.inflight = false, 0
 	m.writes++
 	if err != nil {
 		if terr := m.f.Truncate(base); terr == nil {
