@@ -198,8 +198,11 @@ func checkExplainer(e *api.ExplainerSpec) error {
 		if x == nil {
 			x, block = e.AIX, "aix"
 		}
+		if err := (explain.Options{Type: x.Type}).Validate(); err != nil {
+			return fmt.Errorf("spec.explainer.%s.type: %w", block, stripConfigErr(err))
+		}
 		if err := (explain.Options{Type: x.Type, Config: x.Config}).Validate(); err != nil {
-			return fmt.Errorf("spec.explainer.%s: %w", block, stripConfigErr(err))
+			return fmt.Errorf("spec.explainer.%s.config: %w", block, stripConfigErr(err))
 		}
 	}
 	return nil

@@ -238,8 +238,8 @@ func TestApplyChecksExplainerConfig(t *testing.T) {
 		return []byte("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: x}\nspec:\n  predictor:\n    onnx: {storageUri: gs://b/m}\n  explainer:\n    " + block + ":\n      type: " + typ + "\n      storageUri: gs://b/d\n      config: {" + cfg + "}\n")
 	}
 	for _, tc := range []struct{ block, typ, cfg, want string }{
-		{"alibi", "AnchorTabular", `max_samples_start: "5"`, "spec.explainer.alibi: AnchorTabular does not take \"max_samples_start\""},
-		{"aix", "LimeImages", `num_sample: "5"`, "spec.explainer.aix:"},
+		{"alibi", "AnchorTabular", `max_samples_start: "5"`, "spec.explainer.alibi.config: AnchorTabular does not take \"max_samples_start\""},
+		{"aix", "LimeImages", `num_sample: "5"`, "spec.explainer.aix.config:"},
 	} {
 		err := ctl.ApplyYAML(yml(tc.block, tc.typ, tc.cfg))
 		if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
