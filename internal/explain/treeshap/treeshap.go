@@ -19,6 +19,17 @@ type Source interface {
 	TreeEnsemble() (*runtime.TreeEnsemble, error)
 }
 
+// FeatureMapper is implemented by models whose trees read features made
+// from the input one column at a time (a scikit-learn Pipeline of scalers
+// and imputers ahead of its trees): tree feature j is a function of input
+// feature j alone, so each split on it is a split on input feature j.
+// Path-dependent TreeSHAP asks only which branch a row takes at each
+// split, so the trees' Shapley values at MapFeatures(row) are the model's
+// at row. MapFeatures must not modify row and returns NumFeatures values.
+type FeatureMapper interface {
+	MapFeatures(row []float64) ([]float64, error)
+}
+
 // ErrNotTrees: the model has no trees to explain (a linear model, an
 // external server). Callers map it to a load-time configuration error.
 var ErrNotTrees = errors.New("model has no trees to explain")
@@ -27,9 +38,10 @@ var ErrNotTrees = errors.New("model has no trees to explain")
 // New and safe for concurrent use.
 type Explainer struct {
 	e        *runtime.TreeEnsemble
-	means    [][]float64 // per tree, per node: cover-weighted mean leaf value
-	expected []float64   // per group: Base + Σ weight·mean(root)
-	bufLen   int         // path elements one row's recursion needs
+	means    [][]float64                        // per tree, per node: cover-weighted mean leaf value
+	expected []float64                          // per group: Base + Σ weight·mean(root)
+	bufLen   int                                // path elements one row's recursion needs
+	mapIn    func([]float64) ([]float64, error) // input row to tree features, or nil
 }
 
 // FromModel builds an explainer for m, or an error wrapping ErrNotTrees
@@ -43,7 +55,14 @@ func FromModel(m runtime.Model) (*Explainer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotTrees, err)
 	}
-	return New(e)
+	x, err := New(e)
+	if err != nil {
+		return nil, err
+	}
+	if fm, ok := src.(FeatureMapper); ok {
+		x.mapIn = fm.MapFeatures
+	}
+	return x, nil
 }
 
 // New validates e and precomputes node means.
@@ -176,6 +195,32 @@ func (x *Explainer) shap(row, out []float64, buf []pathElem) error {
 	if len(row) != f || len(out) != x.Width() {
 		return fmt.Errorf("treeshap: row has %d features, want %d; output has %d values, want %d", len(row), f, len(out), x.Width())
 	}
+	row, err := x.input(row)
+	if err != nil {
+		return err
+	}
+	x.contribs(row, out, buf)
+	return nil
+}
+
+// input is row as the trees read it.
+func (x *Explainer) input(row []float64) ([]float64, error) {
+	if x.mapIn == nil {
+		return row, nil
+	}
+	r, err := x.mapIn(row)
+	if err != nil {
+		return nil, fmt.Errorf("treeshap: computing the trees' features: %w", err)
+	}
+	if len(r) != x.e.NumFeatures {
+		return nil, fmt.Errorf("treeshap: the model maps %d features to %d, the trees read %d", len(row), len(r), x.e.NumFeatures)
+	}
+	return r, nil
+}
+
+// contribs writes the SHAP values of a row the trees read into out.
+func (x *Explainer) contribs(row, out []float64, buf []pathElem) {
+	f := x.e.NumFeatures
 	x.conditioned(row, out, buf, 0, -1)
 	for g, b := range x.e.Base {
 		out[g*(f+1)+f] += b
@@ -184,7 +229,6 @@ func (x *Explainer) shap(row, out []float64, buf []pathElem) error {
 		t := &x.e.Trees[ti]
 		out[t.Group*(f+1)+f] += t.Weight * x.means[ti][0]
 	}
-	return nil
 }
 
 // conditioned writes the trees' feature contributions into out (bias
@@ -223,13 +267,15 @@ func (x *Explainer) Interactions(row, out []float64) error {
 	if len(row) != f || len(out) != x.InteractionWidth() {
 		return fmt.Errorf("treeshap: row has %d features, want %d; output has %d values, want %d", len(row), f, len(out), x.InteractionWidth())
 	}
+	row, err := x.input(row)
+	if err != nil {
+		return err
+	}
 	buf := make([]pathElem, x.bufLen)
 	diag := make([]float64, x.Width())
 	on := make([]float64, x.Width())
 	off := make([]float64, x.Width())
-	if err := x.shap(row, diag, buf); err != nil {
-		return err
-	}
+	x.contribs(row, diag, buf)
 	clear(out)
 	for i := range n {
 		if i < f {

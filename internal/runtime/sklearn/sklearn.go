@@ -50,9 +50,10 @@ type Model struct {
 	featureNames []string
 	est          estimator
 
-	// ens is the model's trees laid open for TreeSHAP (decision trees and
-	// forests, read at load since the pickle is gone afterwards); ensErr
-	// says why there is none.
+	// ens is the model's trees laid open for TreeSHAP (trees, forests,
+	// gradient boosting, and pipelines of per-feature steps ending in one;
+	// read at load since the pickle is gone afterwards); ensErr says why
+	// there is none.
 	ens    *runtime.TreeEnsemble
 	ensErr error
 }
@@ -114,11 +115,7 @@ func FromObject(v any) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{class: o.cls, est: est, nFeatures: est.nFeatures}
-	if treeClasses[o.cls] {
-		m.ens, m.ensErr = TreeEnsembleFromObject(v)
-	} else {
-		m.ensErr = fmt.Errorf("%w: TreeSHAP explains scikit-learn decision trees, extra trees and random forests, not %s", runtime.ErrUnsupported, o.cls)
-	}
+	m.ens, m.ensErr = layOpen(v, o, est)
 	if a, err := o.array("feature_names_in_"); err == nil {
 		if names, err := a.Strings(); err == nil && len(names) == m.nFeatures {
 			m.featureNames = names

@@ -11,11 +11,13 @@ import (
 )
 
 // ReadTreeEnsemble reads a pickled tree model for TreeSHAP: the trees with
-// the weighted_n_node_samples covers that shap's TreeExplainer uses for
-// scikit-learn. Read does not keep the covers, since prediction does not
-// need them. Regressors give one output (the prediction); classifiers one
-// per class (predict_proba). Decision trees, extra trees and random
-// forests are laid open; other estimators return an error wrapping
+// the covers that shap's TreeExplainer uses for scikit-learn
+// (weighted_n_node_samples; the predictors' sample counts for histogram
+// gradient boosting). Decision trees, extra trees and random forests give
+// one output for regressors (the prediction) and one per class for
+// classifiers (predict_proba); gradient boosting gives its raw margins
+// (decision_function: one for regressors and binary classifiers, one per
+// class otherwise). Other estimators return an error wrapping
 // runtime.ErrUnsupported.
 func ReadTreeEnsemble(ctx context.Context, r io.Reader) (*runtime.TreeEnsemble, error) {
 	v, err := pickle.Load(ctx, r, pickle.Options{Allow: allow, Budget: runtime.DecodeBudget(ctx)})
@@ -29,12 +31,20 @@ func ReadTreeEnsemble(ctx context.Context, r io.Reader) (*runtime.TreeEnsemble, 
 var treeClasses = map[string]bool{
 	"DecisionTreeRegressor": true, "ExtraTreeRegressor": true, "DecisionTreeClassifier": true, "ExtraTreeClassifier": true,
 	"RandomForestRegressor": true, "ExtraTreesRegressor": true, "RandomForestClassifier": true, "ExtraTreesClassifier": true,
+	"GradientBoostingRegressor": true, "GradientBoostingClassifier": true,
+	"HistGradientBoostingRegressor": true, "HistGradientBoostingClassifier": true,
+}
+
+// errNotTreeClass is the refusal for an estimator without trees.
+func errNotTreeClass(cls string) error {
+	return fmt.Errorf("%w: TreeSHAP explains scikit-learn decision trees, extra trees, random forests, gradient boosting "+
+		"and histogram gradient boosting (alone or after per-feature scalers and imputers in a Pipeline), not %s", runtime.ErrUnsupported, cls)
 }
 
 // TreeEnsemble lays the loaded model's trees open for TreeSHAP, read at
-// load with the covers; callers must not modify it. Other estimators
-// (pipelines included: their steps change the features) return an error
-// wrapping runtime.ErrUnsupported.
+// load with the covers; callers must not modify it. For a Pipeline the
+// trees read the features MapFeatures makes. Other estimators return an
+// error wrapping runtime.ErrUnsupported.
 func (m *Model) TreeEnsemble() (*runtime.TreeEnsemble, error) { return m.ens, m.ensErr }
 
 // TreeEnsembleFromObject is ReadTreeEnsemble for a decoded pickle value.
@@ -52,6 +62,10 @@ func TreeEnsembleFromObject(v any) (*runtime.TreeEnsemble, error) {
 	}
 	var ests []any
 	switch o.cls {
+	case "GradientBoostingRegressor", "GradientBoostingClassifier":
+		return gbEnsemble(o, n)
+	case "HistGradientBoostingRegressor", "HistGradientBoostingClassifier":
+		return hgbEnsemble(o, n)
 	case "DecisionTreeRegressor", "ExtraTreeRegressor", "DecisionTreeClassifier", "ExtraTreeClassifier":
 		ests = []any{v}
 	case "RandomForestRegressor", "ExtraTreesRegressor", "RandomForestClassifier", "ExtraTreesClassifier":
@@ -62,7 +76,7 @@ func TreeEnsembleFromObject(v any) (*runtime.TreeEnsemble, error) {
 			return nil, o.errf("no estimators_")
 		}
 	default:
-		return nil, fmt.Errorf("%w: TreeSHAP explains scikit-learn decision trees, extra trees and random forests, not %s", runtime.ErrUnsupported, o.cls)
+		return nil, errNotTreeClass(o.cls)
 	}
 	groups := 1
 	classifier := o.has("classes_")
@@ -73,12 +87,7 @@ func TreeEnsembleFromObject(v any) (*runtime.TreeEnsemble, error) {
 		}
 		groups = l.len()
 	}
-	e := &runtime.TreeEnsemble{NumFeatures: n, NumGroups: groups, Base: make([]float64, groups)}
-	if a, err := o.array("feature_names_in_"); err == nil {
-		if names, err := a.Strings(); err == nil && len(names) == n {
-			e.FeatureNames = names
-		}
-	}
+	e := &runtime.TreeEnsemble{NumFeatures: n, NumGroups: groups, Base: make([]float64, groups), FeatureNames: featureNames(o, n)}
 	weight := 1 / float64(len(ests))
 	for i, est := range ests {
 		eo, err := asObj(est)
@@ -101,10 +110,20 @@ func TreeEnsembleFromObject(v any) (*runtime.TreeEnsemble, error) {
 			t.normalizeLeaves()
 		}
 		for g := range groups {
-			e.Trees = append(e.Trees, t.laidOpen(g, weight, covers))
+			e.Trees = append(e.Trees, t.laidOpen(g, g, weight, covers))
 		}
 	}
 	return e, nil
+}
+
+// featureNames is the estimator's feature_names_in_, or nil.
+func featureNames(o obj, n int) []string {
+	if a, err := o.array("feature_names_in_"); err == nil {
+		if names, err := a.Strings(); err == nil && len(names) == n {
+			return names
+		}
+	}
+	return nil
 }
 
 // treeCovers reads a pickled Tree's weighted_n_node_samples.
@@ -124,15 +143,16 @@ func treeCovers(v any, nodes int) ([]float64, error) {
 	return c, nil
 }
 
-// laidOpen is output g of t as a runtime.Tree. sklearn compares float32
+// laidOpen is value column col of t as a runtime.Tree adding to group g
+// with weight. sklearn compares float32
 // copies of the input, float32(x) <= threshold; the threshold becomes the
 // largest float64 that rounds to a float32 at or below it, so GoesLeft
 // decides the same for every float64 x.
-func (t *tree) laidOpen(g int, weight float64, covers []float64) runtime.Tree {
+func (t *tree) laidOpen(col, g int, weight float64, covers []float64) runtime.Tree {
 	out := runtime.Tree{Group: g, Weight: weight, Nodes: make([]runtime.TreeNode, len(t.nodes))}
 	for i, n := range t.nodes {
 		if n.left < 0 {
-			out.Nodes[i] = runtime.TreeNode{Left: -1, Right: -1, Feature: -1, Value: t.values[i*t.nValues+g], Cover: covers[i]}
+			out.Nodes[i] = runtime.TreeNode{Left: -1, Right: -1, Feature: -1, Value: t.values[i*t.nValues+col], Cover: covers[i]}
 			continue
 		}
 		out.Nodes[i] = runtime.TreeNode{
