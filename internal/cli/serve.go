@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -14,10 +15,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryserve/ferry/internal/batcher"
-	"github.com/ferryserve/ferry/internal/memtrim"
+	"github.com/ferryserve/ferry/internal/node"
 	"github.com/ferryserve/ferry/internal/protocol"
 	"github.com/ferryserve/ferry/internal/puller"
 	"github.com/ferryserve/ferry/internal/repository"
@@ -26,6 +26,7 @@ import (
 	"github.com/ferryserve/ferry/internal/runtime/onnx"
 	"github.com/ferryserve/ferry/internal/runtime/sklearn/pickle"
 	"github.com/ferryserve/ferry/internal/server"
+	"github.com/ferryserve/ferry/internal/storage"
 )
 
 type serveOptions struct {
@@ -207,46 +208,8 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	for _, s := range sources {
 		repo.Add(s)
 	}
-	var reqLogger *reqlog.Logger
-	scfg := server.Config{}
-	scfg.HTTPMiddleware, scfg.GRPCInterceptors = o.budgets.install(scfg.HTTPMiddleware, scfg.GRPCInterceptors)
-	if o.reqlog.url != "" {
-		if reqLogger, err = o.reqlog.newRequestLogger(log, o.httpPort); err != nil {
-			return err
-		}
-	}
-	if scfg.HTTPMiddleware, scfg.GRPCInterceptors, err = o.quality.install(scfg.HTTPMiddleware, scfg.GRPCInterceptors, reqLogger, log); err != nil {
-		return err
-	}
-	if reqLogger != nil {
-		scfg.HTTPMiddleware = append(scfg.HTTPMiddleware, reqLogger.Middleware)
-		scfg.GRPCInterceptors = append(scfg.GRPCInterceptors, reqLogger.UnaryInterceptor)
-		metrics.RegisterCounters("logger_events", "Request logger events", []string{"queued", "sent", "retried", "dropped", "spool_full"}, func() map[string]int64 {
-			st := reqLogger.Stats()
-			return map[string]int64{"queued": st.Queued, "sent": st.Sent, "retried": st.Retried, "dropped": st.Dropped, "spool_full": st.SpoolFull}
-		})
-	}
-	var pl *puller.Puller
-	if o.modelsConfig != "" {
-		state := o.pullerStateDir
-		if state == "" {
-			state = o.modelsConfig + ".state"
-		}
-		if pl, err = puller.New(puller.Config{
-			ConfigPath: o.modelsConfig, Fetcher: store, Repository: repo,
-			StateDir: state, Logger: log,
-		}); err != nil {
-			return err
-		}
-		scfg.HTTPMiddleware = append(scfg.HTTPMiddleware, pullerStatus(pl))
-	}
-	explainMW, err := o.explain.middleware(ctx, repo, store, o.maxBodyBytes, o.requestTimeout, log)
+	scfg, reqLogger, pl, err := o.middleware(ctx, repo, store, metrics, log)
 	if err != nil {
-		return err
-	} else if explainMW != nil {
-		scfg.HTTPMiddleware = append(scfg.HTTPMiddleware, explainMW)
-	}
-	if err := o.security.configure(&scfg, o.host, log); err != nil {
 		return err
 	}
 	srv, err := server.New(server.Config{
@@ -267,50 +230,68 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	defer repo.Close()
-
-	// The listeners are up (liveness answers) while models load; readiness
-	// turns true only when every model is loaded.
-	g, gctx := errgroup.WithContext(ctx)
-	// Shutdown order: the server drains in-flight requests first; only then
-	// does the request logger stop (spooling whatever is still queued), so
-	// the events of drained requests are not lost.
-	loggerCtx, stopLogger := context.WithCancel(context.Background())
-	defer stopLogger()
-	g.Go(func() error {
-		defer stopLogger()
-		return srv.Run(gctx)
-	})
+	ncfg := node.Config{
+		Server: srv, Models: repo, LoadParallelism: o.loadParallelism, Logger: log,
+		Drained: []node.Runner{node.RunFunc(o.quality.run)}, // closes the journal after the drain
+	}
 	if reqLogger != nil {
-		g.Go(func() error { return reqLogger.Run(loggerCtx) })
+		ncfg.Drained = append(ncfg.Drained, reqLogger)
 	}
-	g.Go(func() error { return o.quality.run(loggerCtx) }) // closes the journal after the drain
-	g.Go(func() error {
-		if deferredPull {
-			if err := pullInto(gctx, repo, store, o, reg.HasModelFile); err != nil {
-				return err // exits: the supervisor retries with backoff and shows the reason
-			}
-		}
-		if err := repo.LoadAll(gctx, o.loadParallelism); err != nil {
-			log.Error("some models failed to load; the others serve", "err", err)
-		}
-		log.Info("models loaded", "ready", repo.Ready(), "models", len(sources))
-		// Start-up is over: hand the binary's pages that only package
-		// initialisation touched back to the page cache (memtrim).
-		if n, err := memtrim.Release(); err != nil {
-			log.Debug("release start-up pages", "err", err)
-		} else {
-			log.Debug("released start-up pages", "mapped_bytes", n)
-		}
-		return nil
-	})
 	if pl != nil {
-		g.Go(func() error { return pl.Run(gctx) })
+		ncfg.Background = append(ncfg.Background, pl)
 	}
-	g.Go(func() error { return memtrim.Run(gctx, 30*time.Second) }) // gives start-up's pages back again after bursts
-	err = g.Wait()
-	log.Info("stopped")
-	return err
+	if deferredPull {
+		// A failed pull exits: the supervisor retries with backoff and shows the reason.
+		ncfg.Pull = func(ctx context.Context) error { return pullInto(ctx, repo, store, o, reg.HasModelFile) }
+	}
+	return node.Run(ctx, ncfg)
+}
+
+// middleware builds the server's middleware chain from the flags: request
+// budgets, the quality journal, the request logger, the models-config
+// puller's status, the explainer and the listeners' security. It returns
+// the logger and the puller, which run beside the server.
+func (o *serveOptions) middleware(ctx context.Context, repo *repository.Repository, store *storage.Puller, metrics *server.Metrics, log *slog.Logger) (scfg server.Config, reqLogger *reqlog.Logger, pl *puller.Puller, err error) {
+	scfg.HTTPMiddleware, scfg.GRPCInterceptors = o.budgets.install(scfg.HTTPMiddleware, scfg.GRPCInterceptors)
+	if o.reqlog.url != "" {
+		if reqLogger, err = o.reqlog.newRequestLogger(log, o.httpPort); err != nil {
+			return scfg, nil, nil, err
+		}
+	}
+	if scfg.HTTPMiddleware, scfg.GRPCInterceptors, err = o.quality.install(scfg.HTTPMiddleware, scfg.GRPCInterceptors, reqLogger, log); err != nil {
+		return scfg, nil, nil, err
+	}
+	if reqLogger != nil {
+		scfg.HTTPMiddleware = append(scfg.HTTPMiddleware, reqLogger.Middleware)
+		scfg.GRPCInterceptors = append(scfg.GRPCInterceptors, reqLogger.UnaryInterceptor)
+		metrics.RegisterCounters("logger_events", "Request logger events", []string{"queued", "sent", "retried", "dropped", "spool_full"}, func() map[string]int64 {
+			st := reqLogger.Stats()
+			return map[string]int64{"queued": st.Queued, "sent": st.Sent, "retried": st.Retried, "dropped": st.Dropped, "spool_full": st.SpoolFull}
+		})
+	}
+	if o.modelsConfig != "" {
+		state := o.pullerStateDir
+		if state == "" {
+			state = o.modelsConfig + ".state"
+		}
+		if pl, err = puller.New(puller.Config{
+			ConfigPath: o.modelsConfig, Fetcher: store, Repository: repo,
+			StateDir: state, Logger: log,
+		}); err != nil {
+			return scfg, nil, nil, err
+		}
+		scfg.HTTPMiddleware = append(scfg.HTTPMiddleware, pullerStatus(pl))
+	}
+	explainMW, err := o.explain.middleware(ctx, repo, store, o.maxBodyBytes, o.requestTimeout, log)
+	if err != nil {
+		return scfg, nil, nil, err
+	} else if explainMW != nil {
+		scfg.HTTPMiddleware = append(scfg.HTTPMiddleware, explainMW)
+	}
+	if err := o.security.configure(&scfg, o.host, log); err != nil {
+		return scfg, nil, nil, err
+	}
+	return scfg, reqLogger, pl, nil
 }
 
 // pullInto pulls --model-uri and registers what it holds in place of the
