@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ferryserve/ferry/internal/explain"
+	"github.com/ferryserve/ferry/internal/explain/treeshap"
 	"github.com/ferryserve/ferry/internal/repository"
 	"github.com/ferryserve/ferry/internal/runtime"
 	"github.com/ferryserve/ferry/internal/storage"
@@ -87,6 +89,37 @@ func (o *explainOptions) middleware(ctx context.Context, repo *repository.Reposi
 	}
 	log.Info("explainer ready", "type", o.typ, "predictor_host", o.predictorHost)
 	return explain.NewHandler(x, maxBody, timeout, log).Middleware, nil
+}
+
+// checkLoaded refuses, once the models are loaded, a TreeShap explainer
+// none of whose models has trees: the error names the flag and the model,
+// and ends the server (under ferry up the explainer's condition shows it).
+// A model among several that cannot be explained is logged.
+func (o *explainOptions) checkLoaded(repo *repository.Repository, log *slog.Logger) func(context.Context) error {
+	if o.typ != explain.TypeTreeShap || o.predictorHost != "" {
+		return nil
+	}
+	return func(context.Context) error {
+		var errs []error
+		names := repo.Names()
+		for _, name := range names {
+			h, err := repo.Acquire(name, "")
+			if err != nil {
+				continue // not loaded: its load error is logged already
+			}
+			_, err = treeshap.FromModel(h.Model)
+			h.Release()
+			if err != nil {
+				err = fmt.Errorf("--explainer-type TreeShap: model %q: %w", name, err)
+				log.Error("model cannot be explained", "err", err)
+				errs = append(errs, err)
+			}
+		}
+		if len(names) > 0 && len(errs) == len(names) {
+			return errors.Join(errs...)
+		}
+		return nil
+	}
 }
 
 // standalone reports whether the explainer calls a remote predictor, so

@@ -232,7 +232,8 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	}
 	ncfg := node.Config{
 		Server: srv, Models: repo, LoadParallelism: o.loadParallelism, Logger: log,
-		Drained: []node.Runner{node.RunFunc(o.quality.run)}, // closes the journal after the drain
+		AfterLoad: o.explain.checkLoaded(repo, log),
+		Drained:   []node.Runner{node.RunFunc(o.quality.run)}, // closes the journal after the drain
 	}
 	if reqLogger != nil {
 		ncfg.Drained = append(ncfg.Drained, reqLogger)

@@ -42,6 +42,9 @@ type Config struct {
 	// error ends the node, so a supervisor restarts it with backoff.
 	Pull            func(ctx context.Context) error
 	LoadParallelism int
+	// AfterLoad, if set, checks the loaded models (an explainer that must
+	// be able to explain them); its error ends the node.
+	AfterLoad func(ctx context.Context) error
 	// Drained run until the server has drained its in-flight requests,
 	// not merely until ctx ends: the request logger and the quality
 	// journal must see every drained request.
@@ -86,6 +89,11 @@ func Run(ctx context.Context, cfg Config) error {
 			log.Error("some models failed to load; the others serve", "err", err)
 		}
 		log.Info("models loaded", "ready", cfg.Models.Ready())
+		if cfg.AfterLoad != nil {
+			if err := cfg.AfterLoad(gctx); err != nil {
+				return err
+			}
+		}
 		// Start-up is over: hand the binary's pages that only package
 		// initialisation touched back to the page cache.
 		if n, err := memtrim.Release(); err != nil {
