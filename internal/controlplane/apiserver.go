@@ -60,6 +60,7 @@ func (a *APIServer) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferenceservices/{name}/replicas", a.replicas)
 	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferenceservices/{name}/logs", a.logs)
 	a.rolloutRoutes(mux) // rollout_api.go
+	a.inferRoutes(mux)   // infer_api.go: the console's test requests
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	return mux
 }
