@@ -62,6 +62,7 @@ func buildForestClassifier(o obj) (any, int, error) {
 	for _, t := range trees {
 		t.normalizeLeaves()
 	}
+	prepareTrees(trees, n)
 	return &forestClassifier{labels: l, trees: trees}, n, nil
 }
 
@@ -72,16 +73,8 @@ func (c *forestClassifier) decisionWidth() int { return 0 }
 func (c *forestClassifier) classify(x mat) classResult {
 	k := c.labels.len()
 	p := newMat(x.rows, k)
-	// Tree-major order keeps one tree in cache for the whole chunk; each
-	// row still sums its trees in sklearn's order.
-	for _, t := range c.trees {
-		for i := 0; i < x.rows; i++ {
-			pr := p.row(i)
-			for j, v := range t.value(x.row(i)) {
-				pr[j] += v
-			}
-		}
-	}
+	// Each row sums its trees in sklearn's order, from zero.
+	sumTrees(c.trees, x, p.data, k)
 	nt := float64(len(c.trees))
 	idx := make([]int, x.rows)
 	for i := range idx {
@@ -111,16 +104,13 @@ func buildForestRegressor(o obj) (any, int, error) {
 			return nil, 0, o.errf("estimators_[%d] has %d values per node", i, t.nValues)
 		}
 	}
+	prepareTrees(trees, n)
 	return &forestRegressor{trees: trees}, n, nil
 }
 
 func (f *forestRegressor) regress(x mat) []float64 {
 	y := make([]float64, x.rows)
-	for _, t := range f.trees {
-		for i := range y {
-			y[i] += t.value(x.row(i))[0]
-		}
-	}
+	sumTrees(f.trees, x, y, 1)
 	nt := float64(len(f.trees))
 	for i := range y {
 		y[i] /= nt

@@ -21,6 +21,9 @@ type tree struct {
 	nodes   []node
 	values  []float64
 	nValues int
+	// perf is the perfect layout prediction walks (perfect.go), nil for
+	// trees that do not fit it or are read only to be laid open.
+	perf *perfTree
 }
 
 // readTree decodes a pickled Tree. Children must come after their parent,
@@ -150,6 +153,7 @@ func buildTreeClassifier(o obj) (any, int, error) {
 		return nil, 0, o.errf("tree has %d values per node for %d classes", t.nValues, l.len())
 	}
 	t.normalizeLeaves()
+	t.buildPerfect(n)
 	return &treeClassifier{labels: l, tree: t}, n, nil
 }
 
@@ -160,11 +164,10 @@ func (c *treeClassifier) decisionWidth() int { return 0 }
 func (c *treeClassifier) classify(x mat) classResult {
 	k := c.labels.len()
 	p := newMat(x.rows, k)
+	c.tree.leafValues(x, p.data)
 	idx := make([]int, x.rows)
 	for i := range idx {
-		pr := p.row(i)
-		copy(pr, c.tree.value(x.row(i)))
-		idx[i] = argmax(pr)
+		idx[i] = argmax(p.row(i))
 	}
 	return classResult{idx: idx, proba: p}
 }
@@ -204,13 +207,12 @@ func buildTreeRegressor(o obj) (any, int, error) {
 	if t.nValues != 1 {
 		return nil, 0, o.errf("regression tree has %d values per node", t.nValues)
 	}
+	t.buildPerfect(n)
 	return &treeRegressor{tree: t}, n, nil
 }
 
 func (r *treeRegressor) regress(x mat) []float64 {
 	y := make([]float64, x.rows)
-	for i := range y {
-		y[i] = r.tree.value(x.row(i))[0]
-	}
+	r.tree.leafValues(x, y)
 	return y
 }
