@@ -140,7 +140,16 @@ func NewManager(c Config) (manager.Manager, error) {
 	if c.Namespace != "" {
 		opts.Cache.DefaultNamespaces = map[string]cache.Config{c.Namespace: {}}
 	}
-	mgr, err := ctrl.NewManager(c.REST, opts)
+	rc := c.REST
+	if rc.QPS == 0 {
+		// client-go's default is 5 requests per second, which makes a
+		// thousand InferenceServices take minutes to create; as
+		// controller-runtime's own config loader does, leave flow control
+		// to the API server (priority and fairness).
+		rc = rest.CopyConfig(rc)
+		rc.QPS = -1
+	}
+	mgr, err := ctrl.NewManager(rc, opts)
 	if err != nil {
 		return nil, fmt.Errorf("operator: %w", err)
 	}

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -178,13 +179,15 @@ spec:
 	})
 }
 
-func newClient(t *testing.T, c *kubetest.Cluster) client.Client {
+func newClient(t testing.TB, c *kubetest.Cluster) client.Client {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := client.New(c.Config, client.Options{Scheme: scheme})
+	cfg := rest.CopyConfig(c.Config)
+	cfg.QPS = -1 // the test plays several controllers at once
+	cl, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +198,7 @@ func newClient(t *testing.T, c *kubetest.Cluster) client.Client {
 // default (configure, when not nil, changes its configuration), waits
 // until its /readyz answers 200, and returns a function that stops it
 // (bounded); the test's end stops it too.
-func startOperator(t *testing.T, c *kubetest.Cluster, configure func(*operator.Config)) (stop func()) {
+func startOperator(t testing.TB, c *kubetest.Cluster, configure func(*operator.Config)) (stop func()) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -258,7 +261,7 @@ func loadSample(t *testing.T, path string) *unstructured.Unstructured {
 	return loadYAML(t, string(b))
 }
 
-func loadYAML(t *testing.T, doc string) *unstructured.Unstructured {
+func loadYAML(t testing.TB, doc string) *unstructured.Unstructured {
 	t.Helper()
 	u := &unstructured.Unstructured{}
 	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
@@ -281,7 +284,7 @@ func update(t *testing.T, cl client.Client, name string, change func(u *unstruct
 	}
 }
 
-func get(t *testing.T, cl client.Client, name string) *unstructured.Unstructured {
+func get(t testing.TB, cl client.Client, name string) *unstructured.Unstructured {
 	t.Helper()
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(operator.InferenceServiceGVK)
@@ -291,7 +294,7 @@ func get(t *testing.T, cl client.Client, name string) *unstructured.Unstructured
 	return u
 }
 
-func waitDeployment(t *testing.T, cl client.Client, name string) *appsv1.Deployment {
+func waitDeployment(t testing.TB, cl client.Client, name string) *appsv1.Deployment {
 	t.Helper()
 	d := &appsv1.Deployment{}
 	poll(t, "Deployment "+name, func() (bool, error) {
@@ -319,7 +322,7 @@ func waitService(t *testing.T, cl client.Client, name, rev string) *corev1.Servi
 
 // markAvailable writes the status the Deployment controller would write
 // once the revision's pod is ready: there is no kubelet here.
-func markAvailable(t *testing.T, cl client.Client, name string) {
+func markAvailable(t testing.TB, cl client.Client, name string) {
 	t.Helper()
 	d := waitDeployment(t, cl, name)
 	d.Status = appsv1.DeploymentStatus{
@@ -335,12 +338,12 @@ func markAvailable(t *testing.T, cl client.Client, name string) {
 	}
 }
 
-func waitCondition(t *testing.T, cl client.Client, name, typ, status string) map[string]any {
+func waitCondition(t testing.TB, cl client.Client, name, typ, status string) map[string]any {
 	t.Helper()
 	return waitStatus(t, cl, name, typ+"="+status, func(st map[string]any) bool { return conditionStatus(st, typ) == status })
 }
 
-func waitStatus(t *testing.T, cl client.Client, name, what string, ok func(map[string]any) bool) map[string]any {
+func waitStatus(t testing.TB, cl client.Client, name, what string, ok func(map[string]any) bool) map[string]any {
 	t.Helper()
 	var st map[string]any
 	poll(t, name+": "+what, func() (bool, error) {
@@ -392,7 +395,7 @@ func checkOwner(t *testing.T, refs []metav1.OwnerReference, owner *unstructured.
 
 // poll calls cond every 50 ms until it returns true, fails the test on an
 // error or after waitFor.
-func poll(t *testing.T, what string, cond func() (bool, error)) {
+func poll(t testing.TB, what string, cond func() (bool, error)) {
 	t.Helper()
 	deadline := time.Now().Add(waitFor)
 	for {
