@@ -94,6 +94,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, r.writeStatus(ctx, u, old, failed(old, u.GetGeneration(), "NameTaken", err.Error(), r.now()))
 	}
 	if err != nil {
+		// Say why in status (once: an unchanged status is not rewritten),
+		// unless a retry is expected to succeed (a stale cache).
+		if !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) && !apierrors.IsNotFound(err) {
+			_ = r.writeStatus(ctx, u, old, failed(old, u.GetGeneration(), "ReconcileFailed", err.Error(), r.now()))
+		}
 		return reconcile.Result{}, err
 	}
 	return reconcile.Result{}, r.writeStatus(ctx, u, old, st)
