@@ -24,19 +24,16 @@ import (
 // Present values are the same in both halves. Trees with a NaN threshold
 // or a threshold of +Inf would break the argument and keep the node walk.
 
-// pnode is one split of a perfect tree: the feature's index in the
-// expanded row and the threshold rounded down to float32.
-type pnode struct {
-	feat int32
-	thr  float32
-}
-
-// perfTree is a tree's perfect layout: 2^depth-1 splits and, per leaf
-// position, the offset of its values in tree.values.
+// perfTree is a tree's perfect layout: 2^depth-1 splits in heap order, as
+// two arrays (the feature's index in the expanded row, and the threshold
+// rounded down to float32), and the 2^depth leaves' values, k each, copied
+// from tree.values so that the last step reads them without an indirection.
 type perfTree struct {
 	depth int
-	nodes []pnode
-	leaf  []int32
+	k     int
+	feat  []uint32
+	thr   []float32
+	vals  []float64
 }
 
 const (
@@ -71,6 +68,7 @@ func (t *tree) depth(i int) int {
 }
 
 // buildPerfect lays t out perfect when it fits; t.perf stays nil otherwise.
+// Call it after the leaves' values are final (normalizeLeaves).
 func (t *tree) buildPerfect(nFeatures int) {
 	d := t.depth(0)
 	if d > maxPerfectDepth || (d > perfectFreeDepth && 1<<(d+1)-1 > perfectSlack*len(t.nodes)) {
@@ -81,7 +79,7 @@ func (t *tree) buildPerfect(nFeatures int) {
 			return
 		}
 	}
-	p := &perfTree{depth: d, nodes: make([]pnode, 1<<d-1), leaf: make([]int32, 1<<d)}
+	p := &perfTree{depth: d, k: t.nValues, feat: make([]uint32, 1<<d-1), thr: make([]float32, 1<<d-1), vals: make([]float64, t.nValues<<d)}
 	t.fillPerfect(p, 0, 0, 0, nFeatures)
 	t.perf = p
 }
@@ -89,19 +87,20 @@ func (t *tree) buildPerfect(nFeatures int) {
 // fillPerfect writes the subtree of node src at heap index h, level lvl.
 func (t *tree) fillPerfect(p *perfTree, h, lvl, src, nFeatures int) {
 	if lvl == p.depth {
-		p.leaf[h-(1<<p.depth-1)] = int32(src * t.nValues)
+		l := h - len(p.feat)
+		copy(p.vals[l*p.k:(l+1)*p.k], t.values[src*t.nValues:(src+1)*t.nValues])
 		return
 	}
 	n := &t.nodes[src]
 	left, right := src, src
-	// Padding (under a leaf): any comparison leads to the same leaf.
-	p.nodes[h] = pnode{}
+	// Padding (under a leaf) keeps feature 0 and threshold 0: either way
+	// leads to the same leaf.
 	if n.left >= 0 {
-		f := n.feature
+		f := uint32(n.feature)
 		if n.missingLeft {
-			f += int32(nFeatures)
+			f += uint32(nFeatures)
 		}
-		p.nodes[h] = pnode{feat: f, thr: floor32(n.threshold)}
+		p.feat[h], p.thr[h] = f, floor32(n.threshold)
 		left, right = int(n.left), int(n.right)
 	}
 	t.fillPerfect(p, 2*h+1, lvl+1, left, nFeatures)
@@ -136,63 +135,15 @@ func b2u(b bool) uint32 {
 	return u
 }
 
-// leaf1 walks the perfect tree for one expanded row and returns the
-// offset of the leaf's values.
-func (p *perfTree) leaf1(row []float32) int32 {
+// leaf1 walks the perfect tree for one expanded row and returns its leaf's
+// values.
+func (p *perfTree) leaf1(row []float32) []float64 {
 	var i uint32
 	for range p.depth {
-		n := p.nodes[i]
-		i = 2*i + 2 - b2u(row[n.feat] <= n.thr)
+		i = 2*i + 2 - b2u(row[p.feat[i]] <= p.thr[i])
 	}
-	return p.leaf[int(i)-len(p.nodes)]
-}
-
-// block walks the perfect tree for the n expanded rows in xb (stride
-// float32s apart) one level at a time across all rows, so the CPU overlaps
-// their independent chains of loads, and writes each row's leaf offset to
-// out[:n].
-//
-// The loads skip Go's bounds checks: buildPerfect wrote features below
-// 2×nFeatures = stride, and a heap index below 2^depth-1 has both children
-// inside the tree; the leaf index is below 2^depth by the same argument.
-func (p *perfTree) block(xb []float32, stride, n int, out []int32) {
-	out = out[:n]
-	if n == 0 {
-		return
-	}
-	xp := unsafe.Pointer(unsafe.SliceData(xb[:n*stride]))
-	lp := unsafe.Pointer(unsafe.SliceData(p.leaf))
-	if p.depth == 0 {
-		for r := range out {
-			out[r] = p.leaf[0]
-		}
-		return
-	}
-	var idx [blockRows]uint32
-	ix := idx[:n]
-	tp := unsafe.Pointer(unsafe.SliceData(p.nodes))
-	rowBytes := uintptr(stride) * 4
-	// Every row starts at the root, whose split needs no node load.
-	rf, rt := uintptr(p.nodes[0].feat)*4, p.nodes[0].thr
-	var row uintptr
-	for r := range ix {
-		x := *(*float32)(unsafe.Add(xp, row+rf))
-		ix[r] = 2 - b2u(x <= rt)
-		row += rowBytes
-	}
-	for range p.depth - 1 {
-		row = 0
-		for r, i := range ix {
-			nd := *(*pnode)(unsafe.Add(tp, uintptr(i)*8))
-			x := *(*float32)(unsafe.Add(xp, row+uintptr(nd.feat)*4))
-			ix[r] = 2*i + 2 - b2u(x <= nd.thr)
-			row += rowBytes
-		}
-	}
-	first := uint32(len(p.nodes))
-	for r, i := range ix {
-		out[r] = *(*int32)(unsafe.Add(lp, uintptr(i-first)*4))
-	}
+	l := int(i) - len(p.feat)
+	return p.vals[l*p.k : (l+1)*p.k]
 }
 
 // prepareTrees lays out every tree that fits the perfect layout.
@@ -224,8 +175,7 @@ func sumTrees(trees []*tree, x mat, out []float64, k int) {
 			for _, t := range trees {
 				var v []float64
 				if t.perf != nil {
-					off := t.perf.leaf1(buf)
-					v = t.values[off : int(off)+k]
+					v = t.perf.leaf1(buf)
 				} else {
 					v = t.value(xr)
 				}
@@ -237,7 +187,7 @@ func sumTrees(trees []*tree, x mat, out []float64, k int) {
 		return
 	}
 	buf := make([]float32, blockRows*stride)
-	var leaves [blockRows]int32
+	var leaves [blockRows]uint32
 	for lo := 0; lo < x.rows; lo += blockRows {
 		hi := min(lo+blockRows, x.rows)
 		n := hi - lo
@@ -245,7 +195,9 @@ func sumTrees(trees []*tree, x mat, out []float64, k int) {
 		expandRows(buf, xb, cols)
 		ob := out[lo*k : hi*k]
 		for _, t := range trees {
-			if t.perf == nil {
+			p := t.perf
+			switch {
+			case p == nil:
 				for r := range n {
 					v := t.value(xb[r*cols : (r+1)*cols])
 					o := ob[r*k : (r+1)*k]
@@ -253,35 +205,17 @@ func sumTrees(trees []*tree, x mat, out []float64, k int) {
 						o[j] += v[j]
 					}
 				}
-				continue
-			}
-			t.perf.block(buf, stride, n, leaves[:])
-			addLeaves(ob, t.values, leaves[:n], k)
-		}
-	}
-}
-
-// addLeaves adds the values at each leaf offset to its row of ob.
-func addLeaves(ob, values []float64, leaves []int32, k int) {
-	switch k {
-	case 1:
-		ob = ob[:len(leaves)]
-		for r, off := range leaves {
-			ob[r] += values[off]
-		}
-	case 2:
-		ob = ob[:2*len(leaves)]
-		for r, off := range leaves {
-			v := values[off : off+2]
-			ob[2*r] += v[0]
-			ob[2*r+1] += v[1]
-		}
-	default:
-		for r, off := range leaves {
-			v := values[off : int(off)+k]
-			o := ob[r*k : (r+1)*k]
-			for j := range o {
-				o[j] += v[j]
+			case k == 2 && p.depth >= 2:
+				p.add2(buf, stride, n, ob)
+			default:
+				p.leaves(buf, stride, n, leaves[:])
+				for r, l := range leaves[:n] {
+					v := p.vals[int(l)*k : int(l+1)*k]
+					o := ob[r*k : (r+1)*k]
+					for j := range o {
+						o[j] += v[j]
+					}
+				}
 			}
 		}
 	}
@@ -300,13 +234,122 @@ func (t *tree) leafValues(x mat, out []float64) {
 	cols := x.cols
 	stride := 2 * cols
 	buf := make([]float32, blockRows*stride)
-	var leaves [blockRows]int32
+	var leaves [blockRows]uint32
 	for lo := 0; lo < x.rows; lo += blockRows {
 		hi := min(lo+blockRows, x.rows)
 		expandRows(buf, x.data[lo*cols:hi*cols], cols)
-		t.perf.block(buf, stride, hi-lo, leaves[:])
-		for r, off := range leaves[:hi-lo] {
-			copy(out[(lo+r)*k:(lo+r+1)*k], t.values[off:int(off)+k])
+		t.perf.leaves(buf, stride, hi-lo, leaves[:])
+		for r, l := range leaves[:hi-lo] {
+			copy(out[(lo+r)*k:(lo+r+1)*k], t.perf.vals[int(l)*k:int(l+1)*k])
 		}
+	}
+}
+
+// walk is what a level of a block walk reads: the block's expanded rows,
+// rowBytes apart, and the perfect tree's nodes. Its loads skip Go's bounds
+// checks, which cost a third of a step: buildPerfect wrote features below
+// 2×nFeatures, the row width, and a heap index below 2^depth-1 has both
+// children inside the tree.
+type walk struct {
+	xp, fp, tp unsafe.Pointer
+	rowBytes   uintptr
+}
+
+func (p *perfTree) walk(xb []float32, stride, n int) walk {
+	if n > blockRows || len(xb) < n*stride {
+		panic("sklearn: perfect walk: block does not fit")
+	}
+	return walk{
+		xp:       unsafe.Pointer(unsafe.SliceData(xb)),
+		fp:       unsafe.Pointer(unsafe.SliceData(p.feat)),
+		tp:       unsafe.Pointer(unsafe.SliceData(p.thr)),
+		rowBytes: uintptr(stride) * 4,
+	}
+}
+
+// leaves walks the n expanded rows in xb (stride float32s apart) one level
+// at a time across all rows, so the CPU overlaps their independent chains
+// of loads, and writes each row's leaf (0 to 2^depth-1) to out[:n].
+func (p *perfTree) leaves(xb []float32, stride, n int, out []uint32) {
+	ix := out[:n]
+	if p.depth == 0 {
+		clear(ix)
+		return
+	}
+	w := p.walk(xb, stride, n)
+	w.root(ix)
+	for range p.depth - 1 {
+		w.level(ix)
+	}
+	first := uint32(len(p.feat))
+	for r := range ix {
+		ix[r] -= first
+	}
+}
+
+// add2 is leaves for two values per leaf and depth 2 or more, fused with
+// the sum: the pass that makes the last split adds the leaf's values to
+// ob[2r:].
+func (p *perfTree) add2(xb []float32, stride, n int, ob []float64) {
+	w := p.walk(xb, stride, n)
+	var idx [blockRows]uint32
+	ix := idx[:n]
+	w.root(ix)
+	for range p.depth - 2 {
+		w.level(ix)
+	}
+	w.last2(ix, uint32(len(p.feat)), p.vals, ob[:2*n])
+}
+
+// root makes every row's first split, which needs no node load. The loops
+// below step byte offsets rather than pointers, which must never point past
+// the block.
+//
+//go:noinline
+func (w walk) root(ix []uint32) {
+	xp := unsafe.Add(w.xp, uintptr(*(*uint32)(w.fp))*4)
+	thr := *(*float32)(w.tp)
+	var row uintptr
+	for r := range ix {
+		x := *(*float32)(unsafe.Add(xp, row))
+		ix[r] = 2 - b2u(x <= thr)
+		row += w.rowBytes
+	}
+}
+
+// level moves every row one split down. It is a function of its own so
+// that its loop keeps every value in a register.
+//
+//go:noinline
+func (w walk) level(ix []uint32) {
+	xp, fp, tp := w.xp, w.fp, w.tp
+	var row uintptr
+	for r, i := range ix {
+		f := *(*uint32)(unsafe.Add(fp, uintptr(i)*4))
+		x := *(*float32)(unsafe.Add(xp, row+uintptr(f)*4))
+		ix[r] = 2*i + 2 - b2u(x <= *(*float32)(unsafe.Add(tp, uintptr(i)*4)))
+		row += w.rowBytes
+	}
+}
+
+// last2 makes the last split and adds the leaf's two values to ob[2r:].
+// vals holds 2 values for each of the 2^depth leaves; ob is checked once.
+//
+//go:noinline
+func (w walk) last2(ix []uint32, first uint32, vals, ob []float64) {
+	xp, fp, tp := w.xp, w.fp, w.tp
+	vp := unsafe.Pointer(unsafe.SliceData(vals))
+	op := unsafe.Pointer(unsafe.SliceData(ob[:2*len(ix)]))
+	var row, out uintptr
+	for _, i := range ix {
+		f := *(*uint32)(unsafe.Add(fp, uintptr(i)*4))
+		x := *(*float32)(unsafe.Add(xp, row+uintptr(f)*4))
+		l := 2*i + 2 - b2u(x <= *(*float32)(unsafe.Add(tp, uintptr(i)*4))) - first
+		v := (*[2]float64)(unsafe.Add(vp, uintptr(l)*16))
+		o := (*[2]float64)(unsafe.Add(op, out))
+		o[0] += v[0]
+		o[1] += v[1]
+		row += w.rowBytes
+		out += 16
 	}
 }

@@ -178,3 +178,24 @@ func TestPerfectEdges(t *testing.T) {
 		checkPerfect(t, "edges single", trees[i:i+1], cols)
 	}
 }
+
+// BenchmarkSumTrees times the forest walk alone on the benchmark forest.
+func BenchmarkSumTrees(b *testing.B) {
+	m, err := Load(context.Background(), "testdata/models/bench_rf100.zlib.joblib")
+	if err != nil {
+		b.Fatal(err)
+	}
+	trees := m.est.clf.(*forestClassifier).trees
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := newMat(10000, m.nFeatures)
+	for i := range x.data {
+		x.data[i] = rng.NormFloat64()
+	}
+	out := make([]float64, x.rows*2)
+	cpu0 := cpuTime()
+	for b.Loop() {
+		clear(out)
+		sumTrees(trees, x, out, 2)
+	}
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N*x.rows), "cpu-ns/row")
+}
