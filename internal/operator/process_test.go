@@ -251,3 +251,40 @@ spec:
 		t.Errorf("explain: %d %s", resp.StatusCode, b)
 	}
 }
+
+// TestGeneratedARTArgsServe runs the ART explainer's `ferry attack`
+// arguments against a predictor started from the predictor's own
+// generated arguments; the in-cluster predictor host is swapped for the
+// loopback one.
+func TestGeneratedARTArgsServe(t *testing.T) {
+	isvc := loadAPI(t, fmt.Sprintf(`apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: digits, namespace: default}
+spec:
+  predictor:
+    sklearn: {storageUri: "file://%s"}
+  explainer:
+    art: {type: SquareAttack, config: {nb_classes: "2"}}
+`, modelDir(t)))
+	pd, err := operator.PredictorDeployment(isvc, "digits-predictor-00001", "h", "ferry:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := pd.Spec.Template.Spec.Containers[0]
+	pbase := runArgs(t, pc.Args)
+	waitReady(t, pbase, pc.ReadinessProbe.HTTPGet.Path)
+
+	d, err := operator.ComponentDeployment(isvc, "explainer", "digits-explainer-00001", "h", "ferry:test", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	args := slices.Clone(c.Args)
+	i := slices.Index(args, "--predictor-host")
+	if i < 0 || args[i+1] != operator.PredictorHost(isvc) {
+		t.Fatalf("args %q do not call the predictor's Service", args)
+	}
+	args[i+1] = strings.TrimPrefix(pbase, "http://")
+	base := runArgs(t, args)
+	waitReady(t, base, c.ReadinessProbe.HTTPGet.Path)
+}
