@@ -13,9 +13,8 @@ import (
 
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/apiauth"
-	"github.com/ferryserve/ferry/internal/attack"
-	"github.com/ferryserve/ferry/internal/explain"
 	"github.com/ferryserve/ferry/internal/mgmt"
+	"github.com/ferryserve/ferry/internal/plan"
 	"github.com/ferryserve/ferry/internal/router"
 )
 
@@ -133,7 +132,7 @@ func (c *Controller) Apply(o api.Object) (mgmt.ApplyResult, error) {
 			return res, fmt.Errorf("%w: %w", api.ErrInvalid, err)
 		}
 		// Explainer configs are checked now, not when their replica starts.
-		if err := checkExplainer(isvc.Spec.Explainer); err != nil {
+		if err := checkExplainer(isvc); err != nil {
 			return res, fmt.Errorf("%w: %w", api.ErrInvalid, err)
 		}
 	}
@@ -184,29 +183,16 @@ func (c *Controller) Apply(o api.Object) (mgmt.ApplyResult, error) {
 	return res, nil
 }
 
-// checkExplainer refuses an explainer block's unknown types and config
-// keys by name, as the revision's template would later.
-func checkExplainer(e *api.ExplainerSpec) error {
-	switch {
-	case e == nil:
+// checkExplainer refuses an explainer block the revision's template would
+// refuse later (unknown types and config keys, TreeShap without trees,
+// missing training data), naming the field.
+func checkExplainer(isvc *api.InferenceService) error {
+	e := isvc.Spec.Explainer
+	if e == nil || e.Alibi == nil && e.AIX == nil && e.ART == nil {
 		return nil
-	case e.ART != nil:
-		if _, err := attack.Args(e.ART.Type, e.ART.Config); err != nil {
-			return fmt.Errorf("spec.explainer.art: %w", err)
-		}
-	case e.Alibi != nil || e.AIX != nil:
-		x, block := e.Alibi, "alibi"
-		if x == nil {
-			x, block = e.AIX, "aix"
-		}
-		if err := (explain.Options{Type: x.Type}).Validate(); err != nil {
-			return fmt.Errorf("spec.explainer.%s.type: %w", block, stripConfigErr(err))
-		}
-		if err := (explain.Options{Type: x.Type, Config: x.Config}).Validate(); err != nil {
-			return fmt.Errorf("spec.explainer.%s.config: %w", block, stripConfigErr(err))
-		}
 	}
-	return nil
+	_, err := plan.Explainer(isvc, e, "")
+	return err
 }
 
 func mustJSON(v any) []byte {

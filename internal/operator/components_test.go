@@ -188,7 +188,7 @@ spec:
   predictor:
     sklearn: {storageUri: "gs://bucket/lime"}
   explainer:
-    aix: {type: LimeImages}
+    alibi: {type: Counterfactuals, storageUri: "gs://bucket/lime"}
 `)
 	if err := cl.Create(ctx, bad); err != nil {
 		t.Fatal(err)

@@ -8,8 +8,6 @@ import (
 	"strings"
 
 	"github.com/ferryserve/ferry/internal/api"
-	"github.com/ferryserve/ferry/internal/attack"
-	"github.com/ferryserve/ferry/internal/explain"
 	"github.com/ferryserve/ferry/internal/plan"
 	"github.com/ferryserve/ferry/internal/runtime/builtin"
 	appsv1 "k8s.io/api/apps/v1"
@@ -212,57 +210,34 @@ func hasArg(args []string, flag string) bool {
 	return false
 }
 
-// explainerContainer runs a built-in explainer in the ferry image, as
-// `ferry up` runs it: alibi explainers as `ferry serve` serving :explain
-// and calling the predictor's Service over V1 (TreeShap loads the
-// predictor's own model to read its trees), ART attacks as `ferry attack`.
-// Custom containers get KServe's chaining arguments. AIX is not built in.
+// explainerContainer runs a built-in explainer in the ferry image exactly
+// as `ferry up` runs it (plan.Explainer): alibi and aix explainers as
+// `ferry serve` serving :explain and calling the predictor's Service over
+// V1 (TreeShap loads the predictor's own model to read its trees), ART
+// attacks as `ferry attack`. Custom containers get KServe's chaining
+// arguments.
 func explainerContainer(isvc *api.InferenceService, serveImage string) (corev1.Container, error) {
 	e := isvc.Spec.Explainer
-	const base = "spec.explainer"
-	switch {
-	case len(e.Containers) > 0:
+	if len(e.Containers) > 0 {
 		return chainedContainer(isvc, &e.Containers[0]), nil
-	case e.AIX != nil:
-		return corev1.Container{}, fmt.Errorf("%s.aix: type %q is not built into Ferry; use alibi (TreeShap, KernelShap, AnchorTabular, AnchorText), art, or a custom explainer container", base, e.AIX.Type)
-	case e.ART != nil:
-		own, err := attack.Args(e.ART.Type, e.ART.Config)
-		if err != nil {
-			return corev1.Container{}, fmt.Errorf("%s.art: %w", base, err)
-		}
+	}
+	cmd, err := plan.Explainer(isvc, e, PredictorHost(isvc))
+	if err != nil {
+		return corev1.Container{}, err
+	}
+	if cmd.Sub == "attack" {
 		c := serveContainer(serveImage)
-		c.Args = append([]string{"attack", "--http-port", strconv.Itoa(httpPort), "--log-format", "json",
-			"--model-name", isvc.Metadata.Name, "--predictor-host", PredictorHost(isvc)}, own...)
+		c.Args = append([]string{"attack", "--http-port", strconv.Itoa(httpPort), "--log-format", "json"}, cmd.Args...)
 		c.Ports = c.Ports[:1]
 		withInline(&c, &e.ART.Container)
 		return c, nil
 	}
-	x := e.Alibi
-	if err := (explain.Options{Type: x.Type, Config: x.Config}).Validate(); err != nil {
-		return corev1.Container{}, fmt.Errorf("%s.alibi: %w", base, err)
+	c := serveContainer(serveImage, cmd.Args...)
+	inline := e.Alibi
+	if inline == nil {
+		inline = e.AIX
 	}
-	var own []string
-	if x.Type == explain.TypeTreeShap {
-		format, uri, _, custom := isvc.PredictorFormat()
-		if custom != nil || uri == "" || !builtin.Has(format) {
-			return corev1.Container{}, fmt.Errorf("%s.alibi.type: TreeShap reads the predictor's trees: it needs a built-in predictor (xgboost, lightgbm, sklearn) with a storageUri", base)
-		}
-		own = []string{"--model-uri", uri, "--model-name", isvc.Metadata.Name, "--model-format", format}
-		if x.StorageURI != "" {
-			own = append(own, "--explainer-data", x.StorageURI)
-		}
-	} else {
-		if x.StorageURI == "" {
-			return corev1.Container{}, fmt.Errorf("%s.alibi.storageUri: %s needs training data: a storage URI holding %s", base, x.Type, explain.DataFile)
-		}
-		own = []string{"--predictor-host", PredictorHost(isvc), "--explainer-data", x.StorageURI}
-	}
-	own = append(own, "--explainer-type", x.Type)
-	for _, k := range slices.Sorted(maps.Keys(x.Config)) {
-		own = append(own, "--explainer-config", k+"="+x.Config[k])
-	}
-	c := serveContainer(serveImage, own...)
-	withInline(&c, &x.Container)
+	withInline(&c, &inline.Container)
 	return c, nil
 }
 

@@ -205,9 +205,31 @@ spec:
 	checkArgs(t, c.Args, "--predictor-host", "digits-predictor.default", "--model-name", "digits", "--nb_classes", "10")
 }
 
+// TestExplainerAIX: aix LimeImages runs as ferry up runs it (plan.Explainer).
+func TestExplainerAIX(t *testing.T) {
+	isvc := loadISVC(t, `apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: digits}
+spec:
+  predictor:
+    onnx: {storageUri: gs://bucket/digits}
+  explainer:
+    aix: {type: LimeImages, config: {num_samples: "100"}}
+`)
+	d, err := ComponentDeployment(isvc, "explainer", "digits-explainer-00001", "h", "img:1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Args[0] != "serve" {
+		t.Errorf("aix args %q, want ferry serve", c.Args)
+	}
+	checkArgs(t, c.Args, "--predictor-host", "digits-predictor.default", "--explainer-type", "LimeImages", "--explainer-config", "num_samples=100")
+}
+
 func TestExplainerUnsupported(t *testing.T) {
 	for _, tc := range []struct{ spec, want string }{
-		{"aix: {type: LimeImages}", "spec.explainer.aix"},
+		{"aix: {type: LimeImages, config: {num_sample: \"5\"}}", "spec.explainer.aix.config"},
 		{"alibi: {type: KernelShap}", "spec.explainer.alibi.storageUri"},
 		{"alibi: {type: Counterfactuals, storageUri: gs://b/x}", "spec.explainer.alibi"},
 	} {
