@@ -211,6 +211,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		const c = `+svc+`?.querySelector('tr[data-revision="iris-predictor-00001"] .rps');
 		return c !== null && Number(c.textContent) > 0;
 	})()`)
+	// The same windows draw the revision's error rate and latency.
+	waitPage(t, ctx, "error-rate and latency charts for revision 1", `(() => {
+		const row = `+svc+`?.querySelector('tr[data-revision="iris-predictor-00001"]');
+		const d = (sel) => row?.querySelector(sel)?.getAttribute("d") || "";
+		return d("svg.chart-errors path.s-err").startsWith("M") && d("svg.chart-latency path.s-p95").startsWith("M") &&
+			d("svg.chart-latency path.s-mean").startsWith("M");
+	})()`)
 	stopSending()
 
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#svc-default-iris button[data-action="pause"]`))); err != nil {
@@ -229,17 +236,99 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("rollout status after Pause in the console: paused=%v (%v)", st.Paused, err)
 	}
 
-	if p := os.Getenv("FERRY_CONSOLE_SCREENSHOT"); p != "" {
+	shot := os.Getenv("FERRY_CONSOLE_SCREENSHOT")
+	if shot != "" {
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, png, 0o644); err != nil {
+		if err := os.WriteFile(shot, png, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+
+	consoleTools(t, ctx, u, bin, shot)
 	if errs := pageErrors(); len(errs) > 0 {
 		t.Fatalf("the console reported errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// consoleTools drives the tools under the services: the test-request
+// form answers with a prediction, Explain on a TreeShap explainer draws
+// the attributions, the examples' TrainedModels are listed, and the logs
+// view shows a replica's lines. With shot set it also writes
+// shot-tools.png: the explained service's section.
+func consoleTools(t *testing.T, ctx context.Context, u *upProcess, bin, shot string) {
+	t.Helper()
+	click := func(what, sel string) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
+			t.Fatalf("click %s (%s): %v", what, sel, err)
+		}
+	}
+
+	// A V1 prediction of iris through POST …/infer.
+	const iris = `#svc-default-iris`
+	click("iris's Test request", iris+` details.try > summary`)
+	waitPage(t, ctx, "the example body", `document.querySelector("`+iris+` textarea.body").value.includes("instances")`)
+	click("Send", iris+` button.send`)
+	waitPage(t, ctx, "a prediction in the form", `(() => {
+		const s = document.querySelector("`+iris+` .result-status")?.textContent || "";
+		const b = document.querySelector("`+iris+` .result-body")?.textContent || "";
+		return s.startsWith("200 ") && s.includes("iris-predictor-0000") && JSON.parse(b).predictions.length === 1;
+	})()`)
+	// V2 rewrites the same rows as a tensor, and it answers too.
+	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS(iris+` select.proto`), "v2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("`+iris+` select.proto").dispatchEvent(new Event("change"))`)); err != nil {
+		t.Fatal(err)
+	}
+	waitPage(t, ctx, "a V2 body", `JSON.parse(document.querySelector("`+iris+` textarea.body").value).inputs[0].data[0][0] === 6.8`)
+	click("Send (V2)", iris+` button.send`)
+	waitPage(t, ctx, "a V2 answer in the form", `(() => {
+		const b = document.querySelector("`+iris+` .result-body")?.textContent || "";
+		return document.querySelector("`+iris+` .result-status")?.textContent.startsWith("200 ") && JSON.parse(b).outputs?.length > 0;
+	})()`)
+
+	// The logs view shows the predictor replica's lines.
+	click("iris's Logs", iris+` details.logs > summary`)
+	waitPage(t, ctx, "predictor logs", `(document.querySelector("`+iris+` .replica-log pre")?.textContent || "").length > 0`)
+
+	// The xgboost example with a TreeShap explainer, and the multi-model
+	// example with its two TrainedModels.
+	ex, _ := filepath.Abs("../../examples")
+	u.ferryCLI(t, bin, "apply", "-f", filepath.Join(ex, "explainers", "iris-treeshap.yaml"))
+	u.ferryCLI(t, bin, "apply", "-f", filepath.Join(ex, "inferenceservices", "multimodel.yaml"))
+	const shap = `#svc-default-iris-treeshap`
+	waitPage(t, ctx, "iris-treeshap Ready", `document.querySelector("`+shap+` .ready")?.dataset.ready === "True"`)
+	waitPage(t, ctx, "the Explain button", `document.querySelector("`+shap+` button.explain")?.hidden === false`)
+	click("iris-treeshap's Test request", shap+` details.try > summary`)
+	click("Explain", shap+` button.explain`)
+	waitPage(t, ctx, "the attribution bar chart", `(() => {
+		const s = document.querySelector("`+shap+` .result-status")?.textContent || "";
+		const bars = document.querySelectorAll("`+shap+` svg.attributions g.attr rect.bar");
+		const names = [...document.querySelectorAll("`+shap+` svg.attributions g.attr")].map((g) => g.dataset.feature).sort();
+		return s.startsWith("200 ") && bars.length === 4 && names.join() === "f0,f1,f2,f3" &&
+			[...bars].some((b) => Number(b.getAttribute("width")) > 1);
+	})()`)
+
+	waitPage(t, ctx, "the examples' TrainedModels", `(() => {
+		const row = (n) => document.querySelector('#trainedmodels tr[data-trainedmodel="default/' + n + '"]');
+		// cells: name, namespace, InferenceService, URL, Ready
+		const ok = (n) => row(n)?.cells[2]?.textContent === "mms" && row(n).querySelector(".ready")?.dataset.ready === "True" &&
+			(row(n).cells[3]?.textContent || "").endsWith("/v1/models/" + n + ":predict");
+		return !document.getElementById("trainedmodels").hidden && ok("iris-a") && ok("iris-b");
+	})()`)
+
+	if shot != "" {
+		png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(shap)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(strings.TrimSuffix(shot, ".png")+"-tools.png", png, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

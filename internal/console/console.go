@@ -1,6 +1,8 @@
 // Package console owns Ferry's web console: the page at /ui that shows the
 // services of a ferry up, their revisions, traffic, rollouts, replicas,
-// events and per-revision request metrics, and steers rollouts.
+// events, logs, TrainedModels and per-revision request, error and latency
+// charts, steers rollouts, and sends test requests (through the
+// management API's …/infer route) with their explanations as a chart.
 //
 // The page is plain HTML, CSS and JavaScript modules embedded in the
 // binary: nothing is built by a JavaScript toolchain and nothing is fetched

@@ -36,7 +36,7 @@ async function call(method, path, body) {
   const init = { method, headers, cache: 'no-store', credentials: 'omit', redirect: 'error' };
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
   }
   let resp;
   try {
@@ -65,6 +65,13 @@ export async function getText(path) {
 
 export async function postJSON(path, body) {
   return (await call('POST', path, body)).json();
+}
+
+// postText sends text as it is (a JSON document the user wrote) and
+// returns the answer's status, headers and text.
+export async function postText(path, text) {
+  const resp = await call('POST', path, text);
+  return { status: resp.status, headers: resp.headers, text: await resp.text() };
 }
 
 // servicePath is the API path of one InferenceService (and a sub-resource).

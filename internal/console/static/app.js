@@ -3,7 +3,9 @@
 // rollout buttons.
 import { APIError, getJSON, getText, hasToken, postJSON, servicePath, setToken, takeTokenFromFragment } from './api.js';
 import { totals, window as statsWindow } from './metrics.js';
-import { renderService } from './render.js';
+import { renderService, renderTrainedModels, serviceID } from './render.js';
+import { h } from './dom.js';
+import { createTools, updateTools } from './tools.js';
 
 const pollMillis = 2000;
 const historyLength = 30; // one minute of points at 2 s
@@ -13,7 +15,8 @@ const statusLine = $('status');
 const main = $('services');
 
 // prevTotals is the last scrape of /metrics and when it was taken;
-// history keeps each revision's recent requests per second.
+// history keeps each revision's recent windows (rps, error rate, mean
+// and p95 latency), oldest first.
 let prevTotals = null;
 let prevAt = 0;
 const history = new Map();
@@ -42,7 +45,7 @@ function revisionStats(text) {
     if (!prevTotals) continue; // the first scrape has nothing to compare with
     const w = statsWindow(prev, t, (now - prevAt) / 1000);
     const h = history.get(key) || [];
-    h.push(w.rps);
+    h.push(w);
     if (h.length > historyLength) h.shift();
     history.set(key, h);
     out.set(key, { now: w, history: h });
@@ -73,18 +76,46 @@ async function loadService(isvc, stats) {
 
 // replace swaps old for fresh, keeping keyboard focus on the control with
 // the same data-focus-key so a refresh never steals it.
-function replace(old, fresh) {
+function replace(old, fresh, parent) {
   const focused = old && old.contains(document.activeElement) ? document.activeElement.dataset.focusKey : null;
   if (old) old.replaceWith(fresh);
-  else main.append(fresh);
+  else (parent || main).append(fresh);
   if (focused) fresh.querySelector(`[data-focus-key="${focused}"]`)?.focus();
 }
 
+// serviceSection returns the section of a service, created with its
+// tools on first sight; after that only its live part is replaced.
+function serviceSection(view, tms) {
+  const ns = view.isvc.metadata.namespace;
+  const name = view.isvc.metadata.name;
+  const id = serviceID(ns, name);
+  const live = renderService(view);
+  let sec = document.getElementById(id);
+  if (!sec) {
+    sec = h('section', { class: 'svc', id, 'aria-labelledby': id + '-h', dataset: { ns, name } }, live, createTools(id, view.isvc));
+    main.append(sec);
+  } else {
+    replace(sec.querySelector(':scope > .live'), live);
+  }
+  const own = tms.filter((tm) => tm.metadata.namespace === ns && tm.spec?.inferenceService === name);
+  updateTools(sec.querySelector(':scope > .tools'), view.isvc, own);
+  return sec;
+}
+
+function renderTMs(items) {
+  const box = $('trainedmodels');
+  box.hidden = items.length === 0;
+  replace(box.querySelector(':scope > .live'), renderTrainedModels(items), box);
+}
+
 async function refresh() {
-  const [list, metrics] = await Promise.all([
+  const [list, tmList, metrics] = await Promise.all([
     getJSON('/api/v1/inferenceservices'),
+    getJSON('/api/v1/trainedmodels'),
     getText('/metrics').catch(() => ''),
   ]);
+  const tms = tmList.items || [];
+  renderTMs(tms);
   const stats = revisionStats(metrics);
   const items = (list.items || []).sort((a, b) =>
     (a.metadata.namespace + '/' + a.metadata.name).localeCompare(b.metadata.namespace + '/' + b.metadata.name));
@@ -92,10 +123,8 @@ async function refresh() {
   const keep = new Set();
   let prev = null;
   for (const v of views) {
-    const fresh = renderService(v);
+    const fresh = serviceSection(v, tms);
     keep.add(fresh.id);
-    const old = document.getElementById(fresh.id);
-    replace(old, fresh);
     // Keep the sections in name order.
     if (prev ? prev.nextElementSibling !== fresh : main.firstElementChild !== fresh) {
       if (prev) prev.after(fresh);

@@ -24,20 +24,50 @@ function append(el, children) {
 
 const svgNS = 'http://www.w3.org/2000/svg';
 
-// sparkline draws values (oldest first) as a line scaled to its maximum.
-export function sparkline(values, label) {
-  const w = 120;
-  const hgt = 24;
-  const svg = document.createElementNS(svgNS, 'svg');
-  svg.setAttribute('viewBox', `0 0 ${w} ${hgt}`);
-  svg.setAttribute('class', 'spark');
-  svg.setAttribute('role', 'img');
-  svg.setAttribute('aria-label', label);
-  const max = Math.max(...values, 1e-9);
+// svg creates an SVG element with attributes (text only through
+// textContent, never markup).
+export function svg(tag, attrs, text) {
+  const el = document.createElementNS(svgNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+// pathOf draws values (oldest first, NaN for "no data") as a path scaled
+// to max, leaving gaps where there is no data.
+function pathOf(values, max, w, hgt, top) {
   const step = values.length > 1 ? w / (values.length - 1) : w;
-  const pts = values.map((v, i) => `${(i * step).toFixed(1)},${(hgt - 2 - (v / max) * (hgt - 4)).toFixed(1)}`);
-  const line = document.createElementNS(svgNS, 'polyline');
-  line.setAttribute('points', pts.join(' '));
-  svg.append(line);
-  return svg;
+  let d = '';
+  let pen = false;
+  values.forEach((v, i) => {
+    if (!Number.isFinite(v)) {
+      pen = false;
+      return;
+    }
+    const x = (i * step).toFixed(1);
+    const y = (hgt - 2 - (v / max) * (hgt - top - 2)).toFixed(1);
+    d += (pen ? 'L' : 'M') + x + ',' + y + ' ';
+    pen = true;
+  });
+  return d.trim();
+}
+
+// miniChart draws one or more series of the last minute in a small SVG
+// with its maximum written in the corner; series are {values, cls}.
+// label is the accessible name (and a tooltip); fmtMax formats the top
+// of the scale.
+export function miniChart(cls, series, label, fmtMax) {
+  const w = 120;
+  const hgt = 30;
+  const all = series.flatMap((s) => s.values).filter(Number.isFinite);
+  const max = Math.max(...all, 1e-9);
+  const el = svg('svg', { viewBox: `0 0 ${w} ${hgt}`, class: 'chart ' + cls, role: 'img', 'aria-label': label });
+  el.append(svg('title', {}, label));
+  el.append(svg('line', { x1: 0, y1: hgt - 1, x2: w, y2: hgt - 1, class: 'axis' }));
+  for (const s of series) {
+    const d = pathOf(s.values, max, w, hgt, 9);
+    if (d) el.append(svg('path', { d, class: 'series ' + s.cls }));
+  }
+  el.append(svg('text', { x: w - 1, y: 7, 'text-anchor': 'end', class: 'max' }, all.length ? fmtMax(max) : 'no data'));
+  return el;
 }

@@ -1,11 +1,11 @@
 // Rendering of one InferenceService as a section of the page. Every
 // function here takes plain data and returns elements; app.js owns the
 // state and the polling.
-import { h, sparkline } from './dom.js';
+import { h, miniChart } from './dom.js';
 
 const stepsKey = 'serving.ferryserve.io/rollout-steps';
 
-const fmt = {
+export const fmt = {
   pct: (f) => (Number.isFinite(f) ? (f * 100).toFixed(f > 0 && f < 0.01 ? 2 : 1) + ' %' : '–'),
   ms: (s) => (Number.isFinite(s) ? (s * 1000).toFixed(s < 0.01 ? 2 : 1) + ' ms' : '–'),
   rps: (r) => (Number.isFinite(r) ? r.toFixed(r < 10 ? 2 : 0) : '–'),
@@ -86,8 +86,23 @@ function revisionsTable(comp, cs, revisions, replicas, stats) {
         h('td', { class: 'num' + (w.errorRate > 0 ? ' bad' : '') }, fmt.pct(w.errorRate)),
         h('td', { class: 'num' }, fmt.ms(w.mean)),
         h('td', { class: 'num' }, fmt.ms(w.p95)),
-        h('td', {}, s && s.history.length > 1 ? sparkline(s.history, `requests per second of ${r.name}, last minute`) : ''));
+        h('td', { class: 'minute' }, s && s.history.length > 1 ? minuteCharts(r.name, s.history) : ''));
     })));
+}
+
+// minuteCharts draws a revision's last minute: request rate, error rate
+// and latency (mean and p95), one point per refresh; a refresh without
+// requests leaves a gap in the error and latency lines.
+function minuteCharts(rev, hist) {
+  const pick = (k) => hist.map((p) => p[k]);
+  return h('div', { class: 'minicharts' },
+    h('span', { class: 'mini' }, h('span', { class: 'muted' }, 'req/s'),
+      miniChart('chart-rps', [{ values: pick('rps'), cls: 's-rps' }], `requests per second of ${rev}, last minute`, fmt.rps)),
+    h('span', { class: 'mini' }, h('span', { class: 'muted' }, 'errors'),
+      miniChart('chart-errors', [{ values: pick('errorRate'), cls: 's-err' }], `error rate (5xx) of ${rev}, last minute`, fmt.pct)),
+    h('span', { class: 'mini' }, h('span', { class: 'muted' }, 'latency ', h('span', { class: 'key-mean' }, 'mean'), ' ', h('span', { class: 'key-p95' }, 'p95')),
+      miniChart('chart-latency', [{ values: pick('mean'), cls: 's-mean' }, { values: pick('p95'), cls: 's-p95' }],
+        `mean and p95 latency of ${rev}, last minute`, fmt.ms)));
 }
 
 function rolloutPanel(svc, ro) {
@@ -144,16 +159,17 @@ function eventsList(events) {
       h('strong', {}, e.reason), ' ', e.message)));
 }
 
-// renderService returns the section of one service. view holds the
-// isvc object, its revisions, replicas, events, rollout status (or null)
-// and per-revision stats (Map revision → {now, history}).
+// renderService returns the live part of one service's section, which
+// each refresh replaces (app.js keeps the tools next to it). view holds
+// the isvc object, its revisions, replicas, events, rollout status (or
+// null) and per-revision stats (Map revision → {now, history}).
 export function renderService(view) {
   const { isvc } = view;
   const ns = isvc.metadata.namespace;
   const name = isvc.metadata.name;
   const id = serviceID(ns, name);
   const comps = Object.entries(isvc.status?.components || {}).sort(([a], [b]) => a.localeCompare(b));
-  return h('section', { class: 'svc', id, 'aria-labelledby': id + '-h', dataset: { ns, name } },
+  return h('div', { class: 'live' },
     h('header', {},
       h('h2', { id: id + '-h' }, name, ' ', h('span', { class: 'ns' }, ns)),
       readyBadge(isvc),
@@ -168,4 +184,25 @@ export function renderService(view) {
     h('div', { class: 'cols' },
       h('div', {}, replicasTable(view.replicas)),
       h('div', {}, h('h3', {}, 'Recent events'), eventsList(view.events))));
+}
+
+// renderTrainedModels lists every TrainedModel: name, namespace, the
+// InferenceService it is loaded into, its URL and Ready.
+export function renderTrainedModels(items) {
+  const sorted = [...items].sort((a, b) =>
+    (a.metadata.namespace + '/' + a.metadata.name).localeCompare(b.metadata.namespace + '/' + b.metadata.name));
+  return h('div', { class: 'live' },
+    h('h2', { id: 'tms-h' }, 'TrainedModels'),
+    sorted.length === 0 ? h('p', { class: 'muted' }, 'No TrainedModels.') : h('table', { class: 'trainedmodels' },
+      h('caption', { class: 'visually-hidden' }, 'TrainedModels'),
+      h('thead', {}, h('tr', {}, ['Name', 'Namespace', 'InferenceService', 'URL', 'Ready'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, sorted.map((tm) => {
+        const ns = tm.metadata.namespace;
+        return h('tr', { dataset: { trainedmodel: ns + '/' + tm.metadata.name } },
+          h('th', { scope: 'row' }, tm.metadata.name),
+          h('td', {}, ns),
+          h('td', {}, tm.spec?.inferenceService || ''),
+          h('td', {}, tm.status?.url ? h('code', { class: 'url' }, tm.status.url) : ''),
+          h('td', {}, readyBadge(tm)));
+      }))));
 }
