@@ -321,6 +321,17 @@ func consoleTools(t *testing.T, ctx context.Context, u *upProcess, bin, shot str
 		return !document.getElementById("trainedmodels").hidden && ok("iris-a") && ok("iris-b");
 	})()`)
 
+	// The multi-model server's form offers its first TrainedModel, which
+	// answers through the same route.
+	const mms = `#svc-default-mms`
+	waitPage(t, ctx, "mms's form to offer iris-a", `document.querySelector("`+mms+` input.model")?.value === "iris-a"`)
+	click("mms's Test request", mms+` details.try > summary`)
+	click("Send (mms)", mms+` button.send`)
+	waitPage(t, ctx, "a prediction of iris-a", `(() => {
+		const b = document.querySelector("`+mms+` .result-body")?.textContent || "";
+		return document.querySelector("`+mms+` .result-status")?.textContent.startsWith("200 ") && JSON.parse(b).predictions.length === 1;
+	})()`)
+
 	if shot != "" {
 		png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(shap)))
 		if err != nil {

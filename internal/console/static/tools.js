@@ -152,6 +152,7 @@ function tryPanel(id, ns, name, isvc) {
       h('label', { for: model.id }, 'Model'), model, models),
     h('label', { for: body.id }, 'Request body (JSON)'), body,
     h('div', { class: 'actions' }, send, explain));
+  model.addEventListener('input', () => { model.dataset.touched = 'true'; });
   proto.addEventListener('change', () => {
     body.value = exampleBody(proto.value, rowsOf(body.value) || exampleRows);
   });
@@ -260,6 +261,13 @@ export function updateTools(el, isvc, trainedModels) {
   const names = [isvc.metadata.name, ...trainedModels.map((tm) => tm.metadata.name)];
   if ([...list.options].map((o) => o.value).join() !== names.join()) {
     list.replaceChildren(...names.map((n) => h('option', { value: n })));
+  }
+  // A multi-model server (no model of its own) answers for its
+  // TrainedModels only: offer the first until a person picks.
+  const model = el.querySelector('input.model');
+  const own = Object.values(isvc.spec?.predictor || {}).some((v) => v && typeof v === 'object' && (v.storageUri || v.storage));
+  if (!own && !model.dataset.touched && trainedModels.length > 0 && model.value === isvc.metadata.name) {
+    model.value = trainedModels.map((tm) => tm.metadata.name).sort()[0];
   }
   el.querySelector('details.logs').load();
 }
