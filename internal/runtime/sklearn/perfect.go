@@ -135,12 +135,20 @@ func b2u(b bool) uint32 {
 	return u
 }
 
-// leaf1 walks the perfect tree for one expanded row and returns its leaf's
-// values.
-func (p *perfTree) leaf1(row []float32) []float64 {
+// leaf1 walks the perfect tree for one expanded row (2×nFeatures values)
+// and returns its leaf's values. The loads skip bounds checks for the
+// reasons walk gives; row's length is checked once.
+func (p *perfTree) leaf1(row []float32, nFeatures int) []float64 {
+	if len(row) != 2*nFeatures {
+		panic("sklearn: perfect walk: row does not fit")
+	}
+	xp := unsafe.Pointer(unsafe.SliceData(row))
+	fp := unsafe.Pointer(unsafe.SliceData(p.feat))
+	tp := unsafe.Pointer(unsafe.SliceData(p.thr))
 	var i uint32
 	for range p.depth {
-		i = 2*i + 2 - b2u(row[p.feat[i]] <= p.thr[i])
+		x := *(*float32)(unsafe.Add(xp, uintptr(*(*uint32)(unsafe.Add(fp, uintptr(i)*4)))*4))
+		i = 2*i + 2 - b2u(x <= *(*float32)(unsafe.Add(tp, uintptr(i)*4)))
 	}
 	l := int(i) - len(p.feat)
 	return p.vals[l*p.k : (l+1)*p.k]
@@ -175,7 +183,7 @@ func sumTrees(trees []*tree, x mat, out []float64, k int) {
 			for _, t := range trees {
 				var v []float64
 				if t.perf != nil {
-					v = t.perf.leaf1(buf)
+					v = t.perf.leaf1(buf, cols)
 				} else {
 					v = t.value(xr)
 				}
