@@ -29,11 +29,12 @@ import (
 // rounded down to float32), and the 2^depth leaves' values, k each, copied
 // from tree.values so that the last step reads them without an indirection.
 type perfTree struct {
-	depth int
-	k     int
-	feat  []uint32
-	thr   []float32
-	vals  []float64
+	depth     int
+	k         int
+	nFeatures int // the unexpanded row width the features index
+	feat      []uint32
+	thr       []float32
+	vals      []float64
 }
 
 const (
@@ -58,19 +59,28 @@ func floor32(v float64) float32 {
 	return f
 }
 
-// depth is the number of splits on the tree's longest root-to-leaf path.
-func (t *tree) depth(i int) int {
-	n := &t.nodes[i]
-	if n.left < 0 {
-		return 0
+// maxDepth is the number of splits on the tree's longest root-to-leaf
+// path. Children come after their parents (readTree checks it), so one
+// pass in index order sees every node's depth before its children's,
+// without recursing as deep as a degenerate tree.
+func (t *tree) maxDepth() int {
+	d := make([]int32, len(t.nodes))
+	deepest := int32(0)
+	for i, n := range t.nodes {
+		if n.left < 0 {
+			deepest = max(deepest, d[i])
+			continue
+		}
+		d[n.left] = max(d[n.left], d[i]+1)
+		d[n.right] = max(d[n.right], d[i]+1)
 	}
-	return 1 + max(t.depth(int(n.left)), t.depth(int(n.right)))
+	return int(deepest)
 }
 
 // buildPerfect lays t out perfect when it fits; t.perf stays nil otherwise.
 // Call it after the leaves' values are final (normalizeLeaves).
 func (t *tree) buildPerfect(nFeatures int) {
-	d := t.depth(0)
+	d := t.maxDepth()
 	if d > maxPerfectDepth || (d > perfectFreeDepth && 1<<(d+1)-1 > perfectSlack*len(t.nodes)) {
 		return
 	}
@@ -79,7 +89,7 @@ func (t *tree) buildPerfect(nFeatures int) {
 			return
 		}
 	}
-	p := &perfTree{depth: d, k: t.nValues, feat: make([]uint32, 1<<d-1), thr: make([]float32, 1<<d-1), vals: make([]float64, t.nValues<<d)}
+	p := &perfTree{depth: d, k: t.nValues, nFeatures: nFeatures, feat: make([]uint32, 1<<d-1), thr: make([]float32, 1<<d-1), vals: make([]float64, t.nValues<<d)}
 	t.fillPerfect(p, 0, 0, 0, nFeatures)
 	t.perf = p
 }
@@ -138,8 +148,8 @@ func b2u(b bool) uint32 {
 // leaf1 walks the perfect tree for one expanded row (2×nFeatures values)
 // and returns its leaf's values. The loads skip bounds checks for the
 // reasons walk gives; row's length is checked once.
-func (p *perfTree) leaf1(row []float32, nFeatures int) []float64 {
-	if len(row) != 2*nFeatures {
+func (p *perfTree) leaf1(row []float32) []float64 {
+	if len(row) != 2*p.nFeatures {
 		panic("sklearn: perfect walk: row does not fit")
 	}
 	xp := unsafe.Pointer(unsafe.SliceData(row))
@@ -183,7 +193,7 @@ func sumTrees(trees []*tree, x mat, out []float64, k int) {
 			for _, t := range trees {
 				var v []float64
 				if t.perf != nil {
-					v = t.perf.leaf1(buf, cols)
+					v = t.perf.leaf1(buf)
 				} else {
 					v = t.value(xr)
 				}
@@ -264,7 +274,7 @@ type walk struct {
 }
 
 func (p *perfTree) walk(xb []float32, stride, n int) walk {
-	if n > blockRows || len(xb) < n*stride {
+	if n > blockRows || len(xb) < n*stride || stride != 2*p.nFeatures {
 		panic("sklearn: perfect walk: block does not fit")
 	}
 	return walk{
