@@ -31,6 +31,7 @@ import (
 
 type serveOptions struct {
 	security        serveSecurityOptions
+	replicaID       string
 	modelDir        string
 	modelURI        string
 	storage         storageOptions
@@ -93,6 +94,8 @@ over the file.`,
 	f.BoolVar(&o.multiModel, "multi-model", false, "multi-model server: --model-dir may start empty, and POST /v2/repository/models/NAME/load loads --model-dir/NAME")
 	f.StringVar(&o.modelsConfig, "models-config", "", "watch this KServe models config (TrainedModel JSON list) and pull, load and unload its models as it changes")
 	f.StringVar(&o.pullerStateDir, "puller-state-dir", "", "with --models-config: where pull markers live, so a restart does not pull again (default: next to the config)")
+	f.StringVar(&o.replicaID, "replica-id", "", "identity sent in every HTTP answer's Ferry-Replica-Id header (ferry up sets it to probe its own replica)")
+	_ = f.MarkHidden("replica-id")
 	f.StringVar(&o.modelName, "model-name", "", "name of the model when --model-dir holds a single model (default: the directory's base name)")
 	f.StringVar(&o.modelFormat, "model-format", "", "force a model format instead of detecting it from the files: "+joinNames())
 	f.StringVar(&o.host, "host", "0.0.0.0", "address to bind the HTTP and gRPC listeners to")
@@ -226,6 +229,7 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 		RequestTimeout:   o.requestTimeout,
 		ShutdownTimeout:  o.shutdownTimeout,
 		Logger:           log,
+		ReplicaID:        o.replicaID,
 	})
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/plan"
+	"github.com/ferryserve/ferry/internal/server"
 	"github.com/ferryserve/ferry/internal/supervisor"
 )
 
@@ -20,8 +21,13 @@ func (c *Controller) builtinExplainerTemplate(isvc *api.InferenceService, e *api
 	}
 	return func(hp, gp int) supervisor.Config {
 		args := []string{cmd.Sub, "--host", "127.0.0.1", "--http-port", strconv.Itoa(hp)}
+		ready := &supervisor.HTTPGetAction{Path: "/v2/health/ready", Port: hp}
+		live := &supervisor.HTTPGetAction{Path: "/v2/health/live", Port: hp}
 		if cmd.Sub == "serve" {
-			args = append(append(args, "--grpc-port", strconv.Itoa(gp), "--log-format", "json"), c.cfg.ServeArgs...)
+			id := replicaID()
+			ready.Header, ready.Value = server.HeaderReplicaID, id
+			live.Header, live.Value = server.HeaderReplicaID, id
+			args = append(append(args, "--grpc-port", strconv.Itoa(gp), "--log-format", "json", "--replica-id", id), c.cfg.ServeArgs...)
 		} else {
 			args = append(args, "--log-format", "json")
 		}
@@ -29,8 +35,8 @@ func (c *Controller) builtinExplainerTemplate(isvc *api.InferenceService, e *api
 			Command:   c.cfg.FerryBinary,
 			Args:      append(args, cmd.Args...),
 			Env:       c.cfg.ReplicaEnv,
-			Readiness: &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/ready", Port: hp}, Period: 2 * time.Second, FailureThreshold: 3},
-			Liveness:  &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/live", Port: hp}, InitialDelay: 5 * time.Second, Period: 10 * time.Second, FailureThreshold: 3},
+			Readiness: &supervisor.Probe{HTTPGet: ready, Period: 2 * time.Second, FailureThreshold: 3},
+			Liveness:  &supervisor.Probe{HTTPGet: live, InitialDelay: 5 * time.Second, Period: 10 * time.Second, FailureThreshold: 3},
 		}
 	}, nil
 }

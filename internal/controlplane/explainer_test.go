@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/server"
+	"github.com/ferryserve/ferry/internal/supervisor"
 )
 
 func TestBuiltinExplainerTemplate(t *testing.T) {
@@ -51,6 +53,7 @@ func TestBuiltinExplainerTemplate(t *testing.T) {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		cfg := tmpl(9000, 9001)
+		cfg.Args = withoutReplicaID(t, cfg)
 		want := append(strings.Fields("serve --host 127.0.0.1 --http-port 9000 --grpc-port 9001 --log-format json"), strings.Fields(tc.args)...)
 		if cfg.Command != "/bin/ferry" || !slices.Equal(cfg.Args, want) || cfg.Readiness == nil || cfg.Readiness.HTTPGet.Port != 9000 {
 			t.Errorf("%s: %s %v\nwant args %v", tc.name, cfg.Command, cfg.Args, want)
@@ -85,4 +88,22 @@ func TestARTExplainerTemplate(t *testing.T) {
 			t.Errorf("error %v, want %q", err, tc.err)
 		}
 	}
+}
+
+// withoutReplicaID checks a ferry serve child's --replica-id against its
+// probes and returns its arguments without it.
+func withoutReplicaID(t *testing.T, cfg supervisor.Config) []string {
+	t.Helper()
+	i := slices.Index(cfg.Args, "--replica-id")
+	if i < 0 || i+1 >= len(cfg.Args) {
+		t.Errorf("no --replica-id in %v", cfg.Args)
+		return cfg.Args
+	}
+	id := cfg.Args[i+1]
+	for _, p := range []*supervisor.Probe{cfg.Readiness, cfg.Liveness} {
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Header != server.HeaderReplicaID || p.HTTPGet.Value != id {
+			t.Errorf("probe %+v does not expect replica %s", p, id)
+		}
+	}
+	return slices.Delete(slices.Clone(cfg.Args), i, i+2)
 }

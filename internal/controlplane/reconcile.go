@@ -2,7 +2,9 @@ package controlplane
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -14,6 +16,7 @@ import (
 	"github.com/ferryserve/ferry/internal/plan"
 	"github.com/ferryserve/ferry/internal/router"
 	"github.com/ferryserve/ferry/internal/runtime/builtin"
+	"github.com/ferryserve/ferry/internal/server"
 	"github.com/ferryserve/ferry/internal/supervisor"
 )
 
@@ -362,8 +365,9 @@ func (c *Controller) template(ctx context.Context, isvc *api.InferenceService, c
 
 func (c *Controller) serveTemplate(ns, name, comp, uri, format string, ext *api.ComponentExtensionSpec, env []string) ProcessTemplate {
 	return func(hp, gp int) supervisor.Config {
+		id := replicaID()
 		args := append([]string{"serve", "--model-format", format, "--host", "127.0.0.1", "--http-port", strconv.Itoa(hp), "--grpc-port", strconv.Itoa(gp),
-			"--log-format", "json", "--inference-service", name, "--namespace", ns, "--component", comp, "--endpoint", "default"},
+			"--log-format", "json", "--inference-service", name, "--namespace", ns, "--component", comp, "--endpoint", "default", "--replica-id", id},
 			c.cfg.ServeArgs...)
 		if uri != "" {
 			args = append(args, "--model-uri", uri, "--model-name", name)
@@ -391,8 +395,8 @@ func (c *Controller) serveTemplate(ns, name, comp, uri, format string, ext *api.
 			Args:    args,
 			// The service's own storage credentials come last and win.
 			Env:       append(slices.Clone(c.cfg.ReplicaEnv), env...),
-			Readiness: &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/ready", Port: hp}, Period: 2 * time.Second, FailureThreshold: 3},
-			Liveness:  &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/live", Port: hp}, InitialDelay: 5 * time.Second, Period: 10 * time.Second, FailureThreshold: 3},
+			Readiness: &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/ready", Port: hp, Header: server.HeaderReplicaID, Value: id}, Period: 2 * time.Second, FailureThreshold: 3},
+			Liveness:  &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/live", Port: hp, Header: server.HeaderReplicaID, Value: id}, InitialDelay: 5 * time.Second, Period: 10 * time.Second, FailureThreshold: 3},
 			// A replica whose model was unloaded (or failed) after it was
 			// ready stops being routed at once and is restarted, which
 			// reloads its model.
@@ -506,4 +510,12 @@ func servesItself(isvc *api.InferenceService, comp string) bool {
 	}
 	format, _, _, custom := isvc.PredictorFormat()
 	return custom == nil && builtin.Has(format)
+}
+
+// replicaID is a fresh identity for one replica of a ferry serve child,
+// which its probes expect back (server.HeaderReplicaID).
+func replicaID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

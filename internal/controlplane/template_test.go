@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/server"
 	"github.com/ferryserve/ferry/internal/supervisor"
 )
 
@@ -137,11 +138,15 @@ func TestServeTemplateFlags(t *testing.T) {
 			if !slices.Equal(pc.Env, []string{"AWS_REGION=eu-west-1"}) {
 				t.Errorf("env %v", pc.Env)
 			}
-			wantReady := &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/ready", Port: 9000}, Period: 2 * time.Second, FailureThreshold: 3}
+			id, ok := argAfter(pc.Args, "--replica-id")
+			if !ok || len(id) != 16 {
+				t.Errorf("--replica-id %q (present %v)", id, ok)
+			}
+			wantReady := &supervisor.Probe{HTTPGet: &supervisor.HTTPGetAction{Path: "/v2/health/ready", Port: 9000, Header: server.HeaderReplicaID, Value: id}, Period: 2 * time.Second, FailureThreshold: 3}
 			if !reflect.DeepEqual(pc.Readiness, wantReady) {
 				t.Errorf("readiness %+v", pc.Readiness)
 			}
-			if l := pc.Liveness; l == nil || l.HTTPGet == nil || l.HTTPGet.Path != "/v2/health/live" || l.HTTPGet.Port != 9000 {
+			if l := pc.Liveness; l == nil || l.HTTPGet == nil || l.HTTPGet.Path != "/v2/health/live" || l.HTTPGet.Port != 9000 || l.HTTPGet.Value != id {
 				t.Errorf("liveness %+v", l)
 			}
 			if pc.RestartAfterNotReady != 10*time.Second {

@@ -48,7 +48,14 @@ type Config struct {
 	RepositoryAPI RepositoryAPI
 	// BodyRate bounds how slowly request bodies may arrive.
 	BodyRate BodyRate
+	// ReplicaID, if set, is sent in every HTTP answer's HeaderReplicaID:
+	// the control plane's probes tell this replica from another process
+	// that got the same port.
+	ReplicaID string
 }
+
+// HeaderReplicaID carries Config.ReplicaID.
+const HeaderReplicaID = "Ferry-Replica-Id"
 
 // Server is the data plane: build it with New, then Run it.
 type Server struct {
@@ -102,6 +109,13 @@ func New(cfg Config) (*Server, error) {
 	var handler http.Handler = cfg.RepositoryAPI.wrapHTTP(mux)
 	for i := len(cfg.HTTPMiddleware) - 1; i >= 0; i-- {
 		handler = cfg.HTTPMiddleware[i](handler)
+	}
+	if id := cfg.ReplicaID; id != "" {
+		next := handler
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(HeaderReplicaID, id)
+			next.ServeHTTP(w, r)
+		})
 	}
 	s.httpSrv = &http.Server{
 		// The body-rate bound is outermost: it needs the connection's own

@@ -32,6 +32,10 @@ type Probe struct {
 type HTTPGetAction struct {
 	Path string
 	Port int
+	// Header and Value, if set, must be in the answer: the replica's
+	// identity, so a probe never takes another process that got the port
+	// (a port handed out twice) for its own.
+	Header, Value string
 }
 
 // TCPAction probes by opening a connection.
@@ -74,6 +78,9 @@ func (p *Probe) check(ctx context.Context, client *http.Client, env []string) er
 		resp.Body.Close()
 		if resp.StatusCode < 200 || resp.StatusCode >= 400 {
 			return fmt.Errorf("GET %s: status %d", p.HTTPGet.Path, resp.StatusCode)
+		}
+		if h := p.HTTPGet.Header; h != "" && resp.Header.Get(h) != p.HTTPGet.Value {
+			return fmt.Errorf("GET %s: port %d answers for another process (%s %q)", p.HTTPGet.Path, p.HTTPGet.Port, h, resp.Header.Get(h))
 		}
 		return nil
 	case p.TCP != nil:
