@@ -31,31 +31,45 @@ type Region struct {
 	Perms      string
 }
 
-// Regions lists the executable's read-only mappings from a
-// /proc/self/maps listing.
-func Regions(maps []byte, exe string) ([]Region, error) {
+// Regions lists the executable's read-only mappings whose pages are all
+// clean copies of the file, from a /proc/self/smaps listing. A read-only
+// mapping with anonymous pages was written before it was protected (the
+// dynamic linker's RELRO relocations of a cgo binary): dropping those
+// pages would bring back the file's unrelocated bytes, so it is skipped.
+func Regions(smaps []byte, exe string) ([]Region, error) {
 	var out []Region
-	sc := bufio.NewScanner(bytes.NewReader(maps))
+	var cur *Region // the mapping whose fields are being read; nil: not ours
+	flush := func() {
+		if cur != nil {
+			out = append(out, *cur)
+			cur = nil
+		}
+	}
+	sc := bufio.NewScanner(bytes.NewReader(smaps))
 	for sc.Scan() {
 		f := bytes.Fields(sc.Bytes())
-		if len(f) < 6 || string(f[5]) != exe {
+		if len(f) == 0 {
 			continue
 		}
-		perms := string(f[1])
-		if len(perms) < 4 || perms[1] != '-' || perms[3] != 'p' {
-			continue // writable, or shared: not ours to drop
+		if lo, hi, isRange := bytes.Cut(f[0], []byte("-")); isRange && len(f) >= 5 && !bytes.HasSuffix(f[0], []byte(":")) {
+			flush()
+			perms := string(f[1])
+			if len(f) < 6 || string(f[5]) != exe || len(perms) < 4 || perms[1] != '-' || perms[3] != 'p' {
+				continue // another file, writable, or shared: not ours to drop
+			}
+			s, err1 := strconv.ParseUint(string(lo), 16, 64)
+			e, err2 := strconv.ParseUint(string(hi), 16, 64)
+			if err1 != nil || err2 != nil || e <= s {
+				return nil, fmt.Errorf("smaps: bad range %q", f[0])
+			}
+			cur = &Region{Start: uintptr(s), End: uintptr(e), Perms: perms}
+			continue
 		}
-		lo, hi, ok := bytes.Cut(f[0], []byte("-"))
-		if !ok {
-			return nil, fmt.Errorf("maps: bad range %q", f[0])
+		if cur != nil && string(f[0]) == "Anonymous:" && len(f) >= 2 && string(f[1]) != "0" {
+			cur = nil // holds written pages
 		}
-		s, err1 := strconv.ParseUint(string(lo), 16, 64)
-		e, err2 := strconv.ParseUint(string(hi), 16, 64)
-		if err1 != nil || err2 != nil || e <= s {
-			return nil, fmt.Errorf("maps: bad range %q", f[0])
-		}
-		out = append(out, Region{Start: uintptr(s), End: uintptr(e), Perms: perms})
 	}
+	flush()
 	return out, sc.Err()
 }
 
@@ -67,11 +81,11 @@ func Release() (int64, error) {
 	if err != nil {
 		return 0, nil
 	}
-	maps, err := os.ReadFile("/proc/self/maps")
+	smaps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		return 0, nil
 	}
-	regions, err := Regions(maps, exe)
+	regions, err := Regions(smaps, exe)
 	if err != nil {
 		return 0, err
 	}

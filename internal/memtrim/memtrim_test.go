@@ -14,19 +14,31 @@ import (
 )
 
 func TestRegions(t *testing.T) {
-	maps := []byte(`00400000-02903000 r-xp 00000000 08:01 123 /usr/bin/ferry
+	smaps := []byte(`00400000-02903000 r-xp 00000000 08:01 123 /usr/bin/ferry
+Size:              37900 kB
+Rss:               32012 kB
+Anonymous:             0 kB
 02903000-05389000 r--p 02503000 08:01 123 /usr/bin/ferry
-05389000-05470000 rw-p 04f89000 08:01 123 /usr/bin/ferry
+Size:              43576 kB
+Anonymous:             0 kB
+05389000-0538a000 r--p 04f89000 08:01 123 /usr/bin/ferry
+Size:                  4 kB
+Anonymous:             4 kB
+0538a000-05470000 rw-p 04f8a000 08:01 123 /usr/bin/ferry
+Anonymous:           732 kB
 05470000-074ce000 rw-p 00000000 00:00 0
+Anonymous:           196 kB
 7f0000000000-7f0000001000 r--s 00000000 08:01 9 /usr/bin/ferry
+Anonymous:             0 kB
 7f0000002000-7f0000003000 r--p 00000000 08:01 10 /usr/lib/other.so
+Anonymous:             0 kB
 `)
-	got, err := Regions(maps, "/usr/bin/ferry")
+	got, err := Regions(smaps, "/usr/bin/ferry")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[0].Start != 0x400000 || got[0].End != 0x2903000 || got[1].Perms != "r--p" {
-		t.Fatalf("regions %+v: want the text and read-only data only (never rw-p, shared or other files)", got)
+	if len(got) != 2 || got[0].Start != 0x400000 || got[0].End != 0x2903000 || got[1].Start != 0x2903000 || got[1].Perms != "r--p" {
+		t.Fatalf("regions %+v: want the clean text and read-only data only (never relocated RELRO pages, rw-p, shared or other files)", got)
 	}
 	if _, err := Regions([]byte("zz-01 r-xp 0 0:0 1 /usr/bin/ferry\n"), "/usr/bin/ferry"); err == nil {
 		t.Error("a bad range was accepted")
