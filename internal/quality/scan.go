@@ -348,34 +348,40 @@ func scanV1(body []byte) (v1Response, bool) {
 	return r, ok && s.end()
 }
 
+// keysSeen records which of an object's keys were met, so a repeated key
+// is left to encoding/json (which keeps the last); no allocation.
+type keysSeen uint8
+
+// first reports whether key i is met for the first time, and records it.
+func (k *keysSeen) first(i int) bool {
+	if *k&(1<<i) != 0 {
+		return false
+	}
+	*k |= 1 << i
+	return true
+}
+
 // scanV2 reads a V2 infer response as json.Unmarshal into v2Response
 // would; false: leave it to encoding/json.
 func scanV2(body []byte) (v2Response, bool) {
 	var (
 		r    v2Response
-		seen [3]bool
+		seen keysSeen
 	)
 	s := scanner{b: body}
-	once := func(i int) bool {
-		if seen[i] {
-			return false
-		}
-		seen[i] = true
-		return true
-	}
 	ok := s.object(func(key []byte) bool {
 		switch string(key) {
 		case "id":
 			v, ok := s.plain()
 			r.ID = string(v)
-			return ok && once(0)
+			return ok && seen.first(0)
 		case "model_version":
 			v, ok := s.plain()
 			r.ModelVersion = string(v)
-			return ok && once(1)
+			return ok && seen.first(1)
 		case "outputs":
 			r.Outputs = make([]v2Output, 0, 1)
-			return once(2) && s.array(func() bool {
+			return seen.first(2) && s.array(func() bool {
 				o, ok := s.output()
 				r.Outputs = append(r.Outputs, o)
 				return ok
@@ -389,28 +395,21 @@ func scanV2(body []byte) (v2Response, bool) {
 func (s *scanner) output() (v2Output, bool) {
 	var (
 		o    v2Output
-		seen [4]bool
+		seen keysSeen
 	)
-	once := func(i int) bool {
-		if seen[i] {
-			return false
-		}
-		seen[i] = true
-		return true
-	}
 	ok := s.object(func(key []byte) bool {
 		switch string(key) {
 		case "name":
 			v, ok := s.plain()
 			o.Name = string(v)
-			return ok && once(0)
+			return ok && seen.first(0)
 		case "datatype":
 			v, ok := s.plain()
 			o.Datatype = string(v)
-			return ok && once(1)
+			return ok && seen.first(1)
 		case "shape":
 			o.Shape = make([]int64, 0, 2)
-			return once(2) && s.array(func() bool {
+			return seen.first(2) && s.array(func() bool {
 				d, ok := s.int64()
 				o.Shape = append(o.Shape, d)
 				return ok
@@ -418,7 +417,7 @@ func (s *scanner) output() (v2Output, bool) {
 		case "data":
 			v, ok := s.raw()
 			o.Data = v
-			return ok && once(3)
+			return ok && seen.first(3)
 		}
 		return s.other(key, "name", "datatype", "shape", "data")
 	})
