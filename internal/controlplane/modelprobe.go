@@ -33,7 +33,14 @@ type probeResult struct {
 	backends string // the replicas asked, so a change of replicas asks again
 	loaded   bool
 	why      string
+	at       time.Time
 }
+
+// reaskLoaded is how long a "loaded" answer stands before the same
+// replicas are asked again (a "not loaded" one is asked again every pass):
+// with many TrainedModels the steady state is not a probe per model per
+// second.
+const reaskLoaded = 10 * time.Second
 
 func newModelProber(onChange func()) *modelProber {
 	return &modelProber{
@@ -56,7 +63,8 @@ func (p *modelProber) loaded(ctx context.Context, key, model string, backends []
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r, ok := p.results[key]
-	if !p.inflight[key] && ctx.Err() == nil {
+	fresh := ok && r.backends == set && r.loaded && time.Since(r.at) < reaskLoaded
+	if !fresh && !p.inflight[key] && ctx.Err() == nil {
 		p.inflight[key] = true
 		p.wg.Add(1)
 		go p.probe(ctx, key, model, set, slices.Clone(backends)) // owned: wait() joins it
@@ -85,12 +93,14 @@ func (p *modelProber) probe(ctx context.Context, key, model, set string, backend
 			break
 		}
 	}
+	r.at = time.Now()
 	p.mu.Lock()
 	old, had := p.results[key]
 	p.results[key] = r
 	delete(p.inflight, key)
 	p.mu.Unlock()
-	if (!had || old != r) && ctx.Err() == nil {
+	changed := !had || old.backends != r.backends || old.loaded != r.loaded || old.why != r.why
+	if changed && ctx.Err() == nil {
 		p.onChange()
 	}
 }

@@ -24,7 +24,11 @@ func TestModelProberNeverBlocksTheReconcile(t *testing.T) {
 	}))
 	defer hung.Close()
 	defer close(release)
+	var asksForB atomic.Int32
 	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/models/b/") {
+			asksForB.Add(1)
+		}
 		if strings.Contains(r.URL.Path, "/missing/") {
 			http.Error(w, "not found", http.StatusNotFound)
 		}
@@ -61,6 +65,15 @@ func TestModelProberNeverBlocksTheReconcile(t *testing.T) {
 	}
 	if loaded, why := p.loaded(ctx, "ns/b", "b", []string{okAddr}); !loaded {
 		t.Errorf("b: not loaded: %s", why)
+	}
+	// A fresh "loaded" answer stands: passes in a row do not ask again.
+	before := asksForB.Load()
+	for range 5 {
+		p.loaded(ctx, "ns/b", "b", []string{okAddr})
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := asksForB.Load() - before; n != 0 {
+		t.Errorf("a loaded model was asked %d more times within %v", n, reaskLoaded)
 	}
 	if loaded, why := p.loaded(ctx, "ns/missing", "missing", []string{okAddr}); loaded || !strings.Contains(why, "(404)") {
 		t.Errorf("missing: %v %q", loaded, why)
