@@ -29,7 +29,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(), newUpCmd(), newAgentCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newUpCmd(), newAgentCmd(), newPullCmd(), newVersionCmd())
 	root.AddCommand(newClientCmds()...)
 	root.AddCommand(newDetectCmd())
 	root.AddCommand(newRolloutCmd())
