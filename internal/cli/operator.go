@@ -16,6 +16,7 @@ type operatorOptions struct {
 	ingressDomain    string
 	ingressClass     string
 	gateway          string
+	runtimes         string
 	leaderElect      bool
 	leaderElectionNS string
 	metricsAddr      string
@@ -24,6 +25,9 @@ type operatorOptions struct {
 	logLevel         string
 	logFormat        string
 	config           string
+	deploymentMode   string
+	rollout          operatorRollout
+	webhook          operatorWebhook
 }
 
 func newOperatorCmd() *cobra.Command {
@@ -58,6 +62,7 @@ in the --config YAML file.`,
 	f.StringVar(&o.namespace, "namespace", "", "watch only this namespace (default: all)")
 	f.StringVar(&o.ingressDomain, "ingress-domain", "", "give each InferenceService an Ingress for {name}.{namespace}.DOMAIN and that URL; empty: no Ingress, cluster-local URLs")
 	f.StringVar(&o.ingressClass, "ingress-class", "", "ingressClassName of those Ingresses (default: the cluster's default class)")
+	f.StringVar(&o.runtimes, "runtimes-configmap", "", "ConfigMap (namespace/name) whose predictors key holds runtime images by framework (tensorflow, triton, pytorch, ...), as KServe's inferenceservice-config; read at start")
 	f.StringVar(&o.gateway, "gateway", "", "route with Gateway API HTTPRoutes attached to this Gateway (namespace/name) instead of Ingresses, weighing canary splits; needs --ingress-domain")
 	f.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader so that only one replica reconciles")
 	f.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election lease (default: the operator's own, in-cluster)")
@@ -67,6 +72,9 @@ in the --config YAML file.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "auto", "auto (text on a terminal, JSON otherwise), json or text")
 	f.StringVar(&o.config, "config", "", "YAML file of flag values")
+	f.StringVar(&o.deploymentMode, "default-deployment-mode", "RawDeployment", "deployment mode of InferenceServices without the serving.kserve.io/deploymentMode annotation: RawDeployment (Deployments and HPAs) or Serverless (Knative Services; needs Knative Serving)")
+	o.rollout.addFlags(f)
+	o.webhook.addFlags(f)
 	return cmd
 }
 
@@ -81,6 +89,10 @@ func runOperator(cmd *cobra.Command, o *operatorOptions) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes client configuration: %w", err)
 	}
+	rollouts, err := o.rollout.config()
+	if err != nil {
+		return err
+	}
 	log.Info("operator starting", "server", rest.Host, "serve_image", o.serveImage, "namespace", o.namespace, "leader_elect", o.leaderElect)
 	return operator.Run(cmd.Context(), operator.Config{
 		REST:                    rest,
@@ -93,7 +105,11 @@ func runOperator(cmd *cobra.Command, o *operatorOptions) error {
 		IngressDomain:           o.ingressDomain,
 		IngressClassName:        o.ingressClass,
 		Gateway:                 o.gateway,
+		RuntimesConfigMap:       o.runtimes,
 		MaxConcurrentReconciles: o.concurrency,
+		DefaultDeploymentMode:   o.deploymentMode,
+		Webhook:                 o.webhook.config(),
+		Rollout:                 rollouts,
 		Log:                     log,
 	})
 }

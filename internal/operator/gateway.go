@@ -123,7 +123,7 @@ func (r *Reconciler) ensureRevisionServices(ctx context.Context, isvc *api.Infer
 		if d == nil {
 			continue
 		}
-		want := RevisionService(isvc, st.name, rev)
+		want := withEntryPort(RevisionService(isvc, st.name, rev), d)
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: rev, Namespace: want.Namespace}}
 		if _, err := controllerutil.CreateOrUpdate(ctx, r.Client, svc, func() error {
 			if svc.Labels == nil {

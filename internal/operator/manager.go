@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/plan"
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -65,11 +66,26 @@ type Config struct {
 	// do): controller-runtime otherwise refuses a controller name it has
 	// seen before, so that metrics are not reported twice.
 	SkipNameValidation bool
+	// DefaultDeploymentMode is the deployment mode of InferenceServices
+	// without the serving.kserve.io/deploymentMode annotation:
+	// RawDeployment (when empty) or Serverless, which needs Knative
+	// Serving's CRDs.
+	DefaultDeploymentMode string
 	// Namespace restricts the operator to one namespace; empty watches all.
 	Namespace string
+	// RuntimesConfigMap ("namespace/name") holds the runtime images by
+	// framework (the predictors key, as KServe's inferenceservice-config),
+	// read once at start.
+	RuntimesConfigMap string
+	runtimes          Runtimes
 	// MaxConcurrentReconciles bounds the reconciles running at once (1 when 0).
 	MaxConcurrentReconciles int
-	Log                     *slog.Logger
+	// Webhook configures the admission webhooks (none when its Port is 0).
+	Webhook WebhookConfig
+	// Rollout, when set, runs the rollout runner (metric-driven canaries)
+	// on the leader.
+	Rollout *RolloutConfig
+	Log     *slog.Logger
 }
 
 // LeaderElectionID names the lease replicas compete for.
@@ -91,6 +107,12 @@ func (c Config) Validate() error {
 		if c.IngressDomain == "" {
 			errs = append(errs, errors.New("--gateway needs --ingress-domain for the routes' hostnames"))
 		}
+	}
+	if err := c.Webhook.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := plan.DeploymentMode(nil, c.DefaultDeploymentMode); err != nil {
+		errs = append(errs, fmt.Errorf("--default-deployment-mode: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -153,6 +175,14 @@ func NewManager(c Config) (manager.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("operator: %w", err)
 	}
+	if c.RuntimesConfigMap != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		c.runtimes, err = LoadRuntimes(ctx, mgr.GetAPIReader(), c.RuntimesConfigMap)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("operator: %w", err)
+		}
+	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
@@ -171,6 +201,18 @@ func NewManager(c Config) (manager.Manager, error) {
 	// either group's TrainedModels are reconciled when their CRDs are
 	// installed (the informers of a kind the API server does not know
 	// would never sync). Installing one later needs a restart.
+	var isvcKinds []schema.GroupVersionKind
+	// Serverless mode runs where Knative Serving is installed.
+	knative, err := served(mgr, KnativeServiceGVK)
+	if err != nil {
+		return nil, err
+	}
+	if mode, _ := plan.DeploymentMode(nil, c.DefaultDeploymentMode); mode == plan.ModeServerless && !knative {
+		return nil, fmt.Errorf("operator: --default-deployment-mode %s needs Knative Serving's %s CRD, which the API server does not serve", mode, KnativeServiceGVK)
+	}
+	if !knative {
+		c.Log.Info("Knative Serving not installed; Serverless mode unavailable", "kind", KnativeServiceGVK.String())
+	}
 	for _, g := range []string{api.GroupKServe, api.GroupKubeflow} {
 		isvcGVK := InferenceServiceGVK
 		isvcGVK.Group = g
@@ -192,9 +234,10 @@ func NewManager(c Config) (manager.Manager, error) {
 				return nil, errors.Join(err, fmt.Errorf("operator: --gateway needs the Gateway API's %s CRD, which the API server does not serve", HTTPRouteGVK))
 			}
 		}
-		if err := addInferenceServiceController(mgr, scheme, c, isvcGVK); err != nil {
+		if err := addInferenceServiceController(mgr, scheme, c, isvcGVK, knative); err != nil {
 			return nil, err
 		}
+		isvcKinds = append(isvcKinds, isvcGVK)
 		if ok, err = served(mgr, tmGVK); err != nil {
 			return nil, err
 		}
@@ -205,6 +248,12 @@ func NewManager(c Config) (manager.Manager, error) {
 		if err := addTrainedModelController(mgr, scheme, c, isvcGVK, tmGVK); err != nil {
 			return nil, err
 		}
+	}
+	if err := addRolloutRunner(mgr, c, isvcKinds); err != nil {
+		return nil, err
+	}
+	if err := addWebhooks(mgr, c.Webhook, c.Log); err != nil {
+		return nil, err
 	}
 	return mgr, nil
 }
@@ -241,12 +290,19 @@ func controllerName(kind string, gvk schema.GroupVersionKind) string {
 	return kind + "-" + strings.Split(gvk.Group, ".")[1] // serving.kubeflow.org: kubeflow
 }
 
-func addInferenceServiceController(mgr manager.Manager, scheme *runtime.Scheme, c Config, gvk schema.GroupVersionKind) error {
+func addInferenceServiceController(mgr manager.Manager, scheme *runtime.Scheme, c Config, gvk schema.GroupVersionKind, knative bool) error {
 	isvc := &unstructured.Unstructured{}
 	isvc.SetGroupVersionKind(gvk)
 	r := &Reconciler{Client: mgr.GetClient(), Scheme: scheme, GVK: gvk, ServeImage: c.ServeImage,
-		IngressDomain: c.IngressDomain, IngressClassName: c.IngressClassName}
+		Reader: mgr.GetAPIReader(), Runtimes: c.runtimes, RuntimesRef: c.RuntimesConfigMap,
+		IngressDomain: c.IngressDomain, IngressClassName: c.IngressClassName,
+		Knative: knative, DefaultDeploymentMode: c.DefaultDeploymentMode}
 	b := ctrl.NewControllerManagedBy(mgr)
+	if knative {
+		ksvc := &unstructured.Unstructured{}
+		ksvc.SetGroupVersionKind(KnativeServiceGVK)
+		b = b.Owns(ksvc)
+	}
 	if c.Gateway != "" {
 		gw, _ := parseGateway(c.Gateway) // checked by Validate
 		r.Gateway = &gw

@@ -41,20 +41,33 @@ const (
 // and TrainedModels to it; each subtest uses its own names.
 func TestOperator(t *testing.T) {
 	// The committed CRDs, so a schema the API server refuses fails here,
-	// and a stand-in for the Gateway API's HTTPRoute CRD.
-	cluster := kubetest.Start(t, kubetest.Options{CRDDirs: []string{"../../config/crd", "testdata/gateway-api"}})
+	// and stand-ins for the Gateway API's HTTPRoute CRD and Knative
+	// Serving's Service CRD.
+	cluster := kubetest.Start(t, kubetest.Options{CRDDirs: []string{"../../config/crd", "testdata/gateway-api", "testdata/knative"}})
 	cl := newClient(t, cluster)
 	stop := startOperator(t, cluster, nil)
 	t.Run("RawDeployment", func(t *testing.T) { testRawDeployment(t, cluster, cl) })
 	t.Run("Components", func(t *testing.T) { testComponents(t, cl) })
 	t.Run("TrainedModels", func(t *testing.T) { testTrainedModels(t, cluster, cl) })
 	t.Run("KubeflowGroup", func(t *testing.T) { testKubeflowGroup(t, cl) })
+	t.Run("Knative", func(t *testing.T) { testKnative(t, cluster, cl) })
 
 	// The same cluster, an operator routing through a Gateway: it takes
 	// over the services above too, harmlessly (names do not overlap).
 	stop()
 	startOperator(t, cluster, func(c *operator.Config) { c.Gateway = "gateways/public" })
 	t.Run("Gateway", func(t *testing.T) { testGateway(t, cluster, cl) })
+}
+
+// pulledURI is the model URI the storage initializer of d's pods pulls
+// (`ferry pull URI DIR`), "" without one.
+func pulledURI(d *appsv1.Deployment) string {
+	for _, c := range d.Spec.Template.Spec.InitContainers {
+		if c.Name == operator.StorageInitializerName && len(c.Args) >= 3 && c.Args[0] == "pull" {
+			return c.Args[1]
+		}
+	}
+	return ""
 }
 
 // testRawDeployment applies KServe's sklearn sample, checks the Deployment
@@ -78,7 +91,10 @@ func testRawDeployment(t *testing.T, cluster *kubetest.Cluster, cl client.Client
 	if len(c) != 1 || c[0].Image != serveImage {
 		t.Fatalf("containers = %+v, want one running %s", c, serveImage)
 	}
-	for _, pair := range [][2]string{{"--model-uri", uri}, {"--model-name", name}, {"--model-format", "sklearn"}} {
+	if got := pulledURI(dep); got != uri {
+		t.Errorf("storage initializer pulls %q, want %q", got, uri)
+	}
+	for _, pair := range [][2]string{{"--model-dir", "/mnt/models"}, {"--model-name", name}, {"--model-format", "sklearn"}} {
 		if i := slices.Index(c[0].Args, pair[0]); i < 0 || i+1 >= len(c[0].Args) || c[0].Args[i+1] != pair[1] {
 			t.Errorf("args %q lack %s %s", c[0].Args, pair[0], pair[1])
 		}
@@ -126,8 +142,8 @@ func testRawDeployment(t *testing.T, cluster *kubetest.Cluster, cl client.Client
 	})
 	rev2 := name + "-predictor-00002"
 	dep2 := waitDeployment(t, cl, rev2)
-	if i := slices.Index(dep2.Spec.Template.Spec.Containers[0].Args, "--model-uri"); dep2.Spec.Template.Spec.Containers[0].Args[i+1] != "gs://bucket/sklearn/v2" {
-		t.Errorf("revision 2 args = %q", dep2.Spec.Template.Spec.Containers[0].Args)
+	if got := pulledURI(dep2); got != "gs://bucket/sklearn/v2" {
+		t.Errorf("revision 2 pulls %q, want gs://bucket/sklearn/v2", got)
 	}
 	markAvailable(t, cl, rev2)
 	st = waitStatus(t, cl, name, "a 10/90 canary split", func(st map[string]any) bool {

@@ -56,8 +56,22 @@ type Reconciler struct {
 	// it (hosts under IngressDomain) instead of an Ingress, weighing each
 	// component's revisions by their traffic.
 	Gateway *Gateway
+	// Knative: the API server serves Knative Serving's Service, so
+	// InferenceServices in Serverless mode (knative.go) can run.
+	// DefaultDeploymentMode is the mode of those without the
+	// serving.kserve.io/deploymentMode annotation (RawDeployment when "").
+	Knative               bool
+	DefaultDeploymentMode string
 	// Now is the clock for condition transition times (time.Now when nil).
 	Now func() time.Time
+	// Reader reads what the operator does not cache: the service
+	// accounts and secrets storage credentials come from (nil: no
+	// credentials).
+	Reader client.Reader
+	// Runtimes are the runtime images by framework, from the ConfigMap
+	// RuntimesRef (nil: none).
+	Runtimes    Runtimes
+	RuntimesRef string
 }
 
 var _ reconcile.Reconciler = (*Reconciler)(nil)
@@ -86,7 +100,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := isvc.Validate(); err != nil {
 		return reconcile.Result{}, r.writeStatus(ctx, u, old, failed(old, u.GetGeneration(), "InvalidSpec", err.Error(), r.now()))
 	}
-	st, err := r.reconcileComponents(ctx, u, isvc, old)
+	st, err := r.reconcileMode(ctx, u, isvc, old)
 	if owned := (*controllerutil.AlreadyOwnedError)(nil); errors.As(err, &owned) {
 		// A name the operator derives is held by another owner (an
 		// InferenceService of the same name in the other API group): a
@@ -261,7 +275,11 @@ func (r *Reconciler) observeComponent(ctx context.Context, u *unstructured.Unstr
 	if err == nil && st.current == "" {
 		rev := RevisionName(name, comp, maxNum+1)
 		var d *appsv1.Deployment
-		if d, err = ComponentDeployment(isvc, comp, rev, hash, r.ServeImage, scaling.Replicas); err == nil {
+		var o PodOptions
+		if o, err = r.podOptions(ctx, isvc, comp); err != nil {
+			return nil, in, err
+		}
+		if d, err = BuildDeployment(isvc, comp, rev, hash, scaling.Replicas, o); err == nil {
 			if err := controllerutil.SetControllerReference(u, d, r.Scheme); err != nil {
 				return nil, in, err
 			}
@@ -343,7 +361,8 @@ func (r *Reconciler) applyComponent(ctx context.Context, u *unstructured.Unstruc
 			return err
 		}
 	}
-	return r.ensureService(ctx, u, isvc, st.name, plan.ServiceTarget(out.Traffic, st.current))
+	target := plan.ServiceTarget(out.Traffic, st.current)
+	return r.ensureService(ctx, u, isvc, st.name, target, st.revs[target])
 }
 
 // removeComponent deletes what a component the spec no longer has left
@@ -379,8 +398,10 @@ func (r *Reconciler) removeComponent(ctx context.Context, u *unstructured.Unstru
 	return client.IgnoreNotFound(r.Client.Delete(ctx, svc))
 }
 
-func (r *Reconciler) ensureService(ctx context.Context, owner *unstructured.Unstructured, isvc *api.InferenceService, comp, rev string) error {
-	want := ComponentService(isvc, comp, rev)
+// ensureService points the component's Service at revision rev, whose
+// Deployment is d (nil when unknown), on its entry port (EntryPort).
+func (r *Reconciler) ensureService(ctx context.Context, owner *unstructured.Unstructured, isvc *api.InferenceService, comp, rev string, d *appsv1.Deployment) error {
+	want := withEntryPort(ComponentService(isvc, comp, rev), d)
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
 	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, svc, func() error {
 		if svc.Labels == nil {

@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,10 +10,8 @@ import (
 
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/plan"
-	"github.com/ferryserve/ferry/internal/runtime/builtin"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -56,45 +55,53 @@ func PredictorDeployment(isvc *api.InferenceService, rev, hash, serveImage strin
 	return ComponentDeployment(isvc, api.ComponentPredictor, rev, hash, serveImage, startReplicas(&isvc.Spec.Predictor.ComponentExtensionSpec))
 }
 
-// ComponentDeployment returns the Deployment that runs revision rev of one
-// of isvc's components (predictor, transformer or explainer) with replicas
-// replicas, or an error when Ferry cannot run that component yet. isvc
-// must be defaulted and valid.
+// ComponentDeployment is BuildDeployment with only the serve image: no
+// runtimes ConfigMap and no storage credentials.
 func ComponentDeployment(isvc *api.InferenceService, component, rev, hash, serveImage string, replicas int32) (*appsv1.Deployment, error) {
+	return BuildDeployment(isvc, component, rev, hash, replicas, PodOptions{ServeImage: serveImage})
+}
+
+// BuildDeployment returns the Deployment that runs revision rev of one of
+// isvc's components (predictor, transformer or explainer) with replicas
+// replicas, as KServe builds the pod (see pods.go: the storage
+// initializer, the agent sidecar, the runtime images, the pod spec passed
+// through), or an error when Ferry cannot run that component. isvc must
+// be defaulted and valid.
+func BuildDeployment(isvc *api.InferenceService, component, rev, hash string, replicas int32, o PodOptions) (*appsv1.Deployment, error) {
 	var (
-		c    corev1.Container
-		vols []corev1.Volume
-		ps   *api.PodSpec
-		ext  *api.ComponentExtensionSpec
-		err  error
+		pod podParts
+		ps  *api.PodSpec
+		ext *api.ComponentExtensionSpec
+		err error
 	)
 	switch component {
 	case api.ComponentPredictor:
 		p := &isvc.Spec.Predictor
 		ps, ext = &p.PodSpec, &p.ComponentExtensionSpec
-		c, vols, err = predictorContainer(isvc, serveImage)
+		pod, err = predictorPod(isvc, o)
 	case api.ComponentTransformer:
 		tr := isvc.Spec.Transformer
 		if tr == nil {
 			return nil, fmt.Errorf("the InferenceService has no transformer")
 		}
 		ps, ext = &tr.PodSpec, &tr.ComponentExtensionSpec
-		c = chainedContainer(isvc, &tr.Containers[0])
+		pod, err = chainedPod(isvc, &tr.Containers[0], o)
 	case api.ComponentExplainer:
 		e := isvc.Spec.Explainer
 		if e == nil {
 			return nil, fmt.Errorf("the InferenceService has no explainer")
 		}
 		ps, ext = &e.PodSpec, &e.ComponentExtensionSpec
-		c, err = explainerContainer(isvc, serveImage)
+		pod, err = explainerPod(isvc, o)
 	default:
 		return nil, fmt.Errorf("unknown component %q", component)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if c.Name == "" {
-		c.Name = "kserve-container"
+	spec, err := podSpec(isvc, component, ps, ext, pod, o)
+	if err != nil {
+		return nil, err
 	}
 	labels := revisionLabels(isvc, component, rev, ext.Labels)
 	return &appsv1.Deployment{
@@ -110,12 +117,7 @@ func ComponentDeployment(isvc *api.InferenceService, component, rev, hash, serve
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelRevision: rev}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: copyMap(ext.Annotations)},
-				Spec: corev1.PodSpec{
-					Containers:         []corev1.Container{c},
-					Volumes:            vols,
-					ServiceAccountName: firstNonEmpty(ps.ServiceAccountName, ps.ServiceAccount),
-					NodeSelector:       copyMap(ps.NodeSelector),
-				},
+				Spec:       spec,
 			},
 		},
 	}, nil
@@ -130,49 +132,6 @@ func startReplicas(x *api.ComponentExtensionSpec) int32 {
 	return 1
 }
 
-// Where a multi-model predictor finds its model-config (the ConfigMap,
-// mounted as KServe mounts it) and keeps what it pulls.
-const (
-	modelConfigDir = "/mnt/configs"
-	modelsDir      = "/mnt/models"
-)
-
-func predictorContainer(isvc *api.InferenceService, serveImage string) (corev1.Container, []corev1.Volume, error) {
-	p := &isvc.Spec.Predictor
-	format, uri, _, custom := isvc.PredictorFormat()
-	switch {
-	case custom != nil:
-		return containerFrom(custom), nil, nil
-	case builtin.Has(format) && uri == "":
-		// A multi-model server: ferry serve watches the model-config that
-		// the TrainedModel reconciler writes, and pulls, loads and unloads
-		// what it lists. The ConfigMap is optional so that the pod starts
-		// before the first TrainedModel; the mount is read-only, so the
-		// puller's markers go beside the models.
-		c := serveContainer(serveImage, "--models-config", modelConfigDir+"/"+ModelConfigKey, "--puller-state-dir", modelsDir)
-		c.VolumeMounts = []corev1.VolumeMount{
-			{Name: "model-config", MountPath: modelConfigDir, ReadOnly: true},
-			{Name: "models", MountPath: modelsDir},
-		}
-		withInline(&c, frameworkContainer(p))
-		optional := true
-		vols := []corev1.Volume{
-			{Name: "model-config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-				LocalObjectReference: corev1.LocalObjectReference{Name: ModelConfigName(isvc.Metadata.Name)}, Optional: &optional}}},
-			{Name: "models", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-		}
-		return c, vols, nil
-	case builtin.Has(format):
-		c := serveContainer(serveImage, "--model-uri", uri, "--model-name", isvc.Metadata.Name, "--model-format", format)
-		if ext := frameworkContainer(p); ext != nil {
-			c.Env = append(c.Env, envVars(ext.Env)...)
-			c.Resources = resources(ext.Resources)
-		}
-		return c, nil, nil
-	}
-	return corev1.Container{}, nil, fmt.Errorf("predictor format %q needs its own serving runtime image, which the operator does not configure yet; give the predictor a container image (built-in formats: %s)", format, strings.Join(builtin.Names(), ", "))
-}
-
 // PredictorHost is the address a transformer or explainer calls its
 // predictor at: the predictor's Service in the same namespace, port 80.
 func PredictorHost(isvc *api.InferenceService) string {
@@ -183,8 +142,11 @@ func PredictorHost(isvc *api.InferenceService) string {
 // the arguments KServe's controller adds to it (each only when the
 // container does not set it already): --model_name, --predictor_host (the
 // predictor's Service) and --http_port.
-func chainedContainer(isvc *api.InferenceService, src *api.Container) corev1.Container {
-	c := containerFrom(src)
+func chainedContainer(isvc *api.InferenceService, src *api.Container) (corev1.Container, error) {
+	c, err := containerFrom(src)
+	if err != nil {
+		return c, err
+	}
 	c.Args = slices.Clone(c.Args)
 	for _, kv := range [][2]string{
 		{"--model_name", isvc.Metadata.Name},
@@ -198,7 +160,7 @@ func chainedContainer(isvc *api.InferenceService, src *api.Container) corev1.Con
 	if len(c.Ports) == 0 {
 		c.Ports = []corev1.ContainerPort{{Name: "http1", ContainerPort: httpPort, Protocol: corev1.ProtocolTCP}}
 	}
-	return c
+	return c, nil
 }
 
 func hasArg(args []string, flag string) bool {
@@ -219,7 +181,7 @@ func hasArg(args []string, flag string) bool {
 func explainerContainer(isvc *api.InferenceService, serveImage string) (corev1.Container, error) {
 	e := isvc.Spec.Explainer
 	if len(e.Containers) > 0 {
-		return chainedContainer(isvc, &e.Containers[0]), nil
+		return chainedContainer(isvc, &e.Containers[0])
 	}
 	cmd, err := plan.Explainer(isvc, e, PredictorHost(isvc))
 	if err != nil {
@@ -229,33 +191,52 @@ func explainerContainer(isvc *api.InferenceService, serveImage string) (corev1.C
 		c := serveContainer(serveImage)
 		c.Args = append([]string{"attack", "--http-port", strconv.Itoa(httpPort), "--log-format", "json"}, cmd.Args...)
 		c.Ports = c.Ports[:1]
-		withInline(&c, &e.ART.Container)
-		return c, nil
+		return c, withInline(&c, &e.ART.Container)
 	}
 	c := serveContainer(serveImage, cmd.Args...)
 	inline := e.Alibi
 	if inline == nil {
 		inline = e.AIX
 	}
-	withInline(&c, &inline.Container)
-	return c, nil
+	return c, withInline(&c, &inline.Container)
 }
 
-// withInline adds a framework or explainer key's inline env and
-// resources.
-func withInline(c *corev1.Container, in *api.Container) {
+// withInline adds what a framework or explainer key's inline container
+// sets to a container the operator generated: env, resources, probes
+// (replacing the generated ones), volume mounts, security context and
+// pull policy.
+func withInline(c *corev1.Container, in *api.Container) error {
 	if in == nil {
-		return
+		return nil
 	}
-	c.Env = append(c.Env, envVars(in.Env)...)
-	if len(in.Resources.Limits)+len(in.Resources.Requests) > 0 {
-		c.Resources = resources(in.Resources)
+	src, err := containerFrom(in)
+	if err != nil {
+		return err
 	}
+	c.Env = append(c.Env, src.Env...)
+	if len(src.Resources.Limits)+len(src.Resources.Requests) > 0 {
+		c.Resources = src.Resources
+	}
+	if src.ReadinessProbe != nil {
+		c.ReadinessProbe = src.ReadinessProbe
+	}
+	if src.LivenessProbe != nil {
+		c.LivenessProbe = src.LivenessProbe
+	}
+	if src.StartupProbe != nil {
+		c.StartupProbe = src.StartupProbe
+	}
+	c.VolumeMounts = append(c.VolumeMounts, src.VolumeMounts...)
+	if src.SecurityContext != nil {
+		c.SecurityContext = src.SecurityContext
+	}
+	if src.ImagePullPolicy != "" {
+		c.ImagePullPolicy = src.ImagePullPolicy
+	}
+	return nil
 }
 
-// serveContainer runs `ferry serve` with own after the listener flags;
-// it pulls its model itself: there is no storage-initializer init
-// container yet.
+// serveContainer runs `ferry serve` with own after the listener flags.
 func serveContainer(image string, own ...string) corev1.Container {
 	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/v2/health/ready", Port: intstr.FromInt32(httpPort)}}}
 	args := []string{"serve", "--http-port", strconv.Itoa(httpPort), "--grpc-port", strconv.Itoa(grpcPort), "--log-format", "json"}
@@ -271,76 +252,50 @@ func serveContainer(image string, own ...string) corev1.Container {
 	}
 }
 
-// frameworkContainer is the inline container of the predictor's framework
-// key (resources, env), or nil.
-func frameworkContainer(p *api.PredictorSpec) *api.Container {
-	for _, ext := range []*api.PredictorExtensionSpec{p.SKLearn, p.XGBoost, p.LightGBM, p.PMML, p.ONNX} {
+// frameworkExtension is the predictor's framework key (or the generic
+// model form), or nil for custom containers.
+func frameworkExtension(p *api.PredictorSpec) *api.PredictorExtensionSpec {
+	for _, ext := range []*api.PredictorExtensionSpec{p.SKLearn, p.XGBoost, p.LightGBM, p.PMML, p.ONNX, p.Tensorflow, p.Triton, p.Paddle} {
 		if ext != nil {
-			return &ext.Container
+			return ext
 		}
 	}
+	if p.PyTorch != nil {
+		return &p.PyTorch.PredictorExtensionSpec
+	}
 	if p.Model != nil {
-		return &p.Model.Container
+		return &p.Model.PredictorExtensionSpec
 	}
 	return nil
 }
 
-func containerFrom(c *api.Container) corev1.Container {
-	out := corev1.Container{
-		Name:            c.Name,
-		Image:           c.Image,
-		Command:         c.Command,
-		Args:            c.Args,
-		WorkingDir:      c.WorkingDir,
-		Env:             envVars(c.Env),
-		Resources:       resources(c.Resources),
-		ImagePullPolicy: corev1.PullPolicy(c.ImagePullPolicy),
+// frameworkContainer is the inline container of the predictor's framework
+// key (resources, env, probes, ...), or nil.
+func frameworkContainer(p *api.PredictorSpec) *api.Container {
+	if ext := frameworkExtension(p); ext != nil {
+		return &ext.Container
 	}
-	for _, p := range c.Ports {
-		out.Ports = append(out.Ports, corev1.ContainerPort{Name: p.Name, ContainerPort: p.ContainerPort, Protocol: corev1.Protocol(p.Protocol)})
-	}
-	return out
+	return nil
 }
 
-// envVars copies literal values; valueFrom references are passed through
-// for secrets and config maps, which is all KServe's samples use.
-func envVars(in []api.EnvVar) []corev1.EnvVar {
-	var out []corev1.EnvVar
-	for _, e := range in {
-		v := corev1.EnvVar{Name: e.Name, Value: e.Value}
-		if f := e.ValueFrom; f != nil {
-			v.ValueFrom = &corev1.EnvVarSource{}
-			if r := f.SecretKeyRef; r != nil {
-				v.ValueFrom.SecretKeyRef = &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: r.Name}, Key: r.Key, Optional: r.Optional}
-			}
-			if r := f.ConfigMapKeyRef; r != nil {
-				v.ValueFrom.ConfigMapKeyRef = &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: r.Name}, Key: r.Key, Optional: r.Optional}
-			}
-			if r := f.FieldRef; r != nil {
-				v.ValueFrom.FieldRef = &corev1.ObjectFieldSelector{APIVersion: r.APIVersion, FieldPath: r.FieldPath}
-			}
-		}
-		out = append(out, v)
+// containerFrom converts a container of the spec to Kubernetes' type; the
+// JSON of both is the same, so every field Ferry keeps (probes, volume
+// mounts, security context, env from secrets and fields) passes through.
+func containerFrom(c *api.Container) (corev1.Container, error) {
+	var out corev1.Container
+	if err := convertJSON(c, &out); err != nil {
+		return out, fmt.Errorf("container %q: %w", c.Name, err)
 	}
-	return out
+	return out, nil
 }
 
-// resources converts quantities; api.Validate has already rejected
-// malformed ones, so a parse failure here drops only that entry.
-func resources(r api.ResourceRequirements) corev1.ResourceRequirements {
-	conv := func(in map[string]api.Quantity) corev1.ResourceList {
-		if len(in) == 0 {
-			return nil
-		}
-		out := corev1.ResourceList{}
-		for k, q := range in {
-			if v, err := resource.ParseQuantity(string(q)); err == nil {
-				out[corev1.ResourceName(k)] = v
-			}
-		}
-		return out
+// convertJSON copies in into out through their JSON.
+func convertJSON(in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
 	}
-	return corev1.ResourceRequirements{Limits: conv(r.Limits), Requests: conv(r.Requests)}
+	return json.Unmarshal(b, out)
 }
 
 // ComponentService returns the Service in front of a component, selecting

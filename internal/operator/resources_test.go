@@ -39,7 +39,12 @@ spec:
 	if c.Image != "img:1" || c.Args[0] != "serve" {
 		t.Errorf("image %q args %q, want img:1 running serve", c.Image, c.Args)
 	}
-	checkArgs(t, c.Args, "--model-uri", "gs://bucket/iris", "--model-name", "iris", "--model-format", "sklearn", "--http-port", "8080")
+	// The storage initializer pulls the model; ferry serve reads it.
+	checkArgs(t, c.Args, "--model-dir", "/mnt/models", "--model-name", "iris", "--model-format", "sklearn", "--http-port", "8080")
+	if init := d.Spec.Template.Spec.InitContainers; len(init) != 1 || init[0].Image != "img:1" ||
+		!slices.Equal(init[0].Args[:3], []string{"pull", "gs://bucket/iris", "/mnt/models"}) {
+		t.Errorf("init containers = %+v, want ferry pull gs://bucket/iris /mnt/models", init)
+	}
 	if got := c.Resources.Limits.Memory().String(); got != "1Gi" {
 		t.Errorf("memory limit = %s, want 1Gi", got)
 	}

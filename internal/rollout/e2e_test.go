@@ -5,13 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	neturl "net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +19,7 @@ import (
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/controlplane"
 	"github.com/ferryserve/ferry/internal/rollout"
+	"github.com/ferryserve/ferry/internal/rollout/promtest"
 	"github.com/ferryserve/ferry/internal/router"
 )
 
@@ -65,12 +62,11 @@ func scenarios() []scenario {
 }
 
 func TestRolloutWithPrometheus(t *testing.T) {
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
+	if _, err := exec.LookPath("prometheus"); err != nil {
 		t.Skip("prometheus is not installed (apt-get install -y prometheus): skipping the end-to-end rollout test against a real Prometheus")
 	}
 	runScenarios(t, func(t *testing.T, ingress string) rollout.Source {
-		url := startPrometheus(t, bin, ingress)
+		url := promtest.Start(t, "ferry-ingress", promtest.Target{Addr: ingress})
 		src, err := rollout.NewPrometheusSource(url, router.LatencyMetricName)
 		if err != nil {
 			t.Fatal(err)
@@ -221,61 +217,6 @@ func load(ctx context.Context, ingress, name string) {
 				resp.Body.Close()
 			}
 		})
-	}
-}
-
-func startPrometheus(t *testing.T, bin, target string) string {
-	t.Helper()
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfg := fmt.Sprintf("global:\n  scrape_interval: 500ms\n  evaluation_interval: 500ms\nscrape_configs:\n- job_name: ferry-ingress\n  scrape_interval: 500ms\n  scrape_timeout: 400ms\n  static_configs:\n  - targets: [%q]\n",
-		strings.TrimPrefix(target, "http://"))
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var logs strings.Builder
-	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	url := "http://" + addr
-	// Ready is not enough: target discovery reaches the scrape loop only
-	// after a few seconds. Wait for the first successful scrape.
-	deadline := time.Now().Add(20 * time.Second)
-	up := url + "/api/v1/query?query=" + neturl.QueryEscape(`up{job="ferry-ingress"} == 1`)
-	for {
-		resp, err := http.Get(up)
-		if err == nil {
-			var out struct {
-				Data struct{ Result []json.RawMessage }
-			}
-			err = json.NewDecoder(resp.Body).Decode(&out)
-			resp.Body.Close()
-			if err == nil && len(out.Data.Result) == 1 {
-				return url
-			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("prometheus exited: %v\n%s", err, logs.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus on %s has not scraped the ingress after 20s:\n%s", addr, logs.String())
-		}
 	}
 }
 

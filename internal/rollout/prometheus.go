@@ -22,8 +22,15 @@ type PrometheusSource struct {
 	URL string
 	// Metric is the histogram's name (without _count, _sum, _bucket).
 	Metric string
-	Client *http.Client
+	// ErrorMatcher selects the histogram's server-error series:
+	// response_code_class="5xx" for the ingress's histogram (the default),
+	// code=~"5.." for ferry serve's ferry_request_duration_seconds.
+	ErrorMatcher string
+	Client       *http.Client
 }
+
+// DefaultErrorMatcher selects 5xx answers in the ingress's histogram.
+const DefaultErrorMatcher = `response_code_class="5xx"`
 
 var _ Source = (*PrometheusSource)(nil)
 
@@ -33,7 +40,8 @@ func NewPrometheusSource(baseURL, metric string) (*PrometheusSource, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("prometheus url %q: want http(s)://host:port", baseURL)
 	}
-	return &PrometheusSource{URL: strings.TrimRight(baseURL, "/"), Metric: metric, Client: &http.Client{Timeout: 10 * time.Second}}, nil
+	return &PrometheusSource{URL: strings.TrimRight(baseURL, "/"), Metric: metric, ErrorMatcher: DefaultErrorMatcher,
+		Client: &http.Client{Timeout: 10 * time.Second}}, nil
 }
 
 // Queries returns the PromQL for a revision's requests, 5xx errors, mean
@@ -41,7 +49,11 @@ func NewPrometheusSource(baseURL, metric string) (*PrometheusSource, error) {
 func (p *PrometheusSource) Queries(namespace, revision, window string) (requests, errs, mean, p95 string) {
 	sel := fmt.Sprintf(`namespace=%q,revision=%q`, namespace, revision)
 	requests = fmt.Sprintf(`sum(increase(%s_count{%s}[%s]))`, p.Metric, sel, window)
-	errs = fmt.Sprintf(`sum(increase(%s_count{%s,response_code_class="5xx"}[%s]))`, p.Metric, sel, window)
+	em := p.ErrorMatcher
+	if em == "" {
+		em = DefaultErrorMatcher
+	}
+	errs = fmt.Sprintf(`sum(increase(%s_count{%s,%s}[%s]))`, p.Metric, sel, em, window)
 	mean = fmt.Sprintf(`sum(increase(%s_sum{%s}[%s])) / sum(increase(%s_count{%s}[%s]))`, p.Metric, sel, window, p.Metric, sel, window)
 	p95 = fmt.Sprintf(`histogram_quantile(0.95, sum by (le) (increase(%s_bucket{%s}[%s])))`, p.Metric, sel, window)
 	return requests, errs, mean, p95

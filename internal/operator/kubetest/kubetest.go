@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -406,13 +407,14 @@ func fileExists(p string) bool {
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
-// installCRDs creates every CRD in dir's YAML files and waits until each
-// is established.
+// installCRDs creates every CRD in dir's YAML files (less a kustomize
+// kustomization.yaml listing them) and waits until each is established.
 func installCRDs(cfg *rest.Config, dir string) error {
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		return err
 	}
+	files = slices.DeleteFunc(files, func(f string) bool { return filepath.Base(f) == "kustomization.yaml" })
 	if len(files) == 0 {
 		return fmt.Errorf("no CRD files in %s", dir)
 	}
