@@ -44,6 +44,7 @@ type serveOptions struct {
 	httpPort        int
 	grpcPort        int
 	maxBodyBytes    int64
+	httpEngine      string
 	budgets         budgetOptions
 	requestTimeout  time.Duration
 	shutdownTimeout time.Duration
@@ -101,6 +102,7 @@ over the file.`,
 	f.StringVar(&o.host, "host", "0.0.0.0", "address to bind the HTTP and gRPC listeners to")
 	f.IntVar(&o.httpPort, "http-port", 8080, "HTTP port for V1/V2 REST and /metrics")
 	f.IntVar(&o.grpcPort, "grpc-port", 8081, "gRPC port for V2 gRPC")
+	f.StringVar(&o.httpEngine, "http-engine", server.DefaultHTTPEngine, "HTTP/1.1 server: \"fast\" (Ferry's own; hands HTTP/1.0, h2c and upgrades to net/http) or \"std\" (net/http)")
 	f.Int64Var(&o.maxBodyBytes, "max-body-bytes", 100<<20, "largest request body (and gRPC message) accepted; larger requests get 413")
 	f.Int64Var(&o.budgets.requestElements, "max-request-elements", protocol.DefaultMaxElements, "most tensor elements one inference request may hold, over all its inputs; more gets 413")
 	f.Int64Var(&o.budgets.requestBytes, "max-request-decoded-bytes", protocol.DefaultMaxDecodedBytes, "most memory one request's decoded input tensors may take (a BYTES element counts its length + 24); more gets 413")
@@ -230,6 +232,7 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 		ShutdownTimeout:  o.shutdownTimeout,
 		Logger:           log,
 		ReplicaID:        o.replicaID,
+		HTTPEngine:       o.httpEngine,
 	})
 	if err != nil {
 		return err

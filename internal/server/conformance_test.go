@@ -42,7 +42,7 @@ type testServer struct {
 	stop func() error
 }
 
-func startServer(t *testing.T, withBroken bool, cfg server.Config) *testServer {
+func startServer(t testing.TB, withBroken bool, cfg server.Config) *testServer {
 	t.Helper()
 	root := t.TempDir()
 	mk := func(dir string, n int) {
@@ -76,6 +76,9 @@ func startServer(t *testing.T, withBroken bool, cfg server.Config) *testServer {
 	_ = repo.LoadAll(t.Context(), 2)
 
 	cfg.HTTPAddr, cfg.GRPCAddr, cfg.Repository = "127.0.0.1:0", "127.0.0.1:0", repo
+	if cfg.HTTPEngine == "" {
+		cfg.HTTPEngine = testEngine
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	v1 "github.com/ferryserve/ferry/internal/protocol/v1"
 	v2 "github.com/ferryserve/ferry/internal/protocol/v2"
 	"github.com/ferryserve/ferry/internal/repository"
+	"github.com/ferryserve/ferry/internal/server/http1"
 )
 
 // Config configures a data-plane server.
@@ -52,7 +53,19 @@ type Config struct {
 	// the control plane's probes tell this replica from another process
 	// that got the same port.
 	ReplicaID string
+	// HTTPEngine picks the HTTP server: EngineStd (net/http) or EngineFast
+	// (package http1, which hands what it does not speak to net/http).
+	// Empty means DefaultHTTPEngine.
+	HTTPEngine string
 }
+
+// HTTP engines of Config.HTTPEngine.
+const (
+	EngineStd  = "std"
+	EngineFast = "fast"
+	// DefaultHTTPEngine is the engine of an empty Config.HTTPEngine.
+	DefaultHTTPEngine = EngineStd
+)
 
 // HeaderReplicaID carries Config.ReplicaID.
 const HeaderReplicaID = "Ferry-Replica-Id"
@@ -63,6 +76,7 @@ type Server struct {
 	httpLn  net.Listener
 	grpcLn  net.Listener
 	httpSrv *http.Server
+	fastSrv *http1.Server // nil with EngineStd
 	grpcSrv *grpc.Server
 }
 
@@ -80,6 +94,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(cfg.Repository)
+	}
+	switch cfg.HTTPEngine {
+	case "":
+		cfg.HTTPEngine = DefaultHTTPEngine
+	case EngineStd, EngineFast:
+	default:
+		return nil, fmt.Errorf("http engine %q: want %q or %q", cfg.HTTPEngine, EngineFast, EngineStd)
 	}
 	s := &Server{cfg: cfg}
 	var err error
@@ -125,6 +146,16 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
+	if cfg.HTTPEngine == EngineFast {
+		// The same handler chain; net/http serves what http1 hands over.
+		s.fastSrv = &http1.Server{
+			Handler:           s.httpSrv.Handler,
+			Fallback:          s.httpSrv,
+			ReadHeaderTimeout: s.httpSrv.ReadHeaderTimeout,
+			IdleTimeout:       s.httpSrv.IdleTimeout,
+			Logger:            cfg.Logger,
+		}
+	}
 
 	s.grpcSrv = grpc.NewServer(
 		grpc.MaxRecvMsgSize(int(min(cfg.MaxBodyBytes, 1<<31-1))),
@@ -155,7 +186,11 @@ func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
 func (s *Server) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := s.httpSrv.Serve(s.httpLn); !errors.Is(err, http.ErrServerClosed) {
+		serve := s.httpSrv.Serve
+		if s.fastSrv != nil {
+			serve = s.fastSrv.Serve
+		}
+		if err := serve(s.httpLn); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
 		}
 		return nil
@@ -177,7 +212,11 @@ func (s *Server) Run(ctx context.Context) error {
 			s.grpcSrv.GracefulStop()
 			close(done)
 		}()
-		err := s.httpSrv.Shutdown(sctx)
+		shutdown := s.httpSrv.Shutdown
+		if s.fastSrv != nil {
+			shutdown = s.fastSrv.Shutdown // it shuts its fallback down too
+		}
+		err := shutdown(sctx)
 		select {
 		case <-done:
 		case <-sctx.Done():
