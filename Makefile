@@ -7,13 +7,16 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 
-.PHONY: help build test test-short fmt-check vet demo bench bench-go proto fuzz tools clean
+.PHONY: help build image test test-short fmt-check vet demo bench bench-go proto fuzz tools clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/ferry (static, no cgo)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ferry
+
+image: ## build the container image ferry:dev from the Dockerfile (IMAGE=name:tag to change it; needs docker)
+	docker build --build-arg VERSION=$(VERSION) -t $(or $(IMAGE),ferry:dev) .
 
 test: fmt-check vet ## the whole test suite (race detector on; fuzz seed corpora included)
 	$(GO) test -race -count=1 -timeout 15m ./...
