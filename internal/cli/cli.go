@@ -33,7 +33,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(newClientCmds()...)
 	root.AddCommand(newDetectCmd())
 	root.AddCommand(newRolloutCmd())
-	root.AddCommand(newOperatorCmd())
+	root.AddCommand(newOperatorCmd(), newRouterCmd())
 	root.AddCommand(newConsoleCmd())
 	root.AddCommand(newExplainCmd())
 	root.AddCommand(newFairnessCmd())
