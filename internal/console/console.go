@@ -15,6 +15,7 @@ package console
 
 import (
 	"embed"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -130,6 +131,35 @@ func contentType(name string) string {
 // browser keeps to itself.
 func URL(base, token string) string {
 	return strings.TrimSuffix(base, "/") + Path + "/#token=" + url.QueryEscape(token)
+}
+
+// InferPath is the model path of the console's test request to service
+// from the request's query: protocol v1 (default) or v2, verb predict
+// (default) or explain, model (default: the service's name).
+func InferPath(q url.Values, service string) (string, error) {
+	model := q.Get("model")
+	if model == "" {
+		model = service
+	}
+	verb := q.Get("verb")
+	if verb == "" {
+		verb = "predict"
+	}
+	if verb != "predict" && verb != "explain" {
+		return "", fmt.Errorf("verb %q: want predict or explain", verb)
+	}
+	m := url.PathEscape(model)
+	switch p := q.Get("protocol"); p {
+	case "", "v1":
+		return "/v1/models/" + m + ":" + verb, nil
+	case "v2":
+		if verb == "predict" {
+			return "/v2/models/" + m + "/infer", nil
+		}
+		return "/v2/models/" + m + "/explain", nil
+	default:
+		return "", fmt.Errorf("protocol %q: want v1 or v2", p)
+	}
 }
 
 // Register mounts Handler on mux at Path and everything under it.

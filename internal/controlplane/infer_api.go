@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 
 	"github.com/ferryserve/ferry/internal/apiauth"
+	"github.com/ferryserve/ferry/internal/console"
 	"github.com/ferryserve/ferry/internal/router"
 )
 
@@ -36,7 +36,7 @@ const inferMaxAnswer = 8 << 20
 
 func (a *APIServer) infer(w http.ResponseWriter, r *http.Request) {
 	ns, name := r.PathValue("ns"), r.PathValue("name")
-	path, err := inferPath(r.URL.Query(), name)
+	path, err := console.InferPath(r.URL.Query(), name)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err)
 		return
@@ -79,33 +79,6 @@ func (a *APIServer) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(ans.status)
 	_, _ = w.Write(ans.buf.Bytes())
-}
-
-// inferPath is the ingress path of a test request, from the query.
-func inferPath(q url.Values, service string) (string, error) {
-	model := q.Get("model")
-	if model == "" {
-		model = service
-	}
-	verb := q.Get("verb")
-	if verb == "" {
-		verb = "predict"
-	}
-	if verb != "predict" && verb != "explain" {
-		return "", fmt.Errorf("verb %q: want predict or explain", verb)
-	}
-	m := url.PathEscape(model)
-	switch p := q.Get("protocol"); p {
-	case "", "v1":
-		return "/v1/models/" + m + ":" + verb, nil
-	case "v2":
-		if verb == "predict" {
-			return "/v2/models/" + m + "/infer", nil
-		}
-		return "/v2/models/" + m + "/explain", nil
-	default:
-		return "", fmt.Errorf("protocol %q: want v1 or v2", p)
-	}
 }
 
 // forward sends one request through the router in-process, with the
