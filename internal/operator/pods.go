@@ -82,6 +82,12 @@ func predictorPod(isvc *api.InferenceService, o PodOptions) (podParts, error) {
 		if p.Model != nil {
 			name = p.Model.Runtime
 		}
+		if format == "pytorch" && (p.PyTorch == nil || p.PyTorch.ModelClassName == "") {
+			// KFServing 0.5 runs pytorch with its "v2" entry (TorchServe)
+			// whatever the protocol; "v1" is the Python server that
+			// modelClassName selects.
+			protocol = api.ProtocolV2
+		}
 		rt, rtKey = o.Runtimes.lookup(format, name, protocol)
 	}
 	ferry := custom == nil && rt == nil && builtin.Has(format)
