@@ -39,6 +39,7 @@ func TestOtherEngineConformance(t *testing.T) {
 		{"UnloadedOnlyModelIsNotReady", TestUnloadedOnlyModelIsNotReady},
 		{"SlowBodyIsCut", TestSlowBodyIsCut},
 		{"FastBodyIsKept", TestFastBodyIsKept},
+		{"ClientHangUpCancels", TestClientHangUpCancels},
 	} {
 		t.Run(other+"/"+c.name, c.fn)
 	}
@@ -93,5 +94,40 @@ func TestFastEngineClients(t *testing.T) {
 	b, err := io.ReadAll(conn)
 	if err != nil || !strings.HasPrefix(string(b), "HTTP/1.0 200 ") {
 		t.Errorf("HTTP/1.0 answer %q, %v", b, err)
+	}
+}
+
+// TestClientHangUpCancels: a client that hangs up while its request runs
+// cancels it (the model call stops; the request counts as 499), not
+// after the model's 10 s.
+func TestClientHangUpCancels(t *testing.T) {
+	s := startServer(t, false, server.Config{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.http, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"parameters":{"sleep_ms":10000},"inputs":[{"name":"x","shape":[1,2],"datatype":"FP64","data":[1,2]}]}`
+	fmt.Fprintf(conn, "POST /v2/models/sum2/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, _, m := do(t, "GET", s.http+"/metrics", nil, nil)
+		if strings.Contains(string(m), "ferry_inflight_requests 2") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("request never became in-flight")
+		}
+		time.Sleep(5 * time.Millisecond) // bounded poll
+	}
+	conn.Close()
+	for {
+		_, _, m := do(t, "GET", s.http+"/metrics", nil, nil)
+		if strings.Contains(string(m), `ferry_requests_total{code="499",model="sum2",protocol="v2-rest"} 1`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no cancelled request counted 5 s after the client left:\n%s", m)
+		}
+		time.Sleep(5 * time.Millisecond) // bounded poll
 	}
 }

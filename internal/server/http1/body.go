@@ -148,6 +148,14 @@ func (b *body) readTrailer() error {
 	}
 }
 
+// done reports whether the handler can read no more of the body from
+// the connection.
+func (b *body) done() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.eof || b.err != nil || b.closed
+}
+
 // Close is a no-op for the handler: the connection finishes the body.
 func (b *body) Close() error { return nil }
 

@@ -37,6 +37,7 @@ type conn struct {
 	vals       []string
 	body       body
 	resp       response
+	hangup     hangupWatch
 
 	dateSec   int64
 	date      []byte
@@ -49,8 +50,18 @@ type conn struct {
 type deadlineReader struct {
 	c       net.Conn
 	want    atomic.Int64 // unix nanoseconds; 0 = none
-	applied int64
+	applied int64        // what the socket has; -1: unknown
+	// pending is a byte the hang-up watch read ahead of the reader.
+	pending    byte
+	hasPending bool
 }
+
+// unread gives back a byte read from the socket past the reader.
+func (d *deadlineReader) unread(b byte) { d.pending, d.hasPending = b, true }
+
+// reapply makes the next read set the socket's deadline again (someone
+// else has changed it).
+func (d *deadlineReader) reapply() { d.applied = -1 }
 
 func (d *deadlineReader) set(t time.Time) {
 	if t.IsZero() {
@@ -61,6 +72,10 @@ func (d *deadlineReader) set(t time.Time) {
 }
 
 func (d *deadlineReader) Read(p []byte) (int, error) {
+	if d.hasPending && len(p) > 0 {
+		p[0], d.hasPending = d.pending, false
+		return 1, nil
+	}
 	if w := d.want.Load(); w != d.applied {
 		t := time.Time{}
 		if w != 0 {
@@ -101,6 +116,8 @@ func (c *conn) serve() {
 	c.intern = interner{}
 	c.body.c = c
 	c.resp.c = c
+	c.hangup.init(c, c.srv.hangupDelay)
+	defer c.hangup.timer.Stop()
 	for c.serveOne() {
 	}
 }
@@ -133,7 +150,10 @@ func (c *conn) serveOne() bool {
 	}
 	c.br.Discard(n) // the head's slices are dead from here on
 	c.resp.reset(req)
-	if !c.runHandler(req) {
+	c.hangup.start(cancel)
+	ok = c.runHandler(req)
+	c.hangup.stop()
+	if !ok {
 		return false
 	}
 	cancel() // as net/http does when the handler returns

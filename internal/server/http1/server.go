@@ -12,12 +12,14 @@
 // read, to the fallback *http.Server, which serves it from then on: what
 // net/http answers today is still what such clients get.
 //
-// What it does not do, by design: trailers in responses, Hijack, and
-// noticing a client that hangs up while its handler runs (there is no
-// background read; the request's context ends when the handler returns or
-// when Shutdown gives up, and request timeouts still apply). A request's
-// URL and Header are reused by the connection's next request, so a
-// handler must not keep them past its return.
+// A request's context ends when its handler returns, when Shutdown gives
+// up, or when the client hangs up: that is watched for once the handler
+// has run for a few milliseconds and has read its body (net/http watches
+// from the start of every request, at a cost the short ones would pay).
+//
+// What it does not do, by design: trailers in responses and Hijack. A
+// request's URL and Header are reused by the connection's next request,
+// so a handler must not keep them past its return.
 package http1
 
 import (
@@ -63,6 +65,8 @@ type Server struct {
 	IdleTimeout       time.Duration
 	Logger            *slog.Logger
 
+	hangupDelay time.Duration // tests shorten it
+
 	mu       sync.Mutex
 	ln       net.Listener
 	conns    map[*conn]struct{}
@@ -82,6 +86,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	if s.IdleTimeout <= 0 {
 		s.IdleTimeout = DefaultIdleTimeout
+	}
+	if s.hangupDelay <= 0 {
+		s.hangupDelay = hangupDelay
 	}
 	s.mu.Lock()
 	if s.closing.Load() {
@@ -188,8 +195,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			s.mu.Lock()
 			for c := range s.conns {
+				c.rwc.Close() // first: no answer goes out after this
 				c.cancel()
-				c.rwc.Close()
 			}
 			s.mu.Unlock()
 			<-fbErr
