@@ -2,7 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"net"
 
+	"github.com/ferryserve/ferry/internal/apiauth"
+	"github.com/ferryserve/ferry/internal/console"
 	"github.com/ferryserve/ferry/internal/operator"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/tools/clientcmd"
@@ -28,6 +31,8 @@ type operatorOptions struct {
 	deploymentMode   string
 	rollout          operatorRollout
 	webhook          operatorWebhook
+	consoleOn        bool
+	consoleToken     string
 }
 
 func newOperatorCmd() *cobra.Command {
@@ -75,6 +80,8 @@ in the --config YAML file.`,
 	f.StringVar(&o.deploymentMode, "default-deployment-mode", "RawDeployment", "deployment mode of InferenceServices without the serving.kserve.io/deploymentMode annotation: RawDeployment (Deployments and HPAs) or Serverless (Knative Services; needs Knative Serving)")
 	o.rollout.addFlags(f)
 	o.webhook.addFlags(f)
+	f.BoolVar(&o.consoleOn, "console", true, "serve the web console at /ui on the metrics address (needs --metrics-bind-address)")
+	f.StringVar(&o.consoleToken, "console-token", "", "bearer token of the console's API calls (default: a new random one, logged with the console's URL at start); set it from a Secret with FERRY_CONSOLE_TOKEN")
 	return cmd
 }
 
@@ -93,6 +100,18 @@ func runOperator(cmd *cobra.Command, o *operatorOptions) error {
 	if err != nil {
 		return err
 	}
+	var ui *operator.ConsoleConfig
+	if o.consoleOn && o.metricsAddr != "0" {
+		tok := o.consoleToken
+		if tok == "" {
+			if tok, err = apiauth.NewToken(); err != nil {
+				return err
+			}
+		}
+		ui = &operator.ConsoleConfig{Token: tok}
+		_, port, _ := net.SplitHostPort(o.metricsAddr)
+		log.Info("web console on the metrics address; from a workstation: kubectl -n NAMESPACE port-forward deploy/ferry-operator "+port, "url", console.URL("http://localhost:"+port, tok))
+	}
 	log.Info("operator starting", "server", rest.Host, "serve_image", o.serveImage, "namespace", o.namespace, "leader_elect", o.leaderElect)
 	return operator.Run(cmd.Context(), operator.Config{
 		REST:                    rest,
@@ -110,6 +129,7 @@ func runOperator(cmd *cobra.Command, o *operatorOptions) error {
 		DefaultDeploymentMode:   o.deploymentMode,
 		Webhook:                 o.webhook.config(),
 		Rollout:                 rollouts,
+		Console:                 ui,
 		Log:                     log,
 	})
 }

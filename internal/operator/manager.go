@@ -82,6 +82,9 @@ type Config struct {
 	MaxConcurrentReconciles int
 	// Webhook configures the admission webhooks (none when its Port is 0).
 	Webhook WebhookConfig
+	// Console, when set with a token, serves the web console at /ui on
+	// the metrics address (MetricsAddr must not be "0").
+	Console *ConsoleConfig
 	// Rollout, when set, runs the rollout runner (metric-driven canaries)
 	// on the leader.
 	Rollout *RolloutConfig
@@ -136,6 +139,11 @@ func NewManager(c Config) (manager.Manager, error) {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
+	metrics := metricsserver.Options{BindAddress: c.MetricsAddr}
+	var ui *consoleAPI
+	if c.Console != nil && c.Console.Token != "" && c.MetricsAddr != "0" {
+		ui, metrics.ExtraHandlers = newConsole(*c.Console, c.Log)
+	}
 	opts := manager.Options{
 		Scheme:                  scheme,
 		Logger:                  lg,
@@ -145,7 +153,7 @@ func NewManager(c Config) (manager.Manager, error) {
 		// Hand the lease over at once on a clean shutdown instead of
 		// making the next replica wait out the lease.
 		LeaderElectionReleaseOnCancel: true,
-		Metrics:                       metricsserver.Options{BindAddress: c.MetricsAddr},
+		Metrics:                       metrics,
 		Controller:                    ctrlconfig.Controller{SkipNameValidation: &c.SkipNameValidation},
 		HealthProbeBindAddress:        c.ProbeAddr,
 		// InferenceServices are read as unstructured objects, which the
@@ -201,7 +209,7 @@ func NewManager(c Config) (manager.Manager, error) {
 	// either group's TrainedModels are reconciled when their CRDs are
 	// installed (the informers of a kind the API server does not know
 	// would never sync). Installing one later needs a restart.
-	var isvcKinds []schema.GroupVersionKind
+	var isvcKinds, tmKinds []schema.GroupVersionKind
 	// Serverless mode runs where Knative Serving is installed.
 	knative, err := served(mgr, KnativeServiceGVK)
 	if err != nil {
@@ -248,6 +256,12 @@ func NewManager(c Config) (manager.Manager, error) {
 		if err := addTrainedModelController(mgr, scheme, c, isvcGVK, tmGVK); err != nil {
 			return nil, err
 		}
+		tmKinds = append(tmKinds, tmGVK)
+	}
+	if ui != nil {
+		ui.cache, ui.live = mgr.GetClient(), mgr.GetAPIReader()
+		ui.isvcs.Store(&isvcKinds)
+		ui.tms.Store(&tmKinds)
 	}
 	if err := addRolloutRunner(mgr, c, isvcKinds); err != nil {
 		return nil, err

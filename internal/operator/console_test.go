@@ -1,0 +1,238 @@
+package operator_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/mgmt"
+	"github.com/ferryserve/ferry/internal/operator"
+	"github.com/ferryserve/ferry/internal/operator/kubetest"
+	"github.com/ferryserve/ferry/internal/rollout"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// TestOperatorConsole serves the web console from the operator's metrics
+// address against a real API server and checks each route the page calls:
+// the token guard, services with status, revisions from Deployments,
+// replicas from pods, events, a rollout paused through the API (the
+// annotation lands on the InferenceService), and a test request forwarded
+// to the service's cluster-local address (here a loopback predictor).
+func TestOperatorConsole(t *testing.T) {
+	cluster := kubetest.Start(t, kubetest.Options{CRDDirs: []string{"../../config/crd"}})
+	cl := newClient(t, cluster)
+	ctx := t.Context()
+
+	// The "cluster network": every test request reaches this predictor,
+	// which records the URL it was sent to.
+	var mu sync.Mutex
+	var asked []string
+	pred := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		asked = append(asked, r.Host+r.URL.Path+" "+string(b))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"predictions":[1]}`)
+	}))
+	t.Cleanup(pred.Close)
+	predAddr := strings.TrimPrefix(pred.URL, "http://")
+	dial := &net.Dialer{}
+	transport := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return dial.DialContext(ctx, network, predAddr)
+	}}
+	t.Cleanup(transport.CloseIdleConnections)
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := l.Addr().String()
+	l.Close()
+	const token = "console-test-token"
+	startOperator(t, cluster, func(c *operator.Config) {
+		c.MetricsAddr = metricsAddr
+		c.Console = &operator.ConsoleConfig{Token: token, Transport: transport}
+	})
+	base := "http://" + metricsAddr
+
+	isvc := loadYAML(t, `apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: console-iris
+  namespace: `+ns+`
+  annotations:
+    serving.ferryserve.io/rollout-steps: "20,50"
+spec:
+  predictor:
+    sklearn:
+      storageUri: gs://bucket/iris
+`)
+	if err := cl.Create(ctx, isvc); err != nil {
+		t.Fatal(err)
+	}
+	rev := "console-iris-predictor-00001"
+	markAvailable(t, cl, rev)
+	waitCondition(t, cl, "console-iris", "Ready", "True")
+
+	call := func(method, path, tok, body string, hdr ...string) (int, []byte) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	svcPath := "/api/v1/namespaces/" + ns + "/inferenceservices/console-iris"
+
+	// The page itself needs no token; its API does, from this origin only.
+	if code, b := call("GET", "/ui/", "", ""); code != 200 || !strings.Contains(string(b), "<html") {
+		t.Fatalf("GET /ui/ = %d %.100s", code, b)
+	}
+	if code, _ := call("GET", "/metrics", "", ""); code != 200 {
+		t.Errorf("GET /metrics = %d: the console must not take the metrics endpoint", code)
+	}
+	for _, tok := range []string{"", "wrong"} {
+		if code, _ := call("GET", "/api/v1/inferenceservices", tok, ""); code != http.StatusUnauthorized {
+			t.Errorf("list with token %q = %d, want 401", tok, code)
+		}
+	}
+	if code, _ := call("GET", "/api/v1/inferenceservices", token, "", "Origin", "http://evil.example"); code != http.StatusForbidden {
+		t.Errorf("cross-origin list = %d, want 403", code)
+	}
+
+	var list mgmt.List[api.InferenceService]
+	decodeBody(t, "list", 200, &list)(call("GET", "/api/v1/inferenceservices", token, ""))
+	found := false
+	for _, s := range list.Items {
+		if s.Metadata.Name == "console-iris" {
+			found = true
+			if s.Status == nil || s.Status.Components[api.ComponentPredictor].LatestReadyRevision != rev {
+				t.Errorf("listed status = %+v, want %s ready", s.Status, rev)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("console-iris not listed: %+v", list.Items)
+	}
+	if code, _ := call("GET", "/api/v1/namespaces/"+ns+"/inferenceservices/nope/revisions", token, ""); code != 404 {
+		t.Errorf("revisions of a missing service = %d, want 404", code)
+	}
+
+	var revs mgmt.List[mgmt.Revision]
+	decodeBody(t, "revisions", 200, &revs)(call("GET", svcPath+"/revisions", token, ""))
+	if len(revs.Items) != 1 || revs.Items[0].Name != rev || revs.Items[0].Number != 1 || revs.Items[0].Component != "predictor" || revs.Items[0].Hash == "" {
+		t.Errorf("revisions = %+v, want %s (number 1, predictor, a hash)", revs.Items, rev)
+	}
+
+	// A pod of the revision, as the Deployment controller would make it
+	// (no kubelet runs: it stays Pending).
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: rev + "-abc", Namespace: ns,
+		Labels: map[string]string{operator.LabelInferenceService: "console-iris", operator.LabelRevision: rev}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "kserve-container", Image: serveImage}}}}
+	// No service account controller runs: make the account the pod uses.
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns}}
+	if err := cl.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	if err := cl.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	var reps mgmt.Replicas
+	decodeBody(t, "replicas", 200, &reps)(call("GET", svcPath+"/replicas", token, ""))
+	if got := reps.Revisions[rev]; len(got) != 1 || got[0].Name != pod.Name || got[0].Phase != "Pending" || reps.Desired[rev] != 1 {
+		t.Errorf("replicas = %+v, want pod %s Pending of 1 desired", reps, pod.Name)
+	}
+
+	// An event about the service, as kubectl describe shows it.
+	var cur = get(t, cl, "console-iris")
+	ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "console-iris.1", Namespace: ns},
+		InvolvedObject: corev1.ObjectReference{APIVersion: cur.GetAPIVersion(), Kind: cur.GetKind(), Name: cur.GetName(), Namespace: ns, UID: cur.GetUID()},
+		Type:           corev1.EventTypeWarning, Reason: "TestReason", Message: "seen by the console", Source: corev1.EventSource{Component: "test"},
+		FirstTimestamp: metav1.NewTime(time.Now()), LastTimestamp: metav1.NewTime(time.Now()), Count: 1}
+	if err := cl.Create(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	var evs mgmt.List[mgmt.Event]
+	decodeBody(t, "events", 200, &evs)(call("GET", svcPath+"/events", token, ""))
+	if n := len(evs.Items); n == 0 || evs.Items[n-1].Reason != "TestReason" || evs.Items[n-1].Message != "seen by the console" {
+		t.Errorf("events = %+v, want the TestReason event last", evs.Items)
+	}
+
+	// Rollout: status, then pause from the page's button.
+	var ro rollout.Status
+	decodeBody(t, "rollout", 200, &ro)(call("GET", svcPath+"/rollout", token, ""))
+	if ro.Policy[rollout.AnnotationSteps] != "20,50" || ro.Paused {
+		t.Errorf("rollout status = %+v, want policy 20,50, not paused", ro)
+	}
+	if code, b := call("POST", svcPath+"/rollout/pause", token, "{}"); code != 200 {
+		t.Fatalf("pause = %d %s", code, b)
+	}
+	if got := get(t, cl, "console-iris").GetAnnotations()[rollout.AnnotationPaused]; got != "true" {
+		t.Errorf("after pause the annotation %s = %q, want true", rollout.AnnotationPaused, got)
+	}
+	if code, _ := call("POST", svcPath+"/rollout/explode", token, "{}"); code != 404 {
+		t.Errorf("unknown rollout action = %d, want 404", code)
+	}
+
+	// A test request goes to the service's cluster-local address.
+	code, b := call("POST", svcPath+"/infer?protocol=v1", token, `{"instances":[[1,2,3,4]]}`)
+	if code != 200 || string(b) != `{"predictions":[1]}` {
+		t.Fatalf("infer = %d %s", code, b)
+	}
+	mu.Lock()
+	got := append([]string(nil), asked...)
+	mu.Unlock()
+	want := fmt.Sprintf("console-iris-predictor.%s.svc.cluster.local/v1/models/console-iris:predict {\"instances\":[[1,2,3,4]]}", ns)
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("predictor was asked %q, want %q", got, want)
+	}
+	if code, _ := call("POST", svcPath+"/infer?protocol=v3", token, `{}`); code != 400 {
+		t.Errorf("infer with protocol v3 = %d, want 400", code)
+	}
+	if code, b := call("GET", svcPath+"/logs?"+url.Values{"component": {"predictor"}}.Encode(), token, ""); code != http.StatusNotImplemented || !strings.Contains(string(b), "kubectl logs") {
+		t.Errorf("logs = %d %s, want 501 naming kubectl logs", code, b)
+	}
+	_ = client.IgnoreNotFound(cl.Delete(ctx, pod))
+}
+
+// decodeBody checks an answer's status and decodes its JSON into v.
+func decodeBody(t *testing.T, what string, want int, v any) func(int, []byte) {
+	return func(code int, b []byte) {
+		t.Helper()
+		if code != want {
+			t.Fatalf("%s: status %d, want %d: %s", what, code, want, b)
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("%s: %v: %s", what, err, b)
+		}
+	}
+}
