@@ -25,6 +25,9 @@ func CRDs() []*apiextv1.CustomResourceDefinition {
 			reflect.TypeFor[api.InferenceServiceSpec](), reflect.TypeFor[api.InferenceServiceStatus](), isvcColumns()),
 		newCRD(api.GroupKServe, api.VersionTrainedModel, api.KindTrainedModel, "trainedmodels", []string{"tm"},
 			reflect.TypeFor[api.TrainedModelSpec](), reflect.TypeFor[api.TrainedModelStatus](), tmColumns()),
+		// KServe's columns for graphs are those of TrainedModels.
+		newCRD(api.GroupKServe, api.VersionInferenceGraph, api.KindInferenceGraph, "inferencegraphs", []string{"ig"},
+			reflect.TypeFor[api.InferenceGraphSpec](), reflect.TypeFor[api.InferenceGraphStatus](), tmColumns()),
 		// KFServing 0.5's group, v1beta1 only (its v1alpha2 needs a
 		// conversion webhook). No short names: "isvc" and "tm" stay with
 		// serving.kserve.io, which kubectl would otherwise pick between.

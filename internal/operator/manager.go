@@ -258,6 +258,14 @@ func NewManager(c Config) (manager.Manager, error) {
 		}
 		tmKinds = append(tmKinds, tmGVK)
 	}
+	if ok, err := served(mgr, InferenceGraphGVK); err != nil || !ok {
+		if err != nil {
+			return nil, err
+		}
+		c.Log.Info("kind not installed; not reconciled", "kind", InferenceGraphGVK.String())
+	} else if err := addGraphController(mgr, scheme, c); err != nil {
+		return nil, err
+	}
 	if ui != nil {
 		ui.cache, ui.live = mgr.GetClient(), mgr.GetAPIReader()
 		ui.isvcs.Store(&isvcKinds)

@@ -1,0 +1,411 @@
+package operator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/graphrouter"
+	"github.com/ferryserve/ferry/internal/plan"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// InferenceGraphGVK is the InferenceGraph kind (serving.kserve.io only:
+// KFServing had no graphs), read as unstructured data and decoded with
+// internal/api.
+var InferenceGraphGVK = schema.GroupVersionKind{Group: api.GroupKServe, Version: api.VersionInferenceGraph, Kind: api.KindInferenceGraph}
+
+// LabelInferenceGraph marks a graph's Deployment, pods and Service, as
+// KServe labels them.
+const LabelInferenceGraph = "serving.kserve.io/inferencegraph"
+
+// RouterContainerName is the graph router's container.
+const RouterContainerName = "router"
+
+// Graph status reasons.
+const (
+	ReasonServiceNotFound = "ServiceNotFound"
+	ReasonRouterNotReady  = "RouterNotReady"
+)
+
+// GraphServiceURLs maps each service a graph's steps name to the URL the
+// router calls it at, as KServe's graph controller resolves it: the
+// InferenceService's address (its entry component's Service: the
+// transformer's when there is one) and the predictor protocol's path, V1
+// :predict or V2 /infer. services holds the named InferenceServices by
+// name; a name missing from it is returned in missing, sorted.
+func GraphServiceURLs(ig *api.InferenceGraph, services map[string]*api.InferenceService, addresses map[string]string) (urls map[string]string, missing []string) {
+	urls = map[string]string{}
+	for _, n := range ig.Spec.Nodes {
+		for _, s := range n.Steps {
+			name := s.ServiceName
+			if name == "" {
+				continue
+			}
+			isvc := services[name]
+			if isvc == nil {
+				if !slices.Contains(missing, name) {
+					missing = append(missing, name)
+				}
+				continue
+			}
+			base := addresses[name]
+			if base == "" {
+				base = clusterURL(name, plan.EntryComponent(&isvc.Spec), ig.Metadata.Namespace)
+			}
+			urls[name] = base + graphPredictPath(isvc)
+		}
+	}
+	slices.Sort(missing)
+	return urls, missing
+}
+
+// graphPredictPath is the predict path of the model named like the
+// service, by the predictor's protocol (as `ferry up` resolves graphs).
+func graphPredictPath(s *api.InferenceService) string {
+	_, _, protocol, _ := s.PredictorFormat()
+	if protocol == api.ProtocolV2 || protocol == api.ProtocolGRPCV2 {
+		return "/v2/models/" + s.Metadata.Name + "/infer"
+	}
+	return "/v1/models/" + s.Metadata.Name + ":predict"
+}
+
+// GraphRouterArgs are the router container's arguments: `ferry router`
+// with the graph (metadata and spec only) inline and each named service's
+// URL, in a stable order so that an unchanged graph keeps its pods.
+func GraphRouterArgs(ig *api.InferenceGraph, urls map[string]string) ([]string, error) {
+	doc, err := json.Marshal(struct {
+		APIVersion string                 `json:"apiVersion"`
+		Kind       string                 `json:"kind"`
+		Metadata   map[string]string      `json:"metadata"`
+		Spec       api.InferenceGraphSpec `json:"spec"`
+	}{api.GroupKServe + "/" + api.VersionInferenceGraph, api.KindInferenceGraph,
+		map[string]string{"name": ig.Metadata.Name, "namespace": ig.Metadata.Namespace}, ig.Spec})
+	if err != nil {
+		return nil, fmt.Errorf("graph json: %w", err)
+	}
+	args := []string{"router", "--http-port", strconv.Itoa(httpPort), "--log-format", "json", "--graph-json", string(doc)}
+	for _, name := range slices.Sorted(maps.Keys(urls)) {
+		args = append(args, "--service-url", name+"="+urls[name])
+	}
+	return args, nil
+}
+
+// GraphDeployment is the Deployment {name} that runs a graph's router
+// (`ferry router` in serveImage on port 8080) with the graph's resources
+// and scheduling fields; minReplicas (at least one) replicas. ig must be
+// defaulted and valid. The owner reference is added by the caller.
+func GraphDeployment(ig *api.InferenceGraph, urls map[string]string, serveImage string) (*appsv1.Deployment, error) {
+	name, ns := ig.Metadata.Name, ig.Metadata.Namespace
+	args, err := GraphRouterArgs(ig, urls)
+	if err != nil {
+		return nil, err
+	}
+	c := corev1.Container{
+		Name:  RouterContainerName,
+		Image: serveImage,
+		Args:  args,
+		Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: httpPort, Protocol: corev1.ProtocolTCP}},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+			HTTPGet: &corev1.HTTPGetAction{Path: graphrouter.ReadyPath, Port: intstr.FromInt32(httpPort)}}},
+	}
+	s := &ig.Spec
+	if s.Resources != nil {
+		if err := convertJSON(s.Resources, &c.Resources); err != nil {
+			return nil, fmt.Errorf("spec.resources: %w", err)
+		}
+	}
+	pod := corev1.PodSpec{Containers: []corev1.Container{c}, NodeSelector: s.NodeSelector, NodeName: s.NodeName,
+		ServiceAccountName: s.ServiceAccountName}
+	if s.Affinity != nil {
+		pod.Affinity = &corev1.Affinity{}
+		if err := convertJSON(s.Affinity, pod.Affinity); err != nil {
+			return nil, fmt.Errorf("spec.affinity: %w", err)
+		}
+	}
+	if s.Tolerations != nil {
+		if err := convertJSON(s.Tolerations, &pod.Tolerations); err != nil {
+			return nil, fmt.Errorf("spec.tolerations: %w", err)
+		}
+	}
+	replicas := int32(1)
+	if s.MinReplicas != nil && *s.MinReplicas > 0 {
+		replicas = *s.MinReplicas
+	}
+	labels := map[string]string{LabelInferenceGraph: name, LabelManagedBy: managedBy}
+	d := &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelInferenceGraph: name}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: maps.Clone(labels)}, Spec: pod},
+		},
+	}
+	b, err := json.Marshal(d.Spec)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	d.Annotations = map[string]string{AnnotationSpecHash: hex.EncodeToString(sum[:8])}
+	return d, nil
+}
+
+// GraphService is the Service {name} in front of a graph's router: port 80
+// to the router's 8080, as KServe exposes a graph.
+func GraphService(ig *api.InferenceGraph) *corev1.Service {
+	name := ig.Metadata.Name
+	return &corev1.Service{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ig.Metadata.Namespace,
+			Labels: map[string]string{LabelInferenceGraph: name, LabelManagedBy: managedBy}},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{LabelInferenceGraph: name},
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(httpPort),
+				Protocol: corev1.ProtocolTCP}},
+		},
+	}
+}
+
+// GraphReconciler runs each InferenceGraph as KServe's raw deployment mode
+// does: a router Deployment and a Service named like the graph, owned by
+// it, and a status that is Ready once the Deployment is available.
+type GraphReconciler struct {
+	Client     client.Client
+	Scheme     *runtime.Scheme
+	ServeImage string
+	// Now is the clock for condition transition times (time.Now when nil).
+	Now func() time.Time
+}
+
+var _ reconcile.Reconciler = (*GraphReconciler)(nil)
+
+// Reconcile implements reconcile.Reconciler.
+func (r *GraphReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(InferenceGraphGVK)
+	if err := r.Client.Get(ctx, req.NamespacedName, u); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if u.GetDeletionTimestamp() != nil {
+		return reconcile.Result{}, nil // the garbage collector removes what it owns
+	}
+	var old api.InferenceGraphStatus
+	if s, ok := u.Object["status"]; ok {
+		_ = convertJSON(s, &old) // a status we cannot read is rewritten
+	}
+	status := func(ready bool, reason, msg string) api.InferenceGraphStatus {
+		return api.InferenceGraphStatus{
+			ObservedGeneration: u.GetGeneration(),
+			URL:                fmt.Sprintf("http://%s.%s.svc.cluster.local", u.GetName(), u.GetNamespace()),
+			DeploymentMode:     string(plan.ModeRawDeployment),
+			Conditions:         mergeConditions(old.Conditions, r.now(), condition(ConditionReady, ready, reason, msg)),
+		}
+	}
+	ig := &api.InferenceGraph{}
+	if err := convertJSON(u.Object, ig); err != nil {
+		return reconcile.Result{}, writeStatus(ctx, r.Client, u, old, status(false, "InvalidSpec", fmt.Sprintf("%v: %v", api.ErrInvalid, err)))
+	}
+	ig.Default()
+	if err := ig.Validate(); err != nil {
+		return reconcile.Result{}, writeStatus(ctx, r.Client, u, old, status(false, "InvalidSpec", err.Error()))
+	}
+	urls, missing, err := r.serviceURLs(ctx, ig)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if len(missing) > 0 {
+		// As KServe's graph controller, wait for the services: a change
+		// to one of them enqueues the graph again (see graphsNaming).
+		return reconcile.Result{}, writeStatus(ctx, r.Client, u, old, status(false, ReasonServiceNotFound,
+			fmt.Sprintf("%v: no InferenceService %q in namespace %s", errServiceNotFound, missing, ig.Metadata.Namespace)))
+	}
+	d, err := r.ensureDeployment(ctx, u, ig, urls)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := r.ensureService(ctx, u, ig); err != nil {
+		return reconcile.Result{}, err
+	}
+	if !available(d) {
+		return reconcile.Result{}, writeStatus(ctx, r.Client, u, old, status(false, ReasonRouterNotReady,
+			fmt.Sprintf("Deployment %s is not available yet", d.Name)))
+	}
+	return reconcile.Result{}, writeStatus(ctx, r.Client, u, old, status(true, "", ""))
+}
+
+var errServiceNotFound = fmt.Errorf("service not found")
+
+func (r *GraphReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// serviceURLs reads the InferenceServices ig names (serving.kserve.io, in
+// its namespace) and resolves their URLs.
+func (r *GraphReconciler) serviceURLs(ctx context.Context, ig *api.InferenceGraph) (map[string]string, []string, error) {
+	services, addresses := map[string]*api.InferenceService{}, map[string]string{}
+	for _, n := range ig.Spec.Nodes {
+		for _, s := range n.Steps {
+			if s.ServiceName == "" || services[s.ServiceName] != nil {
+				continue
+			}
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(InferenceServiceGVK)
+			err := r.Client.Get(ctx, client.ObjectKey{Namespace: ig.Metadata.Namespace, Name: s.ServiceName}, u)
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			isvc, st, err := decode(u)
+			if err != nil {
+				// Its own status says why; the graph calls it as V1.
+				isvc = &api.InferenceService{}
+			}
+			isvc.Metadata.Name, isvc.Metadata.Namespace = u.GetName(), u.GetNamespace()
+			isvc.Default()
+			services[s.ServiceName] = isvc
+			if st.Address != nil {
+				addresses[s.ServiceName] = st.Address.URL
+			}
+		}
+	}
+	urls, missing := GraphServiceURLs(ig, services, addresses)
+	return urls, missing, nil
+}
+
+func (r *GraphReconciler) ensureDeployment(ctx context.Context, owner *unstructured.Unstructured, ig *api.InferenceGraph, urls map[string]string) (*appsv1.Deployment, error) {
+	want, err := GraphDeployment(ig, urls, r.ServeImage)
+	if err != nil {
+		return nil, err
+	}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+	_, err = controllerutil.CreateOrUpdate(ctx, r.Client, d, func() error {
+		if d.Labels == nil {
+			d.Labels = map[string]string{}
+		}
+		maps.Copy(d.Labels, want.Labels)
+		// The spec is replaced only when what the operator wants changed:
+		// the API server's defaults in the stored spec would otherwise
+		// make every reconcile an update.
+		if d.CreationTimestamp.IsZero() || d.Annotations[AnnotationSpecHash] != want.Annotations[AnnotationSpecHash] {
+			if d.Annotations == nil {
+				d.Annotations = map[string]string{}
+			}
+			d.Annotations[AnnotationSpecHash] = want.Annotations[AnnotationSpecHash]
+			selector := d.Spec.Selector // immutable once created
+			d.Spec = want.Spec
+			if selector != nil {
+				d.Spec.Selector = selector
+			}
+		}
+		return controllerutil.SetControllerReference(owner, d, r.Scheme)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("deployment %s: %w", want.Name, err)
+	}
+	return d, nil
+}
+
+func (r *GraphReconciler) ensureService(ctx context.Context, owner *unstructured.Unstructured, ig *api.InferenceGraph) error {
+	want := GraphService(ig)
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, svc, func() error {
+		if svc.Labels == nil {
+			svc.Labels = map[string]string{}
+		}
+		maps.Copy(svc.Labels, want.Labels)
+		svc.Spec.Selector = want.Spec.Selector
+		svc.Spec.Ports = want.Spec.Ports
+		return controllerutil.SetControllerReference(owner, svc, r.Scheme)
+	})
+	if err != nil {
+		return fmt.Errorf("service %s: %w", want.Name, err)
+	}
+	return nil
+}
+
+// addGraphController reconciles InferenceGraphs: their own changes, their
+// Deployments' and Services', and those of the InferenceServices they
+// name (a service appearing, or changing protocol or address).
+func addGraphController(mgr manager.Manager, scheme *runtime.Scheme, c Config) error {
+	ig := &unstructured.Unstructured{}
+	ig.SetGroupVersionKind(InferenceGraphGVK)
+	isvc := &unstructured.Unstructured{}
+	isvc.SetGroupVersionKind(InferenceServiceGVK)
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named("inferencegraph").
+		For(ig, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Watches(isvc, handler.EnqueueRequestsFromMapFunc(graphsNaming(mgr.GetClient()))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(c.MaxConcurrentReconciles, 1)}).
+		Complete(&GraphReconciler{Client: mgr.GetClient(), Scheme: scheme, ServeImage: c.ServeImage})
+	if err != nil {
+		return fmt.Errorf("operator: %w", err)
+	}
+	return nil
+}
+
+// graphsNaming maps an InferenceService to the graphs of its namespace
+// whose steps name it (listed from the informer cache).
+func graphsNaming(cl client.Reader) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(InferenceGraphGVK.GroupVersion().WithKind(api.KindInferenceGraph + "List"))
+		if err := cl.List(ctx, list, client.InNamespace(o.GetNamespace())); err != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		for _, g := range list.Items {
+			if namesService(g.Object, o.GetName()) {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: g.GetNamespace(), Name: g.GetName()}})
+			}
+		}
+		return out
+	}
+}
+
+// namesService reports whether a graph object has a step with serviceName
+// name.
+func namesService(obj map[string]any, name string) bool {
+	nodes, _, _ := unstructured.NestedMap(obj, "spec", "nodes")
+	for _, n := range nodes {
+		node, _ := n.(map[string]any)
+		steps, _ := node["steps"].([]any)
+		for _, s := range steps {
+			if step, _ := s.(map[string]any); step["serviceName"] == name {
+				return true
+			}
+		}
+	}
+	return false
+}
