@@ -64,7 +64,7 @@ const (
 	EngineStd  = "std"
 	EngineFast = "fast"
 	// DefaultHTTPEngine is the engine of an empty Config.HTTPEngine.
-	DefaultHTTPEngine = EngineStd
+	DefaultHTTPEngine = EngineFast
 )
 
 // HeaderReplicaID carries Config.ReplicaID.
