@@ -43,5 +43,5 @@ func (o *operatorRollout) config() (*operator.RolloutConfig, error) {
 	if o.tick <= 0 {
 		return nil, fmt.Errorf("--rollout-tick %s: want a positive duration", o.tick)
 	}
-	return &operator.RolloutConfig{Metrics: src, Tick: o.tick}, nil
+	return &operator.RolloutConfig{Metrics: src, Quality: src, Tick: o.tick}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/quality"
 	"github.com/ferryserve/ferry/internal/supervisor"
 )
 
@@ -15,7 +16,7 @@ import (
 // a revision's replicas are first started, so set it before applying the
 // revisions it should cover; a change reaches running revisions when ferry
 // up restarts.
-const AnnotationQuality = "serving.ferryserve.io/quality"
+const AnnotationQuality = quality.Annotation
 
 // withQuality adds the quality flags to the replicas of a revision that
 // runs as ferry serve, when the service asks for quality monitoring. The

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/quality"
 	"github.com/ferryserve/ferry/internal/runtime/builtin"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -423,4 +424,26 @@ func storageURIEnv(c *api.Container) string {
 		}
 	}
 	return ""
+}
+
+// Where a predictor pod journals its predictions for quality monitoring.
+const (
+	qualityVolume = "ferry-quality"
+	qualityDir    = "/var/lib/ferry/quality"
+)
+
+// withQuality turns on quality monitoring (quality.Annotation) in a
+// predictor that runs as ferry serve: its predictions are journaled in an
+// emptyDir, which outlives a restart of the container (kill -9 included)
+// but not the pod, and labelled with the revision, so that Prometheus can
+// add the pods' windows up by revision (rollout.PrometheusSource.Quality).
+// A container's own server has no journal: the annotation does nothing
+// there.
+func withQuality(isvc *api.InferenceService, rev string, parts *podParts) {
+	if on, _ := strconv.ParseBool(isvc.Metadata.Annotations[quality.Annotation]); !on || !parts.ferry {
+		return
+	}
+	parts.main.Args = append(parts.main.Args, "--quality-dir", qualityDir, "--quality-revision", rev)
+	parts.main.VolumeMounts = append(parts.main.VolumeMounts, corev1.VolumeMount{Name: qualityVolume, MountPath: qualityDir})
+	parts.volumes = append(parts.volumes, corev1.Volume{Name: qualityVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 }

@@ -288,3 +288,79 @@ spec:
 	base := runArgs(t, args)
 	waitReady(t, base, c.ReadinessProbe.HTTPGet.Path)
 }
+
+// TestGeneratedQualityArgsServe runs the predictor of a service with the
+// quality annotation (its journal's emptyDir mapped to a temporary
+// directory, as the kubelet would mount it) and sends a prediction and its
+// feedback: the pod's /metrics then reports the labelled rows under the
+// revision's name, which is what the rollout runner adds up in Prometheus.
+func TestGeneratedQualityArgsServe(t *testing.T) {
+	isvc := loadAPI(t, fmt.Sprintf(`apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: iris
+  namespace: default
+  annotations: {serving.ferryserve.io/quality: "true"}
+spec:
+  predictor:
+    sklearn: {storageUri: "file://%s"}
+`, modelDir(t)))
+	rev := "iris-predictor-00001"
+	d, err := operator.PredictorDeployment(isvc, rev, "h", "ferry:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	args := slices.Clone(c.Args)
+	mounted := false
+	for _, m := range c.VolumeMounts {
+		for i, a := range args {
+			if a == m.MountPath {
+				args[i] = t.TempDir()
+				mounted = true
+			}
+		}
+	}
+	if !mounted || !slices.Contains(args, "--quality-revision") {
+		t.Fatalf("args %q: no --quality-dir on a mounted volume or no --quality-revision", c.Args)
+	}
+	base := runArgs(t, args)
+	waitReady(t, base, c.ReadinessProbe.HTTPGet.Path)
+
+	body, _ := json.Marshal(map[string]any{"instances": rows})
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/models/iris:predict", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Request-Id", "q-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pred struct {
+		Predictions []any `json:"predictions"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&pred)
+	resp.Body.Close()
+	if err != nil || len(pred.Predictions) != 2 {
+		t.Fatalf("predict: %v %v", err, pred)
+	}
+	fb, _ := json.Marshal(map[string]any{"id": "q-1", "truth": pred.Predictions})
+	resp, err = http.Post(base+"/v1/models/iris:feedback", "application/json", bytes.NewReader(fb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("feedback: %d %s", resp.StatusCode, b)
+	}
+	want := fmt.Sprintf(`ferry_quality_labelled_rows{model="iris",revision=%q} 2`, rev)
+	poll(t, "labelled rows in /metrics", func() (bool, error) {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			return false, nil
+		}
+		defer resp.Body.Close()
+		m, _ := io.ReadAll(resp.Body)
+		return bytes.Contains(m, []byte(want)), nil
+	})
+}

@@ -99,6 +99,9 @@ func BuildDeployment(isvc *api.InferenceService, component, rev, hash string, re
 	if err != nil {
 		return nil, err
 	}
+	if component == api.ComponentPredictor {
+		withQuality(isvc, rev, &pod)
+	}
 	spec, err := podSpec(isvc, component, ps, ext, pod, o)
 	if err != nil {
 		return nil, err

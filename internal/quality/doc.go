@@ -24,3 +24,8 @@
 // share journal writes (group commit, Monitor.Record). Joined feedback
 // can also leave as CloudEvents through the request logger (events.go).
 package quality
+
+// Annotation ("true") on an InferenceService turns quality monitoring on
+// for its predictor: under `ferry up` and the operator alike, its ferry
+// serve replicas journal every answered prediction and take feedback.
+const Annotation = "serving.ferryserve.io/quality"

@@ -137,3 +137,32 @@ func (p *PrometheusSource) instant(ctx context.Context, promql string, at time.T
 	}
 	return v, true, nil
 }
+
+// QualityQueries are the PromQL of a revision's labelled rows and
+// accuracy over the quality metrics `ferry serve --quality-dir` exports
+// per pod (docs/quality.md): the rows summed, the accuracy weighted by
+// each pod's rows (pods with none left out, their accuracy being NaN).
+func QualityQueries(namespace, revision string) (labelled, accuracy string) {
+	sel := fmt.Sprintf(`namespace=%q,revision=%q`, namespace, revision)
+	rows := fmt.Sprintf(`(ferry_quality_labelled_rows{%s} > 0)`, sel)
+	labelled = fmt.Sprintf(`sum(%s)`, rows)
+	accuracy = fmt.Sprintf(`sum(ferry_quality_accuracy{%s} * %s) / sum(%s)`, sel, rows, rows)
+	return labelled, accuracy
+}
+
+// Quality implements QualitySource over the pods' quality metrics: under
+// the operator each predictor pod journals its own predictions and takes
+// the feedback sent to it, and Prometheus adds up their windows.
+func (p *PrometheusSource) Quality(ctx context.Context, namespace, _ string, revision string) (Quality, bool, error) {
+	ql, qa := QualityQueries(namespace, revision)
+	now := time.Now()
+	n, ok, err := p.instant(ctx, ql, now)
+	if err != nil || !ok {
+		return Quality{}, false, err
+	}
+	acc, ok, err := p.instant(ctx, qa, now)
+	if err != nil || !ok {
+		return Quality{}, false, err
+	}
+	return Quality{Labelled: n, Accuracy: acc}, true, nil
+}
