@@ -5,17 +5,21 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/graphrouter"
 	"github.com/ferryserve/ferry/internal/plan"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -198,6 +202,13 @@ type GraphReconciler struct {
 	Client     client.Client
 	Scheme     *runtime.Scheme
 	ServeImage string
+	// IngressDomain, when set, exposes each graph at
+	// {name}.{namespace}.{IngressDomain} with an Ingress of class
+	// IngressClassName, or an HTTPRoute attached to Gateway when that is
+	// set, and makes that its status URL.
+	IngressDomain    string
+	IngressClassName string
+	Gateway          *Gateway
 	// Now is the clock for condition transition times (time.Now when nil).
 	Now func() time.Time
 }
@@ -218,12 +229,14 @@ func (r *GraphReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 	if s, ok := u.Object["status"]; ok {
 		_ = convertJSON(s, &old) // a status we cannot read is rewritten
 	}
+	url := fmt.Sprintf("http://%s.%s.svc.cluster.local", u.GetName(), u.GetNamespace())
+	var extra []api.Condition // besides Ready
 	status := func(ready bool, reason, msg string) api.InferenceGraphStatus {
 		return api.InferenceGraphStatus{
 			ObservedGeneration: u.GetGeneration(),
-			URL:                fmt.Sprintf("http://%s.%s.svc.cluster.local", u.GetName(), u.GetNamespace()),
+			URL:                url,
 			DeploymentMode:     string(plan.ModeRawDeployment),
-			Conditions:         mergeConditions(old.Conditions, r.now(), condition(ConditionReady, ready, reason, msg)),
+			Conditions:         mergeConditions(old.Conditions, r.now(), append(extra, condition(ConditionReady, ready, reason, msg))...),
 		}
 	}
 	ig := &api.InferenceGraph{}
@@ -244,11 +257,29 @@ func (r *GraphReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 		return reconcile.Result{}, writeStatus(ctx, r.Client, u, old, status(false, ReasonServiceNotFound,
 			fmt.Sprintf("%v: no InferenceService %q in namespace %s", errServiceNotFound, missing, ig.Metadata.Namespace)))
 	}
-	d, err := r.ensureDeployment(ctx, u, ig, urls)
-	if err != nil {
-		return reconcile.Result{}, err
+	scaling, serr := graphScaling(ig)
+	if serr != nil {
+		// A metric only Knative scales on: the router runs at
+		// minReplicas, and the status says why nothing scales it.
+		extra = append(extra, condition(ConditionAutoscaled, false, "UnsupportedMetric", serr.Error()))
 	}
-	if err := r.ensureService(ctx, u, ig); err != nil {
+	d, err := r.ensureDeployment(ctx, u, ig, urls, scaling.HPA != nil)
+	if err == nil {
+		err = r.ensureService(ctx, u, ig)
+	}
+	if err == nil {
+		err = r.ensureHPA(ctx, u, ig, scaling.HPA)
+	}
+	if err == nil {
+		url, err = r.ensureExposure(ctx, u, ig, url)
+	}
+	if owned := (*controllerutil.AlreadyOwnedError)(nil); errors.As(err, &owned) {
+		// A name the graph needs is held by another owner (an
+		// InferenceService's Ingress or route of the same name): a retry
+		// cannot succeed, so say so and wait for a change.
+		return reconcile.Result{}, writeStatus(ctx, r.Client, u, old, status(false, "NameTaken", err.Error()))
+	}
+	if err != nil {
 		return reconcile.Result{}, err
 	}
 	if !available(d) {
@@ -258,7 +289,165 @@ func (r *GraphReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 	return reconcile.Result{}, writeStatus(ctx, r.Client, u, old, status(true, "", ""))
 }
 
-var errServiceNotFound = fmt.Errorf("service not found")
+var errServiceNotFound = errors.New("service not found")
+
+// ConditionAutoscaled is False on a graph whose scaleMetric a
+// HorizontalPodAutoscaler cannot scale on (rps, concurrency); absent
+// otherwise.
+const ConditionAutoscaled = "Autoscaled"
+
+// graphScaling is the router's scaling, decided as for an
+// InferenceService's component in raw deployment mode.
+func graphScaling(ig *api.InferenceGraph) (plan.Scaling, error) {
+	x := &api.ComponentExtensionSpec{MinReplicas: ig.Spec.MinReplicas, MaxReplicas: ig.Spec.MaxReplicas, ScaleTarget: ig.Spec.ScaleTarget}
+	if ig.Spec.ScaleMetric != nil {
+		x.ScaleMetric = *ig.Spec.ScaleMetric
+	}
+	s, err := plan.KubeScaling("graph", x, ig.Metadata.Annotations)
+	if err != nil {
+		s.HPA = nil
+		err = errors.New(strings.Replace(err.Error(), "spec.graph.", "spec.", 1))
+	}
+	return s, err
+}
+
+// GraphHPA is the HorizontalPodAutoscaler of a graph's router Deployment.
+func GraphHPA(ig *api.InferenceGraph, p *plan.HPA) *autoscalingv2.HorizontalPodAutoscaler {
+	name := ig.Metadata.Name
+	lo, target := p.Min, p.TargetUtilization
+	return &autoscalingv2.HorizontalPodAutoscaler{
+		TypeMeta: metav1.TypeMeta{APIVersion: "autoscaling/v2", Kind: "HorizontalPodAutoscaler"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ig.Metadata.Namespace,
+			Labels: map[string]string{LabelInferenceGraph: name, LabelManagedBy: managedBy}},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: name},
+			MinReplicas:    &lo,
+			MaxReplicas:    p.Max,
+			Metrics: []autoscalingv2.MetricSpec{{
+				Type: autoscalingv2.ResourceMetricSourceType,
+				Resource: &autoscalingv2.ResourceMetricSource{
+					Name:   corev1.ResourceName(p.Metric),
+					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: &target},
+				},
+			}},
+		},
+	}
+}
+
+// ensureHPA writes the router's HPA, or deletes the one the graph owns
+// when p is nil.
+func (r *GraphReconciler) ensureHPA(ctx context.Context, owner *unstructured.Unstructured, ig *api.InferenceGraph, p *plan.HPA) error {
+	h := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: ig.Metadata.Name, Namespace: ig.Metadata.Namespace}}
+	if p == nil {
+		return r.deleteOwned(ctx, owner, h)
+	}
+	want := GraphHPA(ig, p)
+	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, h, func() error {
+		if h.Labels == nil {
+			h.Labels = map[string]string{}
+		}
+		maps.Copy(h.Labels, want.Labels)
+		// Only the fields the operator sets: the API server defaults
+		// the rest (behavior).
+		h.Spec.ScaleTargetRef, h.Spec.MinReplicas, h.Spec.MaxReplicas, h.Spec.Metrics =
+			want.Spec.ScaleTargetRef, want.Spec.MinReplicas, want.Spec.MaxReplicas, want.Spec.Metrics
+		return controllerutil.SetControllerReference(owner, h, r.Scheme)
+	})
+	if err != nil {
+		return fmt.Errorf("HPA %s: %w", want.Name, err)
+	}
+	return nil
+}
+
+// deleteOwned deletes o (named, of its type) if owner controls it.
+func (r *GraphReconciler) deleteOwned(ctx context.Context, owner *unstructured.Unstructured, o client.Object) error {
+	err := r.Client.Get(ctx, client.ObjectKeyFromObject(o), o)
+	if apierrors.IsNotFound(err) || err == nil && !metav1.IsControlledBy(o, owner) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.Client.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete %s: %w", o.GetName(), err)
+	}
+	return nil
+}
+
+// GraphIngress is the Ingress that exposes a graph at
+// {name}.{namespace}.{domain}: every path to its Service.
+func GraphIngress(ig *api.InferenceGraph, domain, class string) *networkingv1.Ingress {
+	name, ns := ig.Metadata.Name, ig.Metadata.Namespace
+	prefix := networkingv1.PathTypePrefix
+	ing := &networkingv1.Ingress{
+		TypeMeta: metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "Ingress"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
+			Labels: map[string]string{LabelInferenceGraph: name, LabelManagedBy: managedBy}},
+		Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{
+			Host: plan.IngressHost(name, ns, domain),
+			IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
+				Path: "/", PathType: &prefix,
+				Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+					Name: name, Port: networkingv1.ServiceBackendPort{Name: "http"}}},
+			}}}},
+		}}},
+	}
+	if class != "" {
+		ing.Spec.IngressClassName = &class
+	}
+	return ing
+}
+
+// GraphRoute is the HTTPRoute that exposes a graph at
+// {name}.{namespace}.{domain} through gw: every path to its Service.
+func GraphRoute(ig *api.InferenceGraph, domain string, gw Gateway) *unstructured.Unstructured {
+	name, ns := ig.Metadata.Name, ig.Metadata.Namespace
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"spec": map[string]any{
+			"parentRefs": []any{map[string]any{"group": HTTPRouteGVK.Group, "kind": "Gateway", "namespace": gw.Namespace, "name": gw.Name}},
+			"hostnames":  []any{plan.IngressHost(name, ns, domain)},
+			"rules":      []any{map[string]any{"matches": pathMatch("PathPrefix", "/"), "backendRefs": []any{backendRef(name, 100)}}},
+		},
+	}}
+	u.SetGroupVersionKind(HTTPRouteGVK)
+	u.SetName(name)
+	u.SetNamespace(ns)
+	u.SetLabels(map[string]string{LabelInferenceGraph: name, LabelManagedBy: managedBy})
+	return u
+}
+
+// ensureExposure writes the graph's Ingress or HTTPRoute when the operator
+// has an ingress domain (removing the Ingress when routes replaced it) and
+// returns the graph's URL: that host, else clusterURL.
+func (r *GraphReconciler) ensureExposure(ctx context.Context, owner *unstructured.Unstructured, ig *api.InferenceGraph, clusterURL string) (string, error) {
+	name, ns := ig.Metadata.Name, ig.Metadata.Namespace
+	ingress := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	switch {
+	case r.Gateway != nil:
+		if err := (&Reconciler{Client: r.Client, Scheme: r.Scheme}).ensureRoute(ctx, owner, GraphRoute(ig, r.IngressDomain, *r.Gateway)); err != nil {
+			return "", err
+		}
+		if err := r.deleteOwned(ctx, owner, ingress); err != nil {
+			return "", err
+		}
+	case r.IngressDomain != "":
+		want := GraphIngress(ig, r.IngressDomain, r.IngressClassName)
+		_, err := controllerutil.CreateOrUpdate(ctx, r.Client, ingress, func() error {
+			if ingress.Labels == nil {
+				ingress.Labels = map[string]string{}
+			}
+			maps.Copy(ingress.Labels, want.Labels)
+			ingress.Spec = want.Spec
+			return controllerutil.SetControllerReference(owner, ingress, r.Scheme)
+		})
+		if err != nil {
+			return "", fmt.Errorf("ingress %s: %w", name, err)
+		}
+	default:
+		return clusterURL, nil
+	}
+	return "http://" + plan.IngressHost(name, ns, r.IngressDomain), nil
+}
 
 func (r *GraphReconciler) now() time.Time {
 	if r.Now != nil {
@@ -302,7 +491,9 @@ func (r *GraphReconciler) serviceURLs(ctx context.Context, ig *api.InferenceGrap
 	return urls, missing, nil
 }
 
-func (r *GraphReconciler) ensureDeployment(ctx context.Context, owner *unstructured.Unstructured, ig *api.InferenceGraph, urls map[string]string) (*appsv1.Deployment, error) {
+// ensureDeployment writes the router's Deployment; with scaled (an HPA
+// owns its size) an existing Deployment keeps its replicas.
+func (r *GraphReconciler) ensureDeployment(ctx context.Context, owner *unstructured.Unstructured, ig *api.InferenceGraph, urls map[string]string, scaled bool) (*appsv1.Deployment, error) {
 	want, err := GraphDeployment(ig, urls, r.ServeImage)
 	if err != nil {
 		return nil, err
@@ -321,10 +512,13 @@ func (r *GraphReconciler) ensureDeployment(ctx context.Context, owner *unstructu
 				d.Annotations = map[string]string{}
 			}
 			d.Annotations[AnnotationSpecHash] = want.Annotations[AnnotationSpecHash]
-			selector := d.Spec.Selector // immutable once created
+			selector, replicas := d.Spec.Selector, d.Spec.Replicas
 			d.Spec = want.Spec
-			if selector != nil {
+			if selector != nil { // immutable once created
 				d.Spec.Selector = selector
+			}
+			if scaled && replicas != nil {
+				d.Spec.Replicas = replicas
 			}
 		}
 		return controllerutil.SetControllerReference(owner, d, r.Scheme)
@@ -361,14 +555,26 @@ func addGraphController(mgr manager.Manager, scheme *runtime.Scheme, c Config) e
 	ig.SetGroupVersionKind(InferenceGraphGVK)
 	isvc := &unstructured.Unstructured{}
 	isvc.SetGroupVersionKind(InferenceServiceGVK)
-	err := ctrl.NewControllerManagedBy(mgr).
+	r := &GraphReconciler{Client: mgr.GetClient(), Scheme: scheme, ServeImage: c.ServeImage,
+		IngressDomain: c.IngressDomain, IngressClassName: c.IngressClassName}
+	b := ctrl.NewControllerManagedBy(mgr)
+	if c.Gateway != "" {
+		gw, _ := parseGateway(c.Gateway) // checked by Validate
+		r.Gateway = &gw
+		route := &unstructured.Unstructured{}
+		route.SetGroupVersionKind(HTTPRouteGVK)
+		b = b.Owns(route)
+	}
+	err := b.
 		Named("inferencegraph").
-		For(ig, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(ig, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
+		Owns(&networkingv1.Ingress{}).
 		Watches(isvc, handler.EnqueueRequestsFromMapFunc(graphsNaming(mgr.GetClient()))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(c.MaxConcurrentReconciles, 1)}).
-		Complete(&GraphReconciler{Client: mgr.GetClient(), Scheme: scheme, ServeImage: c.ServeImage})
+		Complete(r)
 	if err != nil {
 		return fmt.Errorf("operator: %w", err)
 	}

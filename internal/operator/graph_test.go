@@ -17,7 +17,9 @@ import (
 	"github.com/ferryserve/ferry/internal/operator"
 	"github.com/ferryserve/ferry/internal/operator/kubetest"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -32,9 +34,9 @@ import (
 // protocols; Ready once the Deployment is available; a spec change rolls
 // the router; an invalid spec is reported; deletion collects everything.
 func TestInferenceGraph(t *testing.T) {
-	cluster := kubetest.Start(t, kubetest.Options{CRDDirs: []string{"../../config/crd"}})
+	cluster := kubetest.Start(t, kubetest.Options{CRDDirs: []string{"../../config/crd", "testdata/gateway-api"}})
 	cl := newClient(t, cluster)
-	startOperator(t, cluster, nil)
+	stop := startOperator(t, cluster, nil)
 	ctx := t.Context()
 
 	ig := loadSample(t, "../api/testdata/graph-sequence.good.yaml")
@@ -118,14 +120,31 @@ func TestInferenceGraph(t *testing.T) {
 	})
 	markAvailable(t, cl, name)
 	st = waitGraph(t, cl, name, "Ready=True", func(st map[string]any) bool { return conditionStatus(st, "Ready") == "True" })
-	if want := "http://" + name + "." + ns + ".svc.cluster.local"; st["url"] != want {
+	// The operator has an ingress domain: the graph gets an Ingress, and
+	// its host is the URL.
+	if want := "http://" + name + "." + ns + "." + domain; st["url"] != want {
 		t.Errorf("url = %v, want %s", st["url"], want)
 	}
+	ing := &networkingv1.Ingress{}
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, ing); err != nil {
+		t.Fatal(err)
+	}
+	if r := ing.Spec.Rules; len(r) != 1 || r[0].Host != name+"."+ns+"."+domain || r[0].HTTP.Paths[0].Backend.Service.Name != name {
+		t.Errorf("ingress rules = %+v, want the graph's host to its Service", r)
+	}
+	checkGraphOwner(t, ing.OwnerReferences, ig)
+	// The sample scales on rps, which only Knative can: no HPA, and the
+	// status says so.
+	if got := conditionField(st, operator.ConditionAutoscaled, "reason"); got != "UnsupportedMetric" {
+		t.Errorf("Autoscaled reason = %q, want UnsupportedMetric (status %v)", got, st)
+	}
 
-	// A spec change rolls the router: the new graph is in its arguments.
+	// A spec change rolls the router (the new graph is in its arguments)
+	// and cpu scaling gets an HPA.
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		u := getGraph(t, cl, name)
-		u.Object["spec"].(map[string]any)["timeout"] = int64(7)
+		spec := u.Object["spec"].(map[string]any)
+		spec["timeout"], spec["scaleMetric"], spec["scaleTarget"] = int64(7), "cpu", int64(60)
 		return cl.Update(ctx, u)
 	})
 	if err != nil {
@@ -135,6 +154,19 @@ func TestInferenceGraph(t *testing.T) {
 		d := waitDeployment(t, cl, name)
 		g := flagValues(d.Spec.Template.Spec.Containers[0].Args, "--graph-json")
 		return len(g) == 1 && strings.Contains(g[0], `"timeout":7`), nil
+	})
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{}
+	poll(t, "HPA "+name, func() (bool, error) {
+		err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, hpa)
+		return err == nil, client.IgnoreNotFound(err)
+	})
+	if hpa.Spec.ScaleTargetRef.Name != name || *hpa.Spec.MinReplicas != 1 || hpa.Spec.MaxReplicas != 3 ||
+		*hpa.Spec.Metrics[0].Resource.Target.AverageUtilization != 60 {
+		t.Errorf("HPA spec = %+v, want %s scaled 1..3 at 60%% cpu", hpa.Spec, name)
+	}
+	checkGraphOwner(t, hpa.OwnerReferences, ig)
+	waitGraph(t, cl, name, "no Autoscaled condition", func(st map[string]any) bool {
+		return conditionField(st, operator.ConditionAutoscaled, "status") == ""
 	})
 
 	// A spec the api package rejects (the CRD's schema cannot) is reported.
@@ -161,6 +193,26 @@ spec:
 		t.Errorf("invalid graph got a Deployment: %v", err)
 	}
 
+	// Routed through a Gateway: an HTTPRoute replaces the Ingress.
+	stop()
+	startOperator(t, cluster, func(c *operator.Config) { c.Gateway = "gateways/public" })
+	route := &unstructured.Unstructured{}
+	route.SetGroupVersionKind(operator.HTTPRouteGVK)
+	poll(t, "HTTPRoute "+name, func() (bool, error) {
+		err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, route)
+		return err == nil, client.IgnoreNotFound(err)
+	})
+	hosts, _, _ := unstructured.NestedStringSlice(route.Object, "spec", "hostnames")
+	rules, _, _ := unstructured.NestedSlice(route.Object, "spec", "rules")
+	if len(hosts) != 1 || hosts[0] != name+"."+ns+"."+domain || len(rules) != 1 ||
+		!strings.Contains(fmt.Sprint(rules[0]), "name:"+name) {
+		t.Errorf("route hosts %q rules %v, want the graph's host to its Service", hosts, rules)
+	}
+	poll(t, "the graph's Ingress removed", func() (bool, error) {
+		err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &networkingv1.Ingress{})
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	})
+
 	if err := cl.Delete(ctx, ig); err != nil {
 		t.Fatal(err)
 	}
@@ -168,10 +220,13 @@ spec:
 		t.Log("no garbage collector (kube-controller-manager not built): owner references checked, cascade not")
 		return
 	}
-	poll(t, "router Deployment and Service deleted with their graph", func() (bool, error) {
-		errD := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &appsv1.Deployment{})
-		errS := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &corev1.Service{})
-		return apierrors.IsNotFound(errD) && apierrors.IsNotFound(errS), nil
+	poll(t, "router Deployment, Service, HPA and route deleted with their graph", func() (bool, error) {
+		key := client.ObjectKey{Namespace: ns, Name: name}
+		errD := cl.Get(ctx, key, &appsv1.Deployment{})
+		errS := cl.Get(ctx, key, &corev1.Service{})
+		errH := cl.Get(ctx, key, &autoscalingv2.HorizontalPodAutoscaler{})
+		errR := cl.Get(ctx, key, route)
+		return apierrors.IsNotFound(errD) && apierrors.IsNotFound(errS) && apierrors.IsNotFound(errH) && apierrors.IsNotFound(errR), nil
 	})
 }
 
