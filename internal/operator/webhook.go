@@ -36,6 +36,7 @@ const (
 	WebhookPathValidateInferenceService = "/validate-inferenceservice"
 	WebhookPathMutateTrainedModel       = "/mutate-trainedmodel"
 	WebhookPathValidateTrainedModel     = "/validate-trainedmodel"
+	WebhookPathValidateInferenceGraph   = "/validate-inferencegraph"
 )
 
 // WebhookConfig configures the admission webhooks and their certificate.
@@ -182,6 +183,7 @@ func webhookHandlers() map[string]admission.Handler {
 		WebhookPathValidateInferenceService: admitter{kind: api.KindInferenceService},
 		WebhookPathMutateTrainedModel:       admitter{kind: api.KindTrainedModel, mutate: true},
 		WebhookPathValidateTrainedModel:     admitter{kind: api.KindTrainedModel},
+		WebhookPathValidateInferenceGraph:   admitter{kind: api.KindInferenceGraph},
 	}
 }
 
@@ -212,6 +214,8 @@ func (a admitter) Handle(_ context.Context, req admission.Request) admission.Res
 		return admission.Allowed("")
 	case a.kind == api.KindTrainedModel:
 		return a.validateTrainedModel(req, obj)
+	case a.kind == api.KindInferenceGraph:
+		return validateInferenceGraph(obj)
 	case a.mutate:
 		return defaultInferenceService(req.Object.Raw, obj)
 	}
@@ -230,8 +234,11 @@ func (a admitter) Handle(_ context.Context, req admission.Request) admission.Res
 // handler's kind in one of the groups and versions Ferry serves.
 func (a admitter) object(group, version, kind string, raw []byte) (map[string]any, error) {
 	want := api.VersionInferenceService
-	if a.kind == api.KindTrainedModel {
+	switch a.kind {
+	case api.KindTrainedModel:
 		want = api.VersionTrainedModel
+	case api.KindInferenceGraph:
+		want = api.VersionInferenceGraph
 	}
 	if kind != a.kind || version != want || group != api.GroupKServe && group != api.GroupKubeflow {
 		return nil, fmt.Errorf("this webhook admits %s %s of %s or %s, not %s %s of %q", a.kind, want, api.GroupKServe, api.GroupKubeflow, kind, version, group)
@@ -288,6 +295,21 @@ func (a admitter) validateTrainedModel(req admission.Request, obj map[string]any
 		old = nil // nothing trustworthy to compare against
 	}
 	if err := tm.ValidateUpdate(old); err != nil {
+		return admission.Denied(err.Error())
+	}
+	return admission.Allowed("")
+}
+
+// validateInferenceGraph denies a graph `ferry apply` refuses, with its
+// message. Graphs have no defaulting webhook: KServe has none, and step
+// dependencies default by node type when the graph runs.
+func validateInferenceGraph(obj map[string]any) admission.Response {
+	ig := &api.InferenceGraph{}
+	if err := convertJSON(obj, ig); err != nil {
+		return admission.Denied(fmt.Sprintf("%v: %v", api.ErrInvalid, err))
+	}
+	ig.Default()
+	if err := ig.Validate(); err != nil {
 		return admission.Denied(err.Error())
 	}
 	return admission.Allowed("")
@@ -521,6 +543,9 @@ func WebhookConfigurations(validating, mutating string, clientConfig func(path s
 		}}
 	}
 	isvc, tm := rules(api.VersionInferenceService, "inferenceservices"), rules(api.VersionTrainedModel, "trainedmodels")
+	// Only serving.kserve.io has graphs; the rule names both groups as the
+	// others do, and matches nothing in the second.
+	ig := rules(api.VersionInferenceGraph, "inferencegraphs")
 	v := &admissionregistrationv1.ValidatingWebhookConfiguration{}
 	v.Name = validating
 	for _, w := range []struct {
@@ -529,6 +554,7 @@ func WebhookConfigurations(validating, mutating string, clientConfig func(path s
 	}{
 		{"inferenceservice.validate.serving.ferry.dev", WebhookPathValidateInferenceService, isvc},
 		{"trainedmodel.validate.serving.ferry.dev", WebhookPathValidateTrainedModel, tm},
+		{"inferencegraph.validate.serving.ferry.dev", WebhookPathValidateInferenceGraph, ig},
 	} {
 		v.Webhooks = append(v.Webhooks, admissionregistrationv1.ValidatingWebhook{
 			Name: w.name, ClientConfig: clientConfig(w.path), Rules: w.rules,

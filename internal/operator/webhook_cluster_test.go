@@ -70,7 +70,7 @@ func TestWebhooksThroughAPIServer(t *testing.T) {
 				return false, nil
 			}
 		}
-		return len(bundles) == 4, nil
+		return len(bundles) == 5, nil
 	})
 
 	// A spec the CRD's schema accepts and ferry apply refuses.
@@ -102,6 +102,14 @@ spec:
 	})
 	if !strings.Contains(createErr.Error(), want) {
 		t.Errorf("create error\n%v\ndoes not carry ferry apply's message\n%s", createErr, want)
+	}
+
+	// A graph `ferry apply` refuses is refused with its message too.
+	badGraph := `{apiVersion: serving.kserve.io/v1alpha1, kind: InferenceGraph, metadata: {name: short-split, namespace: ` + ns + `},
+  spec: {nodes: {root: {routerType: Splitter, steps: [{serviceName: a, weight: 30}]}}}}`
+	if err := cl.Create(ctx, loadYAML(t, badGraph)); err == nil || !strings.Contains(err.Error(), "denied the request") ||
+		!strings.Contains(err.Error(), "spec.nodes.root.steps: the weights of a Splitter node must sum to 100, got 30") {
+		t.Errorf("create of an invalid InferenceGraph: %v, want ferry apply's denial", err)
 	}
 
 	// A valid spec is stored defaulted, as KServe's webhook defaults it.
