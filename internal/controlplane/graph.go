@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/graph"
+	"github.com/ferryserve/ferry/internal/plan"
 )
 
 // graphsKey is the queue key of the InferenceGraph pass: every graph is
@@ -129,21 +130,10 @@ func (c *Controller) graphResolver(ns string, services map[string]*api.Inference
 			return graph.Target{}, fmt.Errorf("%w: no InferenceService %q in namespace %s", graph.ErrServiceNotFound, name, svcNS)
 		}
 		if path == "" {
-			path = predictPath(isvc)
+			path = plan.PredictPath(isvc)
 		}
 		return graph.Target{Namespace: svcNS, Service: name, Path: path}, nil
 	}
-}
-
-// predictPath is where KServe's graph controller sends a service's steps:
-// the V1 predict or V2 infer path of the model named like the service, by
-// the predictor's protocol.
-func predictPath(s *api.InferenceService) string {
-	_, _, protocol, _ := s.PredictorFormat()
-	if protocol == api.ProtocolV2 || protocol == api.ProtocolGRPCV2 {
-		return "/v2/models/" + s.Metadata.Name + "/infer"
-	}
-	return "/v1/models/" + s.Metadata.Name + ":predict"
 }
 
 // saveGraphStatus writes a graph's status when it changed, in one store

@@ -81,21 +81,11 @@ func GraphServiceURLs(ig *api.InferenceGraph, services map[string]*api.Inference
 			if base == "" {
 				base = clusterURL(name, plan.EntryComponent(&isvc.Spec), ig.Metadata.Namespace)
 			}
-			urls[name] = base + graphPredictPath(isvc)
+			urls[name] = base + plan.PredictPath(isvc)
 		}
 	}
 	slices.Sort(missing)
 	return urls, missing
-}
-
-// graphPredictPath is the predict path of the model named like the
-// service, by the predictor's protocol (as `ferry up` resolves graphs).
-func graphPredictPath(s *api.InferenceService) string {
-	_, _, protocol, _ := s.PredictorFormat()
-	if protocol == api.ProtocolV2 || protocol == api.ProtocolGRPCV2 {
-		return "/v2/models/" + s.Metadata.Name + "/infer"
-	}
-	return "/v1/models/" + s.Metadata.Name + ":predict"
 }
 
 // GraphRouterArgs are the router container's arguments: `ferry router`
