@@ -221,7 +221,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	tr := cfg.Transport
 	if tr == nil {
-		tr = http.DefaultTransport.(*http.Transport).Clone()
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// A graph calls few hosts, many times at once: keep as many idle
+		// connections to each as Go keeps in all (the default 2 per host
+		// would open and close one per request under load).
+		t.MaxIdleConnsPerHost = t.MaxIdleConns
+		tr = t
 	}
 	caller := &Caller{Client: &http.Client{Transport: tr}, MaxBodyBytes: cfg.MaxBodyBytes, Timeout: max(cfg.StepTimeout, 0)}
 	exec := graph.NewExecutor(graph.Config{Caller: caller, MaxBodyBytes: cfg.MaxBodyBytes, Logger: cfg.Logger})
