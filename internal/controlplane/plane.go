@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferryserve/ferry/internal/router"
 	"github.com/ferryserve/ferry/internal/server"
+	"github.com/ferryserve/ferry/internal/server/http1"
 	"github.com/ferryserve/ferry/internal/supervisor"
 )
 
@@ -112,10 +113,20 @@ func (p *Plane) Run(ctx context.Context) error {
 	if p.cfg.APIHandler != nil {
 		api = p.cfg.APIHandler(p)
 	}
-	servers := []*http.Server{
-		{Handler: server.BodyRate{}.Wrap(p.router), ReadHeaderTimeout: 10 * time.Second},
-		{Handler: server.BodyRate{}.Wrap(p.router.ComponentHandler(router.Predictor)), ReadHeaderTimeout: 10 * time.Second},
-		{Handler: api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute},
+	// The ingress ports are served by the fast HTTP/1.1 engine (as ferry
+	// serve's replicas are), which hands what it does not speak (HTTP/2,
+	// upgrades, HTTP/1.0) to a net/http server with the same handler.
+	ingress := func(h http.Handler) *http1.Server {
+		std := &http.Server{Handler: server.BodyRate{}.Wrap(h), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		return &http1.Server{Handler: std.Handler, Fallback: std, ReadHeaderTimeout: std.ReadHeaderTimeout, IdleTimeout: std.IdleTimeout, Logger: log}
+	}
+	servers := []interface {
+		Serve(net.Listener) error
+		Shutdown(context.Context) error
+	}{
+		ingress(p.router),
+		ingress(p.router.ComponentHandler(router.Predictor)),
+		&http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute},
 	}
 	lns := []net.Listener{p.cfg.Ingress, p.predLn, p.cfg.API}
 	g, gctx := errgroup.WithContext(ctx)

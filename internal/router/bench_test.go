@@ -2,19 +2,21 @@ package router
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferryserve/ferry/internal/server/http1"
 )
 
 // The ingress hop's cost, in process: a client sends V1 batch-1 predicts
-// over keep-alive connections either through the real Router (served by
-// an httptest server, one-service table) to an httptest backend, or to the
-// backend alone. The difference between the two is what the hop costs;
+// over keep-alive connections either through the real Router (served, as
+// ferry up serves it, by the http1 engine, one-service table) to a
+// backend (served by http1, as ferry serve is), or to the backend alone. The difference between the two is what the hop costs;
 // both include the client's and the backend's own work. cpu-ns/op, the
 // process's CPU time per request, is steadier than ns/op where other
 // programs share the cores.
@@ -24,13 +26,34 @@ const benchBody = `{"instances": [[6.8, 2.8, 4.8, 1.4]]}`
 func benchBackend(b *testing.B) string {
 	b.Helper()
 	answer := []byte(`{"predictions": [1]}`)
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return benchServe(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(answer)
 	}))
-	b.Cleanup(s.Close)
-	return strings.TrimPrefix(s.URL, "http://")
+}
+
+// benchServe serves h with the http1 engine on loopback; it returns the
+// address.
+func benchServe(b *testing.B, h http.Handler) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &http1.Server{Handler: h}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Serve(ln)
+	}()
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+		<-done
+	})
+	return ln.Addr().String()
 }
 
 // benchLoad runs b.N predicts against url with Host host, in parallel.
@@ -78,9 +101,8 @@ func BenchmarkIngressProxy(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	in := httptest.NewServer(r)
-	b.Cleanup(in.Close)
-	benchLoad(b, in.URL+"/v1/models/iris:predict", "iris.default.example.com")
+	in := benchServe(b, r)
+	benchLoad(b, "http://"+in+"/v1/models/iris:predict", "iris.default.example.com")
 }
 
 // BenchmarkBackendAlone is the reference: the same requests straight to

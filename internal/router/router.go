@@ -25,7 +25,9 @@ const HeaderRevision = "Ferry-Revision"
 type Router struct {
 	ix    atomic.Pointer[index]
 	rr    atomic.Uint64
-	proxy *httputil.ReverseProxy
+	proxy *httputil.ReverseProxy // requests the hop does not take (hop.go)
+	hops  *hopPool
+	hop   http.Handler // forward, else proxy: what a component's Middleware wraps
 	log   *slog.Logger
 
 	// changed is closed (and replaced) on every Update, waking requests
@@ -76,7 +78,8 @@ func New(domain string, log *slog.Logger) *Router {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Router{log: log, changed: make(chan struct{})}
+	r := &Router{log: log, changed: make(chan struct{}), hops: newHopPool()}
+	r.hop = http.HandlerFunc(r.serveHop)
 	r.ix.Store(newIndex(&Table{Domain: domain}))
 	// Replicas are on loopback: keep a connection per concurrent request
 	// alive (a new dial per request costs more than the request), and
@@ -124,7 +127,13 @@ func (copyBuffers) Put(b []byte) { copyBufferPool.Put((*[32 << 10]byte)(b)) }
 const maxBufferedBody = 64 << 10
 
 // memBody is a request body read whole by bufferBody.
-type memBody struct{ r bytes.Reader }
+type memBody struct {
+	b []byte
+	r bytes.Reader
+}
+
+// rest is what is left to read of the body.
+func (m *memBody) rest() []byte { return m.b[len(m.b)-m.r.Len():] }
 
 func (m *memBody) Read(p []byte) (int, error) { return m.r.Read(p) }
 func (*memBody) Close() error                 { return nil }
@@ -148,8 +157,8 @@ func bufferBody(req *http.Request) error {
 		return err
 	}
 	_ = req.Body.Close()
-	mb := &memBody{}
-	mb.r.Reset(b[:n])
+	mb := &memBody{b: b[:n]}
+	mb.r.Reset(mb.b)
 	req.Body = mb
 	return nil
 }
@@ -183,15 +192,20 @@ func (r *Router) Update(t *Table) error {
 		return err
 	}
 	ix := newIndex(t)
+	backends := map[string]bool{}
 	for _, svc := range t.Services {
 		for _, c := range svc.Components {
 			for i := range c.Targets {
 				rev := c.Targets[i].Revision
 				ix.revs[&c.Targets[i]] = &revState{stats: r.Stats(svc.Namespace, rev), lim: r.limiter(svc.Namespace, rev)}
+				for _, be := range c.Targets[i].Backends {
+					backends[be] = true
+				}
 			}
 		}
 	}
 	r.ix.Store(ix)
+	r.hops.keep(backends) // connections to replicas that left
 	r.mu.Lock()
 	close(r.changed)
 	r.changed = make(chan struct{})
@@ -381,11 +395,10 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 		defer lim.release()
 	}
 	be := rt.Target.Backends[int(r.rr.Add(1)%uint64(len(rt.Target.Backends)))]
-	ctx := context.WithValue(req.Context(), backendKey{}, be)
 	if to := rt.Service.Components[rt.Component].Timeout; to > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, to)
+		ctx, cancel := context.WithTimeout(req.Context(), to)
 		defer cancel()
+		req = req.WithContext(ctx)
 	}
 	w.Header().Set(HeaderRevision, rt.Target.Revision)
 	if rt.setCookie {
@@ -398,10 +411,20 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 	}
 	streamBody(w, req)
 	if mw := rt.Service.Components[rt.Component].Middleware; mw != nil {
-		mw(r.proxy).ServeHTTP(w, req.WithContext(ctx))
+		mw(r.hop).ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), backendKey{}, be)))
 		return
 	}
-	r.proxy.ServeHTTP(w, req.WithContext(ctx))
+	if !r.forward(w, req, be) {
+		r.proxy.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), backendKey{}, be)))
+	}
+}
+
+// serveHop proxies a request to the replica its context names, by the hop
+// when it can take the request and by the ReverseProxy otherwise.
+func (r *Router) serveHop(w http.ResponseWriter, req *http.Request) {
+	if !r.forward(w, req, req.Context().Value(backendKey{}).(string)) {
+		r.proxy.ServeHTTP(w, req)
+	}
 }
 
 // revState returns the counters and limiter of a route's target.
