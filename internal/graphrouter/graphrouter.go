@@ -103,6 +103,9 @@ func ParseGraph(doc []byte, name, namespace string) (*api.InferenceGraph, error)
 	if ig.Metadata.Namespace == "" {
 		ig.Metadata.Namespace = namespace
 	}
+	if ig.Metadata.Name == "" {
+		return nil, errors.New("graph json: no metadata.name (give the graph's name with --name when the JSON is only its spec)")
+	}
 	ig.Default()
 	if err := ig.Validate(); err != nil {
 		return nil, err

@@ -277,6 +277,12 @@ func TestRouterRefusesInvalidGraph(t *testing.T) {
 		t.Errorf("exit %d, output %q: want the validation message", code, out.String())
 	}
 	out.Reset()
+	code = cli.Main(t.Context(), []string{"router", "--graph-json", `{"nodes":{"root":{"routerType":"Sequence","steps":[{"serviceName":"a"}]}}}`,
+		"--host", "127.0.0.1", "--http-port", strconv.Itoa(freePort(t))}, &out, &out)
+	if code == 0 || !strings.Contains(out.String(), "--name") {
+		t.Errorf("exit %d, output %q: want a spec without a name refused, naming --name", code, out.String())
+	}
+	out.Reset()
 	code = cli.Main(t.Context(), []string{"router", "--graph-json", `{"nodes":{}}`, "--service-url", "nourl",
 		"--host", "127.0.0.1", "--http-port", strconv.Itoa(freePort(t))}, &out, &out)
 	if code == 0 {
