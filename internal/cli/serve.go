@@ -42,6 +42,7 @@ type serveOptions struct {
 	modelFormat     string
 	host            string
 	httpPort        int
+	httpSocket      string
 	grpcPort        int
 	maxBodyBytes    int64
 	httpEngine      string
@@ -97,6 +98,8 @@ over the file.`,
 	f.StringVar(&o.pullerStateDir, "puller-state-dir", "", "with --models-config: where pull markers live, so a restart does not pull again (default: next to the config)")
 	f.StringVar(&o.replicaID, "replica-id", "", "identity sent in every HTTP answer's Ferry-Replica-Id header (ferry up sets it to probe its own replica)")
 	_ = f.MarkHidden("replica-id")
+	f.StringVar(&o.httpSocket, "http-socket", "", "also serve HTTP on this Unix socket (ferry up's ingress reaches its replicas there)")
+	_ = f.MarkHidden("http-socket")
 	f.StringVar(&o.modelName, "model-name", "", "name of the model when --model-dir holds a single model (default: the directory's base name)")
 	f.StringVar(&o.modelFormat, "model-format", "", "force a model format instead of detecting it from the files: "+joinNames())
 	f.StringVar(&o.host, "host", "0.0.0.0", "address to bind the HTTP and gRPC listeners to")
@@ -233,6 +236,7 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 		Logger:           log,
 		ReplicaID:        o.replicaID,
 		HTTPEngine:       o.httpEngine,
+		HTTPSocket:       o.httpSocket,
 	})
 	if err != nil {
 		return err

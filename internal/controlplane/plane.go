@@ -67,6 +67,7 @@ func New(cfg PlaneConfig) (*Plane, error) {
 	}
 	p.scaler = NewAutoscaler(cfg.Autoscaler, stats, func() { p.ctl.Trigger() })
 	p.router.SetActivator(p.scaler.Activate, cfg.ActivationTimeout)
+	p.router.SetHopSocket(func(addr string) string { return p.ctl.HopSocket(addr) })
 	cc := cfg.Controller
 	cc.Router, cc.Autoscaler = p.router, p.scaler
 	cc.PredictorAddr = predLn.Addr().String()

@@ -369,6 +369,9 @@ func (c *Controller) serveTemplate(ns, name, comp, uri, format string, ext *api.
 		args := append([]string{"serve", "--model-format", format, "--host", "127.0.0.1", "--http-port", strconv.Itoa(hp), "--grpc-port", strconv.Itoa(gp),
 			"--log-format", "json", "--inference-service", name, "--namespace", ns, "--component", comp, "--endpoint", "default", "--replica-id", id},
 			c.cfg.ServeArgs...)
+		if sock := c.httpSocket(hp); sock != "" {
+			args = append(args, "--http-socket", sock)
+		}
 		if uri != "" {
 			args = append(args, "--model-uri", uri, "--model-name", name)
 		} else {

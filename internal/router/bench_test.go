@@ -25,19 +25,20 @@ const benchBody = `{"instances": [[6.8, 2.8, 4.8, 1.4]]}`
 
 func benchBackend(b *testing.B) string {
 	b.Helper()
-	answer := []byte(`{"predictions": [1]}`)
-	return benchServe(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(answer)
-	}))
+	return benchServe(b, benchReplica, "tcp", "127.0.0.1:0")
 }
 
-// benchServe serves h with the http1 engine on loopback; it returns the
-// address.
-func benchServe(b *testing.B, h http.Handler) string {
+var benchReplica = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"predictions": [1]}`))
+})
+
+// benchServe serves h with the http1 engine on a listener of network at
+// addr; it returns the address.
+func benchServe(b *testing.B, h http.Handler, network, addr string) string {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -101,7 +102,26 @@ func BenchmarkIngressProxy(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	in := benchServe(b, r)
+	in := benchServe(b, r, "tcp", "127.0.0.1:0")
+	benchLoad(b, "http://"+in+"/v1/models/iris:predict", "iris.default.example.com")
+}
+
+// BenchmarkIngressProxySocket is BenchmarkIngressProxy with the backend
+// also on a Unix socket, which the hop dials (as ferry up's replicas).
+func BenchmarkIngressProxySocket(b *testing.B) {
+	be := benchBackend(b)
+	sock := benchServe(b, benchReplica, "unix", b.TempDir()+"/http.sock")
+	r := New("example.com", nil)
+	r.SetHopSocket(func(string) string { return sock })
+	err := r.Update(&Table{Domain: "example.com", Services: []*Service{
+		{Name: "iris", Namespace: "default", Components: map[string]*Component{
+			Predictor: {Targets: []Target{{Revision: "iris-predictor-1", Percent: 100, Latest: true, Backends: []string{be}}}},
+		}},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := benchServe(b, r, "tcp", "127.0.0.1:0")
 	benchLoad(b, "http://"+in+"/v1/models/iris:predict", "iris.default.example.com")
 }
 

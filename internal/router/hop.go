@@ -59,6 +59,9 @@ type hopPool struct {
 	mu     sync.Mutex
 	idle   map[string][]*hopConn
 	dialer net.Dialer
+	// socket, if set, names the Unix socket where the replica at a TCP
+	// address also listens ("": none); the hop dials it first.
+	socket func(addr string) string
 }
 
 func newHopPool() *hopPool {
@@ -124,9 +127,17 @@ func (p *hopPool) keep(backends map[string]bool) {
 }
 
 func (p *hopPool) dial(ctx context.Context, addr string) (*hopConn, error) {
-	nc, err := p.dialer.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
+	var nc net.Conn
+	if p.socket != nil {
+		if path := p.socket(addr); path != "" {
+			nc, _ = p.dialer.DialContext(ctx, "unix", path) // failed: TCP below
+		}
+	}
+	if nc == nil {
+		var err error
+		if nc, err = p.dialer.DialContext(ctx, "tcp", addr); err != nil {
+			return nil, err
+		}
 	}
 	return &hopConn{addr: addr, nc: nc, br: bufio.NewReaderSize(nc, hopReadBuffer), vals: map[string]string{}}, nil
 }

@@ -335,3 +335,36 @@ func TestHopUpdateClosesConnectionsOfGoneReplicas(t *testing.T) {
 		t.Fatal("the connection to a replica no longer routed to stayed open")
 	}
 }
+
+// With SetHopSocket, the hop reaches a replica on its Unix socket, and on
+// its TCP address when the socket cannot be dialled.
+func TestHopDialsTheReplicaSocket(t *testing.T) {
+	answer := func(via string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, via) })
+	}
+	tcp := httptest.NewServer(answer("tcp"))
+	defer tcp.Close()
+	addr := strings.TrimPrefix(tcp.URL, "http://")
+	sock := t.TempDir() + "/http.sock"
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	us := &httptest.Server{Listener: ln, Config: &http.Server{Handler: answer("socket")}}
+	us.Start()
+	defer us.Close()
+	for _, c := range []struct{ path, want string }{{sock, "socket"}, {sock + ".gone", "tcp"}, {"", "tcp"}} {
+		r := oneService(t, addr)
+		var asked atomic.Value
+		r.SetHopSocket(func(a string) string {
+			asked.Store(a)
+			return c.path
+		})
+		if code, body, _ := get(t, r, "iris.default.example.com", "/"); code != 200 || body != c.want {
+			t.Errorf("socket %q: %d %q, want %q", c.path, code, body, c.want)
+		}
+		if asked.Load() != addr {
+			t.Errorf("socket asked for %v, want %s", asked.Load(), addr)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -57,6 +58,10 @@ type Config struct {
 	// (package http1, which hands what it does not speak to net/http).
 	// Empty means DefaultHTTPEngine.
 	HTTPEngine string
+	// HTTPSocket, if set, is a Unix socket path served like HTTPAddr (the
+	// same handler and engine): ferry up's ingress reaches its replicas
+	// there, which costs both sides less than loopback TCP.
+	HTTPSocket string
 }
 
 // HTTP engines of Config.HTTPEngine.
@@ -78,6 +83,12 @@ type Server struct {
 	httpSrv *http.Server
 	fastSrv *http1.Server // nil with EngineStd
 	grpcSrv *grpc.Server
+	// sockLn and sockSrv serve Config.HTTPSocket (nil without one).
+	sockLn  net.Listener
+	sockSrv interface {
+		Serve(net.Listener) error
+		Shutdown(context.Context) error
+	}
 }
 
 // New opens the listeners (so a port conflict fails fast and tests can
@@ -110,6 +121,17 @@ func New(cfg Config) (*Server, error) {
 	if s.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		s.httpLn.Close()
 		return nil, fmt.Errorf("grpc listener: %w", err)
+	}
+	if cfg.HTTPSocket != "" {
+		// A socket left by an earlier process on this path is stale.
+		if fi, err := os.Lstat(cfg.HTTPSocket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			_ = os.Remove(cfg.HTTPSocket)
+		}
+		if s.sockLn, err = net.Listen("unix", cfg.HTTPSocket); err != nil {
+			s.httpLn.Close()
+			s.grpcLn.Close()
+			return nil, fmt.Errorf("http socket listener: %w", err)
+		}
 	}
 
 	svc := v2.NewService(v2.Config{
@@ -156,6 +178,15 @@ func New(cfg Config) (*Server, error) {
 			Logger:            cfg.Logger,
 		}
 	}
+	if s.sockLn != nil {
+		std := &http.Server{Handler: s.httpSrv.Handler, ReadHeaderTimeout: s.httpSrv.ReadHeaderTimeout,
+			IdleTimeout: s.httpSrv.IdleTimeout, ErrorLog: s.httpSrv.ErrorLog}
+		s.sockSrv = std
+		if s.fastSrv != nil {
+			s.sockSrv = &http1.Server{Handler: std.Handler, Fallback: std, ReadHeaderTimeout: std.ReadHeaderTimeout,
+				IdleTimeout: std.IdleTimeout, Logger: cfg.Logger}
+		}
+	}
 
 	s.grpcSrv = grpc.NewServer(
 		grpc.MaxRecvMsgSize(int(min(cfg.MaxBodyBytes, 1<<31-1))),
@@ -195,6 +226,14 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if s.sockSrv != nil {
+		g.Go(func() error {
+			if err := s.sockSrv.Serve(s.sockLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http socket server: %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		if err := s.grpcSrv.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			return fmt.Errorf("grpc server: %w", err)
@@ -216,7 +255,17 @@ func (s *Server) Run(ctx context.Context) error {
 		if s.fastSrv != nil {
 			shutdown = s.fastSrv.Shutdown // it shuts its fallback down too
 		}
+		var sockErr error
+		sockDone := make(chan struct{})
+		go func() {
+			defer close(sockDone)
+			if s.sockSrv != nil {
+				sockErr = s.sockSrv.Shutdown(sctx)
+			}
+		}()
 		err := shutdown(sctx)
+		<-sockDone
+		err = errors.Join(err, sockErr)
 		select {
 		case <-done:
 		case <-sctx.Done():
