@@ -7,7 +7,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,7 +147,10 @@ func BenchmarkPredictOverhead(b *testing.B) {
 // through a real HTTP server on loopback (keep-alive connections, 8
 // concurrent clients per GOMAXPROCS), serving the xgboost iris example
 // over V2 and V1, with and without the quality middleware (ferry serve
-// with and without --quality-dir). Compare the req/s metric of off and on.
+// with and without --quality-dir). Compare the cpu-ns/op metric of off
+// and on (the process's CPU time per request: server, clients and GC,
+// from getrusage); req/s moves too much on a shared machine to show a
+// difference of a few percent.
 func BenchmarkPredictRPS(b *testing.B) {
 	if _, err := os.Stat("../../examples/models/xgboost-iris"); err != nil {
 		b.Skip(err)
@@ -171,7 +177,7 @@ func BenchmarkPredictRPS(b *testing.B) {
 		url := srv.URL + path
 		b.SetParallelism(8)
 		b.ResetTimer()
-		start := time.Now()
+		start, cpu := time.Now(), processCPU()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				resp, err := client.Post(url, "application/json", strings.NewReader(body))
@@ -188,6 +194,7 @@ func BenchmarkPredictRPS(b *testing.B) {
 			}
 		})
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+		b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
 	}
 	for _, proto := range []string{"v2", "v1"} {
 		path, body := reqs[proto][0], reqs[proto][1]
@@ -228,6 +235,200 @@ func BenchmarkParse(b *testing.B) {
 				if _, err := parseV1(v1body, TaskAuto, fast); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkMiddleware isolates the quality middleware's own cost: a handler
+// that answers a canned xgboost iris response (as the V2 and V1 services
+// write it), called by 8 goroutines per GOMAXPROCS without a network, with
+// and without the middleware around it. The on-off difference in
+// cpu-ns/op is what journaling adds to each request.
+func BenchmarkMiddleware(b *testing.B) {
+	answers := map[string][2]string{
+		"v2": {"/v2/models/xgboost-iris/infer", `{"model_name":"xgboost-iris","id":"","outputs":[{"name":"predict","datatype":"FP32","shape":[2,3],"data":[0.005580268,0.97116977,0.023249961,0.99185115,0.0054369667,0.0027118712]}]}`},
+		"v1": {"/v1/models/xgboost-iris:predict", `{"predictions":[[0.005580268,0.97116977,0.023249961],[0.99185115,0.0054369667,0.0027118712]]}`},
+	}
+	for _, proto := range []string{"v2", "v1"} {
+		path, answer := answers[proto][0], []byte(answers[proto][1])
+		model := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(answer)
+		})
+		run := func(b *testing.B, h http.Handler) {
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.ResetTimer()
+			cpu := processCPU()
+			b.RunParallel(func(pb *testing.PB) {
+				w := &sinkWriter{h: http.Header{}}
+				r := httptest.NewRequest("POST", path, nil)
+				for pb.Next() {
+					clear(w.h)
+					clear(r.Header)
+					w.code, w.n = 0, 0
+					h.ServeHTTP(w, r)
+					if w.code != http.StatusOK || w.n != len(answer) {
+						b.Errorf("HTTP %d, %d bytes", w.code, w.n)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+		}
+		b.Run(proto+"/off", func(b *testing.B) { run(b, model) })
+		b.Run(proto+"/on", func(b *testing.B) {
+			m, err := Open(Config{Dir: b.TempDir(), MaxPredictions: 1 << 24})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			run(b, NewHandler(HandlerConfig{Monitor: m}).Middleware(model))
+		})
+	}
+}
+
+// sinkWriter is a ResponseWriter that keeps only the status and length.
+type sinkWriter struct {
+	h    http.Header
+	code int
+	n    int
+}
+
+func (s *sinkWriter) Header() http.Header { return s.h }
+
+func (s *sinkWriter) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+}
+
+func (s *sinkWriter) Write(p []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	s.n += len(p)
+	return len(p), nil
+}
+
+// BenchmarkPredictCPU measures what the quality middleware adds to the CPU
+// time of a request served over loopback HTTP (as BenchmarkPredictRPS, 8
+// concurrent keep-alive clients per GOMAXPROCS, the xgboost iris example),
+// with a server without the middleware and one with it running side by
+// side and taking turns in slices of 1000 requests, so that the load of
+// other processes on a shared machine falls on both alike. b.N requests
+// go to each. It reports the process's CPU time per request (server,
+// clients and GC, from getrusage) of each and the difference in percent,
+// over all requests and in the median turn.
+func BenchmarkPredictCPU(b *testing.B) {
+	if _, err := os.Stat("../../examples/models/xgboost-iris"); err != nil {
+		b.Skip(err)
+	}
+	repo := repository.New(repository.Config{Loader: fruntime.NewRegistry(xgboost.Format)})
+	repo.Add(repository.Source{Name: "xgboost-iris", Dir: "../../examples/models/xgboost-iris"})
+	if err := repo.LoadAll(b.Context(), 1); err != nil {
+		b.Fatal(err)
+	}
+	defer repo.Close()
+	mux := http.NewServeMux()
+	v2.NewService(v2.Config{Repository: repo}).Register(mux)
+	v1.New(v1.Config{Repository: repo}).Register(mux)
+	reqs := map[string][2]string{
+		"v2": {"/v2/models/xgboost-iris/infer", `{"inputs":[{"name":"input-0","shape":[2,4],"datatype":"FP32","data":[[6.8,2.8,4.8,1.4],[6.0,3.4,4.5,1.6]]}]}`},
+		"v1": {"/v1/models/xgboost-iris:predict", `{"instances":[[6.8,2.8,4.8,1.4],[6.0,3.4,4.5,1.6]]}`},
+	}
+	for _, proto := range []string{"v2", "v1"} {
+		path, body := reqs[proto][0], reqs[proto][1]
+		b.Run(proto, func(b *testing.B) {
+			m, err := Open(Config{Dir: b.TempDir(), MaxPredictions: 1 << 24})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			servers := [2]*httptest.Server{httptest.NewServer(mux), httptest.NewServer(NewHandler(HandlerConfig{Monitor: m}).Middleware(mux))}
+			tr := &http.Transport{MaxIdleConnsPerHost: 256}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr}
+			// slice sends n requests to server i from the clients.
+			slice := func(i, n int) error {
+				url := servers[i].URL + path
+				var (
+					left atomic.Int64
+					errs = make(chan error, 1)
+					wg   sync.WaitGroup
+				)
+				left.Store(int64(n))
+				for range 8 * runtime.GOMAXPROCS(0) {
+					wg.Go(func() {
+						for left.Add(-1) >= 0 {
+							resp, err := client.Post(url, "application/json", strings.NewReader(body))
+							if err == nil {
+								_, _ = io.Copy(io.Discard, resp.Body)
+								resp.Body.Close()
+								if resp.StatusCode != http.StatusOK {
+									err = fmt.Errorf("HTTP %d", resp.StatusCode)
+								}
+							}
+							if err != nil {
+								select {
+								case errs <- err:
+								default:
+								}
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				select {
+				case err := <-errs:
+					return err
+				default:
+					return nil
+				}
+			}
+			for i := range 2 { // warm both up: connections, buffers
+				if err := slice(i, 1000); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var (
+				cpu    [2]time.Duration
+				ratios []float64 // on/off of each turn
+			)
+			b.ResetTimer()
+			for done, turn := 0, 0; done < b.N; turn++ {
+				n := min(1000, b.N-done)
+				var took [2]time.Duration
+				for k := range 2 {
+					i := (turn + k) % 2 // alternate which goes first
+					start := processCPU()
+					if err := slice(i, n); err != nil {
+						b.Fatal(err)
+					}
+					took[i] = processCPU() - start
+					cpu[i] += took[i]
+				}
+				if took[0] > 0 {
+					ratios = append(ratios, float64(took[1])/float64(took[0]))
+				}
+				done += n
+			}
+			b.StopTimer()
+			for _, s := range servers {
+				s.Close()
+			}
+			off, on := float64(cpu[0])/float64(b.N), float64(cpu[1])/float64(b.N)
+			b.ReportMetric(off, "off-cpu-ns/op")
+			b.ReportMetric(on, "on-cpu-ns/op")
+			b.ReportMetric(100*(on-off)/off, "overhead-%")
+			if len(ratios) > 0 {
+				// The median turn: a burst of load elsewhere that hits one
+				// slice of a turn moves the mean, not the median.
+				slices.Sort(ratios)
+				b.ReportMetric(100*(ratios[len(ratios)/2]-1), "median-turn-overhead-%")
 			}
 		})
 	}
