@@ -3,7 +3,6 @@ package quality
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -37,7 +36,7 @@ type HandlerConfig struct {
 // Handler serves the feedback and quality routes and records predictions.
 type Handler struct {
 	cfg  HandlerConfig
-	bufs sync.Pool
+	held sync.Pool // of *held, with their buffers
 }
 
 // NewHandler returns the Handler of cfg.Monitor.
@@ -49,7 +48,7 @@ func NewHandler(cfg HandlerConfig) *Handler {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{cfg: cfg}
-	h.bufs.New = func() any { return new(bytes.Buffer) }
+	h.held.New = func() any { return &held{body: new(bytes.Buffer)} }
 	return h
 }
 
@@ -209,38 +208,69 @@ func (h *Handler) serveQuality(w http.ResponseWriter, name string) {
 // the prediction's outputs under its id, and then lets the response leave
 // (with the id in X-Request-Id): a client that has its answer can always
 // send feedback for it, even across a crash.
+//
+// It runs on every prediction, so it reads and sets headers by their
+// canonical keys (net/http canonicalises what it reads off the wire) rather
+// than through Header.Get and Set, which canonicalise again, and the
+// response is held in a pooled writer.
 func (h *Handler) record(w http.ResponseWriter, r *http.Request, next http.Handler, name string, v1 bool) {
-	id := r.Header.Get(HeaderRequestID)
+	id := firstHeader(r.Header, HeaderRequestID)
+	ceID := firstHeader(r.Header, headerCeID)
 	if id == "" {
-		id = r.Header.Get("Ce-Id")
+		id = ceID
 	}
 	if id == "" {
 		id = newID()
 	}
-	if r.Header.Get("Ce-Id") == "" {
+	// vals backs both headers the middleware sets: one allocation.
+	vals := new([2]string)
+	if ceID == "" {
 		// The request logger (inside this middleware) names its events by
 		// Ce-Id: give it the id the prediction is journaled under, so its
 		// events join the feedback too. A V2 response echoes the request's
 		// body id, which wins (see journal); with a logger, read it now.
-		ceID := id
+		vals[0] = id
 		if !v1 && h.cfg.Events != nil {
 			if bid := bodyID(r); bid != "" {
-				ceID = bid
+				vals[0] = bid
 			}
 		}
-		r.Header.Set("Ce-Id", ceID)
+		r.Header[headerCeID] = vals[0:1:1]
 	}
-	buf := h.bufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer h.bufs.Put(buf)
-	rec := &held{w: w, code: http.StatusOK, body: buf}
+	rec := h.held.Get().(*held)
+	*rec = held{w: w, code: http.StatusOK, body: rec.body}
+	rec.body.Reset()
+	defer h.putHeld(rec)
 	next.ServeHTTP(rec, r)
 	if rec.code == http.StatusOK {
-		id = h.journal(name, id, v1, buf.Bytes())
+		id = h.journal(name, id, v1, rec.body.Bytes())
 	}
-	w.Header().Set(HeaderRequestID, id)
+	vals[1] = id
+	w.Header()[HeaderRequestID] = vals[1:2:2]
 	w.WriteHeader(rec.code)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(rec.body.Bytes())
+}
+
+// headerCeID is the canonical key of the CloudEvents id header.
+const headerCeID = "Ce-Id"
+
+// firstHeader is hdr.Get(key) for a key already in canonical form.
+func firstHeader(hdr http.Header, key string) string {
+	if v := hdr[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// maxHeldBytes bounds the response buffer a held writer keeps for reuse.
+const maxHeldBytes = 1 << 20
+
+func (h *Handler) putHeld(rec *held) {
+	if rec.body.Cap() > maxHeldBytes {
+		return
+	}
+	rec.w = nil
+	h.held.Put(rec)
 }
 
 // bodyID reads the top-level "id" of a V2 request body, as the V2
@@ -349,12 +379,24 @@ func (h *held) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection.
 func (h *held) Unwrap() http.ResponseWriter { return h.w }
 
-// newID returns a random UUIDv4-formatted id, as the request logger makes.
+// newID returns a random UUIDv4-formatted id, as the request logger makes,
+// with one allocation (the string).
 func newID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	s := hex.EncodeToString(b[:])
-	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
+	var s [36]byte
+	j := 0
+	for i, c := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			s[j] = '-'
+			j++
+		}
+		s[j], s[j+1] = hexDigits[c>>4], hexDigits[c&0x0f]
+		j += 2
+	}
+	return string(s[:])
 }
+
+const hexDigits = "0123456789abcdef"

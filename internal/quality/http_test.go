@@ -158,3 +158,21 @@ func FuzzDecodeFeedback(f *testing.F) {
 		}
 	})
 }
+
+// Ids Ferry makes are UUIDv4-formatted and differ.
+func TestNewIDIsAUUIDv4(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := newID()
+		if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[14] != '4' || id[18] != '-' || !strings.ContainsAny(id[19:20], "89ab") || id[23] != '-' {
+			t.Fatalf("id %q is not a UUIDv4", id)
+		}
+		if strings.Trim(id, "0123456789abcdef-") != "" {
+			t.Fatalf("id %q: not lower-case hex", id)
+		}
+		if seen[id] {
+			t.Fatalf("id %q made twice", id)
+		}
+		seen[id] = true
+	}
+}
