@@ -135,6 +135,9 @@ type v2Output struct {
 	Datatype string          `json:"datatype"`
 	Shape    []int64         `json:"shape"`
 	Data     json.RawMessage `json:"data"`
+	// nums is Data's numbers, where the scanner converted them as
+	// parseNumbers would (nil: convert Data).
+	nums []float64
 }
 
 // ParseV2 reads the rows of a V2 infer response's first output, its id
@@ -198,6 +201,8 @@ func v2Rows(o v2Output, task Task, fast bool) ([]Row, error) {
 		for _, b := range bs {
 			flat = append(flat, map[bool]float64{false: 0, true: 1}[b])
 		}
+	} else if o.nums != nil {
+		flat = o.nums
 	} else if flat, err = parseNumbers(o.Data, int(n*k)); err != nil {
 		return nil, err
 	}

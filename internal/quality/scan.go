@@ -415,13 +415,138 @@ func (s *scanner) output() (v2Output, bool) {
 				return ok
 			})
 		case "data":
+			if !seen.first(3) {
+				return false
+			}
+			// Numbers are converted in this pass (most outputs are
+			// numeric); anything else is kept raw for v2Rows.
+			s.ws()
+			start, t := s.i, *s
+			if nums, ok := t.numbers(0, make([]float64, 0, 8)); ok {
+				*s = t
+				o.Data, o.nums = s.b[start:s.i], nums
+				return true
+			}
 			v, ok := s.raw()
 			o.Data = v
-			return ok && seen.first(3)
+			return ok
 		}
 		return s.other(key, "name", "datatype", "shape", "data")
 	})
 	return o, ok
+}
+
+// numbers reads an array of numbers nested to any depth, as parseNumbers
+// would, appending them to out in order; false: anything else (strings,
+// booleans, null, numbers out of float64's range).
+func (s *scanner) numbers(depth int, out []float64) ([]float64, bool) {
+	if depth > maxScanDepth || !s.eat('[') {
+		return nil, false
+	}
+	if s.eat(']') {
+		return out, true
+	}
+	for {
+		var ok bool
+		if s.peek() == '[' {
+			out, ok = s.numbers(depth+1, out)
+		} else {
+			var f float64
+			f, ok = s.float()
+			out = append(out, f)
+		}
+		if !ok {
+			return nil, false
+		}
+		if !s.eat(',') {
+			return out, s.eat(']')
+		}
+	}
+}
+
+// float reads a JSON number as strconv.ParseFloat(_, 64) converts it.
+func (s *scanner) float() (float64, bool) {
+	num, _, ok := s.number()
+	if !ok {
+		return 0, false
+	}
+	if f, ok := exactFloat(num); ok {
+		return f, true
+	}
+	f, err := strconv.ParseFloat(string(num), 64)
+	return f, err == nil
+}
+
+// pow10 holds the powers of ten a float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// exactFloat converts a number in JSON's grammar whose digits fit in 53
+// bits and whose decimal exponent is within ±22, such as the shortest
+// decimal of a float32 probability: the digits and the power of ten are
+// both exact, so one multiplication or division rounds correctly, as
+// strconv.ParseFloat would (Clinger's fast path). Others: false.
+func exactFloat(num []byte) (float64, bool) {
+	i, neg := 0, false
+	if num[0] == '-' {
+		neg, i = true, 1
+	}
+	var (
+		m   uint64
+		exp int
+	)
+	frac := false
+	for ; i < len(num); i++ {
+		c := num[i]
+		switch {
+		case isDigit(c):
+			if m > (1<<53-9)/10 {
+				return 0, false
+			}
+			m = m*10 + uint64(c-'0')
+			if frac {
+				exp--
+			}
+			continue
+		case c == '.':
+			frac = true
+			continue
+		}
+		break // 'e' or 'E'
+	}
+	if i < len(num) { // an exponent
+		i++
+		eneg := false
+		if num[i] == '+' || num[i] == '-' {
+			eneg = num[i] == '-'
+			i++
+		}
+		e := 0
+		for ; i < len(num); i++ {
+			if e > 1000 {
+				return 0, false
+			}
+			e = e*10 + int(num[i]-'0')
+		}
+		if eneg {
+			e = -e
+		}
+		exp += e
+	}
+	f := float64(m)
+	switch {
+	case m == 0:
+	case exp < -22 || exp > 22:
+		return 0, false
+	case exp < 0:
+		f /= pow10[-exp]
+	default:
+		f *= pow10[exp]
+	}
+	if neg {
+		f = -f
+	}
+	return f, true
 }
 
 // flatFloats reads a flat array of numbers as json.Unmarshal into
@@ -431,13 +556,9 @@ func flatFloats(p []byte) ([]float64, bool) {
 	s := scanner{b: p}
 	out := make([]float64, 0, 4)
 	ok := s.array(func() bool {
-		num, _, ok := s.number()
-		if !ok {
-			return false
-		}
-		f, err := strconv.ParseFloat(string(num), 64)
+		f, ok := s.float()
 		out = append(out, f)
-		return err == nil
+		return ok
 	})
 	return out, ok && s.end()
 }

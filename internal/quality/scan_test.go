@@ -3,7 +3,9 @@ package quality
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
+	"strconv"
 	"testing"
 
 	v1 "github.com/ferryserve/ferry/internal/protocol/v1"
@@ -125,6 +127,17 @@ func checkV2(t *testing.T, b []byte, task Task) {
 		if err := json.Unmarshal(b, &want); err != nil {
 			t.Fatalf("scanV2 took %q; encoding/json: %v", b, err)
 		}
+		for i, o := range r.Outputs {
+			if o.nums == nil {
+				continue
+			}
+			// The numbers converted while scanning are parseNumbers'.
+			slow, err := parseNumbers(o.Data, 0)
+			if err != nil || !reflect.DeepEqual(o.nums, slow) || !sameSigns(o.nums, slow) {
+				t.Fatalf("scanV2 %q: output %d numbers %v; parseNumbers %v %v", b, i, o.nums, slow, err)
+			}
+			r.Outputs[i].nums = nil
+		}
 		if !reflect.DeepEqual(r, want) {
 			t.Fatalf("scanV2 %q:\n %+v\nencoding/json:\n %+v", b, r, want)
 		}
@@ -134,6 +147,38 @@ func checkV2(t *testing.T, b []byte, task Task) {
 	if fmt.Sprint(ferr) != fmt.Sprint(serr) || !reflect.DeepEqual(fr, sr) || fid != sid || fv != sv {
 		t.Fatalf("ParseV2 %q (task %q):\n fast %+v %q %q %v\n slow %+v %q %q %v", b, task, fr, fid, fv, ferr, sr, sid, sv, serr)
 	}
+}
+
+// sameSigns reports whether a and b agree on the sign of each zero too.
+func sameSigns(a, b []float64) bool {
+	for i := range a {
+		if math.Signbit(a[i]) != math.Signbit(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// exactFloat and ParseFloat agree bit for bit wherever exactFloat answers.
+func FuzzExactFloat(f *testing.F) {
+	for _, s := range []string{"0.0055", "-0", "0", "1e22", "9007199254740992", "9007199254740993", "0.97116977", "1.5e-7", "123456789.123", "-2.5E+3", "1e-22", "0e999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sc := scanner{b: []byte(s)}
+		num, _, ok := sc.number()
+		if !ok || string(num) != s {
+			return
+		}
+		got, ok := exactFloat(num)
+		if !ok {
+			return
+		}
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("exactFloat(%q) = %v; ParseFloat %v %v", s, got, want, err)
+		}
+	})
 }
 
 var fuzzTasks = []Task{TaskAuto, TaskClassification, TaskRegression}
