@@ -677,7 +677,20 @@ func (b *reqBudget) take(where string, elems, size int64) error {
 	if size > b.lim.MaxDecodedBytes-b.bytes {
 		return fmt.Errorf("%w: %s: the request's tensors decode to more than %d bytes in all (the --max-request-decoded-bytes limit; a BYTES element counts its length plus %d)", protocol.ErrTooLarge, where, b.lim.MaxDecodedBytes, bytesHeader)
 	}
-	b.elems += elems
-	b.bytes += size
+	b.charge(elems, size)
 	return nil
+}
+
+// fits reports whether take would succeed, so that a caller can build its
+// error label only when it fails.
+func (b *reqBudget) fits(elems, size int64) bool {
+	return b == nil || (elems <= b.lim.MaxElements-b.elems && size <= b.lim.MaxDecodedBytes-b.bytes)
+}
+
+// charge records what take checked.
+func (b *reqBudget) charge(elems, size int64) {
+	if b != nil {
+		b.elems += elems
+		b.bytes += size
+	}
 }

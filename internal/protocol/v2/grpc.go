@@ -157,6 +157,7 @@ func FromProto(in *pb.ModelInferRequest) (*InferRequest, error) {
 func FromProtoWithin(in *pb.ModelInferRequest, lim protocol.Limits) (*InferRequest, error) {
 	b := &reqBudget{lim: lim.WithDefaults()}
 	req := &InferRequest{ID: in.GetId(), Parameters: fromParams(in.GetParameters())}
+	req.Inputs = make([]*tensor.Tensor, 0, len(in.GetInputs()))
 	raw := in.GetRawInputContents()
 	if len(raw) > 0 && len(raw) != len(in.GetInputs()) {
 		return nil, fmt.Errorf("%w: raw_input_contents has %d entries for %d inputs; send one per input, in order", protocol.ErrBadRequest, len(raw), len(in.GetInputs()))
@@ -172,7 +173,6 @@ func FromProtoWithin(in *pb.ModelInferRequest, lim protocol.Limits) (*InferReque
 		if tensor.NumElements(ti.GetShape()) < 0 {
 			return nil, fmt.Errorf("%w: input %q: shape %v is invalid", protocol.ErrBadRequest, ti.GetName(), ti.GetShape())
 		}
-		where := fmt.Sprintf("input %q", ti.GetName())
 		n := max(tensor.NumElements(ti.GetShape()), contentsLen(ti.GetContents()))
 		size := n * elemCost(dt)
 		if dt == tensor.Bytes {
@@ -180,9 +180,12 @@ func FromProtoWithin(in *pb.ModelInferRequest, lim protocol.Limits) (*InferReque
 				size += int64(len(s))
 			}
 		}
-		if err := b.take(where, n, size); err != nil {
-			return nil, err
+		if !b.fits(n, size) {
+			// The label is built only here: formatting it for every input
+			// cost an allocation per request.
+			return nil, b.take(fmt.Sprintf("input %q", ti.GetName()), n, size)
 		}
+		b.charge(n, size)
 		var t *tensor.Tensor
 		if len(raw) > 0 {
 			if ti.GetContents() != nil && !emptyContents(ti.GetContents()) {
@@ -285,6 +288,7 @@ func narrowUints[T uint8 | uint16](in []uint32, hi uint32) any {
 // through wider fields), outputs go in raw_output_contents.
 func ToProto(resp *InferResponse, raw bool) *pb.ModelInferResponse {
 	out := &pb.ModelInferResponse{ModelName: resp.ModelName, ModelVersion: resp.ModelVersion, Id: resp.ID, Parameters: toParams(resp.Parameters)}
+	out.Outputs = make([]*pb.ModelInferResponse_InferOutputTensor, 0, len(resp.Outputs))
 	for _, t := range resp.Outputs {
 		if t.Datatype == tensor.FP16 || t.Datatype == tensor.BF16 {
 			raw = true
