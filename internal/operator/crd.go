@@ -107,7 +107,17 @@ var (
 // unknown fields, which a structural schema allows only when it says so.
 func schemaFor(t reflect.Type) apiextv1.JSONSchemaProps {
 	switch t {
-	case quantityType, intOrStringType:
+	case quantityType:
+		// Kubernetes' own types decode `cpu: 0.5` in Go, but a CRD's
+		// int-or-string schema refuses a JSON number that is not an
+		// integer, and KServe's samples write such numbers (kubectl
+		// apply of them failed here). Any scalar is kept and api's
+		// decoding checks it.
+		return apiextv1.JSONSchemaProps{
+			Description:            "A Kubernetes quantity: a string such as 500m or 2Gi, or a number.",
+			XPreserveUnknownFields: ptr(true),
+		}
+	case intOrStringType:
 		return apiextv1.JSONSchemaProps{
 			AnyOf:        []apiextv1.JSONSchemaProps{{Type: "integer"}, {Type: "string"}},
 			XIntOrString: true,
