@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -191,18 +192,39 @@ func New(cfg Config) (*Server, error) {
 	s.grpcSrv = grpc.NewServer(
 		grpc.MaxRecvMsgSize(int(min(cfg.MaxBodyBytes, 1<<31-1))),
 		grpc.MaxSendMsgSize(1<<31-1),
-		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{s.inflightInterceptor, cfg.RepositoryAPI.interceptor}, cfg.GRPCInterceptors...)...),
+		// Workers serve streams on goroutines whose stacks have already
+		// grown; a goroutine per stream (grpc's default) copies its stack
+		// while it grows on every call, 5-10 % of a batch-1 call's CPU.
+		// More workers than cores, because under load there are as many
+		// calls in flight as clients send (bench.sh: 32); a stream that
+		// finds every worker busy gets its own goroutine, as before.
+		grpc.NumStreamWorkers(grpcStreamWorkers()),
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{s.inflightInterceptor}, cfg.GRPCInterceptors...)...),
 	)
-	pb.RegisterGRPCInferenceServiceServer(s.grpcSrv, v2.NewGRPCServer(svc))
+	// The gRPC service records its requests through a cache of metric
+	// series (grpcmetrics.go); the REST one keeps Metrics itself.
+	gsvc := v2.NewService(v2.Config{
+		Repository: cfg.Repository, ServerVersion: cfg.ServerVersion,
+		MaxBodyBytes: cfg.MaxBodyBytes, Timeout: cfg.RequestTimeout,
+		Observer: newSeriesCache(cfg.Metrics), Logger: cfg.Logger,
+	})
+	pb.RegisterGRPCInferenceServiceServer(s.grpcSrv, v2.NewGRPCServer(gsvc))
 	healthpb.RegisterHealthServer(s.grpcSrv, &health{repo: cfg.Repository})
 	reflection.Register(s.grpcSrv)
 	return s, nil
 }
 
-func (s *Server) inflightInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+// grpcStreamWorkers is the number of gRPC stream workers (issue 15: the
+// measurements are in docs/benchmarks.md, "gRPC (issue 15)").
+func grpcStreamWorkers() uint32 { return uint32(max(32, 4*runtime.GOMAXPROCS(0))) }
+
+// inflightInterceptor counts the call in flight, then applies the
+// repository API's guard: one interceptor rather than two saves a level of
+// grpc's chain (a closure) on every call.
+func (s *Server) inflightInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	s.cfg.Metrics.inflight.Inc()
 	defer s.cfg.Metrics.inflight.Dec()
-	return h(ctx, req)
+	return s.cfg.RepositoryAPI.interceptor(ctx, req, info, h)
 }
 
 // HTTPAddr is the address the HTTP listener is bound to.
