@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"regexp"
 
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/plan"
+	"github.com/ferryserve/ferry/internal/router"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -103,8 +105,17 @@ func ServiceRoutes(isvc *api.InferenceService, domain string, gw Gateway, traffi
 			rules = append(rules, rule(api.ComponentExplainer, "Exact", p))
 		}
 	}
-	rules = append(rules, rule(plan.EntryComponent(&isvc.Spec), "PathPrefix", "/"))
+	entry := plan.EntryComponent(&isvc.Spec)
+	tags := tagRevisions(traffic[entry])
+	rules = append(rules, tagRules(isvc, tags)...)
+	rules = append(rules, rule(entry, "PathPrefix", "/"))
 	out := []*unstructured.Unstructured{route(name, plan.IngressHost(name, ns, domain), rules)}
+	for _, tag := range []string{plan.TagLatest, plan.TagPrev} {
+		if rev := tags[tag]; rev != "" {
+			out = append(out, route(TagRouteName(name, tag), plan.IngressHost(tag+"-"+name, ns, domain),
+				[]any{map[string]any{"matches": pathMatch("PathPrefix", "/"), "backendRefs": []any{backendRef(rev, 100)}}}))
+		}
+	}
 	for _, comp := range plan.ComponentOrder {
 		if componentSpec(isvc, comp) == nil {
 			continue
@@ -113,6 +124,63 @@ func ServiceRoutes(isvc *api.InferenceService, domain string, gw Gateway, traffi
 			[]any{rule(comp, "PathPrefix", "/")}))
 	}
 	return out
+}
+
+// TagRouteName is the HTTPRoute for a tag's host, {tag}-{name}.{namespace}.{domain}
+// (Knative's tag hosts), which sends everything to the tagged revision.
+func TagRouteName(name, tag string) string { return name + "-tag-" + tag }
+
+// tagRevisions maps the tags of a component's traffic to revisions:
+// "latest" to the latest ready revision, "prev" to the rolled-out one a
+// canary shares traffic with.
+func tagRevisions(traffic []plan.TrafficTarget) map[string]string {
+	tags := map[string]string{}
+	for _, t := range traffic {
+		switch {
+		case t.Latest:
+			tags[plan.TagLatest] = t.Revision
+		case t.Tag != "":
+			tags[t.Tag] = t.Revision
+		}
+	}
+	return tags
+}
+
+// tagRules are the header-matched rules of a service's route, before its
+// split, as `ferry up`'s ingress orders them: Knative's tag header
+// (Knative-Serving-Tag: prev) first, then the route-rules annotation's
+// header and cookie rules in their order. The Gateway API gives a rule
+// with header matches precedence over the bare path rule, and among rules
+// as specific, the first listed. A rule whose tag has no revision now is
+// left out (its requests take the split). A cookie is matched with a
+// regular expression over the Cookie header (the Gateway API has no
+// cookie match), which gateways support as an extended feature.
+func tagRules(isvc *api.InferenceService, tags map[string]string) []any {
+	var rules []any
+	add := func(header map[string]any, tag string) {
+		if rev := tags[tag]; rev != "" {
+			rules = append(rules, map[string]any{
+				"matches":     []any{map[string]any{"path": map[string]any{"type": "PathPrefix", "value": "/"}, "headers": []any{header}}},
+				"backendRefs": []any{backendRef(rev, 100)},
+			})
+		}
+	}
+	for _, tag := range []string{plan.TagLatest, plan.TagPrev} {
+		add(map[string]any{"type": "Exact", "name": router.HeaderTag, "value": tag}, tag)
+	}
+	aff, err := router.ParseAffinity(isvc.Metadata.Annotations)
+	if err != nil || aff == nil {
+		return rules // the webhook refuses a malformed annotation
+	}
+	for _, m := range aff.Rules {
+		if m.Header != "" {
+			add(map[string]any{"type": "Exact", "name": m.Header, "value": m.Value}, m.Tag)
+			continue
+		}
+		add(map[string]any{"type": "RegularExpression", "name": "Cookie",
+			"value": `(^|;\s*)` + regexp.QuoteMeta(m.Cookie) + "=" + regexp.QuoteMeta(m.Value) + `(;|$)`}, m.Tag)
+	}
+	return rules
 }
 
 // ensureRevisionServices gives each kept revision its Service, controlled
@@ -141,7 +209,8 @@ func (r *Reconciler) ensureRevisionServices(ctx context.Context, isvc *api.Infer
 }
 
 // ensureRoutes writes the HTTPRoutes of an InferenceService and deletes
-// the component routes of components it no longer has.
+// the component routes of components it no longer has and the tag routes
+// of tags no revision holds now.
 func (r *Reconciler) ensureRoutes(ctx context.Context, u *unstructured.Unstructured, isvc *api.InferenceService, traffic map[string][]plan.TrafficTarget, fallback map[string]string) error {
 	want := ServiceRoutes(isvc, r.IngressDomain, *r.Gateway, traffic, fallback)
 	names := map[string]bool{}
@@ -151,8 +220,14 @@ func (r *Reconciler) ensureRoutes(ctx context.Context, u *unstructured.Unstructu
 			return err
 		}
 	}
+	var stale []string
 	for _, comp := range plan.ComponentOrder {
-		n := ServiceName(isvc.Metadata.Name, comp)
+		stale = append(stale, ServiceName(isvc.Metadata.Name, comp))
+	}
+	for _, tag := range []string{plan.TagLatest, plan.TagPrev} {
+		stale = append(stale, TagRouteName(isvc.Metadata.Name, tag))
+	}
+	for _, n := range stale {
 		if names[n] {
 			continue
 		}

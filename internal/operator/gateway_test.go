@@ -25,7 +25,11 @@ func testGateway(t *testing.T, cluster *kubetest.Cluster, cl client.Client) {
 
 	isvc := loadYAML(t, `apiVersion: serving.kserve.io/v1beta1
 kind: InferenceService
-metadata: {name: wine, namespace: default}
+metadata:
+  name: wine
+  namespace: default
+  annotations:
+    serving.ferryserve.io/route-rules: "header:X-Group=beta=>latest; cookie:exp=old=>prev"
 spec:
   predictor:
     lightgbm: {storageUri: "gs://bucket/wine/v1"}
@@ -45,12 +49,19 @@ spec:
 			t.Errorf("revision Service %s owners = %+v, want its Deployment", rev, ref)
 		}
 	}
+	// Tag rules ahead of the split: Knative's tag header, then the
+	// annotation's rules; the cookie rule's tag (prev) has no revision
+	// yet, so it is left out.
+	const tagLatest, tagPrev, group, cookie = " Knative-Serving-Tag=latest", " Knative-Serving-Tag=prev", " X-Group=beta", ` Cookie~(^|;\s*)exp=old(;|$)`
 	want := map[string]string{
 		"wine.default.example.com Exact /v1/models/wine:explain": e1 + "=100",
 		"wine.default.example.com Exact /v2/models/wine/explain": e1 + "=100",
 		"wine.default.example.com PathPrefix /":                  r1 + "=100",
+		"wine.default.example.com PathPrefix /" + tagLatest:      r1 + "=100",
+		"wine.default.example.com PathPrefix /" + group:          r1 + "=100",
 	}
 	waitRoute(t, cl, "wine", want)
+	waitRoute(t, cl, operator.TagRouteName("wine", "latest"), map[string]string{"latest-wine.default.example.com PathPrefix /": r1 + "=100"})
 	checkOwner(t, getRoute(t, cl, "wine").GetOwnerReferences(), isvc)
 	waitRoute(t, cl, "wine-predictor", map[string]string{"wine-predictor.default.example.com PathPrefix /": r1 + "=100"})
 	waitRoute(t, cl, "wine-explainer", map[string]string{"wine-explainer.default.example.com PathPrefix /": e1 + "=100"})
@@ -67,7 +78,17 @@ spec:
 	r2 := "wine-predictor-00002"
 	markAvailable(t, cl, r2)
 	want["wine.default.example.com PathPrefix /"] = r2 + "=10 " + r1 + "=90"
+	want["wine.default.example.com PathPrefix /"+tagLatest] = r2 + "=100"
+	want["wine.default.example.com PathPrefix /"+tagPrev] = r1 + "=100"
+	want["wine.default.example.com PathPrefix /"+group] = r2 + "=100"
+	want["wine.default.example.com PathPrefix /"+cookie] = r1 + "=100"
 	waitRoute(t, cl, "wine", want)
+	if got := routeOrder(getRoute(t, cl, "wine")); !slices.Equal(got, []string{"Exact /v1/models/wine:explain", "Exact /v2/models/wine/explain",
+		"PathPrefix /" + tagLatest, "PathPrefix /" + tagPrev, "PathPrefix /" + group, "PathPrefix /" + cookie, "PathPrefix /"}) {
+		t.Errorf("wine's rules in the order %q: the tag header first, then the annotation's rules, then the split", got)
+	}
+	waitRoute(t, cl, operator.TagRouteName("wine", "latest"), map[string]string{"latest-wine.default.example.com PathPrefix /": r2 + "=100"})
+	waitRoute(t, cl, operator.TagRouteName("wine", "prev"), map[string]string{"prev-wine.default.example.com PathPrefix /": r1 + "=100"})
 	waitRoute(t, cl, "wine-predictor", map[string]string{"wine-predictor.default.example.com PathPrefix /": r2 + "=10 " + r1 + "=90"})
 	before := getRoute(t, cl, "wine").GetResourceVersion()
 
@@ -76,7 +97,15 @@ spec:
 		delete(u.Object["spec"].(map[string]any)["predictor"].(map[string]any), "canaryTrafficPercent")
 	})
 	want["wine.default.example.com PathPrefix /"] = r2 + "=100"
+	delete(want, "wine.default.example.com PathPrefix /"+tagPrev)
+	delete(want, "wine.default.example.com PathPrefix /"+cookie)
 	waitRoute(t, cl, "wine", want)
+	poll(t, "prev tag route deleted", func() (bool, error) {
+		r := &unstructured.Unstructured{}
+		r.SetGroupVersionKind(operator.HTTPRouteGVK)
+		err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: operator.TagRouteName("wine", "prev")}, r)
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	})
 	if after := getRoute(t, cl, "wine").GetResourceVersion(); after == before {
 		t.Error("route not rewritten on promotion")
 	}
@@ -85,7 +114,8 @@ spec:
 	update(t, cl, "wine", func(u *unstructured.Unstructured) {
 		delete(u.Object["spec"].(map[string]any), "explainer")
 	})
-	waitRoute(t, cl, "wine", map[string]string{"wine.default.example.com PathPrefix /": r2 + "=100"})
+	waitRoute(t, cl, "wine", map[string]string{"wine.default.example.com PathPrefix /": r2 + "=100",
+		"wine.default.example.com PathPrefix /" + tagLatest: r2 + "=100", "wine.default.example.com PathPrefix /" + group: r2 + "=100"})
 	poll(t, "explainer route deleted", func() (bool, error) {
 		r := &unstructured.Unstructured{}
 		r.SetGroupVersionKind(operator.HTTPRouteGVK)
@@ -148,7 +178,6 @@ func routeRules(t *testing.T, r *unstructured.Unstructured) map[string]string {
 	for _, h := range hosts {
 		for _, rule := range rules {
 			rm := rule.(map[string]any)
-			path := rm["matches"].([]any)[0].(map[string]any)["path"].(map[string]any)
 			s := ""
 			refs, _ := rm["backendRefs"].([]any)
 			for i, b := range refs {
@@ -158,8 +187,37 @@ func routeRules(t *testing.T, r *unstructured.Unstructured) map[string]string {
 				}
 				s += fmt.Sprintf("%v=%v", bm["name"], bm["weight"])
 			}
-			out[fmt.Sprintf("%v %v %v", h, path["type"], path["value"])] = s
+			out[fmt.Sprintf("%v %s", h, matchKey(rm))] = s
 		}
+	}
+	return out
+}
+
+// matchKey is "type path" of a rule's first match, with " Name=value"
+// for each exact header match and " Name~regexp" for a regular
+// expression.
+func matchKey(rule map[string]any) string {
+	m := rule["matches"].([]any)[0].(map[string]any)
+	path := m["path"].(map[string]any)
+	k := fmt.Sprintf("%v %v", path["type"], path["value"])
+	hs, _ := m["headers"].([]any)
+	for _, h := range hs {
+		hm := h.(map[string]any)
+		op := "="
+		if hm["type"] == "RegularExpression" {
+			op = "~"
+		}
+		k += fmt.Sprintf(" %v%s%v", hm["name"], op, hm["value"])
+	}
+	return k
+}
+
+// routeOrder lists a route's rules by matchKey, in order.
+func routeOrder(r *unstructured.Unstructured) []string {
+	var out []string
+	rules, _ := r.Object["spec"].(map[string]any)["rules"].([]any)
+	for _, rule := range rules {
+		out = append(out, matchKey(rule.(map[string]any)))
 	}
 	return out
 }

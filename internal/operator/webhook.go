@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/router"
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -225,6 +226,11 @@ func (a admitter) Handle(_ context.Context, req admission.Request) admission.Res
 	}
 	isvc.Default()
 	if err := isvc.Validate(); err != nil {
+		return admission.Denied(err.Error())
+	}
+	// The A/B annotations, refused as `ferry apply` refuses them (the
+	// operator writes their rules into the service's HTTPRoute).
+	if _, err := router.ParseAffinity(isvc.Metadata.Annotations); err != nil {
 		return admission.Denied(err.Error())
 	}
 	return admission.Allowed("")

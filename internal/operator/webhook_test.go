@@ -357,6 +357,24 @@ func TestWebhookMalformed(t *testing.T) {
 	if resp := handle(WebhookPathValidateInferenceService, req); resp.Allowed || !strings.HasPrefix(resp.Result.Message, "invalid object: json: cannot unmarshal") {
 		t.Errorf("validating a malformed spec: allowed %v, %v", resp.Allowed, resp.Result)
 	}
+	// A/B annotations are checked as ferry apply checks them.
+	for _, tc := range []struct{ rules, want string }{
+		{"header:X-Group=beta=>latest; cookie:exp=old=>prev", ""},
+		{"header:X-Group=>latest", "serving.ferryserve.io/route-rules"},
+		{"query:a=b=>prev", "want header:NAME=VALUE=>TAG"},
+	} {
+		raw := `{"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService","metadata":{"name":"ab","namespace":"default",` +
+			`"annotations":{"serving.ferryserve.io/route-rules":"` + tc.rules + `"}},"spec":{"predictor":{"sklearn":{"storageUri":"gs://b/m"}}}}`
+		req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: "1", Kind: isvcKind, Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: []byte(raw)}}}
+		resp := handle(WebhookPathValidateInferenceService, req)
+		switch {
+		case tc.want == "" && !resp.Allowed:
+			t.Errorf("route rules %q denied: %v", tc.rules, resp.Result)
+		case tc.want != "" && (resp.Allowed || !strings.Contains(resp.Result.Message, tc.want)):
+			t.Errorf("route rules %q: allowed %v, %v; want a denial saying %q", tc.rules, resp.Allowed, resp.Result, tc.want)
+		}
+	}
+
 	// Deletion and connect are not ours to judge.
 	req.Operation = admissionv1.Delete
 	req.Object.Raw = nil
