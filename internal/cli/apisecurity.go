@@ -59,7 +59,7 @@ func (a apiSecurityOptions) setUp(ln net.Listener, dataDir string, log *slog.Log
 	sec := apiSecurity{
 		listener: ln,
 		guard: apiauth.Guard{Token: tok, LoopbackOnly: loopback, MaxBody: maxBody, MaxBodyFlag: "--api-max-body",
-			Open: append([]string{"GET /healthz", "GET /metrics"}, console.OpenRoutes()...)},
+			Open: append([]string{"GET /healthz", "GET /metrics", "GET " + console.RevisionMetricsPath}, console.OpenRoutes()...)},
 	}
 	var mat apiauth.TLSMaterial
 	switch {

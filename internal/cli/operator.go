@@ -109,6 +109,12 @@ func runOperator(cmd *cobra.Command, o *operatorOptions) error {
 			}
 		}
 		ui = &operator.ConsoleConfig{Token: tok}
+		if rollouts != nil {
+			// The charts read the Prometheus the rollouts read.
+			if m, ok := rollouts.Metrics.(operator.RevisionTotaler); ok {
+				ui.Metrics = m
+			}
+		}
 		_, port, _ := net.SplitHostPort(o.metricsAddr)
 		log.Info("web console on the metrics address; from a workstation: kubectl -n NAMESPACE port-forward deploy/ferry-operator "+port, "url", console.URL("http://localhost:"+port, tok))
 	}

@@ -222,13 +222,18 @@ func resolveRelativeURIs(b []byte, dir string) []byte {
 }
 
 // apiHandler serves the management API, the web console at /ui (its
-// static files are open in apisecurity.go) and, on /metrics, the control
-// plane's autoscaling metrics with the ingress's latency histogram.
+// static files are open in apisecurity.go) and, on /metrics (and the
+// console's console.RevisionMetricsPath), the control plane's autoscaling
+// metrics with the ingress's latency histogram.
 func apiHandler(p *controlplane.Plane) http.Handler {
 	ctl := p.Controller()
 	mux := http.NewServeMux()
 	mux.Handle("/", controlplane.NewAPIServer(ctl).Handler())
-	mux.Handle("GET /metrics", withIngressMetrics(ctl.MetricsHandler(p.Stats, p.Router().Waiting), p.Router()))
+	metrics := withIngressMetrics(ctl.MetricsHandler(p.Stats, p.Router().Waiting), p.Router())
+	mux.Handle("GET /metrics", metrics)
+	// The console's charts read the same counters (the operator's console
+	// serves them from Prometheus at this path).
+	mux.Handle("GET "+console.RevisionMetricsPath, metrics)
 	console.Register(mux)
 	return mux
 }

@@ -27,6 +27,16 @@ import (
 // Path is where the console is mounted on the management address.
 const Path = "/ui"
 
+// RevisionMetricsPath is where the page reads each revision's cumulative
+// request counters, as the Prometheus text format of RevisionFamily
+// (labels namespace, revision, response_code_class and, on buckets, le):
+// `ferry up` serves its ingress's histogram there, the operator the
+// pods' histograms summed by Prometheus.
+const RevisionMetricsPath = "/api/v1/revision-metrics"
+
+// RevisionFamily is the histogram the page reads at RevisionMetricsPath.
+const RevisionFamily = "ferry_revision_request_duration_seconds"
+
 //go:embed static
 var static embed.FS
 

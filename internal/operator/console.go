@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -44,6 +46,16 @@ type ConsoleConfig struct {
 	// Transport carries test requests to the services (in-cluster DNS;
 	// http.DefaultTransport when nil). Tests point it at loopback.
 	Transport http.RoundTripper
+	// Metrics, if set, gives the page's charts each revision's request
+	// counters (from the Prometheus of --prometheus-url); without it the
+	// charts stay empty.
+	Metrics RevisionTotaler
+}
+
+// RevisionTotaler reads each revision's cumulative request counters, as
+// rollout.PrometheusSource does from the pods' histograms.
+type RevisionTotaler interface {
+	Totals(ctx context.Context) ([]rollout.RevisionTotals, error)
 }
 
 // consoleMaxBody bounds a test request's body and its answer.
@@ -54,10 +66,11 @@ const consoleMaxBody = 8 << 20
 // Deployments) and, for what the operator does not cache, straight from
 // the API server (pods and events, read only while a page is open).
 type consoleAPI struct {
-	cache  client.Client
-	live   client.Reader
-	client *http.Client
-	log    *slog.Logger
+	cache   client.Client
+	live    client.Reader
+	client  *http.Client
+	metrics RevisionTotaler
+	log     *slog.Logger
 	// isvcs and tms are the kinds the API server serves, known once the
 	// manager has looked (set before the manager starts).
 	isvcs, tms atomic.Pointer[[]schema.GroupVersionKind]
@@ -66,12 +79,13 @@ type consoleAPI struct {
 // consoleHandlers returns the handlers to mount on the metrics server and
 // the consoleAPI whose kinds the caller sets once discovered.
 func newConsole(c ConsoleConfig, log *slog.Logger) (*consoleAPI, map[string]http.Handler) {
-	a := &consoleAPI{log: log, client: &http.Client{Transport: cmp.Or[http.RoundTripper](c.Transport, http.DefaultTransport), Timeout: 60 * time.Second,
+	a := &consoleAPI{log: log, metrics: c.Metrics, client: &http.Client{Transport: cmp.Or[http.RoundTripper](c.Transport, http.DefaultTransport), Timeout: 60 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	mux := http.NewServeMux()
 	console.Register(mux)
 	mux.HandleFunc("GET /api/v1/inferenceservices", a.listServices)
 	mux.HandleFunc("GET /api/v1/trainedmodels", a.listTrainedModels)
+	mux.HandleFunc("GET "+console.RevisionMetricsPath, a.revisionMetrics)
 	const one = "/api/v1/namespaces/{ns}/inferenceservices/{name}"
 	mux.HandleFunc("GET "+one, a.getService)
 	mux.HandleFunc("GET "+one+"/revisions", a.revisions)
@@ -341,6 +355,52 @@ func (a *consoleAPI) logs(w http.ResponseWriter, r *http.Request) {
 	}
 	writeConsoleErr(w, http.StatusNotImplemented, fmt.Errorf("the operator's console does not read pod logs yet: kubectl logs -n %s -l %s=%s -c kserve-container",
 		r.PathValue("ns"), LabelInferenceService, r.PathValue("name")))
+}
+
+// revisionMetrics writes every revision's counters as the Prometheus text
+// format of console.RevisionFamily, which the page reads as it reads
+// `ferry up`'s ingress histogram: requests the error matcher selects
+// under response_code_class="5xx", the others under "other".
+func (a *consoleAPI) revisionMetrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	if a.metrics == nil {
+		fmt.Fprintln(w, "# no per-revision metrics: start ferry operator with --prometheus-url")
+		return
+	}
+	totals, err := a.metrics.Totals(r.Context())
+	if err != nil {
+		writeConsoleErr(w, http.StatusBadGateway, err)
+		return
+	}
+	var b strings.Builder
+	fam := console.RevisionFamily
+	fmt.Fprintf(&b, "# TYPE %s histogram\n", fam)
+	for _, t := range totals {
+		sel := fmt.Sprintf(`namespace="%s",revision="%s"`, promEscape(t.Namespace), promEscape(t.Revision))
+		les := slices.Collect(maps.Keys(t.Buckets))
+		slices.SortFunc(les, func(x, y string) int { return cmp.Compare(leValue(x), leValue(y)) })
+		for _, le := range les {
+			fmt.Fprintf(&b, "%s_bucket{%s,le=\"%s\"} %g\n", fam, sel, promEscape(le), t.Buckets[le])
+		}
+		fmt.Fprintf(&b, "%s_sum{%s} %g\n", fam, sel, t.Sum)
+		fmt.Fprintf(&b, "%s_count{%s,response_code_class=\"5xx\"} %g\n", fam, sel, t.Errors)
+		fmt.Fprintf(&b, "%s_count{%s,response_code_class=\"other\"} %g\n", fam, sel, max(t.Requests-t.Errors, 0))
+	}
+	_, _ = io.WriteString(w, b.String())
+}
+
+// leValue orders bucket bounds numerically, +Inf last.
+func leValue(le string) float64 {
+	v, err := strconv.ParseFloat(le, 64)
+	if err != nil {
+		return math.Inf(1)
+	}
+	return v
+}
+
+// promEscape escapes a label value for the text format.
+func promEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
 }
 
 func (a *consoleAPI) rolloutStatus(w http.ResponseWriter, r *http.Request) {

@@ -4,13 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ferryserve/ferry/internal/console"
 	"github.com/ferryserve/ferry/internal/operator"
 	"github.com/ferryserve/ferry/internal/operator/kubetest"
 	"github.com/ferryserve/ferry/internal/rollout"
@@ -61,8 +66,17 @@ func TestOperatorRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	src.ErrorMatcher = `code=~"5.."`
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := l.Addr().String()
+	l.Close()
+	const token = "rollout-console-token"
 	startOperator(t, cluster, func(c *operator.Config) {
 		c.Rollout = &operator.RolloutConfig{Metrics: src, Tick: 200 * time.Millisecond}
+		c.MetricsAddr = metricsAddr
+		c.Console = &operator.ConsoleConfig{Token: token, Metrics: src}
 	})
 
 	for _, sc := range scenarios {
@@ -156,6 +170,47 @@ spec:
 				return strings.Contains(evs, " RolloutStarted ") && strings.Contains(evs, " "+want+" "), nil
 			})
 		})
+	}
+
+	// The console's charts read the same Prometheus: the failing canary's
+	// 5xx answers and both revisions' requests, in the ingress's format.
+	poll(t, "console revision metrics", func() (bool, error) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+metricsAddr+console.RevisionMetricsPath, nil)
+		if err != nil {
+			return false, err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, nil // not serving yet
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return false, fmt.Errorf("%s: %s", resp.Status, b)
+		}
+		got := map[string]float64{}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, "} "); ok && strings.HasPrefix(k, console.RevisionFamily+"_count{") {
+				f, _ := strconv.ParseFloat(v, 64)
+				got[strings.TrimPrefix(k, console.RevisionFamily+"_count{")] = f
+			}
+		}
+		sel := func(rev, class string) string {
+			return fmt.Sprintf(`namespace="%s",revision="%s",response_code_class="%s"`, ns, rev, class)
+		}
+		return got[sel("ro-fails-predictor-00002", "5xx")] > 0 && got[sel("ro-fails-predictor-00001", "5xx")] == 0 &&
+			got[sel("ro-fails-predictor-00001", "other")] > 0 && got[sel("ro-healthy-predictor-00002", "other")] > 0 &&
+			strings.Contains(string(b), console.RevisionFamily+`_bucket{namespace="`+ns+`",revision="ro-healthy-predictor-00002",le="+Inf"}`), nil
+	})
+	// A request without the token is refused.
+	resp, err := http.Get("http://" + metricsAddr + console.RevisionMetricsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("revision metrics without the token: %s, want 401", resp.Status)
 	}
 }
 

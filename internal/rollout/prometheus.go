@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -82,22 +84,111 @@ func (p *PrometheusSource) Query(ctx context.Context, namespace, revision string
 	return m, nil
 }
 
+// RevisionTotals are one revision's cumulative request counters, summed
+// over its pods as Prometheus last scraped them: the web console draws
+// rates from two readings.
+type RevisionTotals struct {
+	Namespace, Revision string
+	// Requests counts every answer, Errors those ErrorMatcher selects,
+	// Sum their latencies in seconds.
+	Requests, Errors, Sum float64
+	// Buckets are the cumulative latency histogram's counts by upper
+	// bound, "le" as Prometheus writes it ("+Inf" included).
+	Buckets map[string]float64
+}
+
+// maxTotalsSeries bounds the series one Totals reading decodes.
+const maxTotalsSeries = 50_000
+
+// Totals reads every revision's cumulative totals with four instant
+// queries, sorted by namespace and revision.
+func (p *PrometheusSource) Totals(ctx context.Context) ([]RevisionTotals, error) {
+	em := cmp.Or(p.ErrorMatcher, DefaultErrorMatcher)
+	by := map[[2]string]*RevisionTotals{}
+	get := func(l map[string]string) *RevisionTotals {
+		k := [2]string{l["namespace"], l["revision"]}
+		t := by[k]
+		if t == nil {
+			t = &RevisionTotals{Namespace: k[0], Revision: k[1], Buckets: map[string]float64{}}
+			by[k] = t
+		}
+		return t
+	}
+	now := time.Now()
+	for _, q := range []struct {
+		promql string
+		add    func(t *RevisionTotals, l map[string]string, v float64)
+	}{
+		{fmt.Sprintf(`sum by (namespace, revision) (%s_count)`, p.Metric), func(t *RevisionTotals, _ map[string]string, v float64) { t.Requests = v }},
+		{fmt.Sprintf(`sum by (namespace, revision) (%s_count{%s})`, p.Metric, em), func(t *RevisionTotals, _ map[string]string, v float64) { t.Errors = v }},
+		{fmt.Sprintf(`sum by (namespace, revision) (%s_sum)`, p.Metric), func(t *RevisionTotals, _ map[string]string, v float64) { t.Sum = v }},
+		{fmt.Sprintf(`sum by (namespace, revision, le) (%s_bucket)`, p.Metric), func(t *RevisionTotals, l map[string]string, v float64) { t.Buckets[l["le"]] = v }},
+	} {
+		samples, err := p.vector(ctx, q.promql, now)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range samples {
+			if s.labels["revision"] == "" || math.IsNaN(s.value) {
+				continue
+			}
+			q.add(get(s.labels), s.labels, s.value)
+		}
+	}
+	out := make([]RevisionTotals, 0, len(by))
+	for _, t := range by {
+		out = append(out, *t)
+	}
+	slices.SortFunc(out, func(a, b RevisionTotals) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Revision, b.Revision))
+	})
+	return out, nil
+}
+
 // instant runs one instant query; ok is false when the result is empty.
 func (p *PrometheusSource) instant(ctx context.Context, promql string, at time.Time) (float64, bool, error) {
+	samples, err := p.vector(ctx, promql, at)
+	if err != nil {
+		return 0, false, err
+	}
+	if len(samples) == 0 {
+		return 0, false, nil
+	}
+	if len(samples) > 1 {
+		return 0, false, errors.New("prometheus query " + promql + ": more than one series")
+	}
+	if math.IsNaN(samples[0].value) {
+		return 0, false, nil
+	}
+	return samples[0].value, true, nil
+}
+
+// sample is one series of an instant vector.
+type sample struct {
+	labels map[string]string
+	value  float64
+}
+
+// vector runs one instant query that answers a vector.
+func (p *PrometheusSource) vector(ctx context.Context, promql string, at time.Time) ([]sample, error) {
 	form := url.Values{"query": {promql}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL+"/api/v1/query", strings.NewReader(form.Encode()))
 	if err != nil {
-		return 0, false, fmt.Errorf("prometheus query: %w", err)
+		return nil, fmt.Errorf("prometheus query: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := p.Client.Do(req)
 	if err != nil {
-		return 0, false, fmt.Errorf("prometheus query: %w", err)
+		return nil, fmt.Errorf("prometheus query: %w", err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	const maxAnswer = 32 << 20
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
-		return 0, false, fmt.Errorf("prometheus query: read answer: %w", err)
+		return nil, fmt.Errorf("prometheus query: read answer: %w", err)
+	}
+	if len(body) > maxAnswer {
+		return nil, fmt.Errorf("prometheus query %s: answer over %d MiB", promql, maxAnswer>>20)
 	}
 	var out struct {
 		Status string `json:"status"`
@@ -105,37 +196,36 @@ func (p *PrometheusSource) instant(ctx context.Context, promql string, at time.T
 		Data   struct {
 			ResultType string `json:"resultType"`
 			Result     []struct {
-				Value [2]json.RawMessage `json:"value"`
+				Metric map[string]string  `json:"metric"`
+				Value  [2]json.RawMessage `json:"value"`
 			} `json:"result"`
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &out); err != nil {
-		return 0, false, fmt.Errorf("prometheus query: %s: decode answer: %w", resp.Status, err)
+		return nil, fmt.Errorf("prometheus query: %s: decode answer: %w", resp.Status, err)
 	}
 	if out.Status != "success" {
-		return 0, false, fmt.Errorf("prometheus query %s: %s", promql, out.Error)
+		return nil, fmt.Errorf("prometheus query %s: %s", promql, out.Error)
 	}
 	if out.Data.ResultType != "vector" {
-		return 0, false, fmt.Errorf("prometheus query %s: result type %q, want vector", promql, out.Data.ResultType)
+		return nil, fmt.Errorf("prometheus query %s: result type %q, want vector", promql, out.Data.ResultType)
 	}
-	if len(out.Data.Result) == 0 {
-		return 0, false, nil
+	if len(out.Data.Result) > maxTotalsSeries {
+		return nil, fmt.Errorf("prometheus query %s: %d series, more than %d", promql, len(out.Data.Result), maxTotalsSeries)
 	}
-	if len(out.Data.Result) > 1 {
-		return 0, false, errors.New("prometheus query " + promql + ": more than one series")
+	samples := make([]sample, 0, len(out.Data.Result))
+	for _, r := range out.Data.Result {
+		var s string
+		if err := json.Unmarshal(r.Value[1], &s); err != nil {
+			return nil, fmt.Errorf("prometheus query: sample value: %w", err)
+		}
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, fmt.Errorf("prometheus query: sample value %q: %w", s, err)
+		}
+		samples = append(samples, sample{labels: r.Metric, value: v})
 	}
-	var s string
-	if err := json.Unmarshal(out.Data.Result[0].Value[1], &s); err != nil {
-		return 0, false, fmt.Errorf("prometheus query: sample value: %w", err)
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return 0, false, fmt.Errorf("prometheus query: sample value %q: %w", s, err)
-	}
-	if math.IsNaN(v) {
-		return 0, false, nil
-	}
-	return v, true, nil
+	return samples, nil
 }
 
 // QualityQueries are the PromQL of a revision's labelled rows and

@@ -112,7 +112,7 @@ async function refresh() {
   const [list, tmList, metrics] = await Promise.all([
     getJSON('/api/v1/inferenceservices'),
     getJSON('/api/v1/trainedmodels'),
-    getText('/metrics').catch(() => ''),
+    getText('/api/v1/revision-metrics').catch(() => ''),
   ]);
   const tms = tmList.items || [];
   renderTMs(tms);
