@@ -173,11 +173,13 @@ type Monitor struct {
 	closed      bool
 
 	// Group commit. Record appends its frame to pending and waits until
-	// its batch is written: the first recorder to find no write in flight
-	// leads, writing every pending frame with one write call with mu
-	// released, then applies them to the index; frames that arrive
-	// meanwhile form the next batch. Index entries are made only for
-	// written frames, so the index never points at bytes not on disk, and
+	// its batch is written: the recorder whose frame starts a batch leads
+	// it, and once no write is in flight (and after one yield, so that
+	// the goroutines runnable then can join) writes every pending frame
+	// with one write call with mu released, then applies them to the
+	// index; frames that arrive meanwhile form the next batch; the others
+	// of a batch wait on cond. Index entries are made only for written
+	// frames, so the index never points at bytes not on disk, and
 	// a failed write leaves none. Whatever uses the file directly (Join,
 	// compaction, Close) first waits for the write in flight and writes
 	// the pending batch itself (settleLocked).
@@ -414,9 +416,10 @@ func (m *Monitor) Record(p *Prediction) error {
 		m.total.NotRecorded++
 		return err
 	}
-	b := m.cur
+	b, lead := m.cur, false
 	if b == nil {
-		b = &batch{}
+		// The first frame of a batch: its recorder leads it.
+		b, lead = &batch{}, true
 		m.cur = b
 	}
 	m.recs = append(m.recs, pendingRec{key: k, at: p.Time, rel: int64(len(m.pending)), counts: c})
@@ -425,7 +428,11 @@ func (m *Monitor) Record(p *Prediction) error {
 	yielded := false
 	for !b.done {
 		switch {
-		case m.writing || m.waitingForFile > 0:
+		case !lead || m.writing || m.waitingForFile > 0:
+			// The others of a batch wait for its leader (or for Join,
+			// compaction or Close, which write what is pending) rather
+			// than yield too: a yield is one more trip through the
+			// scheduler, and the leader's yield lets them run anyway.
 			m.cond.Wait()
 		case !yielded:
 			// Let the goroutines that are runnable now reach Record and
