@@ -405,7 +405,7 @@ func (s *scanner) output() (v2Output, bool) {
 			return ok && seen.first(0)
 		case "datatype":
 			v, ok := s.plain()
-			o.Datatype = string(v)
+			o.Datatype = datatypeName(v)
 			return ok && seen.first(1)
 		case "shape":
 			o.Shape = make([]int64, 0, 2)
@@ -434,6 +434,25 @@ func (s *scanner) output() (v2Output, bool) {
 		return s.other(key, "name", "datatype", "shape", "data")
 	})
 	return o, ok
+}
+
+// datatypeName is string(v), without an allocation for the usual names.
+func datatypeName(v []byte) string {
+	switch string(v) {
+	case "FP32":
+		return "FP32"
+	case "FP64":
+		return "FP64"
+	case "INT64":
+		return "INT64"
+	case "INT32":
+		return "INT32"
+	case "BYTES":
+		return "BYTES"
+	case "BOOL":
+		return "BOOL"
+	}
+	return string(v)
 }
 
 // numbers reads an array of numbers nested to any depth, as parseNumbers
