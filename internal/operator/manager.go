@@ -164,9 +164,12 @@ func NewManager(c Config) (manager.Manager, error) {
 	// The only ConfigMaps the operator reads are the model-configs it
 	// writes: caching every ConfigMap in the cluster would cost memory
 	// for nothing.
+	// Every cached object drops its managedFields, which the operator never
+	// reads and which are a large share of a small object's size; updates
+	// of cached objects omit them, which leaves the server's unchanged.
 	opts.Cache = cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&corev1.ConfigMap{}: {Label: labels.SelectorFromSet(labels.Set{LabelManagedBy: managedBy})},
-	}}
+	}, DefaultTransform: cache.TransformStripManagedFields()}
 	if c.Namespace != "" {
 		opts.Cache.DefaultNamespaces = map[string]cache.Config{c.Namespace: {}}
 	}
