@@ -3,12 +3,10 @@ package main_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/ferryserve/ferry/internal/console/browsertest"
 )
 
 // consoleURL asks `ferry console` for the console URL of u, with the
@@ -71,81 +70,6 @@ func TestConsoleAssetsAndAuthOnFerryUp(t *testing.T) {
 	}
 }
 
-// chromiumPath finds Debian's chromium, or says why the test is skipped.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "/usr/bin/chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Skip("chromium not found: the console's browser test needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
-	return ""
-}
-
-// browser starts a headless chromium of the test's own and records what
-// the page reports as errors (uncaught exceptions, console.error, CSP
-// violations and failed loads from the browser log).
-func browser(t *testing.T) (context.Context, func() []string) {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	var mu sync.Mutex
-	var errs []string
-	messages := chromedp.Console(ctx) // subscribes now: nothing the page says is lost
-	var reading sync.WaitGroup
-	reading.Go(func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			if m.Type == chromedp.ConsoleError || m.IsException() {
-				mu.Lock()
-				errs = append(errs, m.String()+" ("+m.URL+")")
-				mu.Unlock()
-			}
-		}
-	})
-	t.Cleanup(func() { cancel(); cancelAlloc(); reading.Wait() })
-	return ctx, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), errs...)
-	}
-}
-
-// waitPage evaluates expr in the page until it returns true (bounded),
-// and on timeout shows what the page said.
-func waitPage(t *testing.T, ctx context.Context, what, expr string) {
-	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
-		if err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) || errors.Is(err, context.Canceled) {
-			text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
-			t.Fatalf("timed out waiting in the console for %s (err %v); the page said:\n%s", what, err, text)
-		}
-		time.Sleep(100 * time.Millisecond) // bounded poll of the page
-	}
-}
-
 const consoleIrisV1 = `apiVersion: serving.kserve.io/v1beta1
 kind: InferenceService
 metadata:
@@ -168,7 +92,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs ferry up and chromium")
 	}
-	ctx, pageErrors := browser(t)
+	ctx, pageErrors := browsertest.Start(t)
 	bin := buildFerry(t)
 	model, _ := filepath.Abs("../../examples/models/sklearn-iris")
 	tdir := t.TempDir()
@@ -179,26 +103,26 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(u.api+"/ui")); err != nil {
 		t.Fatalf("open %s: %v", u.api+"/ui", err)
 	}
-	waitPage(t, ctx, "the token form", `!document.getElementById("token-form").hidden && document.getElementById("services").children.length === 0`)
+	browsertest.Wait(t, ctx, "the token form", `!document.getElementById("token-form").hidden && document.getElementById("services").children.length === 0`)
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("open %s: %v", u.api+"/ui/", err)
 	}
 	// The token left the address bar for sessionStorage.
-	waitPage(t, ctx, "the token to leave the URL", `location.hash === "" && sessionStorage.getItem("ferry.token") !== null`)
-	waitPage(t, ctx, "the empty list", `document.getElementById("status").textContent.startsWith("0 services")`)
+	browsertest.Wait(t, ctx, "the token to leave the URL", `location.hash === "" && sessionStorage.getItem("ferry.token") !== null`)
+	browsertest.Wait(t, ctx, "the empty list", `document.getElementById("status").textContent.startsWith("0 services")`)
 
 	u.ferryCLI(t, bin, "apply", "-f", writeYAML(t, tdir, "v1.yaml", fmt.Sprintf(consoleIrisV1, "", model, "")))
 	const svc = `document.getElementById("svc-default-iris")`
-	waitPage(t, ctx, "iris Ready", svc+`?.querySelector(".ready")?.dataset.ready === "True"`)
+	browsertest.Wait(t, ctx, "iris Ready", svc+`?.querySelector(".ready")?.dataset.ready === "True"`)
 
 	// Revision 2 is the canary; the rollout runner moves it to 50 %.
 	u.ferryCLI(t, bin, "apply", "-f", writeYAML(t, tdir, "v2.yaml",
 		fmt.Sprintf(consoleIrisV1, "    canaryTrafficPercent: 0\n", model, "      env: [{name: V, value: \"2\"}]\n")))
-	waitPage(t, ctx, "the 50/50 traffic split", `(() => {
+	browsertest.Wait(t, ctx, "the 50/50 traffic split", `(() => {
 		const d = `+svc+`?.querySelector(".traffic")?.dataset.traffic || "";
 		return d.includes("iris-predictor-00001 50%") && d.includes("iris-predictor-00002 50%");
 	})()`)
-	waitPage(t, ctx, "the rollout progressing at 50 %", svc+`?.querySelector(".rollout-state")?.textContent === "Progressing" &&
+	browsertest.Wait(t, ctx, "the rollout progressing at 50 %", svc+`?.querySelector(".rollout-state")?.textContent === "Progressing" &&
 		`+svc+`.querySelector("progress.rollout-progress")?.value === 50`)
 
 	// Traffic through the ingress shows as a request rate per revision.
@@ -207,12 +131,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	sending.Go(func() { sendIris(sendCtx, u.ingr) })
 	defer sending.Wait()
 	defer stopSending()
-	waitPage(t, ctx, "a request rate for revision 1", `(() => {
+	browsertest.Wait(t, ctx, "a request rate for revision 1", `(() => {
 		const c = `+svc+`?.querySelector('tr[data-revision="iris-predictor-00001"] .rps');
 		return c !== null && Number(c.textContent) > 0;
 	})()`)
 	// The same windows draw the revision's error rate and latency.
-	waitPage(t, ctx, "error-rate and latency charts for revision 1", `(() => {
+	browsertest.Wait(t, ctx, "error-rate and latency charts for revision 1", `(() => {
 		const row = `+svc+`?.querySelector('tr[data-revision="iris-predictor-00001"]');
 		const d = (sel) => row?.querySelector(sel)?.getAttribute("d") || "";
 		return d("svg.chart-errors path.s-err").startsWith("M") && d("svg.chart-latency path.s-p95").startsWith("M") &&
@@ -223,7 +147,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#svc-default-iris button[data-action="pause"]`))); err != nil {
 		t.Fatalf("click pause: %v", err)
 	}
-	waitPage(t, ctx, "the rollout paused", svc+`?.querySelector(".rollout-state")?.textContent === "Paused" &&
+	browsertest.Wait(t, ctx, "the rollout paused", svc+`?.querySelector(".rollout-state")?.textContent === "Paused" &&
 		!`+svc+`.querySelector('button[data-action="resume"]').disabled`)
 	var st struct{ Paused bool }
 	resp, err := u.apiGet("/api/v1/namespaces/default/inferenceservices/iris/rollout")
@@ -270,9 +194,9 @@ func consoleTools(t *testing.T, ctx context.Context, u *upProcess, bin, shot str
 	// A V1 prediction of iris through POST …/infer.
 	const iris = `#svc-default-iris`
 	click("iris's Test request", iris+` details.try > summary`)
-	waitPage(t, ctx, "the example body", `document.querySelector("`+iris+` textarea.body").value.includes("instances")`)
+	browsertest.Wait(t, ctx, "the example body", `document.querySelector("`+iris+` textarea.body").value.includes("instances")`)
 	click("Send", iris+` button.send`)
-	waitPage(t, ctx, "a prediction in the form", `(() => {
+	browsertest.Wait(t, ctx, "a prediction in the form", `(() => {
 		const s = document.querySelector("`+iris+` .result-status")?.textContent || "";
 		const b = document.querySelector("`+iris+` .result-body")?.textContent || "";
 		return s.startsWith("200 ") && s.includes("iris-predictor-0000") && JSON.parse(b).predictions.length === 1;
@@ -284,16 +208,16 @@ func consoleTools(t *testing.T, ctx context.Context, u *upProcess, bin, shot str
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("`+iris+` select.proto").dispatchEvent(new Event("change"))`)); err != nil {
 		t.Fatal(err)
 	}
-	waitPage(t, ctx, "a V2 body", `JSON.parse(document.querySelector("`+iris+` textarea.body").value).inputs[0].data[0][0] === 6.8`)
+	browsertest.Wait(t, ctx, "a V2 body", `JSON.parse(document.querySelector("`+iris+` textarea.body").value).inputs[0].data[0][0] === 6.8`)
 	click("Send (V2)", iris+` button.send`)
-	waitPage(t, ctx, "a V2 answer in the form", `(() => {
+	browsertest.Wait(t, ctx, "a V2 answer in the form", `(() => {
 		const b = document.querySelector("`+iris+` .result-body")?.textContent || "";
 		return document.querySelector("`+iris+` .result-status")?.textContent.startsWith("200 ") && JSON.parse(b).outputs?.length > 0;
 	})()`)
 
 	// The logs view shows the predictor replica's lines.
 	click("iris's Logs", iris+` details.logs > summary`)
-	waitPage(t, ctx, "predictor logs", `(document.querySelector("`+iris+` .replica-log pre")?.textContent || "").length > 0`)
+	browsertest.Wait(t, ctx, "predictor logs", `(document.querySelector("`+iris+` .replica-log pre")?.textContent || "").length > 0`)
 
 	// The xgboost example with a TreeShap explainer, and the multi-model
 	// example with its two TrainedModels.
@@ -301,11 +225,11 @@ func consoleTools(t *testing.T, ctx context.Context, u *upProcess, bin, shot str
 	u.ferryCLI(t, bin, "apply", "-f", filepath.Join(ex, "explainers", "iris-treeshap.yaml"))
 	u.ferryCLI(t, bin, "apply", "-f", filepath.Join(ex, "inferenceservices", "multimodel.yaml"))
 	const shap = `#svc-default-iris-treeshap`
-	waitPage(t, ctx, "iris-treeshap Ready", `document.querySelector("`+shap+` .ready")?.dataset.ready === "True"`)
-	waitPage(t, ctx, "the Explain button", `document.querySelector("`+shap+` button.explain")?.hidden === false`)
+	browsertest.Wait(t, ctx, "iris-treeshap Ready", `document.querySelector("`+shap+` .ready")?.dataset.ready === "True"`)
+	browsertest.Wait(t, ctx, "the Explain button", `document.querySelector("`+shap+` button.explain")?.hidden === false`)
 	click("iris-treeshap's Test request", shap+` details.try > summary`)
 	click("Explain", shap+` button.explain`)
-	waitPage(t, ctx, "the attribution bar chart", `(() => {
+	browsertest.Wait(t, ctx, "the attribution bar chart", `(() => {
 		const s = document.querySelector("`+shap+` .result-status")?.textContent || "";
 		const bars = document.querySelectorAll("`+shap+` svg.attributions g.attr rect.bar");
 		const names = [...document.querySelectorAll("`+shap+` svg.attributions g.attr")].map((g) => g.dataset.feature).sort();
@@ -313,7 +237,7 @@ func consoleTools(t *testing.T, ctx context.Context, u *upProcess, bin, shot str
 			[...bars].some((b) => Number(b.getAttribute("width")) > 1);
 	})()`)
 
-	waitPage(t, ctx, "the examples' TrainedModels", `(() => {
+	browsertest.Wait(t, ctx, "the examples' TrainedModels", `(() => {
 		const row = (n) => document.querySelector('#trainedmodels tr[data-trainedmodel="default/' + n + '"]');
 		// cells: name, namespace, InferenceService, URL, Ready
 		const ok = (n) => row(n)?.cells[2]?.textContent === "mms" && row(n).querySelector(".ready")?.dataset.ready === "True" &&
@@ -324,10 +248,10 @@ func consoleTools(t *testing.T, ctx context.Context, u *upProcess, bin, shot str
 	// The multi-model server's form offers its first TrainedModel, which
 	// answers through the same route.
 	const mms = `#svc-default-mms`
-	waitPage(t, ctx, "mms's form to offer iris-a", `document.querySelector("`+mms+` input.model")?.value === "iris-a"`)
+	browsertest.Wait(t, ctx, "mms's form to offer iris-a", `document.querySelector("`+mms+` input.model")?.value === "iris-a"`)
 	click("mms's Test request", mms+` details.try > summary`)
 	click("Send (mms)", mms+` button.send`)
-	waitPage(t, ctx, "a prediction of iris-a", `(() => {
+	browsertest.Wait(t, ctx, "a prediction of iris-a", `(() => {
 		const b = document.querySelector("`+mms+` .result-body")?.textContent || "";
 		return document.querySelector("`+mms+` .result-status")?.textContent.startsWith("200 ") && JSON.parse(b).predictions.length === 1;
 	})()`)

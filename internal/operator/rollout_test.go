@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/ferryserve/ferry/internal/console"
+	"github.com/ferryserve/ferry/internal/console/browsertest"
 	"github.com/ferryserve/ferry/internal/operator"
 	"github.com/ferryserve/ferry/internal/operator/kubetest"
 	"github.com/ferryserve/ferry/internal/rollout"
@@ -203,6 +205,23 @@ spec:
 			got[sel("ro-fails-predictor-00001", "other")] > 0 && got[sel("ro-healthy-predictor-00002", "other")] > 0 &&
 			strings.Contains(string(b), console.RevisionFamily+`_bucket{namespace="`+ns+`",revision="ro-healthy-predictor-00002",le="+Inf"}`), nil
 	})
+	// The page in a real browser: the services Ready, and a request rate
+	// drawn from Prometheus for the promoted revision, with no error on
+	// the page.
+	bctx, pageErrors := browsertest.Start(t)
+	if err := chromedp.Do(bctx, chromedp.Navigate(console.URL("http://"+metricsAddr, token))); err != nil {
+		t.Fatal(err)
+	}
+	svc := `document.getElementById("svc-` + ns + `-ro-healthy")`
+	browsertest.Wait(t, bctx, "ro-healthy Ready", svc+`?.querySelector(".ready")?.dataset.ready === "True"`)
+	browsertest.Wait(t, bctx, "a request rate for ro-healthy's revision 2", `(() => {
+		const c = `+svc+`?.querySelector('tr[data-revision="ro-healthy-predictor-00002"] .rps');
+		return c !== null && Number(c.textContent) > 0;
+	})()`)
+	if errs := pageErrors(); len(errs) > 0 {
+		t.Errorf("the console reported errors:\n%s", strings.Join(errs, "\n"))
+	}
+
 	// A request without the token is refused.
 	resp, err := http.Get("http://" + metricsAddr + console.RevisionMetricsPath)
 	if err != nil {
