@@ -115,6 +115,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	const svc = `document.getElementById("svc-default-iris")`
 	browsertest.Wait(t, ctx, "iris Ready", svc+`?.querySelector(".ready")?.dataset.ready === "True"`)
 
+	// The Models panel reads the replica's repository index.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#svc-default-iris details.models > summary`))); err != nil {
+		t.Fatalf("open the models panel: %v", err)
+	}
+	browsertest.Wait(t, ctx, "iris READY in the models panel", svc+`?.querySelector('details.models tr[data-model="iris"]')?.dataset.state === "READY"`)
+
 	// Revision 2 is the canary; the rollout runner moves it to 50 %.
 	u.ferryCLI(t, bin, "apply", "-f", writeYAML(t, tdir, "v2.yaml",
 		fmt.Sprintf(consoleIrisV1, "    canaryTrafficPercent: 0\n", model, "      env: [{name: V, value: \"2\"}]\n")))

@@ -1,6 +1,8 @@
 package controlplane
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferryserve/ferry/internal/api"
@@ -28,6 +31,7 @@ import (
 //	GET    /api/v1/namespaces/{ns}/inferenceservices/{name}/revisions
 //	GET    /api/v1/namespaces/{ns}/inferenceservices/{name}/events
 //	GET    /api/v1/namespaces/{ns}/inferenceservices/{name}/replicas
+//	GET    /api/v1/namespaces/{ns}/inferenceservices/{name}/models     each ready predictor replica's repository index
 //	GET    /api/v1/namespaces/{ns}/inferenceservices/{name}/logs?component=predictor&tail=100
 //	GET    /api/v1/trainedmodels[?namespace=NS]
 //	DELETE /api/v1/namespaces/{ns}/trainedmodels/{name}
@@ -58,6 +62,7 @@ func (a *APIServer) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferenceservices/{name}/events", a.events)
 	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferenceservices/{name}/replicas", a.replicas)
 	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferenceservices/{name}/logs", a.logs)
+	mux.HandleFunc("GET /api/v1/namespaces/{ns}/inferenceservices/{name}/models", a.models)
 	a.rolloutRoutes(mux) // rollout_api.go
 	a.inferRoutes(mux)   // infer_api.go: the console's test requests
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
@@ -340,6 +345,72 @@ func (a *APIServer) logs(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, 200, out)
+}
+
+// Bounds of a models request: replicas asked, time per replica, and the
+// size of each index read.
+const (
+	modelsMaxReplicas = 16
+	modelsTimeout     = 5 * time.Second
+	modelsMaxBody     = 4 << 20
+)
+
+// models asks each ready predictor replica (at most modelsMaxReplicas) for
+// its repository index, as `POST /v2/repository/index` answers it: the
+// models a multi-model server holds, their state and why one failed. The
+// ingress does not pass the repository API through; this is read-only
+// and behind the management API's token.
+func (a *APIServer) models(w http.ResponseWriter, r *http.Request) {
+	out := mgmt.Models{Replicas: map[string]mgmt.ModelIndex{}}
+	asked := 0
+	for rev, rs := range a.ctl.ReplicaSets(r.PathValue("ns"), r.PathValue("name")) {
+		if !containsComponent(rev, api.ComponentPredictor) {
+			continue
+		}
+		for _, st := range rs.Status() {
+			if st.Phase != "Ready" || st.HTTPPort == 0 || asked >= modelsMaxReplicas {
+				continue
+			}
+			asked++
+			idx := mgmt.ModelIndex{Revision: rev, Models: []mgmt.RepositoryModel{}}
+			if err := replicaIndex(r.Context(), st.HTTPPort, &idx.Models); err != nil {
+				idx.Error = err.Error()
+			}
+			out.Replicas[st.Name] = idx
+		}
+	}
+	writeJSON(w, 200, out)
+}
+
+// replicaIndex reads the repository index of the replica on port.
+func replicaIndex(ctx context.Context, port int, into *[]mgmt.RepositoryModel) error {
+	ctx, cancel := context.WithTimeout(ctx, modelsTimeout)
+	defer cancel()
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/v2/repository/index"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader("{}"))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("repository index: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, modelsMaxBody+1))
+	if err != nil {
+		return fmt.Errorf("repository index: %w", err)
+	}
+	if len(body) > modelsMaxBody {
+		return fmt.Errorf("repository index: answer over %d MiB", modelsMaxBody>>20)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("repository index: %s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	if err := json.Unmarshal(body, into); err != nil {
+		return fmt.Errorf("repository index: %w", err)
+	}
+	return nil
 }
 
 func containsComponent(rev, comp string) bool {

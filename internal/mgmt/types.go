@@ -88,6 +88,28 @@ type Logs struct {
 	Replicas map[string][]string `json:"replicas"`
 }
 
+// Models is the model repository of a service's predictor replicas (the
+// V2 repository extension's index of each), by replica name.
+type Models struct {
+	Replicas map[string]ModelIndex `json:"replicas"`
+}
+
+// ModelIndex is one replica's repository index, or why it could not be
+// read.
+type ModelIndex struct {
+	Revision string            `json:"revision"`
+	Models   []RepositoryModel `json:"models"`
+	Error    string            `json:"error,omitempty"`
+}
+
+// RepositoryModel is one model of a repository index.
+type RepositoryModel struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+	State   string `json:"state"`
+	Reason  string `json:"reason,omitempty"`
+}
+
 // Deleted answers a delete; it names the object as namespace/name.
 type Deleted struct {
 	Deleted string `json:"deleted"`

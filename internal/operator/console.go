@@ -92,6 +92,7 @@ func newConsole(c ConsoleConfig, log *slog.Logger) (*consoleAPI, map[string]http
 	mux.HandleFunc("GET "+one+"/replicas", a.replicas)
 	mux.HandleFunc("GET "+one+"/events", a.events)
 	mux.HandleFunc("GET "+one+"/logs", a.logs)
+	mux.HandleFunc("GET "+one+"/models", a.models)
 	mux.HandleFunc("GET "+one+"/rollout", a.rolloutStatus)
 	mux.HandleFunc("POST "+one+"/rollout/{action}", a.rolloutControl)
 	mux.HandleFunc("POST "+one+"/infer", a.infer)
@@ -401,6 +402,14 @@ func leValue(le string) float64 {
 // promEscape escapes a label value for the text format.
 func promEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+}
+
+func (a *consoleAPI) models(w http.ResponseWriter, r *http.Request) {
+	if _, _, ok := a.serviceOr(w, r); !ok {
+		return
+	}
+	writeConsoleErr(w, http.StatusNotImplemented, fmt.Errorf("the operator's console does not read the pods' model repositories yet: kubectl -n %s port-forward a predictor pod and POST /v2/repository/index",
+		r.PathValue("ns")))
 }
 
 func (a *consoleAPI) rolloutStatus(w http.ResponseWriter, r *http.Request) {

@@ -239,11 +239,44 @@ function logsPanel(id, ns, name) {
   return det;
 }
 
+// modelsPanel shows the model repository of each ready predictor replica
+// (the V2 repository index: a multi-model server's TrainedModels, their
+// state and why one failed); it loads when opened and on Refresh.
+function modelsPanel(ns, name) {
+  const reload = h('button', { type: 'button', class: 'reload' }, 'Refresh');
+  const out = h('div', { class: 'models-out' });
+  const det = h('details', { class: 'tool models' }, h('summary', {}, 'Models'), h('div', { class: 'row' }, reload), out);
+  let loading = false;
+  det.load = async () => {
+    if (loading || !det.open) return;
+    loading = true;
+    try {
+      const idx = await getJSON(servicePath(ns, name, 'models'));
+      const reps = Object.entries(idx.replicas || {}).sort(([a], [b]) => a.localeCompare(b));
+      out.replaceChildren(...(reps.length === 0 ? [h('p', { class: 'muted' }, 'No ready predictor replica to ask.')]
+        : reps.map(([rep, ix]) => h('div', { class: 'replica-models', dataset: { replica: rep } },
+          h('h4', {}, `${rep} (${ix.revision})`),
+          ix.error ? h('p', { class: 'bad' }, ix.error)
+            : h('table', {},
+              h('thead', {}, h('tr', {}, h('th', {}, 'Model'), h('th', {}, 'Version'), h('th', {}, 'State'), h('th', {}, 'Reason'))),
+              h('tbody', {}, ...(ix.models || []).map((m) => h('tr', { dataset: { model: m.name, state: m.state } },
+                h('td', {}, m.name), h('td', {}, m.version || ''), h('td', {}, m.state), h('td', {}, m.reason || '')))))))));
+    } catch (err) {
+      out.replaceChildren(h('p', { class: 'bad' }, 'Models: ' + err.message));
+    } finally {
+      loading = false;
+    }
+  };
+  det.addEventListener('toggle', () => det.load());
+  reload.addEventListener('click', () => det.load());
+  return det;
+}
+
 // createTools builds the tools of a service.
 export function createTools(id, isvc) {
   const ns = isvc.metadata.namespace;
   const name = isvc.metadata.name;
-  const el = h('div', { class: 'tools' }, tryPanel(id, ns, name, isvc), logsPanel(id, ns, name));
+  const el = h('div', { class: 'tools' }, tryPanel(id, ns, name, isvc), logsPanel(id, ns, name), modelsPanel(ns, name));
   updateTools(el, isvc, []);
   return el;
 }
