@@ -1,7 +1,6 @@
 package controlplane
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ferryserve/ferry/internal/api"
@@ -372,45 +370,17 @@ func (a *APIServer) models(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			asked++
-			idx := mgmt.ModelIndex{Revision: rev, Models: []mgmt.RepositoryModel{}}
-			if err := replicaIndex(r.Context(), st.HTTPPort, &idx.Models); err != nil {
-				idx.Error = err.Error()
+			ctx, cancel := context.WithTimeout(r.Context(), modelsTimeout)
+			models, err := mgmt.FetchRepositoryIndex(ctx, http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(st.HTTPPort), modelsMaxBody)
+			cancel()
+			idx := mgmt.ModelIndex{Revision: rev, Models: models}
+			if err != nil {
+				idx.Models, idx.Error = []mgmt.RepositoryModel{}, err.Error()
 			}
 			out.Replicas[st.Name] = idx
 		}
 	}
 	writeJSON(w, 200, out)
-}
-
-// replicaIndex reads the repository index of the replica on port.
-func replicaIndex(ctx context.Context, port int, into *[]mgmt.RepositoryModel) error {
-	ctx, cancel := context.WithTimeout(ctx, modelsTimeout)
-	defer cancel()
-	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/v2/repository/index"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader("{}"))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("repository index: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, modelsMaxBody+1))
-	if err != nil {
-		return fmt.Errorf("repository index: %w", err)
-	}
-	if len(body) > modelsMaxBody {
-		return fmt.Errorf("repository index: answer over %d MiB", modelsMaxBody>>20)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("repository index: %s: %s", resp.Status, bytes.TrimSpace(body))
-	}
-	if err := json.Unmarshal(body, into); err != nil {
-		return fmt.Errorf("repository index: %w", err)
-	}
-	return nil
 }
 
 func containsComponent(rev, comp string) bool {

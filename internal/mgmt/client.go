@@ -269,3 +269,34 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	}
 	return nil
 }
+
+// FetchRepositoryIndex asks the `ferry serve` (or any V2 server) at base,
+// http://host:port, for its model repository index with c, reading at
+// most maxBody bytes of the answer.
+func FetchRepositoryIndex(ctx context.Context, c *http.Client, base string, maxBody int64) ([]RepositoryModel, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/v2/repository/index", strings.NewReader("{}"))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("repository index: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("repository index: %w", err)
+	}
+	if int64(len(body)) > maxBody {
+		return nil, fmt.Errorf("repository index: answer over %d bytes", maxBody)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("repository index: %s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	models := []RepositoryModel{}
+	if err := json.Unmarshal(body, &models); err != nil {
+		return nil, fmt.Errorf("repository index: %w", err)
+	}
+	return models, nil
+}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -404,12 +405,44 @@ func promEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
 }
 
+// Bounds of a models request: pods asked, time per pod, and the size of
+// each index read.
+const (
+	modelsMaxPods = 16
+	modelsTimeout = 5 * time.Second
+	modelsMaxBody = 4 << 20
+)
+
+// models asks each ready predictor pod (at most modelsMaxPods) for its
+// model repository index at its pod IP, as `ferry up`'s management API
+// asks its replicas.
 func (a *consoleAPI) models(w http.ResponseWriter, r *http.Request) {
 	if _, _, ok := a.serviceOr(w, r); !ok {
 		return
 	}
-	writeConsoleErr(w, http.StatusNotImplemented, fmt.Errorf("the operator's console does not read the pods' model repositories yet: kubectl -n %s port-forward a predictor pod and POST /v2/repository/index",
-		r.PathValue("ns")))
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	var pods corev1.PodList
+	if err := a.live.List(r.Context(), &pods, client.InNamespace(ns), client.MatchingLabels{LabelInferenceService: name}); err != nil {
+		writeConsoleErr(w, http.StatusInternalServerError, fmt.Errorf("list pods: %w", err))
+		return
+	}
+	out := mgmt.Models{Replicas: map[string]mgmt.ModelIndex{}}
+	prefix := ServiceName(name, api.ComponentPredictor) + "-"
+	for _, p := range pods.Items {
+		rev := p.Labels[LabelRevision]
+		if !strings.HasPrefix(rev, prefix) || replicaOf(&p).Phase != "Ready" || p.Status.PodIP == "" || len(out.Replicas) >= modelsMaxPods {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), modelsTimeout)
+		models, err := mgmt.FetchRepositoryIndex(ctx, a.client, "http://"+net.JoinHostPort(p.Status.PodIP, strconv.Itoa(httpPort)), modelsMaxBody)
+		cancel()
+		idx := mgmt.ModelIndex{Revision: rev, Models: models}
+		if err != nil {
+			idx.Models, idx.Error = []mgmt.RepositoryModel{}, err.Error()
+		}
+		out.Replicas[p.Name] = idx
+	}
+	writeConsoleJSON(w, http.StatusOK, out)
 }
 
 func (a *consoleAPI) rolloutStatus(w http.ResponseWriter, r *http.Request) {

@@ -41,6 +41,11 @@ func TestOperatorConsole(t *testing.T) {
 	var mu sync.Mutex
 	var asked []string
 	pred := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/repository/index" {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `[{"name":"console-iris","state":"READY","reason":""},{"name":"other","state":"FAILED","reason":"at %s"}]`, r.Host)
+			return
+		}
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		asked = append(asked, r.Host+r.URL.Path+" "+string(b))
@@ -170,6 +175,19 @@ spec:
 	decodeBody(t, "replicas", 200, &reps)(call("GET", svcPath+"/replicas", token, ""))
 	if got := reps.Revisions[rev]; len(got) != 1 || got[0].Name != pod.Name || got[0].Phase != "Pending" || reps.Desired[rev] != 1 {
 		t.Errorf("replicas = %+v, want pod %s Pending of 1 desired", reps, pod.Name)
+	}
+
+	// Ready with an IP: the Models panel asks the pod for its repository.
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.1.2.3",
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	if err := cl.Status().Update(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	var models mgmt.Models
+	decodeBody(t, "models", 200, &models)(call("GET", svcPath+"/models", token, ""))
+	if idx := models.Replicas[pod.Name]; len(models.Replicas) != 1 || idx.Revision != rev || idx.Error != "" || len(idx.Models) != 2 ||
+		idx.Models[0].Name != "console-iris" || idx.Models[0].State != "READY" || idx.Models[1].Reason != "at 10.1.2.3:8080" {
+		t.Errorf("models = %+v, want pod %s's index, asked at its IP and port 8080", models, pod.Name)
 	}
 
 	// An event about the service, as kubectl describe shows it.
