@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,8 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"slices"
+	"strings"
 
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/plan"
@@ -295,4 +298,61 @@ func (r *Reconciler) ensureRoute(ctx context.Context, owner *unstructured.Unstru
 		return fmt.Errorf("update HTTPRoute %s: %w", have.GetName(), err)
 	}
 	return nil
+}
+
+// routeCondition reads what the Gateway reported about the service's route
+// (its status.parents entry for the operator's Gateway): a False Accepted
+// or ResolvedRefs condition makes IngressReady False with the gateway's
+// reason and message. ok is false while the gateway has reported nothing
+// or all is well, which leaves IngressReady as planned (a gateway that
+// writes no status does not hold services back).
+func (r *Reconciler) routeCondition(ctx context.Context, ns, name string) (api.Condition, bool) {
+	route := &unstructured.Unstructured{}
+	route.SetGroupVersionKind(HTTPRouteGVK)
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, route); err != nil {
+		return api.Condition{}, false
+	}
+	parents, _, _ := unstructured.NestedSlice(route.Object, "status", "parents")
+	for _, p := range parents {
+		pm, _ := p.(map[string]any)
+		ref, _ := pm["parentRef"].(map[string]any)
+		refNS, _ := ref["namespace"].(string)
+		if refNS == "" {
+			refNS = ns
+		}
+		if ref["name"] != r.Gateway.Name || refNS != r.Gateway.Namespace {
+			continue
+		}
+		conds, _ := pm["conditions"].([]any)
+		for _, typ := range []string{"Accepted", "ResolvedRefs"} {
+			for _, c := range conds {
+				cm, _ := c.(map[string]any)
+				if cm["type"] != typ || cm["status"] != "False" {
+					continue
+				}
+				reason, _ := cm["reason"].(string)
+				msg, _ := cm["message"].(string)
+				return api.Condition{Type: ConditionIngressReady, Status: "False", Reason: cmp.Or(reason, "Route"+typ+"False"),
+					Message: fmt.Sprintf("Gateway %s/%s: HTTPRoute %s is not %s: %s", r.Gateway.Namespace, r.Gateway.Name, name, strings.ToLower(typ), msg)}, true
+			}
+		}
+	}
+	return api.Condition{}, false
+}
+
+// withIngressCondition puts c in place of the planned IngressReady and,
+// when c is not True, makes Ready False for it.
+func withIngressCondition(conds []api.Condition, c api.Condition) []api.Condition {
+	out := slices.Clone(conds)
+	for i := range out {
+		switch out[i].Type {
+		case ConditionIngressReady:
+			out[i] = c
+		case "Ready":
+			if c.Status != "True" {
+				out[i] = api.Condition{Type: "Ready", Status: "False", Reason: "IngressNotReady", Message: c.Message}
+			}
+		}
+	}
+	return out
 }

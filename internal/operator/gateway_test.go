@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferryserve/ferry/internal/operator"
 	"github.com/ferryserve/ferry/internal/operator/kubetest"
@@ -13,6 +15,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -62,6 +65,19 @@ spec:
 	}
 	waitRoute(t, cl, "wine", want)
 	waitRoute(t, cl, operator.TagRouteName("wine", "latest"), map[string]string{"latest-wine.default.example.com PathPrefix /": r1 + "=100"})
+
+	// The gateway's verdict on the route is the service's IngressReady: a
+	// route the Gateway refuses makes the service not Ready, with the
+	// gateway's reason, until it is accepted.
+	setRouteAccepted(t, cl, "wine", "False", "NotAllowedByListeners", "no listener for this hostname")
+	st := waitStatus(t, cl, "wine", "IngressReady=False from the route", func(st map[string]any) bool {
+		return conditionField(st, "IngressReady", "reason") == "NotAllowedByListeners" && conditionField(st, "Ready", "status") == "False"
+	})
+	if msg := conditionField(st, "IngressReady", "message"); !strings.Contains(msg, "gateways/public") || !strings.Contains(msg, "no listener for this hostname") {
+		t.Errorf("IngressReady message %q does not name the Gateway and its message", msg)
+	}
+	setRouteAccepted(t, cl, "wine", "True", "Accepted", "")
+	waitCondition(t, cl, "wine", "Ready", "True")
 	checkOwner(t, getRoute(t, cl, "wine").GetOwnerReferences(), isvc)
 	waitRoute(t, cl, "wine-predictor", map[string]string{"wine-predictor.default.example.com PathPrefix /": r1 + "=100"})
 	waitRoute(t, cl, "wine-explainer", map[string]string{"wine-explainer.default.example.com PathPrefix /": e1 + "=100"})
@@ -243,4 +259,26 @@ func waitRoute(t *testing.T, cl client.Client, name string, want map[string]stri
 		got = routeRules(t, r)
 		return maps.Equal(got, want), nil
 	})
+}
+
+// setRouteAccepted writes, as a gateway controller would, the route's
+// status for the gateways/public parent: Accepted with status and reason.
+func setRouteAccepted(t *testing.T, cl client.Client, name, status, reason, msg string) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		r := getRoute(t, cl, name)
+		parent := map[string]any{
+			"parentRef":      map[string]any{"group": operator.HTTPRouteGVK.Group, "kind": "Gateway", "namespace": "gateways", "name": "public"},
+			"controllerName": "example.com/gateway-controller",
+			"conditions": []any{map[string]any{"type": "Accepted", "status": status, "reason": reason, "message": msg,
+				"lastTransitionTime": time.Now().UTC().Format(time.RFC3339), "observedGeneration": r.GetGeneration()}},
+		}
+		if err := unstructured.SetNestedSlice(r.Object, []any{parent}, "status", "parents"); err != nil {
+			return err
+		}
+		return cl.Status().Update(t.Context(), r)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

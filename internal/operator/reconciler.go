@@ -231,6 +231,9 @@ func (r *Reconciler) reconcileComponents(ctx context.Context, u *unstructured.Un
 			return old, err
 		}
 		st.URL = "http://" + plan.IngressHost(name, ns, r.IngressDomain)
+		if c, ok := r.routeCondition(ctx, ns, name); ok {
+			out.Conditions = withIngressCondition(out.Conditions, c)
+		}
 	case r.IngressDomain != "":
 		if err := r.ensureIngress(ctx, u, isvc); err != nil {
 			return old, err
