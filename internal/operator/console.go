@@ -71,6 +71,8 @@ type consoleAPI struct {
 	live    client.Reader
 	client  *http.Client
 	metrics RevisionTotaler
+	// podLogs reads a pod's log through the API server (nil: no logs).
+	podLogs func(ctx context.Context, ns, pod string, opts *corev1.PodLogOptions) ([]byte, error)
 	log     *slog.Logger
 	// isvcs and tms are the kinds the API server serves, known once the
 	// manager has looked (set before the manager starts).
@@ -351,12 +353,51 @@ func (a *consoleAPI) events(w http.ResponseWriter, r *http.Request) {
 	writeConsoleJSON(w, http.StatusOK, mgmt.List[mgmt.Event]{Items: items})
 }
 
+// Bounds of a logs request: pods read, lines per pod, bytes per pod.
+const (
+	logsMaxPods  = 16
+	logsMaxTail  = 10_000
+	logsMaxBytes = 1 << 20
+)
+
+// logs reads the last lines of each pod of a component (?component=,
+// default predictor; ?tail=, default 100) through the API server's
+// pods/log subresource, as kubectl logs does: the main container
+// (kserve-container) of at most logsMaxPods pods, each read bounded.
 func (a *consoleAPI) logs(w http.ResponseWriter, r *http.Request) {
 	if _, _, ok := a.serviceOr(w, r); !ok {
 		return
 	}
-	writeConsoleErr(w, http.StatusNotImplemented, fmt.Errorf("the operator's console does not read pod logs yet: kubectl logs -n %s -l %s=%s -c kserve-container",
-		r.PathValue("ns"), LabelInferenceService, r.PathValue("name")))
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	comp := cmp.Or(r.URL.Query().Get("component"), api.ComponentPredictor)
+	tail, _ := strconv.ParseInt(r.URL.Query().Get("tail"), 10, 64)
+	if tail <= 0 {
+		tail = 100
+	}
+	tail = min(tail, logsMaxTail)
+	if a.podLogs == nil {
+		writeConsoleErr(w, http.StatusNotImplemented, errors.New("pod logs are not available to this console"))
+		return
+	}
+	var pods corev1.PodList
+	if err := a.live.List(r.Context(), &pods, client.InNamespace(ns), client.MatchingLabels{LabelInferenceService: name}); err != nil {
+		writeConsoleErr(w, http.StatusInternalServerError, fmt.Errorf("list pods: %w", err))
+		return
+	}
+	out := mgmt.Logs{Replicas: map[string][]string{}}
+	prefix := ServiceName(name, comp) + "-"
+	for _, p := range pods.Items {
+		if !strings.HasPrefix(p.Labels[LabelRevision], prefix) || p.Spec.NodeName == "" || len(out.Replicas) >= logsMaxPods {
+			continue
+		}
+		b, err := a.podLogs(r.Context(), ns, p.Name, &corev1.PodLogOptions{Container: "kserve-container", TailLines: &tail, LimitBytes: ptr(int64(logsMaxBytes))})
+		if err != nil {
+			out.Replicas[p.Name] = []string{"(no logs: " + err.Error() + ")"}
+			continue
+		}
+		out.Replicas[p.Name] = strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	}
+	writeConsoleJSON(w, http.StatusOK, out)
 }
 
 // revisionMetrics writes every revision's counters as the Prometheus text

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -158,11 +160,33 @@ spec:
 		t.Errorf("revisions = %+v, want %s (number 1, predictor, a hash)", revs.Items, rev)
 	}
 
-	// A pod of the revision, as the Deployment controller would make it
-	// (no kubelet runs: it stays Pending).
+	// A node whose "kubelet" is a loopback HTTPS server answering the
+	// API server's log requests, as a kubelet does.
+	var kubeletAsked []string
+	kubelet := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		kubeletAsked = append(kubeletAsked, r.URL.Path+"?"+r.URL.RawQuery)
+		mu.Unlock()
+		fmt.Fprint(w, "line one\nline two\n")
+	}))
+	t.Cleanup(kubelet.Close)
+	kport, _ := strconv.Atoi(kubelet.URL[strings.LastIndexByte(kubelet.URL, ':')+1:])
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "console-node"}}
+	if err := cl.Create(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	node.Status = corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(kport)}}}
+	if err := cl.Status().Update(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Delete(context.Background(), node) })
+
+	// A pod of the revision on that node, as the Deployment controller
+	// and the scheduler would make it (nothing runs it: it stays Pending).
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: rev + "-abc", Namespace: ns,
 		Labels: map[string]string{operator.LabelInferenceService: "console-iris", operator.LabelRevision: rev}},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "kserve-container", Image: serveImage}}}}
+		Spec: corev1.PodSpec{NodeName: node.Name, Containers: []corev1.Container{{Name: "kserve-container", Image: serveImage}}}}
 	// No service account controller runs: make the account the pod uses.
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns}}
 	if err := cl.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -236,8 +260,22 @@ spec:
 	if code, _ := call("POST", svcPath+"/infer?protocol=v3", token, `{}`); code != 400 {
 		t.Errorf("infer with protocol v3 = %d, want 400", code)
 	}
-	if code, b := call("GET", svcPath+"/logs?"+url.Values{"component": {"predictor"}}.Encode(), token, ""); code != http.StatusNotImplemented || !strings.Contains(string(b), "kubectl logs") {
-		t.Errorf("logs = %d %s, want 501 naming kubectl logs", code, b)
+	// Logs come through the API server's pods/log from the node's kubelet.
+	var logs mgmt.Logs
+	decodeBody(t, "logs", 200, &logs)(call("GET", svcPath+"/logs?"+url.Values{"component": {"predictor"}, "tail": {"5"}}.Encode(), token, ""))
+	if got := logs.Replicas[pod.Name]; len(logs.Replicas) != 1 || !slices.Equal(got, []string{"line one", "line two"}) {
+		t.Errorf("logs = %+v, want pod %s's two lines", logs.Replicas, pod.Name)
+	}
+	mu.Lock()
+	kasked := slices.Clone(kubeletAsked)
+	mu.Unlock()
+	if len(kasked) != 1 || !strings.HasPrefix(kasked[0], "/containerLogs/"+ns+"/"+pod.Name+"/kserve-container?") || !strings.Contains(kasked[0], "tailLines=5") {
+		t.Errorf("the kubelet was asked %q, want kserve-container's last 5 lines of %s", kasked, pod.Name)
+	}
+	var tlogs mgmt.Logs
+	decodeBody(t, "transformer logs", 200, &tlogs)(call("GET", svcPath+"/logs?component=transformer", token, ""))
+	if len(tlogs.Replicas) != 0 {
+		t.Errorf("transformer logs = %+v, want none (the service has no transformer)", tlogs.Replicas)
 	}
 	_ = client.IgnoreNotFound(cl.Delete(ctx, pod))
 }

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -271,6 +272,13 @@ func NewManager(c Config) (manager.Manager, error) {
 	}
 	if ui != nil {
 		ui.cache, ui.live = mgr.GetClient(), mgr.GetAPIReader()
+		cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+		if err != nil {
+			return nil, fmt.Errorf("operator: console: %w", err)
+		}
+		ui.podLogs = func(ctx context.Context, ns, pod string, opts *corev1.PodLogOptions) ([]byte, error) {
+			return cs.CoreV1().Pods(ns).GetLogs(pod, opts).DoRaw(ctx)
+		}
 		ui.isvcs.Store(&isvcKinds)
 		ui.tms.Store(&tmKinds)
 	}
