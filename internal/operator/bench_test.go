@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,8 +88,15 @@ func rssMB() float64 { return statusMB("VmRSS:") }
 // statusMB reads one of /proc/self/status's memory lines in MB: VmRSS,
 // or RssAnon (RSS less the binary's pages read from its file, which the
 // large test binary inflates).
-func statusMB(field string) float64 {
-	b, err := os.ReadFile("/proc/self/status")
+func statusMB(field string) float64 { return procStatusMB(0, field) }
+
+// procStatusMB is statusMB for process pid (0: this one).
+func procStatusMB(pid int, field string) float64 {
+	path := "/proc/self/status"
+	if pid != 0 {
+		path = "/proc/" + strconv.Itoa(pid) + "/status"
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
@@ -111,6 +120,11 @@ func statusMB(field string) float64 {
 // informer caches dominate them). Run with -benchtime=1x:
 //
 //	go test ./internal/operator -run '^$' -bench OperatorApply -benchtime=1x
+//
+// FERRY_BENCH_PROCESS=1 runs the operator as its own `ferry operator`
+// process instead (built from this tree, the flags it ships with) and
+// reports that process's RSS after the idle period; the reconcile and
+// request counts, which are read in process, are then not reported.
 func BenchmarkOperatorApply(b *testing.B) {
 	n := 1000
 	if v, err := strconv.Atoi(os.Getenv("FERRY_BENCH_ISVCS")); err == nil && v > 0 {
@@ -127,12 +141,23 @@ func BenchmarkOperatorApply(b *testing.B) {
 	if v, err := strconv.ParseFloat(os.Getenv("FERRY_BENCH_QPS"), 32); err == nil {
 		counted.Config.QPS, counted.Config.Burst = float32(v), 10
 	}
-	startOperator(b, &counted, func(c *operator.Config) {
-		// Benchmarks hold their output until the end; errors should show
-		// while it runs.
-		c.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		c.MaxConcurrentReconciles = 4 // ferry operator's default
-	})
+	var child *exec.Cmd
+	if os.Getenv("FERRY_BENCH_PROCESS") != "" {
+		child = exec.Command(buildFerry(b), "operator", "--kubeconfig", cluster.Kubeconfig, "--leader-election-namespace", ns,
+			"--metrics-bind-address=0", "--health-probe-bind-address=0", "--serve-image", serveImage, "--log-level", "warn")
+		child.Stdout, child.Stderr = os.Stderr, os.Stderr
+		if err := child.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = child.Process.Signal(syscall.SIGTERM); _ = child.Wait() })
+	} else {
+		startOperator(b, &counted, func(c *operator.Config) {
+			// Benchmarks hold their output until the end; errors should
+			// show while it runs.
+			c.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			c.MaxConcurrentReconciles = 4 // ferry operator's default
+		})
+	}
 	ctx := b.Context()
 
 	for i := 0; b.Loop(); i++ {
@@ -209,12 +234,17 @@ spec:
 		idle := reqs.writes.Load() + reqs.reads.Load() + reqs.watches.Load()
 		idleRec := reconciles(b) - r1
 
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
 		b.ReportMetric(float64(n), "isvcs")
 		b.ReportMetric(applied.Seconds(), "s-applied")
 		b.ReportMetric(elapsed.Seconds(), "s-to-all-ready")
+		if child != nil {
+			b.ReportMetric(procStatusMB(child.Process.Pid, "VmRSS:"), "operator-RSS-MB")
+			b.ReportMetric(procStatusMB(child.Process.Pid, "RssAnon:"), "operator-anon-RSS-MB")
+			continue
+		}
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
 		b.ReportMetric(rec/elapsed.Seconds(), "reconciles/s")
 		b.ReportMetric(rec/float64(n), "reconciles/isvc")
 		b.ReportMetric(float64(w)/rec, "writes/reconcile")

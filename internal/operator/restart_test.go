@@ -438,7 +438,7 @@ func waitUntil(t *testing.T, deadline time.Time, what string, cond func() (bool,
 }
 
 // buildFerry builds the ferry binary into a temporary directory.
-func buildFerry(t *testing.T) string {
+func buildFerry(t testing.TB) string {
 	t.Helper()
 	gobin, err := exec.LookPath("go")
 	if err != nil {
