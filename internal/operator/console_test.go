@@ -16,7 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/console"
+	"github.com/ferryserve/ferry/internal/console/browsertest"
 	"github.com/ferryserve/ferry/internal/mgmt"
 	"github.com/ferryserve/ferry/internal/operator"
 	"github.com/ferryserve/ferry/internal/operator/kubetest"
@@ -276,6 +279,43 @@ spec:
 	decodeBody(t, "transformer logs", 200, &tlogs)(call("GET", svcPath+"/logs?component=transformer", token, ""))
 	if len(tlogs.Replicas) != 0 {
 		t.Errorf("transformer logs = %+v, want none (the service has no transformer)", tlogs.Replicas)
+	}
+
+	// The same in a real browser: the page lists the service, Resume
+	// lifts the pause on the InferenceService, the Logs view shows the
+	// pod's lines, and the test-request form answers with the
+	// predictor's prediction; the page reports no error.
+	bctx, pageErrors := browsertest.Start(t)
+	if err := chromedp.Do(bctx, chromedp.Navigate(console.URL(base, token))); err != nil {
+		t.Fatal(err)
+	}
+	const svc = `#svc-` + ns + `-console-iris`
+	click := func(what, sel string) {
+		t.Helper()
+		if err := chromedp.Do(bctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
+			t.Fatalf("click %s (%s): %v", what, sel, err)
+		}
+	}
+	browsertest.Wait(t, bctx, "the paused service", `(() => {
+		const b = document.querySelector("`+svc+` button[data-action='resume']");
+		return b !== null && !b.disabled;
+	})()`)
+	click("Resume", svc+` button[data-action="resume"]`)
+	poll(t, "the pause lifted from the page", func() (bool, error) {
+		return get(t, cl, "console-iris").GetAnnotations()[rollout.AnnotationPaused] != "true", nil
+	})
+	click("Logs", svc+` details.logs > summary`)
+	browsertest.Wait(t, bctx, "the pod's lines in the Logs view", `(document.querySelector("`+svc+` .replica-log[data-replica='`+pod.Name+`'] pre")?.textContent || "").includes("line two")`)
+	click("Test request", svc+` details.try > summary`)
+	browsertest.Wait(t, bctx, "the example body", `document.querySelector("`+svc+` textarea.body").value.includes("instances")`)
+	click("Send", svc+` button.send`)
+	browsertest.Wait(t, bctx, "the prediction in the form", `(() => {
+		const s = document.querySelector("`+svc+` .result-status")?.textContent || "";
+		const b = document.querySelector("`+svc+` .result-body")?.textContent || "";
+		return s.startsWith("200 ") && JSON.parse(b).predictions?.[0] === 1;
+	})()`)
+	if errs := pageErrors(); len(errs) > 0 {
+		t.Errorf("the console reported errors:\n%s", strings.Join(errs, "\n"))
 	}
 	_ = client.IgnoreNotFound(cl.Delete(ctx, pod))
 }
