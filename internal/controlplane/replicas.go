@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -172,14 +171,7 @@ func (s *ReplicaSet) Close() {
 	s.wg.Wait()
 }
 
-// freePort asks the kernel for a free loopback port. Another process could
-// take it before the replica binds; the supervisor then restarts the
-// replica, which is rare and harmless.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("allocate port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort picks a replica's port (ports.go says why not port 0). Another
+// listener could still take it before the replica binds; the supervisor
+// then restarts the replica, which is rare.
+func freePort() (int, error) { return replicaPorts.port() }
