@@ -7,11 +7,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/cputime"
 	"github.com/ferryserve/ferry/internal/router"
 	"github.com/ferryserve/ferry/internal/supervisor"
 )
@@ -343,11 +343,9 @@ func TestApplyStormEveryServiceGetsStatus(t *testing.T) {
 // condition, and to Ready for the healthy half (whose load takes 50 ms).
 func BenchmarkApplyStorm(b *testing.B) {
 	for range b.N {
-		var before, after syscall.Rusage
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+		before := cputime.Process()
 		res := runStorm(b, 1000, 50*time.Millisecond)
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-		cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()) * time.Nanosecond
+		cpu := cputime.Process() - before
 		b.ReportMetric(cpu.Seconds(), "cpu-s")
 		b.ReportMetric(float64(res.heapInuse)/(1<<20), "heap-MiB")
 		slices.Sort(res.firstCondition)

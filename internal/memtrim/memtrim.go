@@ -23,6 +23,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/ferryserve/ferry/internal/cputime"
 )
 
 // Region is one mapping of the executable that Release may drop.
@@ -109,14 +111,14 @@ func Run(ctx context.Context, interval time.Duration) error {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	last, released := cpuTime(), true
+	last, released := cputime.Process(), true
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
-		now := cpuTime()
+		now := cputime.Process()
 		busy := now-last >= 10*time.Millisecond
 		last = now
 		switch {
@@ -127,7 +129,7 @@ func Run(ctx context.Context, interval time.Duration) error {
 				return err
 			}
 			released = true
-			last = cpuTime()
+			last = cputime.Process()
 		}
 	}
 }

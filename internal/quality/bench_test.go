@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryserve/ferry/internal/cputime"
 	v1 "github.com/ferryserve/ferry/internal/protocol/v1"
 	"github.com/ferryserve/ferry/internal/protocol/v2"
 	"github.com/ferryserve/ferry/internal/repository"
@@ -177,7 +178,7 @@ func BenchmarkPredictRPS(b *testing.B) {
 		url := srv.URL + path
 		b.SetParallelism(8)
 		b.ResetTimer()
-		start, cpu := time.Now(), processCPU()
+		start, cpu := time.Now(), cputime.Process()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				resp, err := client.Post(url, "application/json", strings.NewReader(body))
@@ -194,7 +195,7 @@ func BenchmarkPredictRPS(b *testing.B) {
 			}
 		})
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
-		b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64(cputime.Process()-cpu)/float64(b.N), "cpu-ns/op")
 	}
 	for _, proto := range []string{"v2", "v1"} {
 		path, body := reqs[proto][0], reqs[proto][1]
@@ -261,7 +262,7 @@ func BenchmarkMiddleware(b *testing.B) {
 			b.ReportAllocs()
 			b.SetParallelism(8)
 			b.ResetTimer()
-			cpu := processCPU()
+			cpu := cputime.Process()
 			b.RunParallel(func(pb *testing.PB) {
 				w := &sinkWriter{h: http.Header{}}
 				r := httptest.NewRequest("POST", path, nil)
@@ -276,7 +277,7 @@ func BenchmarkMiddleware(b *testing.B) {
 					}
 				}
 			})
-			b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu)/float64(b.N), "cpu-ns/op")
 		}
 		b.Run(proto+"/off", func(b *testing.B) { run(b, model) })
 		b.Run(proto+"/on", func(b *testing.B) {
@@ -404,11 +405,11 @@ func BenchmarkPredictCPU(b *testing.B) {
 				var took [2]time.Duration
 				for k := range 2 {
 					i := (turn + k) % 2 // alternate which goes first
-					start := processCPU()
+					start := cputime.Process()
 					if err := slice(i, n); err != nil {
 						b.Fatal(err)
 					}
-					took[i] = processCPU() - start
+					took[i] = cputime.Process() - start
 					cpu[i] += took[i]
 				}
 				if took[0] > 0 {

@@ -6,10 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ferryserve/ferry/internal/cputime"
 	"github.com/ferryserve/ferry/internal/server/http1"
 )
 
@@ -65,8 +65,8 @@ func benchLoad(b *testing.B, url, host string) {
 	body := []byte(benchBody)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
-	defer func() { b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op") }()
+	cpu0 := cputime.Process()
+	defer func() { b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op") }()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			req, err := http.NewRequest("POST", url, bytes.NewReader(body))
@@ -130,14 +130,4 @@ func BenchmarkIngressProxySocket(b *testing.B) {
 func BenchmarkBackendAlone(b *testing.B) {
 	be := benchBackend(b)
 	benchLoad(b, "http://"+be+"/v1/models/iris:predict", "iris.default.example.com")
-}
-
-// cpuTime is the process's user+system CPU time: on a shared machine it
-// tells the cost of a request better than the wall clock does.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

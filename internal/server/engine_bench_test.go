@@ -7,9 +7,9 @@ import (
 	"io"
 	"net"
 	"strings"
-	"syscall"
 	"testing"
 
+	"github.com/ferryserve/ferry/internal/cputime"
 	"github.com/ferryserve/ferry/internal/server"
 )
 
@@ -37,7 +37,7 @@ func BenchmarkREST(b *testing.B) {
 				br := bufio.NewReaderSize(conn, 16<<10)
 				b.ReportAllocs()
 				b.ResetTimer()
-				start := cpuTime()
+				start := int64(cputime.Process())
 				for range b.N {
 					if _, err := conn.Write(req); err != nil {
 						b.Fatal(err)
@@ -46,7 +46,7 @@ func BenchmarkREST(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+				b.ReportMetric(float64(int64(cputime.Process())-start)/float64(b.N), "cpu-ns/op")
 			})
 		}
 	}
@@ -86,13 +86,4 @@ func readResponse(br *bufio.Reader) error {
 		err = io.ErrUnexpectedEOF
 	}
 	return err
-}
-
-// cpuTime is the process's user and system CPU time in nanoseconds.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }

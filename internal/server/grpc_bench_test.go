@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/ferryserve/ferry/api/inference"
+	"github.com/ferryserve/ferry/internal/cputime"
 	"github.com/ferryserve/ferry/internal/protocol"
 	v2 "github.com/ferryserve/ferry/internal/protocol/v2"
 	"github.com/ferryserve/ferry/internal/repository"
@@ -96,11 +96,11 @@ func benchVsBare(b *testing.B, model string, conc int) {
 	b.ResetTimer()
 	for n := 0; n < b.N; n += chunk {
 		k := min(chunk, b.N-n)
-		t0 := cpuNanos()
+		t0 := int64(cputime.Process())
 		run(ferry, k)
-		t1 := cpuNanos()
+		t1 := int64(cputime.Process())
 		run(bare, k)
-		t2 := cpuNanos()
+		t2 := int64(cputime.Process())
 		ferryCPU += t1 - t0
 		bareCPU += t2 - t1
 	}
@@ -113,13 +113,6 @@ func benchVsBare(b *testing.B, model string, conc int) {
 	b.ReportMetric(f, "ferry-cpu-ns/op")
 	b.ReportMetric(r, "bare-cpu-ns/op")
 	b.ReportMetric(r/f, "bare/ferry")
-}
-
-// cpuNanos is the process's user+system CPU time.
-func cpuNanos() int64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 func benchRequest(model string) *pb.ModelInferRequest {

@@ -2,20 +2,10 @@ package treeshap
 
 import (
 	"math/rand/v2"
-	"syscall"
 	"testing"
-	"time"
-)
 
-// cpuTime is the process's user+system CPU time: on a shared machine it
-// measures the work better than the wall clock does.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+	"github.com/ferryserve/ferry/internal/cputime"
+)
 
 // BenchmarkShapRow: one row through the golden "deep" model, 100 trees of
 // depth 6 on 20 features (gen.py trains it). Compare with gen.py --time,
@@ -35,7 +25,7 @@ func BenchmarkShapRow(b *testing.B) {
 	out := make([]float64, x.Width())
 	buf := make([]pathElem, x.bufLen)
 	b.ReportAllocs()
-	start := cpuTime()
+	start := cputime.Process()
 	i := 0
 	for b.Loop() {
 		r := i % rows
@@ -44,7 +34,7 @@ func BenchmarkShapRow(b *testing.B) {
 		}
 		i++
 	}
-	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Process()-start)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkInteractionsRow: SHAP interaction values of one row through
@@ -64,7 +54,7 @@ func BenchmarkInteractionsRow(b *testing.B) {
 	}
 	out := make([]float64, x.InteractionWidth())
 	b.ReportAllocs()
-	start := cpuTime()
+	start := cputime.Process()
 	i := 0
 	for b.Loop() {
 		r := i % rows
@@ -73,5 +63,5 @@ func BenchmarkInteractionsRow(b *testing.B) {
 		}
 		i++
 	}
-	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Process()-start)/float64(b.N), "cpu-ns/op")
 }

@@ -4,22 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/ferryserve/ferry/internal/cputime"
 	"github.com/ferryserve/ferry/internal/runtime"
 	"github.com/ferryserve/ferry/internal/tensor"
 )
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkRandomForest100 evaluates a 100-tree RandomForestClassifier
 // (max_depth 5, 10 features) and reports ns per row.
@@ -41,7 +31,7 @@ func BenchmarkRandomForest100(b *testing.B) {
 					Outputs: []string{out},
 				}
 				b.ReportAllocs()
-				cpu0 := cpuTime()
+				cpu0 := cputime.Process()
 				for b.Loop() {
 					if _, err := m.Predict(context.Background(), req); err != nil {
 						b.Fatal(err)
@@ -51,7 +41,7 @@ func BenchmarkRandomForest100(b *testing.B) {
 				// Process CPU time, as bench_sklearn.py reports scikit-learn's:
 				// steadier than wall time on a shared machine. Run with
 				// GOMAXPROCS=1 so that it counts one core's work.
-				b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N*batch), "cpu-ns/row")
+				b.ReportMetric(float64((cputime.Process()-cpu0).Nanoseconds())/float64(b.N*batch), "cpu-ns/row")
 			})
 		}
 	}

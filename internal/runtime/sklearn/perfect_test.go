@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
+
+	"github.com/ferryserve/ferry/internal/cputime"
 )
 
 // walkSum is the reference the perfect walks must match bit for bit: each
@@ -192,10 +194,10 @@ func BenchmarkSumTrees(b *testing.B) {
 		x.data[i] = rng.NormFloat64()
 	}
 	out := make([]float64, x.rows*2)
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for b.Loop() {
 		clear(out)
 		sumTrees(trees, x, out, 2)
 	}
-	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N*x.rows), "cpu-ns/row")
+	b.ReportMetric(float64((cputime.Process()-cpu0).Nanoseconds())/float64(b.N*x.rows), "cpu-ns/row")
 }
