@@ -1,7 +1,6 @@
 package controlplane
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -345,15 +344,7 @@ func (a *APIServer) logs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, out)
 }
 
-// Bounds of a models request: replicas asked, time per replica, and the
-// size of each index read.
-const (
-	modelsMaxReplicas = 16
-	modelsTimeout     = 5 * time.Second
-	modelsMaxBody     = 4 << 20
-)
-
-// models asks each ready predictor replica (at most modelsMaxReplicas) for
+// models asks each ready predictor replica (at most mgmt.ModelsMaxReplicas) for
 // its repository index, as `POST /v2/repository/index` answers it: the
 // models a multi-model server holds, their state and why one failed. The
 // ingress does not pass the repository API through; this is read-only
@@ -366,18 +357,11 @@ func (a *APIServer) models(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		for _, st := range rs.Status() {
-			if st.Phase != "Ready" || st.HTTPPort == 0 || asked >= modelsMaxReplicas {
+			if st.Phase != "Ready" || st.HTTPPort == 0 || asked >= mgmt.ModelsMaxReplicas {
 				continue
 			}
 			asked++
-			ctx, cancel := context.WithTimeout(r.Context(), modelsTimeout)
-			models, err := mgmt.FetchRepositoryIndex(ctx, http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(st.HTTPPort), modelsMaxBody)
-			cancel()
-			idx := mgmt.ModelIndex{Revision: rev, Models: models}
-			if err != nil {
-				idx.Models, idx.Error = []mgmt.RepositoryModel{}, err.Error()
-			}
-			out.Replicas[st.Name] = idx
+			out.Replicas[st.Name] = mgmt.ReplicaIndex(r.Context(), http.DefaultClient, rev, "http://127.0.0.1:"+strconv.Itoa(st.HTTPPort))
 		}
 	}
 	writeJSON(w, 200, out)

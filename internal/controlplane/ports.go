@@ -33,7 +33,9 @@ type portAllocator struct {
 	handed map[int]time.Time
 }
 
-var replicaPorts = newPortAllocator(ephemeralStart())
+// replicaPorts is made on first use, so that commands that start no
+// replica read nothing from /proc.
+var replicaPorts = sync.OnceValue(func() *portAllocator { return newPortAllocator(ephemeralStart()) })
 
 func newPortAllocator(ephemeral int) *portAllocator {
 	return &portAllocator{lo: replicaPortMin, hi: max(ephemeral, replicaPortMin+1000), handed: map[int]time.Time{}}

@@ -15,7 +15,7 @@ func TestReplicaPorts(t *testing.T) {
 	start := ephemeralStart()
 	seen := map[int]bool{}
 	for range 100 {
-		p, err := replicaPorts.port()
+		p, err := replicaPorts().port()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -174,4 +174,4 @@ func (s *ReplicaSet) Close() {
 // freePort picks a replica's port (ports.go says why not port 0). Another
 // listener could still take it before the replica binds; the supervisor
 // then restarts the replica, which is rare.
-func freePort() (int, error) { return replicaPorts.port() }
+func freePort() (int, error) { return replicaPorts().port() }

@@ -270,10 +270,30 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	return nil
 }
 
-// FetchRepositoryIndex asks the `ferry serve` (or any V2 server) at base,
-// http://host:port, for its model repository index with c, reading at
-// most maxBody bytes of the answer.
-func FetchRepositoryIndex(ctx context.Context, c *http.Client, base string, maxBody int64) ([]RepositoryModel, error) {
+// Bounds of a models request (GET …/inferenceservices/{name}/models):
+// replicas asked, time per replica, and the size of each index read.
+const (
+	ModelsMaxReplicas = 16
+	modelsTimeout     = 5 * time.Second
+	modelsMaxBody     = 4 << 20
+)
+
+// ReplicaIndex asks the replica of revision at base, http://host:port (a
+// `ferry serve` or any V2 server), for its model repository index with c,
+// within a bounded time and answer size; a failure is the index's Error.
+func ReplicaIndex(ctx context.Context, c *http.Client, revision, base string) ModelIndex {
+	ctx, cancel := context.WithTimeout(ctx, modelsTimeout)
+	defer cancel()
+	models, err := fetchRepositoryIndex(ctx, c, base, modelsMaxBody)
+	if err != nil {
+		return ModelIndex{Revision: revision, Models: []RepositoryModel{}, Error: err.Error()}
+	}
+	return ModelIndex{Revision: revision, Models: models}
+}
+
+// fetchRepositoryIndex posts the V2 repository index request to base,
+// reading at most maxBody bytes of the answer.
+func fetchRepositoryIndex(ctx context.Context, c *http.Client, base string, maxBody int64) ([]RepositoryModel, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/v2/repository/index", strings.NewReader("{}"))
 	if err != nil {
 		return nil, err

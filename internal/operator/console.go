@@ -276,12 +276,11 @@ func (a *consoleAPI) replicas(w http.ResponseWriter, r *http.Request) {
 			out.Desired[rev] = int(*d.Spec.Replicas)
 		}
 	}
-	var pods corev1.PodList
-	if err := a.live.List(r.Context(), &pods, client.InNamespace(ns), client.MatchingLabels{LabelInferenceService: name}); err != nil {
-		writeConsoleErr(w, http.StatusInternalServerError, fmt.Errorf("list pods: %w", err))
+	pods, ok := a.pods(w, r, ns, name)
+	if !ok {
 		return
 	}
-	for _, p := range pods.Items {
+	for _, p := range pods {
 		rev := p.Labels[LabelRevision]
 		if rev == "" {
 			continue
@@ -353,11 +352,12 @@ func (a *consoleAPI) events(w http.ResponseWriter, r *http.Request) {
 	writeConsoleJSON(w, http.StatusOK, mgmt.List[mgmt.Event]{Items: items})
 }
 
-// Bounds of a logs request: pods read, lines per pod, bytes per pod.
+// Bounds of a logs request: pods read, lines, bytes and time per pod.
 const (
 	logsMaxPods  = 16
 	logsMaxTail  = 10_000
 	logsMaxBytes = 1 << 20
+	logsTimeout  = 5 * time.Second // per pod: a kubelet that hangs costs this much
 )
 
 // logs reads the last lines of each pod of a component (?component=,
@@ -379,18 +379,19 @@ func (a *consoleAPI) logs(w http.ResponseWriter, r *http.Request) {
 		writeConsoleErr(w, http.StatusNotImplemented, errors.New("pod logs are not available to this console"))
 		return
 	}
-	var pods corev1.PodList
-	if err := a.live.List(r.Context(), &pods, client.InNamespace(ns), client.MatchingLabels{LabelInferenceService: name}); err != nil {
-		writeConsoleErr(w, http.StatusInternalServerError, fmt.Errorf("list pods: %w", err))
+	pods, ok := a.pods(w, r, ns, name)
+	if !ok {
 		return
 	}
 	out := mgmt.Logs{Replicas: map[string][]string{}}
 	prefix := ServiceName(name, comp) + "-"
-	for _, p := range pods.Items {
+	for _, p := range pods {
 		if !strings.HasPrefix(p.Labels[LabelRevision], prefix) || p.Spec.NodeName == "" || len(out.Replicas) >= logsMaxPods {
 			continue
 		}
-		b, err := a.podLogs(r.Context(), ns, p.Name, &corev1.PodLogOptions{Container: "kserve-container", TailLines: &tail, LimitBytes: ptr(int64(logsMaxBytes))})
+		ctx, cancel := context.WithTimeout(r.Context(), logsTimeout)
+		b, err := a.podLogs(ctx, ns, p.Name, &corev1.PodLogOptions{Container: "kserve-container", TailLines: &tail, LimitBytes: ptr(int64(logsMaxBytes))})
+		cancel()
 		if err != nil {
 			out.Replicas[p.Name] = []string{"(no logs: " + err.Error() + ")"}
 			continue
@@ -442,19 +443,22 @@ func leValue(le string) float64 {
 }
 
 // promEscape escapes a label value for the text format.
-func promEscape(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+func promEscape(s string) string { return promEscaper.Replace(s) }
+
+var promEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+// pods lists a service's pods from the API server (the operator does not
+// cache pods), answering the error itself when it cannot.
+func (a *consoleAPI) pods(w http.ResponseWriter, r *http.Request, ns, name string) ([]corev1.Pod, bool) {
+	var pods corev1.PodList
+	if err := a.live.List(r.Context(), &pods, client.InNamespace(ns), client.MatchingLabels{LabelInferenceService: name}); err != nil {
+		writeConsoleErr(w, http.StatusInternalServerError, fmt.Errorf("list pods: %w", err))
+		return nil, false
+	}
+	return pods.Items, true
 }
 
-// Bounds of a models request: pods asked, time per pod, and the size of
-// each index read.
-const (
-	modelsMaxPods = 16
-	modelsTimeout = 5 * time.Second
-	modelsMaxBody = 4 << 20
-)
-
-// models asks each ready predictor pod (at most modelsMaxPods) for its
+// models asks each ready predictor pod (at most mgmt.ModelsMaxReplicas) for its
 // model repository index at its pod IP, as `ferry up`'s management API
 // asks its replicas.
 func (a *consoleAPI) models(w http.ResponseWriter, r *http.Request) {
@@ -462,26 +466,18 @@ func (a *consoleAPI) models(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ns, name := r.PathValue("ns"), r.PathValue("name")
-	var pods corev1.PodList
-	if err := a.live.List(r.Context(), &pods, client.InNamespace(ns), client.MatchingLabels{LabelInferenceService: name}); err != nil {
-		writeConsoleErr(w, http.StatusInternalServerError, fmt.Errorf("list pods: %w", err))
+	pods, ok := a.pods(w, r, ns, name)
+	if !ok {
 		return
 	}
 	out := mgmt.Models{Replicas: map[string]mgmt.ModelIndex{}}
 	prefix := ServiceName(name, api.ComponentPredictor) + "-"
-	for _, p := range pods.Items {
+	for _, p := range pods {
 		rev := p.Labels[LabelRevision]
-		if !strings.HasPrefix(rev, prefix) || replicaOf(&p).Phase != "Ready" || p.Status.PodIP == "" || len(out.Replicas) >= modelsMaxPods {
+		if !strings.HasPrefix(rev, prefix) || replicaOf(&p).Phase != "Ready" || p.Status.PodIP == "" || len(out.Replicas) >= mgmt.ModelsMaxReplicas {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), modelsTimeout)
-		models, err := mgmt.FetchRepositoryIndex(ctx, a.client, "http://"+net.JoinHostPort(p.Status.PodIP, strconv.Itoa(httpPort)), modelsMaxBody)
-		cancel()
-		idx := mgmt.ModelIndex{Revision: rev, Models: models}
-		if err != nil {
-			idx.Models, idx.Error = []mgmt.RepositoryModel{}, err.Error()
-		}
-		out.Replicas[p.Name] = idx
+		out.Replicas[p.Name] = mgmt.ReplicaIndex(r.Context(), a.client, rev, "http://"+net.JoinHostPort(p.Status.PodIP, strconv.Itoa(httpPort)))
 	}
 	writeConsoleJSON(w, http.StatusOK, out)
 }

@@ -110,18 +110,8 @@ func BenchmarkJoinMemory(b *testing.B) {
 // BenchmarkPredictOverhead serves the xgboost iris example through the V2
 // REST handler with and without the quality middleware; compare ns/op.
 func BenchmarkPredictOverhead(b *testing.B) {
-	if _, err := os.Stat("../../examples/models/xgboost-iris"); err != nil {
-		b.Skip(err)
-	}
-	repo := repository.New(repository.Config{Loader: fruntime.NewRegistry(xgboost.Format)})
-	repo.Add(repository.Source{Name: "xgboost-iris", Dir: "../../examples/models/xgboost-iris"})
-	if err := repo.LoadAll(b.Context(), 1); err != nil {
-		b.Fatal(err)
-	}
-	defer repo.Close()
-	mux := http.NewServeMux()
-	v2.NewService(v2.Config{Repository: repo}).Register(mux)
-	body := `{"inputs":[{"name":"input-0","shape":[2,4],"datatype":"FP32","data":[[6.8,2.8,4.8,1.4],[6.0,3.4,4.5,1.6]]}]}`
+	mux := irisMux(b)
+	body := irisRequests["v2"][1]
 	run := func(b *testing.B, h http.Handler) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -153,22 +143,8 @@ func BenchmarkPredictOverhead(b *testing.B) {
 // from getrusage); req/s moves too much on a shared machine to show a
 // difference of a few percent.
 func BenchmarkPredictRPS(b *testing.B) {
-	if _, err := os.Stat("../../examples/models/xgboost-iris"); err != nil {
-		b.Skip(err)
-	}
-	repo := repository.New(repository.Config{Loader: fruntime.NewRegistry(xgboost.Format)})
-	repo.Add(repository.Source{Name: "xgboost-iris", Dir: "../../examples/models/xgboost-iris"})
-	if err := repo.LoadAll(b.Context(), 1); err != nil {
-		b.Fatal(err)
-	}
-	defer repo.Close()
-	mux := http.NewServeMux()
-	v2.NewService(v2.Config{Repository: repo}).Register(mux)
-	v1.New(v1.Config{Repository: repo}).Register(mux)
-	reqs := map[string][2]string{
-		"v2": {"/v2/models/xgboost-iris/infer", `{"inputs":[{"name":"input-0","shape":[2,4],"datatype":"FP32","data":[[6.8,2.8,4.8,1.4],[6.0,3.4,4.5,1.6]]}]}`},
-		"v1": {"/v1/models/xgboost-iris:predict", `{"instances":[[6.8,2.8,4.8,1.4],[6.0,3.4,4.5,1.6]]}`},
-	}
+	mux := irisMux(b)
+	reqs := irisRequests
 	run := func(b *testing.B, h http.Handler, path, body string) {
 		srv := httptest.NewServer(h)
 		defer srv.Close()
@@ -324,22 +300,8 @@ func (s *sinkWriter) Write(p []byte) (int, error) {
 // clients and GC, from getrusage) of each and the difference in percent,
 // over all requests and in the median turn.
 func BenchmarkPredictCPU(b *testing.B) {
-	if _, err := os.Stat("../../examples/models/xgboost-iris"); err != nil {
-		b.Skip(err)
-	}
-	repo := repository.New(repository.Config{Loader: fruntime.NewRegistry(xgboost.Format)})
-	repo.Add(repository.Source{Name: "xgboost-iris", Dir: "../../examples/models/xgboost-iris"})
-	if err := repo.LoadAll(b.Context(), 1); err != nil {
-		b.Fatal(err)
-	}
-	defer repo.Close()
-	mux := http.NewServeMux()
-	v2.NewService(v2.Config{Repository: repo}).Register(mux)
-	v1.New(v1.Config{Repository: repo}).Register(mux)
-	reqs := map[string][2]string{
-		"v2": {"/v2/models/xgboost-iris/infer", `{"inputs":[{"name":"input-0","shape":[2,4],"datatype":"FP32","data":[[6.8,2.8,4.8,1.4],[6.0,3.4,4.5,1.6]]}]}`},
-		"v1": {"/v1/models/xgboost-iris:predict", `{"instances":[[6.8,2.8,4.8,1.4],[6.0,3.4,4.5,1.6]]}`},
-	}
+	mux := irisMux(b)
+	reqs := irisRequests
 	for _, proto := range []string{"v2", "v1"} {
 		path, body := reqs[proto][0], reqs[proto][1]
 		b.Run(proto, func(b *testing.B) {
@@ -433,4 +395,30 @@ func BenchmarkPredictCPU(b *testing.B) {
 			}
 		})
 	}
+}
+
+// irisRequests are a V2 and a V1 request (path, body) of two rows for the
+// xgboost iris example.
+var irisRequests = map[string][2]string{
+	"v2": {"/v2/models/xgboost-iris/infer", `{"inputs":[{"name":"input-0","shape":[2,4],"datatype":"FP32","data":[[6.8,2.8,4.8,1.4],[6.0,3.4,4.5,1.6]]}]}`},
+	"v1": {"/v1/models/xgboost-iris:predict", `{"instances":[[6.8,2.8,4.8,1.4],[6.0,3.4,4.5,1.6]]}`},
+}
+
+// irisMux serves the xgboost iris example over V2 and V1 REST, as ferry
+// serve does, for the benchmark's duration; it skips without the example.
+func irisMux(b *testing.B) *http.ServeMux {
+	b.Helper()
+	if _, err := os.Stat("../../examples/models/xgboost-iris"); err != nil {
+		b.Skip(err)
+	}
+	repo := repository.New(repository.Config{Loader: fruntime.NewRegistry(xgboost.Format)})
+	repo.Add(repository.Source{Name: "xgboost-iris", Dir: "../../examples/models/xgboost-iris"})
+	if err := repo.LoadAll(b.Context(), 1); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(repo.Close)
+	mux := http.NewServeMux()
+	v2.NewService(v2.Config{Repository: repo}).Register(mux)
+	v1.New(v1.Config{Repository: repo}).Register(mux)
+	return mux
 }

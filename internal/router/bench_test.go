@@ -91,28 +91,23 @@ func benchLoad(b *testing.B, url, host string) {
 	})
 }
 
-func BenchmarkIngressProxy(b *testing.B) {
-	be := benchBackend(b)
-	r := New("example.com", nil)
-	err := r.Update(&Table{Domain: "example.com", Services: []*Service{
-		{Name: "iris", Namespace: "default", Components: map[string]*Component{
-			Predictor: {Targets: []Target{{Revision: "iris-predictor-1", Percent: 100, Latest: true, Backends: []string{be}}}},
-		}},
-	}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	in := benchServe(b, r, "tcp", "127.0.0.1:0")
-	benchLoad(b, "http://"+in+"/v1/models/iris:predict", "iris.default.example.com")
-}
+func BenchmarkIngressProxy(b *testing.B) { benchIngress(b, nil) }
 
 // BenchmarkIngressProxySocket is BenchmarkIngressProxy with the backend
 // also on a Unix socket, which the hop dials (as ferry up's replicas).
 func BenchmarkIngressProxySocket(b *testing.B) {
-	be := benchBackend(b)
 	sock := benchServe(b, benchReplica, "unix", b.TempDir()+"/http.sock")
+	benchIngress(b, func(string) string { return sock })
+}
+
+// benchIngress loads a Router with one service whose one replica is a
+// loopback backend (also at the Unix socket socket names, if set).
+func benchIngress(b *testing.B, socket func(addr string) string) {
+	be := benchBackend(b)
 	r := New("example.com", nil)
-	r.SetHopSocket(func(string) string { return sock })
+	if socket != nil {
+		r.SetHopSocket(socket)
+	}
 	err := r.Update(&Table{Domain: "example.com", Services: []*Service{
 		{Name: "iris", Namespace: "default", Components: map[string]*Component{
 			Predictor: {Targets: []Target{{Revision: "iris-predictor-1", Percent: 100, Latest: true, Backends: []string{be}}}},
