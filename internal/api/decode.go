@@ -58,7 +58,7 @@ type converter interface {
 }
 
 func (src *InferenceServiceV1alpha2) toHub(prefix string) (Object, error) {
-	return src.toV1beta1(prefix)
+	return src.toV1beta1(prefix, false)
 }
 
 func supportedList() string {

@@ -53,7 +53,34 @@ func FuzzDecode(f *testing.F) {
 						t.Fatalf("marshal v1alpha2 view: %v", err)
 					}
 				}
+				checkConversionRoundTrip(t, isvc)
 			}
 		}
 	})
+}
+
+// checkConversionRoundTrip converts isvc to v1alpha2 and back as the
+// conversion webhook does: the spec must come back unchanged.
+func checkConversionRoundTrip(t *testing.T, isvc *InferenceService) {
+	view, err := isvc.ConvertToV1alpha2()
+	if err != nil {
+		return // a broken v1alpha2-default annotation
+	}
+	enc, err := json.Marshal(view)
+	if err != nil {
+		t.Fatalf("marshal v1alpha2 view: %v", err)
+	}
+	var read InferenceServiceV1alpha2
+	if err := json.Unmarshal(enc, &read); err != nil {
+		t.Fatalf("decoding own v1alpha2 view %s: %v", enc, err)
+	}
+	back, err := read.ConvertToV1beta1()
+	if err != nil {
+		t.Fatalf("converting own v1alpha2 view %s back: %v", enc, err)
+	}
+	a, _ := json.Marshal(isvc.Spec)
+	b, _ := json.Marshal(back.Spec)
+	if string(a) != string(b) {
+		t.Fatalf("spec changed through v1alpha2:\nwas %s\nnow %s\nview %s", a, b, enc)
+	}
 }

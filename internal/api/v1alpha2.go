@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -22,6 +23,10 @@ const (
 	// endpoint when a canary endpoint was given: the v1beta1 spec then
 	// describes the canary, and this is the revision it is compared with.
 	AnnotationV1alpha2Default = "ferryserve.github.io/v1alpha2-default"
+	// AnnotationV1alpha2NThread holds nthread of the converted endpoint's
+	// xgboost or lightgbm predictor, which v1beta1 has no field for, so
+	// that the v1alpha2 view gives it back.
+	AnnotationV1alpha2NThread = "ferryserve.github.io/v1alpha2-nthread"
 )
 
 // InferenceServiceV1alpha2 is KFServing's v1alpha2 InferenceService: a
@@ -159,11 +164,15 @@ type StatusConfigurationV1alpha2 struct {
 //     and the explainer's config, are converted, not dropped.
 //
 // Status is not converted: it belongs to the controller, which rewrites it.
-// prefix is the path of the object inside a List, or "".
-func (src *InferenceServiceV1alpha2) toV1beta1(prefix string) (*InferenceService, error) {
+// prefix is the path of the object inside a List, or "". lenient (the
+// conversion webhook's mode) leaves canaryTrafficPercent's range to
+// Validate and puts a share given without spec.canary on the default
+// endpoint's components, which is how the v1alpha2 view shows a v1beta1
+// canary rollout.
+func (src *InferenceServiceV1alpha2) toV1beta1(prefix string, lenient bool) (*InferenceService, error) {
 	var errs fieldErrors
 	spec := &src.Spec
-	if p := spec.CanaryTrafficPercent; p != nil {
+	if p := spec.CanaryTrafficPercent; p != nil && !lenient {
 		switch {
 		case *p < 0 || *p > 100:
 			errs.add(joinPath(prefix, "spec.canaryTrafficPercent"), "must be between 0 and 100, got %d", *p)
@@ -189,6 +198,8 @@ func (src *InferenceServiceV1alpha2) toV1beta1(prefix string) (*InferenceService
 	}
 	dst.Metadata.Annotations[AnnotationConvertedFrom] = src.APIVersion
 	delete(dst.Metadata.Annotations, AnnotationV1alpha2Default)
+	delete(dst.Metadata.Annotations, AnnotationV1alpha2NThread)
+	delete(dst.Metadata.Annotations, AnnotationV1beta1Spec)
 
 	ep := &spec.Default
 	if spec.Canary != nil {
@@ -200,7 +211,10 @@ func (src *InferenceServiceV1alpha2) toV1beta1(prefix string) (*InferenceService
 		dst.Metadata.Annotations[AnnotationV1alpha2Default] = string(def)
 	}
 	dst.Spec = ep.toV1beta1()
-	if spec.Canary != nil {
+	if n := ep.Predictor.nthread(); n != 0 {
+		dst.Metadata.Annotations[AnnotationV1alpha2NThread] = strconv.Itoa(n)
+	}
+	if spec.Canary != nil || lenient && spec.CanaryTrafficPercent != nil {
 		var pct int64
 		if spec.CanaryTrafficPercent != nil {
 			pct = *spec.CanaryTrafficPercent
@@ -212,6 +226,27 @@ func (src *InferenceServiceV1alpha2) toV1beta1(prefix string) (*InferenceService
 		}
 	}
 	return dst, nil
+}
+
+// nthread is the xgboost or lightgbm key's nthread, 0 for other keys.
+func (p *PredictorSpecV1alpha2) nthread() int {
+	switch {
+	case p.XGBoost != nil:
+		return p.XGBoost.NThread
+	case p.LightGBM != nil:
+		return p.LightGBM.NThread
+	}
+	return 0
+}
+
+// setNThread restores n on the xgboost or lightgbm key, if there is one.
+func (p *PredictorSpecV1alpha2) setNThread(n int) {
+	switch {
+	case p.XGBoost != nil:
+		p.XGBoost.NThread = n
+	case p.LightGBM != nil:
+		p.LightGBM.NThread = n
+	}
 }
 
 // extensionsOf returns c's extensions, or nil for a nil component.
@@ -346,8 +381,17 @@ func cloneResources(r ResourceRequirements) ResourceRequirements {
 // it (protocolVersion, container overrides on framework keys, scaling
 // metrics, timeouts); specs it cannot express at all (the generic model
 // form, frameworks added later such as paddle, explainers other than alibi
-// and aix, several containers) are an error.
+// and aix, several containers) are an error. ConvertToV1alpha2 is the
+// lossless form a conversion webhook needs.
 func (s *InferenceService) ToV1alpha2() (*InferenceServiceV1alpha2, error) {
+	return s.toV1alpha2(false)
+}
+
+// toV1alpha2 is ToV1alpha2; lenient (the conversion webhook's mode) shows
+// what v1alpha2 cannot express as well as it can instead of failing: a
+// predictor or explainer without a v1alpha2 key has none in the view, and
+// of several containers the first is shown.
+func (s *InferenceService) toV1alpha2(lenient bool) (*InferenceServiceV1alpha2, error) {
 	group := s.Group()
 	if group == "" {
 		group = GroupKubeflow // where KFServing served v1alpha2
@@ -358,14 +402,18 @@ func (s *InferenceService) ToV1alpha2() (*InferenceServiceV1alpha2, error) {
 	}
 	out.Metadata.Labels = maps.Clone(s.Metadata.Labels)
 	out.Metadata.Annotations = maps.Clone(s.Metadata.Annotations)
-	delete(out.Metadata.Annotations, AnnotationConvertedFrom)
-	delete(out.Metadata.Annotations, AnnotationV1alpha2Default)
+	for _, a := range []string{AnnotationConvertedFrom, AnnotationV1alpha2Default, AnnotationV1alpha2NThread, AnnotationV1beta1Spec} {
+		delete(out.Metadata.Annotations, a)
+	}
 	if len(out.Metadata.Annotations) == 0 {
 		out.Metadata.Annotations = nil
 	}
-	ep, err := endpointFromV1beta1(&s.Spec)
+	ep, err := endpointFromV1beta1(&s.Spec, lenient)
 	if err != nil {
 		return nil, err
+	}
+	if n, err := strconv.Atoi(s.Metadata.Annotations[AnnotationV1alpha2NThread]); err == nil {
+		ep.Predictor.setNThread(n)
 	}
 	canary := false
 	if def, ok := s.Metadata.Annotations[AnnotationV1alpha2Default]; ok {
@@ -393,17 +441,21 @@ func (s *InferenceService) ToV1alpha2() (*InferenceServiceV1alpha2, error) {
 	return out, nil
 }
 
-func endpointFromV1beta1(s *InferenceServiceSpec) (*EndpointSpecV1alpha2, error) {
+func endpointFromV1beta1(s *InferenceServiceSpec, lenient bool) (*EndpointSpecV1alpha2, error) {
 	var ep EndpointSpecV1alpha2
 	p, q := &s.Predictor, &ep.Predictor
 	impls := p.implementations()
-	if len(impls) != 1 {
+	if len(impls) != 1 && !lenient {
 		return nil, fmt.Errorf("%w: spec.predictor: exactly one implementation is needed to convert to %s, found %d", ErrInvalid, VersionV1alpha2, len(impls))
 	}
 	fw := func(e *PredictorExtensionSpec) *FrameworkSpecV1alpha2 {
 		return &FrameworkSpecV1alpha2{StorageURI: e.StorageURI, RuntimeVersion: e.RuntimeVersion, Resources: cloneResources(e.Resources)}
 	}
-	switch impls[0].key {
+	key := ""
+	if len(impls) == 1 {
+		key = impls[0].key
+	}
+	switch key {
 	case "sklearn":
 		q.SKLearn = fw(p.SKLearn)
 	case "xgboost":
@@ -421,20 +473,26 @@ func endpointFromV1beta1(s *InferenceServiceSpec) (*EndpointSpecV1alpha2, error)
 	case "triton":
 		q.Triton = fw(p.Triton)
 	case implContainers:
-		if len(p.Containers) != 1 {
+		if len(p.Containers) != 1 && !lenient {
 			return nil, fmt.Errorf("%w: spec.predictor.containers: %s holds one custom container, found %d", ErrInvalid, VersionV1alpha2, len(p.Containers))
 		}
 		q.Custom = &CustomSpecV1alpha2{Container: p.Containers[0]}
 	default:
-		return nil, fmt.Errorf("%w: spec.predictor.%s has no %s equivalent", ErrInvalid, impls[0].key, VersionV1alpha2)
+		if !lenient {
+			return nil, fmt.Errorf("%w: spec.predictor.%s has no %s equivalent", ErrInvalid, key, VersionV1alpha2)
+		}
 	}
 	q.DeploymentSpecV1alpha2 = deploymentFromV1beta1(&p.PodSpec, &p.ComponentExtensionSpec)
 	if t := s.Transformer; t != nil {
-		if len(t.Containers) != 1 {
+		if len(t.Containers) != 1 && !lenient {
 			return nil, fmt.Errorf("%w: spec.transformer.containers: %s holds one custom container, found %d", ErrInvalid, VersionV1alpha2, len(t.Containers))
 		}
+		var c Container
+		if len(t.Containers) > 0 {
+			c = t.Containers[0]
+		}
 		ep.Transformer = &TransformerSpecV1alpha2{
-			Custom:                 &CustomSpecV1alpha2{Container: t.Containers[0]},
+			Custom:                 &CustomSpecV1alpha2{Container: c},
 			DeploymentSpecV1alpha2: deploymentFromV1beta1(&t.PodSpec, &t.ComponentExtensionSpec),
 		}
 	}
@@ -445,15 +503,16 @@ func endpointFromV1beta1(s *InferenceServiceSpec) (*EndpointSpecV1alpha2, error)
 				Resources: cloneResources(c.Resources), Config: maps.Clone(c.Config)}
 		}
 		switch impls := e.implementations(); {
-		case len(impls) != 1:
+		case len(impls) != 1 && !lenient:
 			return nil, fmt.Errorf("%w: spec.explainer: exactly one implementation is needed to convert to %s, found %d", ErrInvalid, VersionV1alpha2, len(impls))
+		case len(impls) != 1:
 		case e.Alibi != nil:
 			x.Alibi = cfg(e.Alibi)
 		case e.AIX != nil:
 			x.AIX = cfg(e.AIX)
-		case len(e.Containers) == 1:
+		case len(e.Containers) == 1 || lenient && len(e.Containers) > 1:
 			x.Custom = &CustomSpecV1alpha2{Container: e.Containers[0]}
-		default:
+		case !lenient:
 			return nil, fmt.Errorf("%w: spec.explainer.%s has no %s equivalent", ErrInvalid, impls[0].key, VersionV1alpha2)
 		}
 		ep.Explainer = x
