@@ -1,8 +1,12 @@
 // Package kubetest runs a real Kubernetes control plane for tests: etcd,
 // kube-apiserver and, when its binary is there, kube-controller-manager
 // with only the garbage collector, on loopback ports in a temporary
-// directory. Nothing else runs: no scheduler and no kubelet, so Deployments
-// get no pods, and a test drives their status by writing it itself.
+// directory. By default nothing else runs: no scheduler and no kubelet, so
+// Deployments get no pods, and a test drives their status by writing it
+// itself. With Options.Pods the cluster makes pods as a real one does: the
+// controller manager also runs the Deployment, ReplicaSet and ServiceAccount
+// controllers, kube-scheduler binds pods to a Node, and kwok (a simulated
+// kubelet) marks them Running and Ready without running their containers.
 //
 // The binaries are built by scripts/kube-test-cluster.sh; a test that calls
 // Start skips, naming that script, when they are missing.
@@ -34,11 +38,14 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 )
 
@@ -69,6 +76,8 @@ type Cluster struct {
 	// GC reports whether the garbage collector runs, so owner references
 	// cascade deletes.
 	GC bool
+	// Node is the node kwok simulates, with Options.Pods.
+	Node string
 
 	procs []*proc
 }
@@ -89,14 +98,25 @@ type Options struct {
 	// installed and established before the garbage collector starts: it
 	// picks up kinds added later only on its next discovery pass (30 s).
 	CRDDirs []string
+	// Pods makes the cluster create, schedule and run pods (see the
+	// package comment). A test asking for it skips when kube-scheduler or
+	// kwok is missing.
+	Pods bool
 }
+
+// KwokNode is the name of the one node kwok simulates with Options.Pods.
+const KwokNode = "kwok-node-0"
 
 // Start starts a cluster that is stopped when t ends, or skips t when the
 // binaries are missing.
 func Start(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	dir := AssetsDir()
-	for _, b := range []string{"etcd", "kube-apiserver"} {
+	need := []string{"etcd", "kube-apiserver"}
+	if opts.Pods {
+		need = append(need, "kube-controller-manager", "kube-scheduler", "kwok", "kwok.yaml")
+	}
+	for _, b := range need {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
 			t.Skipf("no %s in %s: run scripts/kube-test-cluster.sh (or set FERRY_KUBE_ASSETS) to build the test cluster", b, dir)
 		}
@@ -107,6 +127,17 @@ func Start(t testing.TB, opts Options) *Cluster {
 	t.Cleanup(c.stop)
 	if err := c.start(t, dir, work, opts); err != nil {
 		t.Fatal(err)
+	}
+	if opts.Pods {
+		// A pod that never becomes ready is explained by these logs,
+		// which go with the temporary directory.
+		t.Cleanup(func() {
+			if t.Failed() {
+				for _, name := range []string{"kube-controller-manager", "kube-scheduler", "kwok"} {
+					t.Logf("%s log ends:\n%s", name, logTail(filepath.Join(work, name+".log")))
+				}
+			}
+		})
 	}
 	return c
 }
@@ -205,13 +236,19 @@ func (c *Cluster) start(t testing.TB, bin, work string, opts Options) error {
 		if err != nil {
 			return err
 		}
+		// Only the garbage collector, unless the test wants pods: the
+		// Deployment controller would overwrite the Deployment status the
+		// other tests write. Pods need their namespace's "default"
+		// ServiceAccount, which the serviceaccount controller makes.
+		controllers := "garbagecollector"
+		if opts.Pods {
+			controllers += ",deployment,replicaset,serviceaccount"
+		}
 		cmd := exec.Command(kcm,
 			"--kubeconfig="+c.Kubeconfig,
 			"--authentication-kubeconfig="+c.Kubeconfig,
 			"--authorization-kubeconfig="+c.Kubeconfig,
-			// Only the garbage collector: the Deployment controller would
-			// overwrite the Deployment status the tests write.
-			"--controllers=garbagecollector",
+			"--controllers="+controllers,
 			"--leader-elect=false",
 			"--bind-address=127.0.0.1",
 			"--secure-port="+strconv.Itoa(ports[0]),
@@ -223,6 +260,89 @@ func (c *Cluster) start(t testing.TB, bin, work string, opts Options) error {
 	} else {
 		t.Logf("no kube-controller-manager in %s: owner references will not cascade deletes", bin)
 	}
+	if opts.Pods {
+		return c.startPods(bin, work)
+	}
+	return nil
+}
+
+// startPods starts kube-scheduler and kwok and registers the node kwok
+// simulates, waiting until kwok has marked it Ready.
+func (c *Cluster) startPods(bin, work string) error {
+	ports, err := freePorts(2)
+	if err != nil {
+		return err
+	}
+	sched := exec.Command(filepath.Join(bin, "kube-scheduler"),
+		"--kubeconfig="+c.Kubeconfig,
+		"--authentication-kubeconfig="+c.Kubeconfig,
+		"--authorization-kubeconfig="+c.Kubeconfig,
+		"--leader-elect=false",
+		"--bind-address=127.0.0.1",
+		"--secure-port="+strconv.Itoa(ports[0]),
+		"--v=0")
+	if _, err := c.run(sched, work, "kube-scheduler"); err != nil {
+		return err
+	}
+	// kwok manages only the nodes carrying its annotation; its own HTTP
+	// server (the simulated kubelet's) listens on loopback.
+	kwok := exec.Command(filepath.Join(bin, "kwok"),
+		"--kubeconfig="+c.Kubeconfig,
+		"--config="+filepath.Join(bin, "kwok.yaml"),
+		"--manage-all-nodes=false",
+		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+		"--server-address=127.0.0.1:"+strconv.Itoa(ports[1]),
+		"--node-ip=127.0.0.1",
+		"--cidr=10.244.0.1/16")
+	if _, err := c.run(kwok, work, "kwok"); err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+		Name:        KwokNode,
+		Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
+		Labels:      map[string]string{"kubernetes.io/hostname": KwokNode, "type": "kwok"},
+	}}
+	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create node %s: %w", KwokNode, err)
+	}
+	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		n, err := cs.CoreV1().Nodes().Get(ctx, KwokNode, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("kwok did not mark node %s Ready: %w; its log ends:\n%s", KwokNode, err, logTail(filepath.Join(work, "kwok.log")))
+	}
+	// The API server taints a new node not-ready; the node lifecycle
+	// controller would lift the taint once the node reports Ready, but it
+	// also evicts pods from a node without kubelet heartbeats, so it does
+	// not run, and the taint is lifted here.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := cs.CoreV1().Nodes().Get(ctx, KwokNode, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		n.Spec.Taints = nil
+		_, err = cs.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("untaint node %s: %w", KwokNode, err)
+	}
+	c.Node = KwokNode
 	return nil
 }
 
