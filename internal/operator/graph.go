@@ -207,6 +207,11 @@ var _ reconcile.Reconciler = (*GraphReconciler)(nil)
 
 // Reconcile implements reconcile.Reconciler.
 func (r *GraphReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	res, err := r.reconcileGraph(ctx, req)
+	return retryStale(ctx, res, err)
+}
+
+func (r *GraphReconciler) reconcileGraph(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(InferenceGraphGVK)
 	if err := r.Client.Get(ctx, req.NamespacedName, u); err != nil {

@@ -78,6 +78,11 @@ var _ reconcile.Reconciler = (*Reconciler)(nil)
 
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	res, err := r.reconcileService(ctx, req)
+	return retryStale(ctx, res, err)
+}
+
+func (r *Reconciler) reconcileService(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	u := &unstructured.Unstructured{}
 	gvk := r.GVK
 	if gvk.Empty() {
@@ -116,6 +121,26 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	return reconcile.Result{}, r.writeStatus(ctx, u, old, st)
+}
+
+// staleRetry is how soon a reconcile that lost a race runs again.
+const staleRetry = 200 * time.Millisecond
+
+// retryStale turns an error that only says the informer cache was behind
+// the API server into a quiet retry: a write conflicted with a newer
+// version of the object (often the operator's own status write, not yet
+// in the cache), or an object the cache did not show was already there.
+// Reading again after a moment succeeds, so such an error is not the
+// operator's to report ("Reconciler error" at ERROR level, the error
+// metric); it is logged at debug level. A retry is needed, not only
+// welcome: the watch event of the operator's own status write does not
+// requeue the object (the generation predicate drops it).
+func retryStale(ctx context.Context, res reconcile.Result, err error) (reconcile.Result, error) {
+	if err == nil || !(apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)) {
+		return res, err
+	}
+	log.FromContext(ctx).V(1).Info("stale cache: retrying", "error", err.Error())
+	return reconcile.Result{RequeueAfter: staleRetry}, nil
 }
 
 func (r *Reconciler) now() time.Time {

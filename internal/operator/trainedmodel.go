@@ -66,6 +66,11 @@ var _ reconcile.Reconciler = (*TrainedModelReconciler)(nil)
 
 // Reconcile implements reconcile.Reconciler; req names an InferenceService.
 func (r *TrainedModelReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	res, err := r.reconcileModels(ctx, req)
+	return retryStale(ctx, res, err)
+}
+
+func (r *TrainedModelReconciler) reconcileModels(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	parent := &unstructured.Unstructured{}
 	parent.SetGroupVersionKind(r.ISVC)
 	err := r.Client.Get(ctx, req.NamespacedName, parent)
