@@ -27,6 +27,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -36,7 +38,8 @@ import (
 
 // ConsoleConfig serves Ferry's web console (internal/console, the page
 // `ferry up` serves) on the operator's metrics address, over the cluster:
-// services, revisions (Deployments), replicas (pods), events, rollouts
+// services, revisions (Deployments, or Knative Revisions in Serverless
+// mode), replicas (pods), events, rollouts
 // with their pause/resume/abort buttons, TrainedModels and the test
 // request form, which the operator forwards to the service's cluster-local
 // address.
@@ -233,25 +236,71 @@ func (a *consoleAPI) deployments(ctx context.Context, ns, name string) ([]appsv1
 	return list.Items, nil
 }
 
+// knativeRevisionListGVK lists Knative Serving's Revisions: in Serverless
+// mode a service's revisions are Knative's, named as the operator names
+// them (the template's name) and labelled with the template's labels.
+var knativeRevisionListGVK = schema.GroupVersionKind{Group: "serving.knative.dev", Version: "v1", Kind: "RevisionList"}
+
+// knativeRevisions are the service's Knative Revisions, read from the API
+// server (the operator does not cache them); none where Knative Serving is
+// not installed.
+func (a *consoleAPI) knativeRevisions(ctx context.Context, ns, name string) ([]unstructured.Unstructured, error) {
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(knativeRevisionListGVK)
+	err := a.live.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{LabelInferenceService: name})
+	if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list knative revisions: %w", err)
+	}
+	return list.Items, nil
+}
+
+// revisionOf describes a revision from the object that runs it: a raw
+// mode Deployment or a Knative Revision, both carrying the revision's
+// labels and its spec hash.
+func revisionOf(o metav1.Object) (mgmt.Revision, bool) {
+	rev := o.GetLabels()[LabelRevision]
+	if rev == "" {
+		return mgmt.Revision{}, false
+	}
+	n, _ := strconv.Atoi(rev[strings.LastIndexByte(rev, '-')+1:])
+	return mgmt.Revision{Name: rev, Component: o.GetLabels()[LabelComponent], Number: n,
+		Hash: o.GetAnnotations()[AnnotationSpecHash], Created: o.GetCreationTimestamp().Time}, true
+}
+
 func (a *consoleAPI) revisions(w http.ResponseWriter, r *http.Request) {
 	_, _, ok := a.serviceOr(w, r)
 	if !ok {
 		return
 	}
-	ds, err := a.deployments(r.Context(), r.PathValue("ns"), r.PathValue("name"))
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	ds, err := a.deployments(r.Context(), ns, name)
+	if err != nil {
+		writeConsoleErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	ks, err := a.knativeRevisions(r.Context(), ns, name)
 	if err != nil {
 		writeConsoleErr(w, http.StatusInternalServerError, err)
 		return
 	}
 	items := []mgmt.Revision{}
-	for _, d := range ds {
-		rev := d.Labels[LabelRevision]
-		if rev == "" {
-			continue
+	seen := map[string]bool{}
+	add := func(o metav1.Object) {
+		if rev, ok := revisionOf(o); ok && !seen[rev.Name] {
+			seen[rev.Name] = true
+			items = append(items, rev)
 		}
-		n, _ := strconv.Atoi(rev[strings.LastIndexByte(rev, '-')+1:])
-		items = append(items, mgmt.Revision{Name: rev, Component: d.Labels[LabelComponent], Number: n,
-			Hash: d.Annotations[AnnotationSpecHash], Created: d.CreationTimestamp.Time})
+	}
+	// Knative's own Deployment of a revision carries the revision's labels
+	// too: the Revision, listed first, stands for both.
+	for i := range ks {
+		add(&ks[i])
+	}
+	for i := range ds {
+		add(&ds[i])
 	}
 	slices.SortFunc(items, func(x, y mgmt.Revision) int { return strings.Compare(x.Name, y.Name) })
 	writeConsoleJSON(w, http.StatusOK, mgmt.List[mgmt.Revision]{Items: items})
@@ -274,6 +323,19 @@ func (a *consoleAPI) replicas(w http.ResponseWriter, r *http.Request) {
 	for _, d := range ds {
 		if rev := d.Labels[LabelRevision]; rev != "" && d.Spec.Replicas != nil {
 			out.Desired[rev] = int(*d.Spec.Replicas)
+		}
+	}
+	// In Serverless mode Knative's autoscaler decides the count, and the
+	// Revision reports it (0 when scaled to zero).
+	ks, err := a.knativeRevisions(r.Context(), ns, name)
+	if err != nil {
+		writeConsoleErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	for _, k := range ks {
+		rev := k.GetLabels()[LabelRevision]
+		if n, found, _ := unstructured.NestedInt64(k.Object, "status", "desiredReplicas"); rev != "" && found {
+			out.Desired[rev] = int(n)
 		}
 	}
 	pods, ok := a.pods(w, r, ns, name)

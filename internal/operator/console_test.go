@@ -27,17 +27,22 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // TestOperatorConsole serves the web console from the operator's metrics
 // address against a real API server and checks each route the page calls:
-// the token guard, services with status, revisions from Deployments,
+// the token guard, services with status, revisions from Deployments (and
+// from Knative Revisions in Serverless mode),
 // replicas from pods, events, a rollout paused through the API (the
 // annotation lands on the InferenceService), and a test request forwarded
 // to the service's cluster-local address (here a loopback predictor).
 func TestOperatorConsole(t *testing.T) {
-	cluster := kubetest.Start(t, kubetest.Options{CRDDirs: []string{"../../config/crd"}})
+	// Knative's Service and Revision CRDs (test stand-ins) too, for a
+	// service in Serverless mode.
+	cluster := kubetest.Start(t, kubetest.Options{CRDDirs: []string{"../../config/crd", "testdata/knative"}})
 	cl := newClient(t, cluster)
 	ctx := t.Context()
 
@@ -279,6 +284,65 @@ spec:
 	decodeBody(t, "transformer logs", 200, &tlogs)(call("GET", svcPath+"/logs?component=transformer", token, ""))
 	if len(tlogs.Replicas) != 0 {
 		t.Errorf("transformer logs = %+v, want none (the service has no transformer)", tlogs.Replicas)
+	}
+
+	// Serverless mode: the revisions are Knative's. Knative's controller
+	// would make a Revision from the Knative Service's template (named
+	// and labelled as the template is); the test does, with the replica
+	// count Knative's autoscaler chose.
+	kn := loadYAML(t, `apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: console-kn
+  namespace: `+ns+`
+  annotations:
+    serving.kserve.io/deploymentMode: Serverless
+spec:
+  predictor:
+    sklearn:
+      storageUri: gs://bucket/iris
+`)
+	if err := cl.Create(ctx, kn); err != nil {
+		t.Fatal(err)
+	}
+	ksvc := &unstructured.Unstructured{}
+	ksvc.SetGroupVersionKind(operator.KnativeServiceGVK)
+	poll(t, "the Knative Service of console-kn", func() (bool, error) {
+		err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "console-kn-predictor"}, ksvc)
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	tmeta, _, _ := unstructured.NestedMap(ksvc.Object, "spec", "template", "metadata")
+	knRev := &unstructured.Unstructured{Object: map[string]any{"metadata": tmeta}}
+	knRev.SetGroupVersionKind(schema.GroupVersionKind{Group: "serving.knative.dev", Version: "v1", Kind: "Revision"})
+	knRev.SetNamespace(ns)
+	if knRev.GetName() != "console-kn-predictor-00001" {
+		t.Fatalf("template name %q, want console-kn-predictor-00001", knRev.GetName())
+	}
+	if err := cl.Create(ctx, knRev); err != nil {
+		t.Fatal(err)
+	}
+	knRev.Object["status"] = map[string]any{"desiredReplicas": int64(2), "actualReplicas": int64(2)}
+	if err := cl.Status().Update(ctx, knRev); err != nil {
+		t.Fatal(err)
+	}
+	knPath := "/api/v1/namespaces/" + ns + "/inferenceservices/console-kn"
+	decodeBody(t, "knative revisions", 200, &revs)(call("GET", knPath+"/revisions", token, ""))
+	if len(revs.Items) != 1 || revs.Items[0].Name != "console-kn-predictor-00001" || revs.Items[0].Number != 1 ||
+		revs.Items[0].Component != "predictor" || revs.Items[0].Hash == "" || revs.Items[0].Hash != knRev.GetAnnotations()[operator.AnnotationSpecHash] {
+		t.Errorf("knative revisions = %+v, want console-kn-predictor-00001 (number 1, predictor, the template's hash)", revs.Items)
+	}
+	var knReps mgmt.Replicas
+	decodeBody(t, "knative replicas", 200, &knReps)(call("GET", knPath+"/replicas", token, ""))
+	if knReps.Desired["console-kn-predictor-00001"] != 2 {
+		t.Errorf("knative replicas = %+v, want 2 desired (the Revision's status)", knReps)
+	}
+	// The raw-mode service's list is untouched by Knative's revisions.
+	decodeBody(t, "revisions", 200, &revs)(call("GET", svcPath+"/revisions", token, ""))
+	if len(revs.Items) != 1 || revs.Items[0].Name != rev {
+		t.Errorf("revisions of console-iris with Knative installed = %+v, want only %s", revs.Items, rev)
 	}
 
 	// The same in a real browser: the page lists the service, Resume
