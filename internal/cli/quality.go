@@ -26,6 +26,8 @@ type qualityOptions struct {
 	tasks          []string
 	maxBody        int64
 	slots          bool
+	peers          []string
+	peerTimeout    time.Duration
 
 	monitor *quality.Monitor
 }
@@ -39,15 +41,32 @@ func (o *qualityOptions) addFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.tasks, "quality-task", nil, "with --quality-dir: MODEL=classification|regression where a model's outputs do not say (whole numbers are read as class labels); repeatable")
 	f.BoolVar(&o.slots, "quality-replica-slots", false, "with --quality-dir: the directory is shared by the replicas of one revision; each journals in the first free DIR/replica-N (ferry up sets this)")
 	f.Int64Var(&o.maxBody, "quality-max-feedback-bytes", 8<<20, "with --quality-dir: largest feedback body; larger gets 413")
+	f.StringSliceVar(&o.peers, "quality-peers", nil, "with --quality-dir: the other replicas, HOST:PORT each (comma-separated, repeatable); a host name stands for all its addresses (a Kubernetes headless Service: every ready pod), looked up again every 5s. Feedback for ids this replica does not know is forwarded to them, and each record answered with the best outcome any replica gave")
+	f.DurationVar(&o.peerTimeout, "quality-peer-timeout", quality.DefaultPeerTimeout, "with --quality-peers: bound on forwarding one feedback request to the peers, lookups included; a record whose replica did not answer in time is reported unknown with the reason")
 }
 
 // install opens the journal and appends the quality middleware and gRPC
 // interceptor. It must come before the request logger's, so that both
 // name a request by one id. With a request logger (nil: none), joined
-// feedback is also logged as CloudEvents.
-func (o *qualityOptions) install(mw []func(http.Handler) http.Handler, ics []grpc.UnaryServerInterceptor, reqLogger *reqlog.Logger, log *slog.Logger) ([]func(http.Handler) http.Handler, []grpc.UnaryServerInterceptor, error) {
+// feedback is also logged as CloudEvents. self is this replica: its HTTP
+// port and name, for --quality-peers.
+func (o *qualityOptions) install(mw []func(http.Handler) http.Handler, ics []grpc.UnaryServerInterceptor, reqLogger *reqlog.Logger, self quality.PeerConfig, log *slog.Logger) ([]func(http.Handler) http.Handler, []grpc.UnaryServerInterceptor, error) {
 	if o.dir == "" {
+		if len(o.peers) > 0 {
+			return nil, nil, fmt.Errorf("--quality-peers needs --quality-dir")
+		}
 		return mw, ics, nil
+	}
+	var peers *quality.Peers
+	if len(o.peers) > 0 {
+		if o.peerTimeout <= 0 {
+			return nil, nil, fmt.Errorf("--quality-peer-timeout must be positive")
+		}
+		self.Addrs, self.Timeout, self.Logger = o.peers, o.peerTimeout, log
+		var err error
+		if peers, err = quality.NewPeers(self); err != nil {
+			return nil, nil, fmt.Errorf("--quality-peers: %w", err)
+		}
 	}
 	tasks := map[string]quality.Task{}
 	for _, t := range o.tasks {
@@ -72,8 +91,8 @@ func (o *qualityOptions) install(mw []func(http.Handler) http.Handler, ics []grp
 	}
 	o.monitor = m
 	n, size := m.Outstanding()
-	log.Info("quality journal open", "dir", m.Dir(), "predictions", n, "bytes", size, "horizon", o.horizon)
-	hcfg := quality.HandlerConfig{Monitor: m, Revision: o.revision, Tasks: tasks, MaxBodyBytes: o.maxBody, Logger: log}
+	log.Info("quality journal open", "dir", m.Dir(), "predictions", n, "bytes", size, "horizon", o.horizon, "peers", o.peers)
+	hcfg := quality.HandlerConfig{Monitor: m, Revision: o.revision, Tasks: tasks, MaxBodyBytes: o.maxBody, Peers: peers, Logger: log}
 	if reqLogger != nil {
 		hcfg.Events = quality.LoggerEvents(reqLogger)
 	}

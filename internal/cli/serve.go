@@ -20,6 +20,7 @@ import (
 	"github.com/ferryserve/ferry/internal/node"
 	"github.com/ferryserve/ferry/internal/protocol"
 	"github.com/ferryserve/ferry/internal/puller"
+	"github.com/ferryserve/ferry/internal/quality"
 	"github.com/ferryserve/ferry/internal/repository"
 	"github.com/ferryserve/ferry/internal/reqlog"
 	"github.com/ferryserve/ferry/internal/runtime"
@@ -270,7 +271,7 @@ func (o *serveOptions) middleware(ctx context.Context, repo *repository.Reposito
 			return scfg, nil, nil, err
 		}
 	}
-	if scfg.HTTPMiddleware, scfg.GRPCInterceptors, err = o.quality.install(scfg.HTTPMiddleware, scfg.GRPCInterceptors, reqLogger, log); err != nil {
+	if scfg.HTTPMiddleware, scfg.GRPCInterceptors, err = o.quality.install(scfg.HTTPMiddleware, scfg.GRPCInterceptors, reqLogger, quality.PeerConfig{Host: o.host, Port: o.httpPort, Name: o.replicaID}, log); err != nil {
 		return scfg, nil, nil, err
 	}
 	if reqLogger != nil {

@@ -23,6 +23,10 @@
 // encoding/json as the fallback (scan.go), and concurrent predictions
 // share journal writes (group commit, Monitor.Record). Joined feedback
 // can also leave as CloudEvents through the request logger (events.go).
+// Feedback that reaches a replica other than the one that journaled the
+// prediction is found by fan-out, merged record by record: the ingress
+// sends it to every replica, or a replica with Peers forwards the records
+// it does not know to the others (peers.go).
 package quality
 
 // Annotation ("true") on an InferenceService turns quality monitoring on

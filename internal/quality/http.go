@@ -30,6 +30,10 @@ type HandlerConfig struct {
 	// Events, if set, receives every joined feedback record (e.g.
 	// LoggerEvents, to emit it as a CloudEvent).
 	Events FeedbackEvents
+	// Peers, if set, are the other replicas: feedback a client sends
+	// here for ids this journal does not know is forwarded to them
+	// (peers.go).
+	Peers  *Peers
 	Logger *slog.Logger
 }
 
@@ -173,11 +177,24 @@ func (h *Handler) serveFeedback(w http.ResponseWriter, r *http.Request, name str
 		v2.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	res := h.cfg.Monitor.Join(name, fb)
+	// Forwarded feedback is counted by the replica that forwarded it;
+	// with peers, each record is counted once merged with their answers.
+	_, forwarded := r.Header[HeaderForwarded]
+	var res []Result
+	if forwarded || h.cfg.Peers != nil {
+		res = h.cfg.Monitor.JoinUncounted(name, fb)
+	} else {
+		res = h.cfg.Monitor.Join(name, fb)
+	}
 	if h.cfg.Events != nil {
+		// Each replica emits the records its own journal joined.
 		if evs := feedbackEvents(name, fb, res); len(evs) > 0 {
 			h.cfg.Events.Feedback(evs)
 		}
+	}
+	if !forwarded && h.cfg.Peers != nil {
+		res = h.cfg.Peers.Forward(r, name, fb, res)
+		h.cfg.Monitor.CountFeedback(name, res)
 	}
 	out := FeedbackResponse{Model: name, Outcomes: res}
 	for _, x := range res {

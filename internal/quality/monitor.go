@@ -564,23 +564,56 @@ type Result struct {
 }
 
 // Join joins feedback for model's predictions and returns one result per
-// record, in order. Each joined record is journaled before Join returns.
+// record, in order, counting each outcome. Each joined record is
+// journaled before Join returns.
 func (m *Monitor) Join(model string, fb []Feedback) []Result {
+	return m.join(model, fb, true)
+}
+
+// JoinUncounted is Join without counting the outcomes: for feedback that
+// another replica forwarded (it counts them), or whose outcomes are
+// counted once merged with the peers' answers (CountFeedback).
+func (m *Monitor) JoinUncounted(model string, fb []Feedback) []Result {
+	return m.join(model, fb, false)
+}
+
+func (m *Monitor) join(model string, fb []Feedback, count bool) []Result {
 	out := make([]Result, len(fb))
 	now := m.cfg.Now().UnixNano()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.settleLocked()     // feedback may overtake the response it labels
-	c := m.models[model] // nil for a model with no predictions
+	m.settleLocked() // feedback may overtake the response it labels
 	for i, f := range fb {
-		r := m.joinLocked(model, f, now)
-		out[i] = r
+		out[i] = m.joinLocked(model, f, now)
+	}
+	if count {
+		m.countLocked(model, out)
+	}
+	return out
+}
+
+// CountFeedback counts the outcomes of feedback for model that was joined
+// uncounted (JoinUncounted).
+func (m *Monitor) CountFeedback(model string, res []Result) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.countLocked(model, res)
+}
+
+func (m *Monitor) countLocked(model string, res []Result) {
+	c := m.models[model] // nil for a model with no predictions here
+	if c == nil && slices.ContainsFunc(res, func(r Result) bool { return r.Outcome != Unknown }) {
+		// A peer journaled a prediction of this model: it is served, and
+		// its merged outcomes are counted under its name. (Unknown ids of
+		// any name would make a series each.)
+		c = m.modelCounts(model)
+	}
+	for _, r := range res {
 		m.total.add(r.Outcome)
 		if c != nil {
 			c.add(r.Outcome)
 		}
 	}
-	return out
 }
 
 func (m *Monitor) joinLocked(model string, f Feedback, now int64) Result {

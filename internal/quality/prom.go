@@ -169,5 +169,11 @@ func (h *Handler) serveMetrics(w http.ResponseWriter, r *http.Request, next http
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	if h.cfg.Peers != nil {
+		if err := reg.Register(h.cfg.Peers); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
 	promhttp.HandlerFor(prometheus.Gatherers{server, reg}, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 }

@@ -1,7 +1,6 @@
 package router
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,8 +23,9 @@ import (
 // the ingress cannot route by it. It fans the feedback out instead: the
 // same body goes to every ready replica of every revision of the service's
 // predictor, and the answers are merged record by record
-// (quality.MergeFeedback), so a record is unknown only if no replica knew
-// its id. The cost is one small request per replica per feedback batch,
+// (quality.SendFeedback and quality.MergeAnswers, which ferry serve's own
+// forwarding to its peers uses too), so a record is unknown only if no
+// replica knew its id. The cost is one small request per replica per feedback batch,
 // which batching amortises; predictions stay on their fast path untouched.
 
 // maxFeedbackBody bounds a feedback body at the ingress, as ferry serve's
@@ -109,101 +108,38 @@ func (r *Router) serveFeedback(w http.ResponseWriter, req *http.Request) bool {
 	}
 	ctx, cancel := context.WithTimeout(req.Context(), timeout)
 	defer cancel()
-	answers := r.fanOut(ctx, req, backends, body)
+	answers := quality.SendFeedback(ctx, r.proxy.Transport, backends, req.URL.RequestURI(), body, nil)
 	r.mergeAnswers(w, svc, answers)
 	return true
 }
 
-// feedbackAnswer is one replica's answer.
-type feedbackAnswer struct {
-	backend string
-	code    int
-	quality bool // the answer came from the quality middleware
-	body    []byte
-	err     error
-}
-
-func (r *Router) fanOut(ctx context.Context, in *http.Request, backends []string, body []byte) []feedbackAnswer {
-	out := make([]feedbackAnswer, len(backends))
-	var wg sync.WaitGroup
-	for i, be := range backends {
-		wg.Go(func() {
-			a := &out[i]
-			a.backend = be
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+be+in.URL.RequestURI(), bytes.NewReader(body))
-			if err != nil {
-				a.err = err
-				return
-			}
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := r.proxy.Transport.RoundTrip(req)
-			if err != nil {
-				a.err = err
-				return
-			}
-			defer resp.Body.Close()
-			a.code, a.quality = resp.StatusCode, resp.Header.Get(quality.HeaderQuality) != ""
-			a.body, a.err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-		})
-	}
-	wg.Wait()
-	return out
-}
-
-// mergeAnswers writes the merged answer: the records' best outcomes when
-// any replica took the feedback; else a replica's own refusal of the body
-// (400, 413: every replica refuses the same body alike); else 502.
-func (r *Router) mergeAnswers(w http.ResponseWriter, svc *Service, answers []feedbackAnswer) {
-	var (
-		oks     []quality.FeedbackResponse
-		refusal *feedbackAnswer
-		errs    []error
-	)
-	for i := range answers {
-		a := &answers[i]
-		switch {
-		case a.err != nil:
-			errs = append(errs, fmt.Errorf("%s: %w", a.backend, a.err))
-		case !a.quality:
-			errs = append(errs, fmt.Errorf("%s: quality monitoring is off (HTTP %d)", a.backend, a.code))
-		case a.code == http.StatusOK:
-			var fr quality.FeedbackResponse
-			if err := json.Unmarshal(a.body, &fr); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", a.backend, err))
-				continue
-			}
-			oks = append(oks, fr)
-		default:
-			if refusal == nil {
-				refusal = a
-			}
+// mergeAnswers writes the merged answer (quality.MergeAnswers): the
+// records' best outcomes when any replica took the feedback; else a
+// replica's own refusal of the body (400, 413: every replica refuses the
+// same body alike); else 502.
+func (r *Router) mergeAnswers(w http.ResponseWriter, svc *Service, answers []quality.Answer) {
+	m, err := quality.MergeAnswers(nil, answers)
+	switch {
+	case err != nil:
+		writeError(w, http.StatusBadGateway, err)
+	case m.Took:
+		r.feedbackCounts(svc.Namespace, svc.Name).add(m.Response.Counts)
+		if len(m.Errs) > 0 {
+			r.log.Warn("feedback not taken by every replica", "service", svc.Namespace+"/"+svc.Name, "err", errors.Join(m.Errs...))
 		}
-	}
-	if len(oks) > 0 {
-		merged, err := quality.MergeFeedback(oks)
-		if err != nil {
-			writeError(w, http.StatusBadGateway, err)
-			return
-		}
-		r.feedbackCounts(svc.Namespace, svc.Name).add(merged.Counts)
-		if len(errs) > 0 {
-			r.log.Warn("feedback not taken by every replica", "service", svc.Namespace+"/"+svc.Name, "err", errors.Join(errs...))
-		}
-		b, _ := json.Marshal(merged)
+		b, _ := json.Marshal(m.Response)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set(quality.HeaderQuality, "on")
 		_, _ = w.Write(b)
-		return
-	}
-	if refusal != nil {
+	case m.Refusal != nil:
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set(quality.HeaderQuality, "on")
-		w.WriteHeader(refusal.code)
-		_, _ = w.Write(refusal.body)
-		return
+		w.WriteHeader(m.Refusal.Code)
+		_, _ = w.Write(m.Refusal.Body)
+	default:
+		writeError(w, http.StatusBadGateway, fmt.Errorf("no predictor replica of %s/%s took the feedback (is quality monitoring on? annotation serving.ferryserve.io/quality: \"true\"): %w",
+			svc.Namespace, svc.Name, errors.Join(m.Errs...)))
 	}
-	writeError(w, http.StatusBadGateway, fmt.Errorf("no predictor replica of %s/%s took the feedback (is quality monitoring on? annotation serving.ferryserve.io/quality: \"true\"): %w",
-		svc.Namespace, svc.Name, errors.Join(errs...)))
 }
 
 // PredictorReplicas lists every revision of every service's predictor
