@@ -203,6 +203,10 @@ func (r *Reconciler) reconcileMode(ctx context.Context, u *unstructured.Unstruct
 	if err != nil {
 		return failed(old, u.GetGeneration(), "InvalidSpec", err.Error(), r.now()), nil
 	}
+	// Either mode's predictor pods find each other through it.
+	if err := r.ensureQualityPeers(ctx, u, isvc); err != nil {
+		return old, err
+	}
 	if mode == plan.ModeServerless {
 		if !r.Knative {
 			return failed(old, u.GetGeneration(), "KnativeNotInstalled", fmt.Sprintf("deployment mode %s needs Knative Serving: the API server did not serve %s when the operator started", mode, KnativeServiceGVK), r.now()), nil

@@ -51,6 +51,7 @@ func TestOperator(t *testing.T) {
 	t.Run("TrainedModels", func(t *testing.T) { testTrainedModels(t, cluster, cl) })
 	t.Run("KubeflowGroup", func(t *testing.T) { testKubeflowGroup(t, cl) })
 	t.Run("Knative", func(t *testing.T) { testKnative(t, cluster, cl) })
+	t.Run("Quality", func(t *testing.T) { testQuality(t, cl) })
 
 	// The same cluster, an operator routing through a Gateway: it takes
 	// over the services above too, harmlessly (names do not overlap).

@@ -437,13 +437,26 @@ const (
 // emptyDir, which outlives a restart of the container (kill -9 included)
 // but not the pod, and labelled with the revision, so that Prometheus can
 // add the pods' windows up by revision (rollout.PrometheusSource.Quality).
-// A container's own server has no journal: the annotation does nothing
-// there.
-func withQuality(isvc *api.InferenceService, rev string, parts *podParts) {
-	if on, _ := strconv.ParseBool(isvc.Metadata.Annotations[quality.Annotation]); !on || !parts.ferry {
-		return
+// A Service sends feedback to any one pod, so each pod forwards what its
+// journal does not know to the others, every revision's (a canary's
+// predictions are journaled by the canary's pods), which the headless
+// Service QualityPeersService lists: the pod is labelled to be in it and
+// given its name as --quality-peers. A container's own server has no
+// journal: the annotation does nothing there. It reports whether it
+// turned monitoring on.
+func withQuality(isvc *api.InferenceService, rev string, parts *podParts) bool {
+	if !qualityOn(isvc) || !parts.ferry {
+		return false
 	}
-	parts.main.Args = append(parts.main.Args, "--quality-dir", qualityDir, "--quality-revision", rev)
+	parts.main.Args = append(parts.main.Args, "--quality-dir", qualityDir, "--quality-revision", rev,
+		"--quality-peers", QualityPeersAddr(isvc))
 	parts.main.VolumeMounts = append(parts.main.VolumeMounts, corev1.VolumeMount{Name: qualityVolume, MountPath: qualityDir})
 	parts.volumes = append(parts.volumes, corev1.Volume{Name: qualityVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	return true
+}
+
+// qualityOn reports whether isvc asks for quality monitoring.
+func qualityOn(isvc *api.InferenceService) bool {
+	on, _ := strconv.ParseBool(isvc.Metadata.Annotations[quality.Annotation])
+	return on
 }

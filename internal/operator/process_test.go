@@ -44,8 +44,13 @@ func freePort(t *testing.T) int {
 // loopback ones, until the test ends; it returns the base URL.
 func runArgs(t *testing.T, args []string) string {
 	t.Helper()
+	return runArgsOn(t, args, freePort(t))
+}
+
+// runArgsOn is runArgs with the HTTP port hp.
+func runArgsOn(t *testing.T, args []string, hp int) string {
+	t.Helper()
 	args = slices.Clone(args)
-	hp := freePort(t)
 	for i := 0; i+1 < len(args); i++ {
 		switch args[i] {
 		case "--http-port":
@@ -363,4 +368,90 @@ spec:
 		m, _ := io.ReadAll(resp.Body)
 		return bytes.Contains(m, []byte(want)), nil
 	})
+}
+
+// TestGeneratedQualityPeersServe runs a stable and a canary revision of a
+// service with the quality annotation from their generated pod specs, the
+// --quality-peers name standing for both pods as the headless Service's
+// DNS name would (every pod it selects: both revisions' pods carry its
+// selector's labels). A prediction the canary answered, with feedback sent
+// to the stable pod (a Service picks any), is joined in the canary's
+// revision.
+func TestGeneratedQualityPeersServe(t *testing.T) {
+	doc := `apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: iris
+  namespace: default
+  annotations: {serving.ferryserve.io/quality: "true"}
+spec:
+  predictor:
+    sklearn: {storageUri: "file://%s"}
+`
+	isvc := loadAPI(t, fmt.Sprintf(doc, modelDir(t)))
+	peers := operator.QualityPeersService(isvc)
+	if peers.Spec.ClusterIP != "None" {
+		t.Errorf("quality peers Service cluster IP %q, want None (headless)", peers.Spec.ClusterIP)
+	}
+	revs := []string{"iris-predictor-00001", "iris-predictor-00002"}
+	ports := []int{freePort(t), freePort(t)}
+	var static []string
+	for _, p := range ports {
+		static = append(static, "127.0.0.1:"+strconv.Itoa(p))
+	}
+	bases := make([]string, len(revs))
+	for i, rev := range revs {
+		d, err := operator.PredictorDeployment(isvc, rev, "h", "ferry:test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range peers.Spec.Selector {
+			if d.Spec.Template.Labels[k] != v {
+				t.Errorf("revision %s pod label %s = %q: the quality peers Service (selecting %v) does not list it", rev, k, d.Spec.Template.Labels[k], peers.Spec.Selector)
+			}
+		}
+		c := d.Spec.Template.Spec.Containers[0]
+		args := slices.Clone(c.Args)
+		j := slices.Index(args, "--quality-peers")
+		if j < 0 || args[j+1] != operator.QualityPeersAddr(isvc) || args[j+1] != "iris-predictor-quality.default.svc:8080" {
+			t.Fatalf("args %q: want --quality-peers %s", args, operator.QualityPeersAddr(isvc))
+		}
+		args[j+1] = strings.Join(static, ",")
+		for _, m := range c.VolumeMounts {
+			if k := slices.Index(args, m.MountPath); k >= 0 {
+				args[k] = t.TempDir()
+			}
+		}
+		bases[i] = runArgsOn(t, args, ports[i])
+		waitReady(t, bases[i], c.ReadinessProbe.HTTPGet.Path)
+	}
+
+	body, _ := json.Marshal(map[string]any{"instances": rows})
+	req, _ := http.NewRequest(http.MethodPost, bases[1]+"/v1/models/iris:predict", bytes.NewReader(body))
+	req.Header.Set("X-Request-Id", "canary-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pred struct {
+		Predictions []any `json:"predictions"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&pred)
+	resp.Body.Close()
+	if err != nil || len(pred.Predictions) != 2 {
+		t.Fatalf("predict: %v %v", err, pred)
+	}
+	fb, _ := json.Marshal(map[string]any{"id": "canary-1", "truth": pred.Predictions})
+	resp, err = http.Post(bases[0]+"/v1/models/iris:feedback", "application/json", bytes.NewReader(fb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Results []struct{ Outcome, Revision string } `json:"results"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || len(got.Results) != 1 || got.Results[0].Outcome != "joined" || got.Results[0].Revision != revs[1] {
+		t.Fatalf("feedback to the stable pod for the canary's prediction: %v %+v, want joined in %s", err, got, revs[1])
+	}
 }

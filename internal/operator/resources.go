@@ -99,14 +99,15 @@ func BuildDeployment(isvc *api.InferenceService, component, rev, hash string, re
 	if err != nil {
 		return nil, err
 	}
-	if component == api.ComponentPredictor {
-		withQuality(isvc, rev, &pod)
-	}
+	peer := component == api.ComponentPredictor && withQuality(isvc, rev, &pod)
 	spec, err := podSpec(isvc, component, ps, ext, pod, o)
 	if err != nil {
 		return nil, err
 	}
 	labels := revisionLabels(isvc, component, rev, ext.Labels)
+	if peer {
+		labels[LabelQualityPeer] = "true"
+	}
 	return &appsv1.Deployment{
 		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: metav1.ObjectMeta{
