@@ -274,7 +274,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 // replicas asked, time per replica, and the size of each index read.
 const (
 	ModelsMaxReplicas = 16
-	modelsTimeout     = 5 * time.Second
+	ModelsTimeout     = 5 * time.Second
 	modelsMaxBody     = 4 << 20
 )
 
@@ -282,7 +282,7 @@ const (
 // `ferry serve` or any V2 server), for its model repository index with c,
 // within a bounded time and answer size; a failure is the index's Error.
 func ReplicaIndex(ctx context.Context, c *http.Client, revision, base string) ModelIndex {
-	ctx, cancel := context.WithTimeout(ctx, modelsTimeout)
+	ctx, cancel := context.WithTimeout(ctx, ModelsTimeout)
 	defer cancel()
 	models, err := fetchRepositoryIndex(ctx, c, base, modelsMaxBody)
 	if err != nil {

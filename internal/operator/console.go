@@ -13,9 +13,11 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -445,22 +447,43 @@ func (a *consoleAPI) logs(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	out := mgmt.Logs{Replicas: map[string][]string{}}
 	prefix := ServiceName(name, comp) + "-"
-	for _, p := range pods {
-		if !strings.HasPrefix(p.Labels[LabelRevision], prefix) || p.Spec.NodeName == "" || len(out.Replicas) >= logsMaxPods {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), logsTimeout)
-		b, err := a.podLogs(ctx, ns, p.Name, &corev1.PodLogOptions{Container: "kserve-container", TailLines: &tail, LimitBytes: ptr(int64(logsMaxBytes))})
-		cancel()
-		if err != nil {
-			out.Replicas[p.Name] = []string{"(no logs: " + err.Error() + ")"}
-			continue
-		}
-		out.Replicas[p.Name] = strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	keep := func(p *corev1.Pod) bool {
+		return strings.HasPrefix(p.Labels[LabelRevision], prefix) && p.Spec.NodeName != ""
 	}
-	writeConsoleJSON(w, http.StatusOK, out)
+	lines := eachPod(pods, logsMaxPods, keep, func(p *corev1.Pod) []string {
+		ctx, cancel := context.WithTimeout(r.Context(), logsTimeout)
+		defer cancel()
+		b, err := a.podLogs(ctx, ns, p.Name, &corev1.PodLogOptions{Container: "kserve-container", TailLines: &tail, LimitBytes: ptr(int64(logsMaxBytes))})
+		if err != nil {
+			return []string{"(no logs: " + err.Error() + ")"}
+		}
+		return strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	})
+	writeConsoleJSON(w, http.StatusOK, mgmt.Logs{Replicas: lines})
+}
+
+// eachPod calls fetch for the first limit pods that keep selects, all at
+// once (each call bounds its own time), and returns the answers by pod
+// name: a page waits for its slowest pod, not for the sum of them.
+func eachPod[T any](pods []corev1.Pod, limit int, keep func(*corev1.Pod) bool, fetch func(*corev1.Pod) T) map[string]T {
+	var chosen []*corev1.Pod
+	for i := range pods {
+		if len(chosen) < limit && keep(&pods[i]) {
+			chosen = append(chosen, &pods[i])
+		}
+	}
+	got := make([]T, len(chosen))
+	var wg sync.WaitGroup
+	for i, p := range chosen {
+		wg.Go(func() { got[i] = fetch(p) })
+	}
+	wg.Wait()
+	out := make(map[string]T, len(chosen))
+	for i, p := range chosen {
+		out[p.Name] = got[i]
+	}
+	return out
 }
 
 // revisionMetrics writes every revision's counters as the Prometheus text
@@ -522,7 +545,8 @@ func (a *consoleAPI) pods(w http.ResponseWriter, r *http.Request, ns, name strin
 
 // models asks each ready predictor pod (at most mgmt.ModelsMaxReplicas) for its
 // model repository index at its pod IP, as `ferry up`'s management API
-// asks its replicas.
+// asks its replicas, or, where the pod refuses (its repository API is
+// off), whether each model it should serve is ready.
 func (a *consoleAPI) models(w http.ResponseWriter, r *http.Request) {
 	if _, _, ok := a.serviceOr(w, r); !ok {
 		return
@@ -532,16 +556,81 @@ func (a *consoleAPI) models(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	out := mgmt.Models{Replicas: map[string]mgmt.ModelIndex{}}
+	names := sync.OnceValue(func() []string { return a.servedModels(r.Context(), ns, name) })
 	prefix := ServiceName(name, api.ComponentPredictor) + "-"
-	for _, p := range pods {
-		rev := p.Labels[LabelRevision]
-		if !strings.HasPrefix(rev, prefix) || replicaOf(&p).Phase != "Ready" || p.Status.PodIP == "" || len(out.Replicas) >= mgmt.ModelsMaxReplicas {
-			continue
-		}
-		out.Replicas[p.Name] = mgmt.ReplicaIndex(r.Context(), a.client, rev, "http://"+net.JoinHostPort(p.Status.PodIP, strconv.Itoa(httpPort)))
+	keep := func(p *corev1.Pod) bool {
+		return strings.HasPrefix(p.Labels[LabelRevision], prefix) && replicaOf(p).Phase == "Ready" && p.Status.PodIP != ""
 	}
-	writeConsoleJSON(w, http.StatusOK, out)
+	idx := eachPod(pods, mgmt.ModelsMaxReplicas, keep, func(p *corev1.Pod) mgmt.ModelIndex {
+		rev := p.Labels[LabelRevision]
+		base := "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(httpPort))
+		idx := mgmt.ReplicaIndex(r.Context(), a.client, rev, base)
+		if idx.Error != "" {
+			// The pods serve on all interfaces, where ferry serve keeps
+			// its repository API off by default: the models the operator
+			// knows the pod serves are asked for one by one instead.
+			if ready, err := modelsReady(r.Context(), a.client, base, names()); err == nil {
+				idx = mgmt.ModelIndex{Revision: rev, Models: ready}
+			}
+		}
+		return idx
+	})
+	writeConsoleJSON(w, http.StatusOK, mgmt.Models{Replicas: idx})
+}
+
+// maxProbedModels bounds the models asked for one by one per pod.
+const maxProbedModels = 64
+
+// servedModels are the models a service's predictor pods serve: the
+// service's own (ferry serve --model-name, the service's name) and its
+// TrainedModels', at most maxProbedModels.
+func (a *consoleAPI) servedModels(ctx context.Context, ns, name string) []string {
+	names := []string{name}
+	for _, gvk := range a.kinds(&a.tms) {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err := a.cache.List(ctx, list, client.InNamespace(ns)); err != nil {
+			continue // the service's own model is still asked for
+		}
+		for i := range list.Items {
+			if tm, _ := decodeTrainedModel(&list.Items[i]); tm.Spec.InferenceService == name && len(names) < maxProbedModels {
+				names = append(names, list.Items[i].GetName())
+			}
+		}
+	}
+	return names
+}
+
+// modelsReady asks a pod whether each named model is ready (GET
+// /v2/models/NAME/ready, which every ferry serve answers), as repository
+// index rows: READY, or UNAVAILABLE with the reason. The whole round is
+// bounded by mgmt.ModelsTimeout; a pod that answers none fails it.
+func modelsReady(ctx context.Context, c *http.Client, base string, names []string) ([]mgmt.RepositoryModel, error) {
+	ctx, cancel := context.WithTimeout(ctx, mgmt.ModelsTimeout)
+	defer cancel()
+	out := make([]mgmt.RepositoryModel, 0, len(names))
+	for _, m := range names {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v2/models/"+url.PathEscape(m)+"/ready", nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("model %s ready: %w", m, err)
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		row := mgmt.RepositoryModel{Name: m, State: "READY"}
+		switch resp.StatusCode {
+		case http.StatusOK:
+		case http.StatusNotFound:
+			row.State, row.Reason = "UNAVAILABLE", "not loaded on this pod"
+		default:
+			row.State, row.Reason = "UNAVAILABLE", "ready check answered "+resp.Status
+		}
+		out = append(out, row)
+	}
+	return out, nil
 }
 
 func (a *consoleAPI) rolloutStatus(w http.ResponseWriter, r *http.Request) {

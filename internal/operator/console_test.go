@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,7 +51,23 @@ func TestOperatorConsole(t *testing.T) {
 	// which records the URL it was sent to.
 	var mu sync.Mutex
 	var asked []string
+	var refuseIndex atomic.Bool
 	pred := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuseIndex.Load() {
+			// As ferry serve answers on a pod's address by default.
+			switch {
+			case r.URL.Path == "/v2/repository/index":
+				w.WriteHeader(http.StatusForbidden)
+				fmt.Fprint(w, `{"error":"the model repository API is off on this server"}`)
+				return
+			case r.URL.Path == "/v2/models/console-iris/ready":
+				fmt.Fprint(w, `{"name":"console-iris","ready":true}`)
+				return
+			case strings.HasSuffix(r.URL.Path, "/ready"):
+				w.WriteHeader(http.StatusNotFound)
+				return
+			}
+		}
 		if r.URL.Path == "/v2/repository/index" {
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprintf(w, `[{"name":"console-iris","state":"READY","reason":""},{"name":"other","state":"FAILED","reason":"at %s"}]`, r.Host)
@@ -221,6 +238,31 @@ spec:
 		idx.Models[0].Name != "console-iris" || idx.Models[0].State != "READY" || idx.Models[1].Reason != "at 10.1.2.3:8080" {
 		t.Errorf("models = %+v, want pod %s's index, asked at its IP and port 8080", models, pod.Name)
 	}
+	// A pod whose repository API is off (ferry serve's default off
+	// loopback): the panel asks whether each model the pod should serve is
+	// ready, the service's own and its TrainedModels'.
+	tm := loadYAML(t, `apiVersion: serving.kserve.io/v1alpha1
+kind: TrainedModel
+metadata: {name: console-tm, namespace: `+ns+`}
+spec:
+  inferenceService: console-iris
+  model: {framework: sklearn, storageUri: gs://bucket/tm, memory: 1Mi}
+`)
+	if err := cl.Create(ctx, tm); err != nil {
+		t.Fatal(err)
+	}
+	refuseIndex.Store(true)
+	poll(t, "the models panel from ready checks", func() (bool, error) {
+		models = mgmt.Models{}
+		decodeBody(t, "models", 200, &models)(call("GET", svcPath+"/models", token, ""))
+		idx := models.Replicas[pod.Name]
+		return idx.Error == "" && len(idx.Models) == 2, nil
+	})
+	if idx := models.Replicas[pod.Name]; idx.Revision != rev || idx.Models[0] != (mgmt.RepositoryModel{Name: "console-iris", State: "READY"}) ||
+		idx.Models[1].Name != "console-tm" || idx.Models[1].State != "UNAVAILABLE" || idx.Models[1].Reason == "" {
+		t.Errorf("models = %+v, want console-iris READY and console-tm UNAVAILABLE with a reason", models)
+	}
+	refuseIndex.Store(false)
 
 	// An event about the service, as kubectl describe shows it.
 	var cur = get(t, cl, "console-iris")
