@@ -60,8 +60,12 @@ func (s rolloutServices) List(context.Context) ([]*api.InferenceService, error) 
 	return s.ctl.InferenceServices()
 }
 
+// Apply writes a rollout step only onto the version of the service the
+// runner read (controlplane.ErrConflict otherwise: the runner weighs the
+// step again on its next tick), so an apply or a rollout pause that lands
+// in between is not undone.
 func (s rolloutServices) Apply(_ context.Context, isvc *api.InferenceService) error {
-	if _, err := s.ctl.Apply(isvc); err != nil {
+	if _, err := s.ctl.Update(isvc); err != nil {
 		return err
 	}
 	s.ctl.Trigger()

@@ -115,9 +115,28 @@ func (a *APIServer) apply(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, out)
 }
 
+// ErrConflict: a conditional write (Update) found the stored object changed
+// since it was read.
+var ErrConflict = errors.New("the object has been modified since it was read; read it again and retry")
+
 // Apply stores one object: new objects get generation 1, changed specs the
 // next generation (keeping their status), identical ones are unchanged.
+// It writes whatever is stored (last writer wins), as `kubectl apply`
+// does for a manifest without a resourceVersion.
 func (c *Controller) Apply(o api.Object) (mgmt.ApplyResult, error) {
+	return c.apply(o, false)
+}
+
+// Update stores o as Apply does, but only if the stored object is still
+// the version o was read at (its metadata.resourceVersion, which changes
+// with every spec or metadata write, not with status): a read-modify-write
+// such as a rollout step then cannot undo a change that landed in between.
+// It fails with ErrConflict, or ErrNotFound when the object is gone.
+func (c *Controller) Update(o api.Object) (mgmt.ApplyResult, error) {
+	return c.apply(o, true)
+}
+
+func (c *Controller) apply(o api.Object, conditional bool) (mgmt.ApplyResult, error) {
 	md := o.Meta()
 	kind := KindInferenceService
 	kindName := "InferenceService"
@@ -138,46 +157,56 @@ func (c *Controller) Apply(o api.Object) (mgmt.ApplyResult, error) {
 			return res, fmt.Errorf("%w: %w", api.ErrInvalid, err)
 		}
 	}
-	old, err := c.cfg.Store.Get(kind, key)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		now := time.Now().UTC().Truncate(time.Second)
-		md.CreationTimestamp = &now
-		md.Generation = 1
-		md.UID = newUID()
-		res.Action = "created"
-	case err != nil:
+	curSpec, _, _, err := splitObject(mustJSON(o))
+	if err != nil {
 		return res, err
-	default:
-		prevSpec, prevMeta, prevStatus, err := splitObject(old)
-		if err != nil {
-			return res, err
-		}
-		curSpec, _, _, err := splitObject(mustJSON(o))
-		if err != nil {
-			return res, err
-		}
-		md.CreationTimestamp, md.UID, md.Generation = prevMeta.CreationTimestamp, prevMeta.UID, prevMeta.Generation
-		switch {
-		case string(prevSpec) != string(curSpec):
-			md.Generation++
-			res.Action = "configured"
-		case string(mustJSON(prevMeta.Labels)) == string(mustJSON(md.Labels)) &&
-			string(mustJSON(prevMeta.Annotations)) == string(mustJSON(md.Annotations)):
-			res.Action = "unchanged"
-			return res, nil
-		default:
-			res.Action = "configured" // metadata only: no new generation
-		}
-		if isvc, ok := o.(*api.InferenceService); ok && prevStatus != nil {
-			_ = json.Unmarshal(prevStatus, &isvc.Status)
-		}
-		if ig, ok := o.(*api.InferenceGraph); ok && prevStatus != nil {
-			_ = json.Unmarshal(prevStatus, &ig.Status)
-		}
 	}
-	md.ResourceVersion = strconv.FormatInt(time.Now().UnixNano(), 10)
-	if err := c.cfg.Store.Put(kind, key, mustJSON(o)); err != nil {
+	readAt := md.ResourceVersion
+	// Read, compare and write in one transaction: a status the
+	// reconciler writes meanwhile is kept, and a conditional write's check
+	// holds until its write. The function may run more than once.
+	err = c.cfg.Store.Modify(kind, key, func(old []byte) ([]byte, error) {
+		if old == nil {
+			if conditional {
+				return nil, fmt.Errorf("%s %s: %w", kindName, key, ErrNotFound)
+			}
+			now := time.Now().UTC().Truncate(time.Second)
+			md.CreationTimestamp = &now
+			md.Generation = 1
+			md.UID = newUID()
+			res.Action = "created"
+		} else {
+			prevSpec, prevMeta, prevStatus, err := splitObject(old)
+			if err != nil {
+				return nil, err
+			}
+			if conditional && readAt != prevMeta.ResourceVersion {
+				return nil, fmt.Errorf("%s %s (read at version %s, stored %s): %w", kindName, key, readAt, prevMeta.ResourceVersion, ErrConflict)
+			}
+			md.CreationTimestamp, md.UID, md.Generation = prevMeta.CreationTimestamp, prevMeta.UID, prevMeta.Generation
+			switch {
+			case string(prevSpec) != string(curSpec):
+				md.Generation++
+				res.Action = "configured"
+			case string(mustJSON(prevMeta.Labels)) == string(mustJSON(md.Labels)) &&
+				string(mustJSON(prevMeta.Annotations)) == string(mustJSON(md.Annotations)):
+				md.ResourceVersion = prevMeta.ResourceVersion
+				res.Action = "unchanged"
+				return nil, nil
+			default:
+				res.Action = "configured" // metadata only: no new generation
+			}
+			if isvc, ok := o.(*api.InferenceService); ok && prevStatus != nil {
+				_ = json.Unmarshal(prevStatus, &isvc.Status)
+			}
+			if ig, ok := o.(*api.InferenceGraph); ok && prevStatus != nil {
+				_ = json.Unmarshal(prevStatus, &ig.Status)
+			}
+		}
+		md.ResourceVersion = strconv.FormatInt(time.Now().UnixNano(), 10)
+		return mustJSON(o), nil
+	})
+	if err != nil || res.Action == "unchanged" {
 		return res, err
 	}
 	c.event(key, "Normal", "Applied", fmt.Sprintf("%s %s (generation %d)", kindName, res.Action, md.Generation))

@@ -31,28 +31,44 @@ func (a *APIServer) rolloutStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, rollout.StatusOf(isvc))
 }
 
+// controlAttempts bounds the read-modify-write of a rollout control: each
+// conflict means another write (a rollout step) landed in between.
+const controlAttempts = 5
+
 func (a *APIServer) rolloutControl(w http.ResponseWriter, r *http.Request) {
-	isvc, ok := a.rolloutService(w, r)
-	if !ok {
+	for range controlAttempts {
+		isvc, ok := a.rolloutService(w, r)
+		if !ok {
+			return
+		}
+		next, err := rollout.Control(isvc.Metadata.Annotations, r.PathValue("action"))
+		switch {
+		case errors.Is(err, rollout.ErrNoPolicy):
+			writeErr(w, http.StatusConflict, fmt.Errorf("%s/%s has %w", isvc.Metadata.Namespace, isvc.Metadata.Name, err))
+			return
+		case err != nil:
+			writeErr(w, http.StatusNotFound, err)
+			return
+		}
+		isvc.Metadata.Annotations = next
+		// Conditional, so a step the runner wrote since the read is kept.
+		res, err := a.ctl.Update(isvc)
+		switch {
+		case errors.Is(err, ErrConflict):
+			continue
+		case errors.Is(err, ErrNotFound):
+			writeErr(w, http.StatusNotFound, err)
+			return
+		case err != nil:
+			writeErr(w, 500, err)
+			return
+		}
+		a.ctl.Trigger()
+		writeJSON(w, 200, res)
 		return
 	}
-	next, err := rollout.Control(isvc.Metadata.Annotations, r.PathValue("action"))
-	switch {
-	case errors.Is(err, rollout.ErrNoPolicy):
-		writeErr(w, http.StatusConflict, fmt.Errorf("%s/%s has %w", isvc.Metadata.Namespace, isvc.Metadata.Name, err))
-		return
-	case err != nil:
-		writeErr(w, http.StatusNotFound, err)
-		return
-	}
-	isvc.Metadata.Annotations = next
-	res, err := a.ctl.Apply(isvc)
-	if err != nil {
-		writeErr(w, 500, err)
-		return
-	}
-	a.ctl.Trigger()
-	writeJSON(w, 200, res)
+	writeErr(w, http.StatusConflict, fmt.Errorf("%s/%s kept changing while the rollout %s was written: %w",
+		r.PathValue("ns"), r.PathValue("name"), r.PathValue("action"), ErrConflict))
 }
 
 func (a *APIServer) rolloutService(w http.ResponseWriter, r *http.Request) (*api.InferenceService, bool) {

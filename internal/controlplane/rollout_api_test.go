@@ -196,3 +196,63 @@ func TestRolloutHooks(t *testing.T) {
 		t.Fatalf("rollout status of a broken object: %q", e.Error)
 	}
 }
+
+// TestUpdateIsConditional: a read-modify-write (a rollout step, a rollout
+// control) that lost a race with another write fails with ErrConflict and
+// leaves the other write in place; on the current version it lands, and
+// the status the reconciler wrote is kept.
+func TestUpdateIsConditional(t *testing.T) {
+	h := newHarness(t)
+	h.apply(rolloutISVC("cas", "10,50", ""))
+	read, err := h.ctl.InferenceService("default", "cas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if read.Metadata.ResourceVersion == "" || read.Status == nil {
+		t.Fatalf("stored service has no resourceVersion or status: %+v", read.Metadata)
+	}
+
+	// A user's apply lands after the read.
+	h.apply(strings.Replace(rolloutISVC("cas", "10,50", ""), "gs://b/m", "gs://b/m2", 1))
+
+	step := *read
+	step.Metadata.Annotations = map[string]string{rollout.AnnotationSteps: "10,50", rollout.AnnotationInterval: "30s", rollout.AnnotationState: `{"step":1}`}
+	if _, err := h.ctl.Update(&step); !errors.Is(err, ErrConflict) {
+		t.Fatalf("update from a stale read: %v, want ErrConflict", err)
+	}
+	cur, err := h.ctl.InferenceService("default", "cas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.Metadata.Generation != 2 || cur.Metadata.Annotations[rollout.AnnotationState] != "" {
+		t.Fatalf("after the refused update: generation %d, annotations %v; want the user's generation 2 untouched", cur.Metadata.Generation, cur.Metadata.Annotations)
+	}
+
+	// On the current version it lands: metadata only, same generation,
+	// a new resourceVersion, the status kept.
+	step = *cur
+	step.Metadata.Annotations = map[string]string{rollout.AnnotationSteps: "10,50", rollout.AnnotationInterval: "30s", rollout.AnnotationState: `{"step":1}`}
+	step.Status = nil
+	res, err := h.ctl.Update(&step)
+	if err != nil || res.Action != "configured" {
+		t.Fatalf("update from the current read: %+v, %v", res, err)
+	}
+	after, err := h.ctl.InferenceService("default", "cas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Metadata.Generation != 2 || after.Metadata.Annotations[rollout.AnnotationState] != `{"step":1}` ||
+		after.Metadata.ResourceVersion == cur.Metadata.ResourceVersion || after.Status == nil {
+		t.Fatalf("after the update: %+v (status %v)", after.Metadata, after.Status)
+	}
+
+	// A service deleted since it was read.
+	gone := *after
+	gone.Metadata.Name = "never-applied"
+	if _, err := h.ctl.Update(&gone); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("update of a missing service: %v, want ErrNotFound", err)
+	}
+	if _, err := h.ctl.InferenceService("default", "never-applied"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the refused update created the service: %v", err)
+	}
+}
