@@ -56,16 +56,34 @@ func (m Metrics) value(metric string) float64 {
 	return math.NaN()
 }
 
-// Quality is a revision's accuracy over its window of labelled rows
+// Quality is a revision's model quality over its window of labelled rows
 // (predictions whose ground truth came back as feedback).
 type Quality struct {
 	Labelled float64 `json:"labelled"`
+	// Accuracy is the classification accuracy (0 for a regression model).
 	Accuracy float64 `json:"accuracy"`
+	// Values are the quality metrics by name (accuracy, f1_macro, mae,
+	// ...; QualityObjectives), those the model reports.
+	Values map[string]float64 `json:"values,omitempty"`
+}
+
+// value returns metric's value, and whether the revision reports it.
+func (q *Quality) value(metric string) (float64, bool) {
+	if q == nil {
+		return math.NaN(), false
+	}
+	if v, ok := q.Values[metric]; ok && !math.IsNaN(v) {
+		return v, true
+	}
+	if metric == "accuracy" && q.Values == nil && q.Labelled > 0 {
+		return q.Accuracy, true // a source that reports accuracy only
+	}
+	return math.NaN(), false
 }
 
 // Observation is what a decision is made on: the canary's metrics, and
 // the stable revision's where the policy compares with it; with an
-// accuracy objective, both revisions' quality (nil: none reported).
+// quality objective, both revisions' quality (nil: none reported).
 type Observation struct {
 	Canary        Metrics
 	Stable        *Metrics
@@ -86,12 +104,14 @@ type Decision struct {
 //
 //   - A canary with at least MinRequests requests that breaks an
 //     objective is rolled back at once, even mid-step; so is one whose
-//     accuracy falls more than the accuracy-drop limit below the stable
-//     revision's once both have MinLabelled labelled rows.
+//     quality falls more than a quality objective's limit below the
+//     stable revision's (accuracy-drop, mae-rise, ...) once both have
+//     MinLabelled labelled rows.
 //   - Otherwise the step holds until Interval has passed since it began
-//     and it has MinRequests requests (and, with accuracy-drop, until
-//     both revisions have MinLabelled labelled rows: labels come late,
-//     and a canary is not promoted on accuracy it has not shown).
+//     and it has MinRequests requests (and, with a quality objective,
+//     until both revisions have MinLabelled labelled rows and report the
+//     metric: labels come late, and a canary is not promoted on quality
+//     it has not shown).
 //   - Then it advances to the next step, or promotes after the last.
 func Decide(p *Policy, s State, obs Observation, now time.Time) Decision {
 	hold := Decision{Action: Hold, Percent: s.Percent}
@@ -112,9 +132,18 @@ func Decide(p *Policy, s State, obs Observation, now time.Time) Decision {
 		hold.Reason = fmt.Sprintf("step %d (%d%%): %.0f of %d requests needed", s.Step+1, s.Percent, c.Requests, p.MinRequests)
 		return hold
 	}
-	if _, ok := p.Accuracy(); ok && !p.accuracyJudged(obs) {
-		hold.Reason = fmt.Sprintf("step %d (%d%%): accuracy-drop needs %d labelled rows of each revision: canary %s, stable %s",
-			s.Step+1, s.Percent, p.MinLabelled, labelled(obs.CanaryQuality), labelled(obs.StableQuality))
+	for _, o := range p.Objectives {
+		if !isQuality(o.Metric) || p.qualityJudged(o, obs) {
+			continue
+		}
+		if !p.enoughLabelled(obs) {
+			hold.Reason = fmt.Sprintf("step %d (%d%%): %s needs %d labelled rows of each revision: canary %s, stable %s",
+				s.Step+1, s.Percent, o.Metric, p.MinLabelled, labelled(obs.CanaryQuality), labelled(obs.StableQuality))
+		} else {
+			q := QualityObjectives[o.Metric]
+			hold.Reason = fmt.Sprintf("step %d (%d%%): %s needs the %s of both revisions, and the canary or the stable revision reports none (a metric of the other kind of model, classification or regression?)",
+				s.Step+1, s.Percent, o.Metric, q.Metric)
+		}
 		return hold
 	}
 	passed := p.summary(obs)
@@ -138,11 +167,20 @@ func (p *Policy) judged(o Objective, obs Observation) (float64, string) {
 	return v, text
 }
 
-// accuracyJudged reports whether both revisions have enough labelled rows
-// for accuracy-drop to be judged.
-func (p *Policy) accuracyJudged(obs Observation) bool {
+// enoughLabelled reports whether both revisions have enough labelled rows
+// for quality objectives to be judged.
+func (p *Policy) enoughLabelled(obs Observation) bool {
 	min := float64(max(p.MinLabelled, 1))
 	return obs.CanaryQuality != nil && obs.StableQuality != nil && obs.CanaryQuality.Labelled >= min && obs.StableQuality.Labelled >= min
+}
+
+// qualityJudged reports whether quality objective o can be judged: both
+// revisions have enough labelled rows and report its metric.
+func (p *Policy) qualityJudged(o Objective, obs Observation) bool {
+	m := QualityObjectives[o.Metric].Metric
+	_, c := obs.CanaryQuality.value(m)
+	_, st := obs.StableQuality.value(m)
+	return p.enoughLabelled(obs) && c && st
 }
 
 func labelled(q *Quality) string {
@@ -152,23 +190,30 @@ func labelled(q *Quality) string {
 	return fmt.Sprintf("%.0f", q.Labelled)
 }
 
-// accuracyText writes the accuracy-drop and what it is made of.
-func accuracyText(obs Observation) (float64, string) {
-	c, st := obs.CanaryQuality, obs.StableQuality
-	drop := st.Accuracy - c.Accuracy
-	return drop, fmt.Sprintf("%.4g (canary %.4g over %.0f labelled, stable %.4g over %.0f)", drop, c.Accuracy, c.Labelled, st.Accuracy, st.Labelled)
+// qualityText returns quality objective o's judged value (the drop or
+// the rise) and writes it with what it is made of.
+func qualityText(o Objective, obs Observation) (float64, string) {
+	q := QualityObjectives[o.Metric]
+	c, _ := obs.CanaryQuality.value(q.Metric)
+	st, _ := obs.StableQuality.value(q.Metric)
+	v := c - st
+	if q.HigherBetter {
+		v = st - c
+	}
+	return v, fmt.Sprintf("%.4g (canary %.4g over %.0f labelled, stable %.4g over %.0f)",
+		v, c, obs.CanaryQuality.Labelled, st, obs.StableQuality.Labelled)
 }
 
 // failures lists the broken objectives, or "" when all hold. An unknown
 // value (a latency with no requests) breaks nothing. Request objectives
-// are judged only with enough requests; accuracy-drop only with enough
-// labelled rows.
+// are judged only with enough requests; quality objectives only with
+// enough labelled rows.
 func (p *Policy) failures(obs Observation, enough bool) string {
 	var out []string
 	for _, o := range p.Objectives {
-		if o.Metric == MetricAccuracyDrop {
-			if p.accuracyJudged(obs) {
-				if v, text := accuracyText(obs); v > o.Limit {
+		if isQuality(o.Metric) {
+			if p.qualityJudged(o, obs) {
+				if v, text := qualityText(o, obs); v > o.Limit {
 					out = append(out, fmt.Sprintf("%s %s > %s", o.Metric, text, formatValue(o.Metric, o.Limit)))
 				}
 			}
@@ -191,8 +236,8 @@ func (p *Policy) failures(obs Observation, enough bool) string {
 func (p *Policy) summary(obs Observation) string {
 	var out []string
 	for _, o := range p.Objectives {
-		if o.Metric == MetricAccuracyDrop {
-			_, text := accuracyText(obs)
+		if isQuality(o.Metric) {
+			_, text := qualityText(o, obs)
 			out = append(out, fmt.Sprintf("%s %s <= %s", o.Metric, text, formatValue(o.Metric, o.Limit)))
 			continue
 		}
@@ -215,7 +260,7 @@ func formatValue(metric string, v float64) string {
 	switch {
 	case math.IsNaN(v):
 		return "n/a"
-	case metric == MetricErrorRate || metric == MetricAccuracyDrop:
+	case metric == MetricErrorRate || isQuality(metric):
 		return fmt.Sprintf("%.4g", v)
 	}
 	return seconds(v)

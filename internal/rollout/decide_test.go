@@ -3,6 +3,7 @@ package rollout
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +100,67 @@ func TestDecideAccuracy(t *testing.T) {
 				t.Errorf("reason %q does not contain %q", d.Reason, tt.reason)
 			}
 		})
+	}
+}
+
+// TestDecideQualityObjectives: objectives on other quality metrics than
+// accuracy, for regression models (mae-rise, r2-drop) and classifiers
+// (f1-drop), judged like accuracy-drop on both revisions' windows, and a
+// metric the model does not report holds the rollout with the reason.
+func TestDecideQualityObjectives(t *testing.T) {
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(pol *Policy, step int) State {
+		return State{Revision: "m-predictor-00002", Step: step, Percent: pol.Steps[step], StepStarted: t0, Phase: PhaseProgressing}
+	}
+	healthy := Metrics{Requests: 200, MeanLatency: 0.004, P95Latency: 0.009}
+	reg := func(n, mae, r2 float64) *Quality {
+		return &Quality{Labelled: n, Values: map[string]float64{"mae": mae, "rmse": mae * 1.3, "r2": r2}}
+	}
+	cls := func(n, acc, f1 float64) *Quality {
+		return &Quality{Labelled: n, Accuracy: acc, Values: map[string]float64{"accuracy": acc, "f1_macro": f1}}
+	}
+	regPol := &Policy{Steps: []int{10, 50}, Interval: 10 * time.Second, MinRequests: 100, MinLabelled: 500,
+		Objectives: []Objective{{"mae-rise", 0.5}, {"r2-drop", 0.05}}}
+	clsPol := &Policy{Steps: []int{10, 50}, Interval: 10 * time.Second, MinRequests: 100, MinLabelled: 500,
+		Objectives: []Objective{{"f1-drop", 0.02}}}
+	tests := []struct {
+		name    string
+		pol     *Policy
+		obs     Observation
+		step    int
+		now     time.Time
+		action  Action
+		percent int
+		reason  string
+	}{
+		{"mae up by 2: rollback mid step", regPol, Observation{Canary: healthy, CanaryQuality: reg(600, 5, 0.8), StableQuality: reg(1000, 3, 0.82)}, 0, t0.Add(time.Second), Rollback, 0,
+			"mae-rise 2 (canary 5 over 600 labelled, stable 3 over 1000) > 0.5"},
+		{"r2 down by 0.1: rollback", regPol, Observation{Canary: healthy, CanaryQuality: reg(600, 3.1, 0.7), StableQuality: reg(1000, 3, 0.8)}, 0, t0.Add(time.Second), Rollback, 0,
+			"r2-drop 0.1"},
+		{"within limits: advance", regPol, Observation{Canary: healthy, CanaryQuality: reg(600, 3.2, 0.79), StableQuality: reg(1000, 3, 0.8)}, 0, t0.Add(10 * time.Second), Advance, 50,
+			"mae-rise 0.2 (canary 3.2 over 600 labelled, stable 3 over 1000) <= 0.5, r2-drop 0.01"},
+		{"better mae: promote", regPol, Observation{Canary: healthy, CanaryQuality: reg(600, 1, 0.9), StableQuality: reg(1000, 3, 0.8)}, 1, t0.Add(10 * time.Second), Promote, 100, "mae-rise -2"},
+		{"too few labels: hold", regPol, Observation{Canary: healthy, CanaryQuality: reg(100, 1, 0.9), StableQuality: reg(1000, 3, 0.8)}, 0, t0.Add(time.Minute), Hold, 10,
+			"mae-rise needs 500 labelled rows of each revision: canary 100"},
+		{"a classifier under a regression objective: hold, never promoted", regPol, Observation{Canary: healthy, CanaryQuality: cls(600, 0.9, 0.9), StableQuality: cls(1000, 0.9, 0.9)}, 1, t0.Add(time.Minute), Hold, 50,
+			"mae-rise needs the mae of both revisions"},
+		{"f1 down by 5 points: rollback", clsPol, Observation{Canary: healthy, CanaryQuality: cls(600, 0.94, 0.85), StableQuality: cls(1000, 0.94, 0.9)}, 0, t0.Add(time.Second), Rollback, 0,
+			"f1-drop 0.05"},
+		{"f1 within: advance", clsPol, Observation{Canary: healthy, CanaryQuality: cls(600, 0.94, 0.89), StableQuality: cls(1000, 0.94, 0.9)}, 0, t0.Add(10 * time.Second), Advance, 50, "f1-drop 0.01"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Decide(tt.pol, at(tt.pol, tt.step), tt.obs, tt.now)
+			if d.Action != tt.action || d.Percent != tt.percent {
+				t.Errorf("got %s %d%% (%s), want %s %d%%", d.Action, d.Percent, d.Reason, tt.action, tt.percent)
+			}
+			if !strings.Contains(d.Reason, tt.reason) {
+				t.Errorf("reason %q does not contain %q", d.Reason, tt.reason)
+			}
+		})
+	}
+	if got := regPol.QualityMetrics(); !slices.Equal(got, []string{"mae", "r2"}) {
+		t.Errorf("QualityMetrics = %v, want [mae r2]", got)
 	}
 }
 

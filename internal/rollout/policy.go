@@ -3,6 +3,8 @@ package rollout
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,21 +46,58 @@ const (
 	MetricMeanLatency = "mean-latency"
 	MetricP95Latency  = "p95-latency"
 	// MetricAccuracyDrop is the stable revision's accuracy minus the
-	// canary's, each over its labelled window (quality monitoring).
+	// canary's, each over its labelled window (quality monitoring). The
+	// other quality objectives are in QualityObjectives.
 	MetricAccuracyDrop = "accuracy-drop"
 )
+
+// QualityObjective is an objective on a model-quality metric of quality
+// monitoring (docs/quality.md), judged on the canary's and the stable
+// revision's labelled windows: for a metric where higher is better the
+// objective limits the drop (stable − canary), otherwise the rise
+// (canary − stable).
+type QualityObjective struct {
+	// Metric is the quality metric, as ferry serve exports it
+	// (ferry_quality_<Metric>) and quality.Scraper reads it.
+	Metric       string
+	HigherBetter bool
+	// Fraction: the metric lies in 0..1, and so must the limit.
+	Fraction bool
+}
+
+// QualityObjectives are the objective names on quality metrics:
+// classification accuracy, macro F1, precision and recall and ROC AUC may
+// not drop, log loss may not rise; regression R² may not drop, MAE and
+// RMSE (in the target's units) may not rise.
+var QualityObjectives = map[string]QualityObjective{
+	MetricAccuracyDrop: {Metric: "accuracy", HigherBetter: true, Fraction: true},
+	"f1-drop":          {Metric: "f1_macro", HigherBetter: true, Fraction: true},
+	"precision-drop":   {Metric: "precision_macro", HigherBetter: true, Fraction: true},
+	"recall-drop":      {Metric: "recall_macro", HigherBetter: true, Fraction: true},
+	"roc-auc-drop":     {Metric: "roc_auc", HigherBetter: true, Fraction: true},
+	"log-loss-rise":    {Metric: "log_loss"},
+	"r2-drop":          {Metric: "r2", HigherBetter: true},
+	"mae-rise":         {Metric: "mae"},
+	"rmse-rise":        {Metric: "rmse"},
+}
+
+// isQuality reports whether metric names a quality objective.
+func isQuality(metric string) bool {
+	_, ok := QualityObjectives[metric]
+	return ok
+}
 
 // Objective is an upper limit on one metric of the canary.
 type Objective struct {
 	Metric string
-	// Limit is a fraction for error-rate and accuracy-drop, seconds for
-	// latencies.
+	// Limit is a fraction for error-rate, seconds for latencies, and in
+	// the metric's own units for quality objectives.
 	Limit float64
 }
 
 // String writes the objective as the annotation spells it.
 func (o Objective) String() string {
-	if o.Metric == MetricErrorRate || o.Metric == MetricAccuracyDrop {
+	if o.Metric == MetricErrorRate || isQuality(o.Metric) {
 		return fmt.Sprintf("%s<=%g", o.Metric, o.Limit)
 	}
 	return fmt.Sprintf("%s<=%s", o.Metric, seconds(o.Limit))
@@ -81,20 +120,21 @@ type Policy struct {
 	// (canary − stable ≤ limit) instead of its absolute values.
 	CompareStable bool
 	// MinLabelled is how many labelled rows (predictions whose feedback
-	// joined) both the canary and the stable revision need before
-	// accuracy-drop is judged; until then a step with that objective
-	// cannot pass.
+	// joined) both the canary and the stable revision need before a
+	// quality objective is judged; until then a step with one cannot pass.
 	MinLabelled int
 }
 
-// Accuracy returns the accuracy-drop objective, if the policy has one.
-func (p *Policy) Accuracy() (Objective, bool) {
+// QualityMetrics are the quality metrics the policy's objectives read
+// (nil: none, and no quality is fetched).
+func (p *Policy) QualityMetrics() []string {
+	var out []string
 	for _, o := range p.Objectives {
-		if o.Metric == MetricAccuracyDrop {
-			return o, true
+		if q, ok := QualityObjectives[o.Metric]; ok {
+			out = append(out, q.Metric)
 		}
 	}
-	return Objective{}, false
+	return out
 }
 
 // ParsePolicy reads the policy from annotations. It returns nil, nil when
@@ -200,21 +240,30 @@ func parseObjectives(s string) ([]Objective, error) {
 		}
 		name, val = strings.TrimSpace(name), strings.TrimSpace(val)
 		o := Objective{Metric: name}
-		switch name {
-		case MetricErrorRate, MetricAccuracyDrop:
+		q, quality := QualityObjectives[name]
+		switch {
+		case name == MetricErrorRate || quality && q.Fraction:
 			v, err := strconv.ParseFloat(val, 64)
 			if err != nil || v < 0 || v > 1 {
 				return nil, fmt.Errorf("objective %q: want a fraction in 0..1", f)
 			}
 			o.Limit = v
-		case MetricMeanLatency, MetricP95Latency:
+		case quality:
+			v, err := strconv.ParseFloat(val, 64)
+			if err != nil || v < 0 || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("objective %q: want a number ≥ 0 (in the %s's units)", f, q.Metric)
+			}
+			o.Limit = v
+		case name == MetricMeanLatency || name == MetricP95Latency:
 			d, err := time.ParseDuration(val)
 			if err != nil || d <= 0 {
 				return nil, fmt.Errorf("objective %q: want a duration such as 50ms", f)
 			}
 			o.Limit = d.Seconds()
 		default:
-			return nil, fmt.Errorf("objective %q: unknown metric %q (want %s, %s, %s or %s)", f, name, MetricErrorRate, MetricMeanLatency, MetricP95Latency, MetricAccuracyDrop)
+			names := slices.Sorted(maps.Keys(QualityObjectives))
+			return nil, fmt.Errorf("objective %q: unknown metric %q (want %s, %s, %s or a quality objective: %s)", f, name,
+				MetricErrorRate, MetricMeanLatency, MetricP95Latency, strings.Join(names, ", "))
 		}
 		if slices.ContainsFunc(out, func(x Objective) bool { return x.Metric == name }) {
 			return nil, fmt.Errorf("objective %s given twice", name)

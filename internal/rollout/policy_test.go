@@ -30,6 +30,11 @@ func TestParsePolicy(t *testing.T) {
 			AnnotationMinLabelled: "200",
 		}, &Policy{Steps: []int{10, 50}, Interval: DefaultInterval, MinRequests: DefaultMinRequests, MinLabelled: 200,
 			Objectives: []Objective{{MetricAccuracyDrop, 0.01}}}},
+		{"regression and classification quality", map[string]string{
+			AnnotationSteps:      "10,50",
+			AnnotationObjectives: "mae-rise<=0.5, rmse-rise<=2.5,r2-drop<=0.05,f1-drop<=0.02,roc-auc-drop<=0.01,log-loss-rise<=0.1",
+		}, &Policy{Steps: []int{10, 50}, Interval: DefaultInterval, MinRequests: DefaultMinRequests, MinLabelled: DefaultMinLabelled,
+			Objectives: []Objective{{"mae-rise", 0.5}, {"rmse-rise", 2.5}, {"r2-drop", 0.05}, {"f1-drop", 0.02}, {"roc-auc-drop", 0.01}, {"log-loss-rise", 0.1}}}},
 	}
 	for _, tt := range good {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,6 +67,10 @@ func TestParsePolicy(t *testing.T) {
 		{"twice", map[string]string{AnnotationSteps: "10", AnnotationObjectives: "error-rate<=0.1,error-rate<=0.2"}, "given twice"},
 		{"min requests", map[string]string{AnnotationSteps: "10", AnnotationMinRequests: "-1"}, AnnotationMinRequests},
 		{"accuracy drop over 1", map[string]string{AnnotationSteps: "10", AnnotationObjectives: "accuracy-drop<=2"}, "fraction in 0..1"},
+		{"f1 drop over 1", map[string]string{AnnotationSteps: "10", AnnotationObjectives: "f1-drop<=1.5"}, "fraction in 0..1"},
+		{"negative mae rise", map[string]string{AnnotationSteps: "10", AnnotationObjectives: "mae-rise<=-1"}, "number ≥ 0 (in the mae's units)"},
+		{"rmse rise not a number", map[string]string{AnnotationSteps: "10", AnnotationObjectives: "rmse-rise<=some"}, "number ≥ 0"},
+		{"unknown lists quality objectives", map[string]string{AnnotationSteps: "10", AnnotationObjectives: "mse-rise<=1"}, "mae-rise, precision-drop"},
 		{"min labelled", map[string]string{AnnotationSteps: "10", AnnotationMinLabelled: "0"}, AnnotationMinLabelled},
 		{"min labelled without steps", map[string]string{AnnotationMinLabelled: "10"}, AnnotationSteps},
 		{"compare", map[string]string{AnnotationSteps: "10", AnnotationCompareStable: "yes please"}, AnnotationCompareStable},

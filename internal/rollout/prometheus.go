@@ -228,31 +228,44 @@ func (p *PrometheusSource) vector(ctx context.Context, promql string, at time.Ti
 	return samples, nil
 }
 
-// QualityQueries are the PromQL of a revision's labelled rows and
-// accuracy over the quality metrics `ferry serve --quality-dir` exports
-// per pod (docs/quality.md): the rows summed, the accuracy weighted by
-// each pod's rows (pods with none left out, their accuracy being NaN).
-func QualityQueries(namespace, revision string) (labelled, accuracy string) {
+// QualityQueries are the PromQL of a revision's labelled rows and of
+// each named quality metric over the quality metrics `ferry serve
+// --quality-dir` exports per pod (docs/quality.md): the rows summed, each
+// metric weighted by each pod's rows (pods with none left out, their
+// metrics being NaN). A weighted mean is exact for accuracy and MAE; for
+// the others (F1, RMSE, R², ...) it approximates the metric of the pods'
+// windows pooled.
+func QualityQueries(namespace, revision string, metrics ...string) (labelled string, values []string) {
 	sel := fmt.Sprintf(`namespace=%q,revision=%q`, namespace, revision)
 	rows := fmt.Sprintf(`(ferry_quality_labelled_rows{%s} > 0)`, sel)
 	labelled = fmt.Sprintf(`sum(%s)`, rows)
-	accuracy = fmt.Sprintf(`sum(ferry_quality_accuracy{%s} * %s) / sum(%s)`, sel, rows, rows)
-	return labelled, accuracy
+	for _, m := range metrics {
+		values = append(values, fmt.Sprintf(`sum(ferry_quality_%s{%s} * %s) / sum(%s)`, m, sel, rows, rows))
+	}
+	return labelled, values
 }
 
 // Quality implements QualitySource over the pods' quality metrics: under
 // the operator each predictor pod journals its own predictions and takes
-// the feedback sent to it, and Prometheus adds up their windows.
-func (p *PrometheusSource) Quality(ctx context.Context, namespace, _ string, revision string) (Quality, bool, error) {
-	ql, qa := QualityQueries(namespace, revision)
+// the feedback sent to it, and Prometheus adds up their windows. A metric
+// no pod reports is left out of Values.
+func (p *PrometheusSource) Quality(ctx context.Context, namespace, _ string, revision string, metrics []string) (Quality, bool, error) {
+	ql, qs := QualityQueries(namespace, revision, metrics...)
 	now := time.Now()
 	n, ok, err := p.instant(ctx, ql, now)
 	if err != nil || !ok {
 		return Quality{}, false, err
 	}
-	acc, ok, err := p.instant(ctx, qa, now)
-	if err != nil || !ok {
-		return Quality{}, false, err
+	out := Quality{Labelled: n, Values: map[string]float64{}}
+	for i, m := range metrics {
+		v, ok, err := p.instant(ctx, qs[i], now)
+		if err != nil {
+			return Quality{}, false, err
+		}
+		if ok && !math.IsNaN(v) {
+			out.Values[m] = v
+		}
 	}
-	return Quality{Labelled: n, Accuracy: acc}, true, nil
+	out.Accuracy = out.Values["accuracy"]
+	return out, true, nil
 }

@@ -139,16 +139,16 @@ func (r *Runner) syncOne(ctx context.Context, isvc *api.InferenceService) error 
 		}
 		obs.Stable = &m
 	}
-	if _, ok := pol.Accuracy(); ok {
+	if metrics := pol.QualityMetrics(); metrics != nil {
 		if r.cfg.Quality == nil {
-			r.cfg.Services.Event(md.Namespace, md.Name, "Warning", "RolloutPolicyInvalid", "objective "+MetricAccuracyDrop+" needs quality monitoring, which this control plane does not read")
+			r.cfg.Services.Event(md.Namespace, md.Name, "Warning", "RolloutPolicyInvalid", "quality objectives need quality monitoring, which this control plane does not read")
 			return nil
 		}
 		for _, x := range []struct {
 			rev string
 			dst **Quality
 		}{{st.Revision, &obs.CanaryQuality}, {st.Stable, &obs.StableQuality}} {
-			q, ok, err := r.cfg.Quality.Quality(ctx, md.Namespace, md.Name, x.rev)
+			q, ok, err := r.cfg.Quality.Quality(ctx, md.Namespace, md.Name, x.rev, metrics)
 			if err != nil {
 				r.cfg.Services.Event(md.Namespace, md.Name, "Warning", "RolloutMetricsUnavailable", err.Error())
 				return fmt.Errorf("quality of %s: %w", x.rev, err)

@@ -17,12 +17,13 @@ type Source interface {
 	Query(ctx context.Context, namespace, revision string, start, end time.Time) (Metrics, error)
 }
 
-// QualitySource gives a revision's accuracy over its labelled window.
+// QualitySource gives a revision's model quality over its labelled window.
 type QualitySource interface {
-	// Quality returns the quality of revision of service (in namespace);
-	// ok is false when no replica of it reports any. It must honour ctx's
-	// cancellation.
-	Quality(ctx context.Context, namespace, service, revision string) (q Quality, ok bool, err error)
+	// Quality returns the quality of revision of service (in namespace):
+	// its labelled rows and at least the named metrics it reports
+	// (QualityObjective.Metric names); ok is false when no replica of it
+	// reports any. It must honour ctx's cancellation.
+	Quality(ctx context.Context, namespace, service, revision string, metrics []string) (q Quality, ok bool, err error)
 }
 
 // Counters are a revision's cumulative counts since it started serving:
@@ -176,12 +177,43 @@ type ScraperQuality struct{ Scraper *quality.Scraper }
 
 var _ QualitySource = ScraperQuality{}
 
-// Quality implements QualitySource: the classification window's accuracy
-// (a regression model reports none).
-func (s ScraperQuality) Quality(ctx context.Context, namespace, service, revision string) (Quality, bool, error) {
+// Quality implements QualitySource: every metric of the revision's merged
+// window, classification or regression (the replicas report them all, so
+// metrics is not needed).
+func (s ScraperQuality) Quality(ctx context.Context, namespace, service, revision string, _ []string) (Quality, bool, error) {
 	q, ok := s.Scraper.Revision(ctx, namespace, service, revision)
-	if !ok || q.Classification == nil {
+	if !ok {
 		return Quality{}, false, nil
 	}
-	return Quality{Labelled: float64(q.Classification.Samples), Accuracy: q.Classification.Accuracy}, true, nil
+	return QualityOf(q.Classification, q.Regression)
+}
+
+// QualityOf is the Quality of a window's classification or regression
+// metrics; ok is false when it has neither.
+func QualityOf(c *quality.Classification, r *quality.Regression) (Quality, bool, error) {
+	out := Quality{Values: map[string]float64{}}
+	switch {
+	case c != nil:
+		out.Labelled, out.Accuracy = float64(c.Samples), c.Accuracy
+		out.Values["accuracy"] = c.Accuracy
+		out.Values["f1_macro"] = c.F1Macro
+		out.Values["precision_macro"] = c.PrecisionMacro
+		out.Values["recall_macro"] = c.RecallMacro
+		if c.LogLoss != nil {
+			out.Values["log_loss"] = *c.LogLoss
+		}
+		if c.ROCAUC != nil {
+			out.Values["roc_auc"] = *c.ROCAUC
+		}
+	case r != nil:
+		out.Labelled = float64(r.Samples)
+		out.Values["mae"] = r.MAE
+		out.Values["rmse"] = r.RMSE
+		if r.R2 != nil {
+			out.Values["r2"] = *r.R2
+		}
+	default:
+		return Quality{}, false, nil
+	}
+	return out, true, nil
 }
