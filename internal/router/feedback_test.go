@@ -116,6 +116,38 @@ func TestFeedbackFansOutToTheReplicaThatPredicted(t *testing.T) {
 	if len(reps) != 2 || len(reps[0].Backends)+len(reps[1].Backends) != 3 {
 		t.Errorf("predictor replicas %+v, want two revisions with three replicas", reps)
 	}
+
+	// The model's quality through the ingress: each revision's windows
+	// merged over its replicas (revision 1 answered 1 for truth 1 on two
+	// replicas, revision 2 answered 2).
+	req = httptest.NewRequest("GET", "http://iris.default.example.com/v2/models/iris/quality", nil)
+	req.Host = "iris.default.example.com"
+	w = httptest.NewRecorder()
+	r.ServeHTTP(w, req)
+	var q IngressQuality
+	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &q) != nil {
+		t.Fatalf("quality: %d %s", w.Code, w.Body)
+	}
+	byRev := map[string]quality.RevisionQuality{}
+	for _, rq := range q.Revisions {
+		byRev[rq.Revision] = rq
+	}
+	if q.Service != "iris" || q.Model != "iris" || len(q.Revisions) != 2 {
+		t.Fatalf("quality = %+v, want iris's two revisions", q)
+	}
+	if r1 := byRev["iris-00001"]; r1.Replicas != 2 || r1.Labelled != 20 || r1.Classification == nil || r1.Classification.Accuracy != 1 {
+		t.Errorf("revision 1 = %+v, want 20 labelled rows over 2 replicas at accuracy 1", r1)
+	}
+	if r2 := byRev["iris-00002"]; r2.Replicas != 1 || r2.Labelled != 10 || r2.Classification == nil || r2.Classification.Accuracy != 0 {
+		t.Errorf("revision 2 = %+v, want 10 labelled rows on 1 replica at accuracy 0", r2)
+	}
+	req = httptest.NewRequest("GET", "http://iris.default.example.com/v2/models/other/quality", nil)
+	req.Host = "iris.default.example.com"
+	w = httptest.NewRecorder()
+	r.ServeHTTP(w, req)
+	if w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), "quality monitoring") {
+		t.Errorf("quality of a model no replica reports: %d %s", w.Code, w.Body)
+	}
 }
 
 func TestFeedbackWithoutQualityMonitoring(t *testing.T) {

@@ -361,6 +361,9 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 	if component == "" && r.serveFeedback(w, req) { // feedback.go: fanned out to every replica
 		return
 	}
+	if component == "" && r.serveQuality(w, req) { // quality.go: merged over the replicas
+		return
+	}
 	if strings.HasPrefix(req.URL.Path, "/v2/repository") {
 		writeError(w, http.StatusForbidden, errors.New(repositoryRefusal))
 		return
