@@ -58,9 +58,21 @@ func BenchmarkFeedbackIngest(b *testing.B) {
 }
 
 // BenchmarkJoinMemory journals 1 M outstanding predictions and reports the
-// heap they hold (the index; outputs stay on disk) and the journal's size.
-// It runs the million once, whatever b.N is.
+// heap they hold (the index; outputs stay on disk) and the journal's size:
+// as rows (gRPC answers, large responses) and as the response the
+// middleware journals raw (the xgboost iris example's V2 answer). It runs
+// the million once, whatever b.N is.
 func BenchmarkJoinMemory(b *testing.B) {
+	b.Run("rows", func(b *testing.B) {
+		joinMemory(b, &Prediction{Model: "iris", Revision: "1", Rows: []Row{{Kind: KindProbs, Probs: []float64{0.1, 0.7, 0.2}}}})
+	})
+	b.Run("raw", func(b *testing.B) {
+		body := []byte(`{"model_name":"xgboost-iris","id":"","outputs":[{"name":"predict","datatype":"FP32","shape":[2,3],"data":[0.005580268,0.97116977,0.023249961,0.99185115,0.0054369667,0.0027118712]}]}`)
+		joinMemory(b, &Prediction{Model: "iris", Revision: "1", Output: &RawOutput{Body: body}})
+	})
+}
+
+func joinMemory(b *testing.B, p *Prediction) {
 	const n = 1_000_000
 	for b.Loop() {
 		dir := b.TempDir()
@@ -73,7 +85,7 @@ func BenchmarkJoinMemory(b *testing.B) {
 		}
 		now := time.Now().UnixNano()
 		start := time.Now()
-		p := &Prediction{Model: "iris", Revision: "1", Time: now, Rows: []Row{{Kind: KindProbs, Probs: []float64{0.1, 0.7, 0.2}}}}
+		p.Time = now
 		for i := range n {
 			p.ID = fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i) // UUID-sized ids
 			if err := m.Record(p); err != nil {

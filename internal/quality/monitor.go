@@ -343,7 +343,7 @@ func (m *Monitor) replay(f *os.File) (int64, error) {
 func (m *Monitor) apply(typ byte, j *joined, off int64) {
 	k := m.key(j.Model, j.ID)
 	m.modelCounts(j.Model)
-	if typ == recPrediction {
+	if typ != recJoined { // recPrediction or recRaw: rows are read on join
 		m.index[k] = entry{at: j.Time, off: off}
 		return
 	}
@@ -634,6 +634,17 @@ func (m *Monitor) joinLocked(model string, f Feedback, now int64) Result {
 	if err != nil || p.Model != model || p.ID != f.ID {
 		// Another id with the same 64-bit hash, or a damaged record.
 		return res
+	}
+	if o := p.Output; o != nil {
+		// Journaled as the response (RawOutput): read its rows now. Rows
+		// the predict path could not have read leave the id unknown, as
+		// they did when such a prediction was not journaled at all.
+		rows, err := o.rows()
+		if err != nil {
+			res.Error = "the prediction's outputs are not understood: " + err.Error()
+			return res
+		}
+		p.Rows, p.Output = rows, nil
 	}
 	res.Revision = p.Revision
 	samples, err := join(p.Rows, f.Truth)

@@ -36,6 +36,34 @@ type Prediction struct {
 	// Time is when it was answered (unix nanoseconds in the journal).
 	Time int64
 	Rows []Row
+	// Output, if set instead of Rows, is the response itself: its rows
+	// are read when feedback joins it (journaled as recRaw).
+	Output *RawOutput
+}
+
+// RawOutput is a predict response journaled as it was answered. Most
+// predictions never get feedback, so reading their rows on the predict
+// path was wasted work (a third of the middleware's CPU time on a small
+// model); Monitor reads them, with the task the prediction was made
+// under, when feedback joins, and journals the rows with the truths.
+type RawOutput struct {
+	V1   bool // a V1 predict response; else V2 infer
+	Task Task
+	Body []byte
+}
+
+// maxRawBytes bounds a response journaled raw: a larger one is read on the
+// predict path and journaled as rows, so a record of either kind is at most
+// what the response's rows take, plus this.
+const maxRawBytes = 16 << 10
+
+// rows reads the response's rows as ParseV1 or ParseV2 do.
+func (o *RawOutput) rows() ([]Row, error) {
+	if o.V1 {
+		return ParseV1(o.Body, o.Task)
+	}
+	rows, _, _, err := ParseV2(o.Body, o.Task)
+	return rows, err
 }
 
 // Truth is the true value of one row: a label or a number (a number is
@@ -52,7 +80,14 @@ const (
 	// recJoined is a prediction joined with its truth: self-contained, so
 	// that replay rebuilds the windows without the prediction record.
 	recJoined byte = 'J'
+	// recRaw is a prediction whose outputs are the response's bytes
+	// (RawOutput). Journals that hold one cannot be read by a Ferry
+	// older than this record type: it would cut the journal there as torn.
+	recRaw byte = 'R'
 )
+
+// Flags of a recRaw record.
+const rawV1 byte = 1
 
 // joined is a recJoined record: the prediction's rows and their truths.
 type joined struct {
@@ -67,15 +102,32 @@ const maxFrame = 64 << 20
 var errTorn = frame.ErrCorrupt
 
 func appendPrediction(b []byte, p *Prediction) []byte {
+	if o := p.Output; o != nil {
+		b = append(b, recRaw)
+		b = appendHead(b, p)
+		var flags byte
+		if o.V1 {
+			flags |= rawV1
+		}
+		b = append(b, flags)
+		b = frame.AppendString(b, string(o.Task))
+		b = binary.AppendUvarint(b, uint64(len(o.Body)))
+		return append(b, o.Body...)
+	}
 	b = append(b, recPrediction)
 	return appendPredictionBody(b, p)
 }
 
-func appendPredictionBody(b []byte, p *Prediction) []byte {
+// appendHead appends what every prediction record starts with.
+func appendHead(b []byte, p *Prediction) []byte {
 	b = frame.AppendString(b, p.Model)
 	b = frame.AppendString(b, p.Revision)
 	b = frame.AppendString(b, p.ID)
-	b = binary.AppendVarint(b, p.Time)
+	return binary.AppendVarint(b, p.Time)
+}
+
+func appendPredictionBody(b []byte, p *Prediction) []byte {
+	b = appendHead(b, p)
 	b = binary.AppendUvarint(b, uint64(len(p.Rows)))
 	for _, r := range p.Rows {
 		b = append(b, byte(r.Kind))
@@ -110,16 +162,27 @@ func appendJoined(b []byte, j *joined) []byte {
 }
 
 // decodeRecord decodes a payload: its type and the prediction (and, for
-// recJoined, the truths).
+// recJoined, the truths). A recRaw's Output.Body aliases p.
 func decodeRecord(p []byte) (byte, *joined, error) {
 	d := frame.NewDecoder(p)
 	typ := d.Byte()
-	if typ != recPrediction && typ != recJoined {
+	if typ != recPrediction && typ != recJoined && typ != recRaw {
 		return 0, nil, fmt.Errorf("record type %q: %w", typ, errTorn)
 	}
 	j := &joined{}
 	j.Model, j.Revision, j.ID = d.String(), d.String(), d.String()
 	j.Time = d.Varint()
+	if typ == recRaw {
+		flags := d.Byte()
+		if flags&^rawV1 != 0 {
+			d.Fail()
+		}
+		j.Output = &RawOutput{V1: flags&rawV1 != 0, Task: Task(d.String()), Body: d.Bytes()}
+		if err := d.Err(); err != nil {
+			return 0, nil, err
+		}
+		return typ, j, nil
+	}
 	n := d.Count()
 	j.Rows = make([]Row, 0, n)
 	for range n {

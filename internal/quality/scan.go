@@ -392,6 +392,32 @@ func scanV2(body []byte) (v2Response, bool) {
 	return r, ok && s.end()
 }
 
+// scanV2Head reads a V2 infer response's id and model_version as
+// json.Unmarshal into v2Response would, and checks that the outputs are
+// valid JSON without reading them: the predict path journals the response
+// as it is and reads its rows only when feedback joins (RawOutput). False:
+// leave it to ParseV2.
+func scanV2Head(body []byte) (id, version string, ok bool) {
+	var seen keysSeen
+	s := scanner{b: body}
+	ok = s.object(func(key []byte) bool {
+		switch string(key) {
+		case "id":
+			v, ok := s.plain()
+			id = string(v)
+			return ok && seen.first(0)
+		case "model_version":
+			v, ok := s.plain()
+			version = string(v)
+			return ok && seen.first(1)
+		case "outputs":
+			return seen.first(2) && s.skip(0)
+		}
+		return s.other(key, "id", "model_version", "outputs")
+	})
+	return id, version, ok && s.end()
+}
+
 func (s *scanner) output() (v2Output, bool) {
 	var (
 		o    v2Output

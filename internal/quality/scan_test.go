@@ -51,6 +51,9 @@ func TestScannerReadsFerrysOwnResponses(t *testing.T) {
 		if _, ok := scanV2(b); !ok {
 			t.Errorf("scanV2 refused %s", b)
 		}
+		if _, _, ok := scanV2Head(b); !ok {
+			t.Errorf("scanV2Head refused %s", b)
+		}
 		checkV2(t, b, TaskAuto)
 	}
 	rows, id, _, err := ParseV2(v2s[0], TaskAuto)
@@ -140,6 +143,17 @@ func checkV2(t *testing.T, b []byte, task Task) {
 		}
 		if !reflect.DeepEqual(r, want) {
 			t.Fatalf("scanV2 %q:\n %+v\nencoding/json:\n %+v", b, r, want)
+		}
+	}
+	if id, version, ok := scanV2Head(b); ok {
+		// The predict path takes the id and version from the head scan
+		// and journals the response raw: they must be encoding/json's.
+		var want v2Response
+		if err := json.Unmarshal(b, &want); err == nil && (id != want.ID || version != want.ModelVersion) {
+			t.Fatalf("scanV2Head %q: %q %q; encoding/json %q %q", b, id, version, want.ID, want.ModelVersion)
+		}
+		if !json.Valid(b) {
+			t.Fatalf("scanV2Head took invalid JSON %q", b)
 		}
 	}
 	fr, fid, fv, ferr := parseV2(b, task, true)
