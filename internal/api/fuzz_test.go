@@ -60,7 +60,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 // checkConversionRoundTrip converts isvc to v1alpha2 and back as the
-// conversion webhook does: the spec must come back unchanged.
+// conversion webhook does: the spec and status must come back unchanged.
 func checkConversionRoundTrip(t *testing.T, isvc *InferenceService) {
 	view, err := isvc.ConvertToV1alpha2()
 	if err != nil {
@@ -82,5 +82,10 @@ func checkConversionRoundTrip(t *testing.T, isvc *InferenceService) {
 	b, _ := json.Marshal(back.Spec)
 	if string(a) != string(b) {
 		t.Fatalf("spec changed through v1alpha2:\nwas %s\nnow %s\nview %s", a, b, enc)
+	}
+	a, _ = json.Marshal(isvc.Status)
+	b, _ = json.Marshal(back.Status)
+	if string(a) != string(b) {
+		t.Fatalf("status changed through v1alpha2:\nwas %s\nnow %s\nview %s", a, b, enc)
 	}
 }

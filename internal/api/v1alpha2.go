@@ -200,6 +200,7 @@ func (src *InferenceServiceV1alpha2) toV1beta1(prefix string, lenient bool) (*In
 	delete(dst.Metadata.Annotations, AnnotationV1alpha2Default)
 	delete(dst.Metadata.Annotations, AnnotationV1alpha2NThread)
 	delete(dst.Metadata.Annotations, AnnotationV1beta1Spec)
+	delete(dst.Metadata.Annotations, AnnotationV1beta1Status)
 
 	ep := &spec.Default
 	if spec.Canary != nil {
@@ -402,7 +403,7 @@ func (s *InferenceService) toV1alpha2(lenient bool) (*InferenceServiceV1alpha2, 
 	}
 	out.Metadata.Labels = maps.Clone(s.Metadata.Labels)
 	out.Metadata.Annotations = maps.Clone(s.Metadata.Annotations)
-	for _, a := range []string{AnnotationConvertedFrom, AnnotationV1alpha2Default, AnnotationV1alpha2NThread, AnnotationV1beta1Spec} {
+	for _, a := range []string{AnnotationConvertedFrom, AnnotationV1alpha2Default, AnnotationV1alpha2NThread, AnnotationV1beta1Spec, AnnotationV1beta1Status} {
 		delete(out.Metadata.Annotations, a)
 	}
 	if len(out.Metadata.Annotations) == 0 {

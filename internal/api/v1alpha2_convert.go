@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 )
 
 // AnnotationV1beta1Spec holds, on the v1alpha2 view of an InferenceService,
@@ -13,6 +14,14 @@ import (
 // form, ...). ConvertToV1beta1 takes from it what the view does not show,
 // so that an object read and written back at v1alpha2 loses nothing.
 const AnnotationV1beta1Spec = "ferryserve.github.io/v1beta1-spec"
+
+// AnnotationV1beta1Status holds, on the v1alpha2 view, the JSON of the
+// v1beta1 status, which the v1alpha2 status reshapes and cannot give back
+// (per-component traffic, revisions): the API server converts a stored
+// object to the version of a request before an update and copies its
+// status into the new object, so the status would otherwise be lost by
+// every update at v1alpha2.
+const AnnotationV1beta1Status = "ferryserve.github.io/v1beta1-status"
 
 // ConvertToV1alpha2 converts the InferenceService to v1alpha2 for a
 // conversion webhook: it never fails on a spec v1alpha2 cannot express
@@ -25,24 +34,66 @@ func (s *InferenceService) ConvertToV1alpha2() (*InferenceServiceV1alpha2, error
 	if err != nil {
 		return nil, err
 	}
-	back, err := out.toV1beta1("", true)
-	if err != nil {
-		// The view is not one the conversion reads back (several
-		// implementations cannot come from toV1alpha2): keep the spec.
-		back = nil
+	annotate := func(key string, v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("%w: encoding %s: %w", ErrInvalid, key, err)
+		}
+		if out.Metadata.Annotations == nil {
+			out.Metadata.Annotations = make(map[string]string, 2)
+		}
+		out.Metadata.Annotations[key] = string(b)
+		return nil
 	}
-	if back != nil && sameJSON(back.Spec, s.Spec) {
+	if s.Status != nil {
+		if err := annotate(AnnotationV1beta1Status, s.Status); err != nil {
+			return nil, err
+		}
+	}
+	// An error reading the view back (several implementations, which
+	// toV1alpha2 does not make) keeps the spec too.
+	if back, err := out.toV1beta1("", true); err == nil && sameJSON(back.Spec, s.Spec) {
 		return out, nil
 	}
-	spec, err := json.Marshal(&s.Spec)
-	if err != nil {
-		return nil, fmt.Errorf("%w: encoding spec: %w", ErrInvalid, err)
+	if err := annotate(AnnotationV1beta1Spec, &s.Spec); err != nil {
+		return nil, err
 	}
-	if out.Metadata.Annotations == nil {
-		out.Metadata.Annotations = make(map[string]string, 1)
-	}
-	out.Metadata.Annotations[AnnotationV1beta1Spec] = string(spec)
 	return out, nil
+}
+
+// statusFromV1alpha2 converts the status as a conversion webhook must when
+// the v1beta1 status did not come with it (AnnotationV1beta1Status): the
+// fields both versions share. The operator rewrites the rest.
+func statusFromV1alpha2(st *InferenceServiceStatusV1alpha2) *InferenceServiceStatus {
+	if st == nil {
+		return nil
+	}
+	return &InferenceServiceStatus{
+		ObservedGeneration: st.ObservedGeneration,
+		Conditions:         slices.Clone(st.Conditions),
+		URL:                st.URL,
+		Address:            st.Address,
+	}
+}
+
+// restoreStatus is the status src converts to: the saved v1beta1 status
+// when src's v1alpha2 status is still the view of it, else what the
+// v1alpha2 status says.
+func (src *InferenceServiceV1alpha2) restoreStatus() (*InferenceServiceStatus, error) {
+	saved, ok := src.Metadata.Annotations[AnnotationV1beta1Status]
+	if !ok {
+		return statusFromV1alpha2(src.Status), nil
+	}
+	var st InferenceServiceStatus
+	if err := json.Unmarshal([]byte(saved), &st); err != nil {
+		return nil, fmt.Errorf("%w: metadata.annotations[%s]: %w", ErrInvalid, AnnotationV1beta1Status, err)
+	}
+	// The view was made with or without a canary endpoint; the client may
+	// have added or removed one since.
+	if src.Status == nil || sameJSON(statusToV1alpha2(&st, true), src.Status) || sameJSON(statusToV1alpha2(&st, false), src.Status) {
+		return &st, nil
+	}
+	return statusFromV1alpha2(src.Status), nil
 }
 
 // ConvertToV1beta1 converts a v1alpha2 InferenceService to v1beta1 for a
@@ -57,6 +108,9 @@ func (s *InferenceService) ConvertToV1alpha2() (*InferenceServiceV1alpha2, error
 func (src *InferenceServiceV1alpha2) ConvertToV1beta1() (*InferenceService, error) {
 	fresh, err := src.toV1beta1("", true)
 	if err != nil {
+		return nil, err
+	}
+	if fresh.Status, err = src.restoreStatus(); err != nil {
 		return nil, err
 	}
 	saved, ok := src.Metadata.Annotations[AnnotationV1beta1Spec]

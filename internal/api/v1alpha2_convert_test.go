@@ -286,3 +286,61 @@ spec:
 		t.Errorf("a broken %s: %v", AnnotationV1beta1Spec, err)
 	}
 }
+
+// TestConvertV1alpha2Status: the API server copies the stored status,
+// converted to the request's version, into an object updated at v1alpha2;
+// converting it back must give the v1beta1 status whole. A status changed
+// at v1alpha2 converts what both versions share.
+func TestConvertV1alpha2Status(t *testing.T) {
+	isvc := loadOne(t, `
+apiVersion: serving.kubeflow.org/v1beta1
+kind: InferenceService
+metadata: {name: st}
+spec:
+  predictor:
+    canaryTrafficPercent: 10
+    sklearn: {storageUri: gs://x/y}
+`)
+	yes := true
+	ten, ninety := int64(10), int64(90)
+	isvc.Status = &InferenceServiceStatus{
+		ObservedGeneration: 2,
+		URL:                "http://st.default.example.com",
+		Conditions:         []Condition{{Type: "Ready", Status: "True"}},
+		Components: map[string]ComponentStatus{ComponentPredictor: {
+			LatestCreatedRevision:   "st-predictor-00002",
+			LatestRolledoutRevision: "st-predictor-00001",
+			Traffic: []TrafficTarget{
+				{RevisionName: "st-predictor-00002", LatestRevision: &yes, Percent: &ten},
+				{RevisionName: "st-predictor-00001", Percent: &ninety},
+			},
+		}},
+	}
+	view, err := isvc.ConvertToV1alpha2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if view.Status == nil || view.Status.Traffic != 100 {
+		t.Errorf("v1alpha2 status = %s", mustJSON(t, view.Status))
+	}
+	read := throughJSON[InferenceServiceV1alpha2](t, view)
+	back, err := read.ConvertToV1beta1()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := mustJSON(t, isvc.Status), mustJSON(t, back.Status); a != b {
+		t.Errorf("status changed through v1alpha2:\nwas %s\nnow %s", a, b)
+	}
+	if a, b := mustJSON(t, isvc.Spec), mustJSON(t, back.Spec); a != b {
+		t.Errorf("spec changed through v1alpha2:\nwas %s\nnow %s", a, b)
+	}
+
+	read.Status.Conditions = []Condition{{Type: "Ready", Status: "False", Reason: "Changed"}}
+	back, err = read.ConvertToV1beta1()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := back.Status; st == nil || len(st.Conditions) != 1 || st.Conditions[0].Reason != "Changed" || st.URL != isvc.Status.URL || st.Components != nil {
+		t.Errorf("status changed at v1alpha2 converts to %s", mustJSON(t, back.Status))
+	}
+}

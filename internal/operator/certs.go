@@ -9,6 +9,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -25,6 +27,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -336,6 +340,14 @@ type certManager struct {
 	// MutatingWebhookConfigurations whose caBundle is kept; a name may be
 	// either kind or both.
 	configurations []string
+	// crds are CustomResourceDefinitions (by name) whose conversion
+	// webhook's caBundle is kept, and whose Service is pointed at
+	// service when that is set.
+	crds    []string
+	service types.NamespacedName
+	// deniedKinds are the "kind/name"s of configurations the operator may
+	// not read (only Run's goroutine touches it).
+	deniedKinds map[string]bool
 	// interval is how often the store and the configurations are checked
 	// (another replica's rotation, a caBundle reset by re-applying the
 	// install manifests); grace is how long a new certificate waits after
@@ -477,9 +489,25 @@ func (m *certManager) patchBundles(ctx context.Context, bundle []byte) error {
 	var errs []error
 	for _, name := range m.configurations {
 		found := false
+		var denied error
 		for _, obj := range []client.Object{&admissionregistrationv1.ValidatingWebhookConfiguration{}, &admissionregistrationv1.MutatingWebhookConfiguration{}} {
+			key := configKind(obj) + "/" + name
+			if m.deniedKinds[key] {
+				continue
+			}
 			err := m.reader.Get(ctx, types.NamespacedName{Name: name}, obj)
 			if apierrors.IsNotFound(err) {
+				continue
+			}
+			if apierrors.IsForbidden(err) {
+				// config/rbac grants each name as the one kind it is:
+				// the other kind's is not ours to read, and is not
+				// asked for again.
+				denied = err
+				if m.deniedKinds == nil {
+					m.deniedKinds = map[string]bool{}
+				}
+				m.deniedKinds[key] = true
 				continue
 			}
 			if err != nil {
@@ -496,11 +524,58 @@ func (m *certManager) patchBundles(ctx context.Context, bundle []byte) error {
 			}
 			m.log.Info("webhook configuration CA bundle updated", "name", name, "kind", configKind(obj))
 		}
-		if !found {
+		switch {
+		case !found && denied != nil:
+			errs = append(errs, fmt.Errorf("no ValidatingWebhookConfiguration or MutatingWebhookConfiguration %q that may be read: %w", name, denied))
+		case !found:
 			errs = append(errs, fmt.Errorf("no ValidatingWebhookConfiguration or MutatingWebhookConfiguration %q", name))
 		}
 	}
+	for _, name := range m.crds {
+		if err := m.patchCRD(ctx, name, bundle); err != nil {
+			errs = append(errs, fmt.Errorf("CustomResourceDefinition %s: %w", name, err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+var crdGVK = schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}
+
+// patchCRD writes bundle into the conversion webhook's clientConfig of the
+// CRD name, and the Service m.service when the CRD calls another one
+// (the Helm chart's CRDs name ferry-system whatever the release's
+// namespace), with a merge patch of those fields alone: the operator may
+// get and patch that CRD and no other.
+func (m *certManager) patchCRD(ctx context.Context, name string, bundle []byte) error {
+	crd := &unstructured.Unstructured{}
+	crd.SetGroupVersionKind(crdGVK)
+	if err := m.reader.Get(ctx, types.NamespacedName{Name: name}, crd); err != nil {
+		return err
+	}
+	if s, _, _ := unstructured.NestedString(crd.Object, "spec", "conversion", "strategy"); s != "Webhook" {
+		return fmt.Errorf("conversion strategy %q, want Webhook", s)
+	}
+	cc, _, _ := unstructured.NestedMap(crd.Object, "spec", "conversion", "webhook", "clientConfig")
+	set := map[string]any{}
+	if ca := base64.StdEncoding.EncodeToString(bundle); cc["caBundle"] != ca {
+		set["caBundle"] = ca
+	}
+	if svc, ok := cc["service"].(map[string]any); ok && m.service.Name != "" &&
+		(svc["namespace"] != m.service.Namespace || svc["name"] != m.service.Name) {
+		set["service"] = map[string]any{"namespace": m.service.Namespace, "name": m.service.Name}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"conversion": map[string]any{"webhook": map[string]any{"clientConfig": set}}}})
+	if err != nil {
+		return err
+	}
+	if err := m.writer.Patch(ctx, crd, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return err
+	}
+	m.log.Info("conversion webhook CA bundle updated", "crd", name, "service_changed", set["service"] != nil)
+	return nil
 }
 
 func configKind(obj client.Object) string {

@@ -28,13 +28,60 @@ func CRDs() []*apiextv1.CustomResourceDefinition {
 		// KServe's columns for graphs are those of TrainedModels.
 		newCRD(api.GroupKServe, api.VersionInferenceGraph, api.KindInferenceGraph, "inferencegraphs", []string{"ig"},
 			reflect.TypeFor[api.InferenceGraphSpec](), reflect.TypeFor[api.InferenceGraphStatus](), tmColumns()),
-		// KFServing 0.5's group, v1beta1 only (its v1alpha2 needs a
-		// conversion webhook). No short names: "isvc" and "tm" stay with
-		// serving.kserve.io, which kubectl would otherwise pick between.
-		newCRD(api.GroupKubeflow, api.VersionInferenceService, api.KindInferenceService, "inferenceservices", nil,
-			reflect.TypeFor[api.InferenceServiceSpec](), reflect.TypeFor[api.InferenceServiceStatus](), isvcColumns()),
+		// KFServing 0.5's group, with its v1alpha2 served through the
+		// operator's conversion webhook. No short names: "isvc" and "tm"
+		// stay with serving.kserve.io, which kubectl would otherwise pick
+		// between.
+		kubeflowInferenceServices(),
 		newCRD(api.GroupKubeflow, api.VersionTrainedModel, api.KindTrainedModel, "trainedmodels", nil,
 			reflect.TypeFor[api.TrainedModelSpec](), reflect.TypeFor[api.TrainedModelStatus](), tmColumns()),
+	}
+}
+
+// Where the API server calls the conversion webhook, as config/webhook
+// installs it; the operator points the CRD at its own --webhook-service
+// when that is another (the Helm chart's crds/ cannot be templated).
+const (
+	DefaultWebhookServiceNamespace = "ferry-system"
+	DefaultWebhookServiceName      = "ferry-webhook-service"
+	webhookServicePort             = 443
+)
+
+// ConversionCRD is the CRD whose versions the conversion webhook converts.
+const ConversionCRD = "inferenceservices." + api.GroupKubeflow
+
+// kubeflowInferenceServices is serving.kubeflow.org's InferenceService:
+// v1beta1, stored, and v1alpha2, KFServing ≤ 0.5's older shape, converted
+// by the operator at WebhookPathConvert (ConversionReview v1). The
+// caBundle is left empty for the operator to fill in.
+func kubeflowInferenceServices() *apiextv1.CustomResourceDefinition {
+	crd := newCRD(api.GroupKubeflow, api.VersionInferenceService, api.KindInferenceService, "inferenceservices", nil,
+		reflect.TypeFor[api.InferenceServiceSpec](), reflect.TypeFor[api.InferenceServiceStatus](), isvcColumns())
+	crd.Spec.Versions = append(crd.Spec.Versions, crdVersion(api.VersionV1alpha2, false,
+		reflect.TypeFor[api.InferenceServiceSpecV1alpha2](), reflect.TypeFor[api.InferenceServiceStatusV1alpha2](), v1alpha2Columns()))
+	crd.Spec.Conversion = &apiextv1.CustomResourceConversion{
+		Strategy: apiextv1.WebhookConverter,
+		Webhook: &apiextv1.WebhookConversion{
+			ClientConfig: &apiextv1.WebhookClientConfig{Service: &apiextv1.ServiceReference{
+				Namespace: DefaultWebhookServiceNamespace,
+				Name:      DefaultWebhookServiceName,
+				Path:      ptr(WebhookPathConvert),
+				Port:      ptr(int32(webhookServicePort)),
+			}},
+			ConversionReviewVersions: []string{"v1"},
+		},
+	}
+	return crd
+}
+
+// v1alpha2Columns are KFServing 0.5's v1alpha2 columns.
+func v1alpha2Columns() []apiextv1.CustomResourceColumnDefinition {
+	return []apiextv1.CustomResourceColumnDefinition{
+		{Name: "URL", Type: "string", JSONPath: ".status.url"},
+		{Name: "Ready", Type: "string", JSONPath: ".status.conditions[?(@.type=='Ready')].status"},
+		{Name: "Default Traffic", Type: "integer", JSONPath: ".status.traffic"},
+		{Name: "Canary Traffic", Type: "integer", JSONPath: ".status.canaryTraffic"},
+		{Name: "Age", Type: "date", JSONPath: ".metadata.creationTimestamp"},
 	}
 }
 
@@ -60,16 +107,6 @@ func tmColumns() []apiextv1.CustomResourceColumnDefinition {
 }
 
 func newCRD(group, version, kind, plural string, short []string, spec, status reflect.Type, cols []apiextv1.CustomResourceColumnDefinition) *apiextv1.CustomResourceDefinition {
-	root := apiextv1.JSONSchemaProps{
-		Type: "object",
-		Properties: map[string]apiextv1.JSONSchemaProps{
-			"apiVersion": {Type: "string"},
-			"kind":       {Type: "string"},
-			"metadata":   {Type: "object"},
-			"spec":       schemaFor(spec),
-			"status":     schemaFor(status),
-		},
-	}
 	return &apiextv1.CustomResourceDefinition{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition"},
 		ObjectMeta: metav1.ObjectMeta{Name: plural + "." + group},
@@ -82,16 +119,32 @@ func newCRD(group, version, kind, plural string, short []string, spec, status re
 				Singular:   strings.ToLower(kind),
 				ShortNames: short,
 			},
-			Scope: apiextv1.NamespaceScoped,
-			Versions: []apiextv1.CustomResourceDefinitionVersion{{
-				Name:                     version,
-				Served:                   true,
-				Storage:                  true,
-				Schema:                   &apiextv1.CustomResourceValidation{OpenAPIV3Schema: &root},
-				Subresources:             &apiextv1.CustomResourceSubresources{Status: &apiextv1.CustomResourceSubresourceStatus{}},
-				AdditionalPrinterColumns: cols,
-			}},
+			Scope:    apiextv1.NamespaceScoped,
+			Versions: []apiextv1.CustomResourceDefinitionVersion{crdVersion(version, true, spec, status, cols)},
 		},
+	}
+}
+
+// crdVersion is one served version with its schema, built from the Go
+// types of its spec and status.
+func crdVersion(name string, storage bool, spec, status reflect.Type, cols []apiextv1.CustomResourceColumnDefinition) apiextv1.CustomResourceDefinitionVersion {
+	root := apiextv1.JSONSchemaProps{
+		Type: "object",
+		Properties: map[string]apiextv1.JSONSchemaProps{
+			"apiVersion": {Type: "string"},
+			"kind":       {Type: "string"},
+			"metadata":   {Type: "object"},
+			"spec":       schemaFor(spec),
+			"status":     schemaFor(status),
+		},
+	}
+	return apiextv1.CustomResourceDefinitionVersion{
+		Name:                     name,
+		Served:                   true,
+		Storage:                  storage,
+		Schema:                   &apiextv1.CustomResourceValidation{OpenAPIV3Schema: &root},
+		Subresources:             &apiextv1.CustomResourceSubresources{Status: &apiextv1.CustomResourceSubresourceStatus{}},
+		AdditionalPrinterColumns: cols,
 	}
 }
 

@@ -38,6 +38,9 @@ const (
 	WebhookPathMutateTrainedModel       = "/mutate-trainedmodel"
 	WebhookPathValidateTrainedModel     = "/validate-trainedmodel"
 	WebhookPathValidateInferenceGraph   = "/validate-inferencegraph"
+	// WebhookPathConvert converts serving.kubeflow.org InferenceServices
+	// between v1alpha2 and v1beta1 (the CRD's conversion webhook).
+	WebhookPathConvert = "/convert"
 )
 
 // WebhookConfig configures the admission webhooks and their certificate.
@@ -61,6 +64,11 @@ type WebhookConfig struct {
 	// (by name; a name may be both kinds) whose caBundle the operator
 	// keeps equal to its CA.
 	Configurations []string
+	// ConversionCRDs are the CustomResourceDefinitions (by name; Ferry's
+	// is ConversionCRD) whose conversion webhook calls WebhookPathConvert:
+	// the operator keeps their caBundle equal to its CA and their Service
+	// equal to Service.
+	ConversionCRDs []string
 	// CertLifetime is how long a certificate is valid (DefaultCertLifetime
 	// when 0); it is renewed when a third of that is left.
 	CertLifetime time.Duration
@@ -143,12 +151,18 @@ func addWebhooks(mgr manager.Manager, w WebhookConfig, log *slog.Logger) error {
 	case w.CertDir != "":
 		store = dirStore{dir: w.CertDir}
 	}
+	var service types.NamespacedName
+	if w.Service != "" {
+		service, _ = parseNamespacedName("", w.Service) // checked by validate
+	}
 	cm := &certManager{
 		issuer:         certIssuer{dnsNames: w.dnsNames(), ips: w.IPs, lifetime: cmp.Or(w.CertLifetime, DefaultCertLifetime)},
 		store:          store,
 		reader:         mgr.GetAPIReader(),
 		writer:         mgr.GetClient(),
 		configurations: w.Configurations,
+		crds:           w.ConversionCRDs,
+		service:        service,
 		interval:       cmp.Or(w.CheckInterval, DefaultCertCheckInterval),
 		grace:          cmp.Or(w.SwitchGrace, DefaultCertSwitchGrace),
 		now:            time.Now,
@@ -165,6 +179,7 @@ func addWebhooks(mgr manager.Manager, w WebhookConfig, log *slog.Logger) error {
 	for path, h := range webhookHandlers() {
 		srv.Register(path, &admission.Webhook{Handler: h})
 	}
+	srv.Register(WebhookPathConvert, converter{log: log})
 	if err := mgr.Add(srv); err != nil {
 		return fmt.Errorf("operator: %w", err)
 	}
@@ -217,10 +232,15 @@ func (a admitter) Handle(_ context.Context, req admission.Request) admission.Res
 		return a.validateTrainedModel(req, obj)
 	case a.kind == api.KindInferenceGraph:
 		return validateInferenceGraph(obj)
+	case a.mutate && req.Kind.Version == api.VersionV1alpha2:
+		// Only a configuration that names v1alpha2 sends it here (with
+		// matchPolicy Equivalent, Ferry's, the API server converts the
+		// object to v1beta1 first): defaults are applied when read.
+		return admission.Allowed("")
 	case a.mutate:
 		return defaultInferenceService(req.Object.Raw, obj)
 	}
-	isvc, _, err := decode(&unstructured.Unstructured{Object: obj})
+	isvc, err := admittedInferenceService(req.Kind.Version, obj)
 	if err != nil {
 		return admission.Denied(err.Error())
 	}
@@ -236,6 +256,20 @@ func (a admitter) Handle(_ context.Context, req admission.Request) admission.Res
 	return admission.Allowed("")
 }
 
+// admittedInferenceService decodes an admitted InferenceService, converting
+// a v1alpha2 one as the conversion webhook does (the same errors).
+func admittedInferenceService(version string, obj map[string]any) (*api.InferenceService, error) {
+	if version != api.VersionV1alpha2 {
+		isvc, _, err := decode(&unstructured.Unstructured{Object: obj})
+		return isvc, err
+	}
+	var src api.InferenceServiceV1alpha2
+	if err := convertJSON(obj, &src); err != nil {
+		return nil, fmt.Errorf("%w: %w", api.ErrInvalid, err)
+	}
+	return src.ConvertToV1beta1()
+}
+
 // object decodes raw, the admitted object, checking that it is the
 // handler's kind in one of the groups and versions Ferry serves.
 func (a admitter) object(group, version, kind string, raw []byte) (map[string]any, error) {
@@ -246,10 +280,14 @@ func (a admitter) object(group, version, kind string, raw []byte) (map[string]an
 	case api.KindInferenceGraph:
 		want = api.VersionInferenceGraph
 	}
-	if kind != a.kind || version != want || group != api.GroupKServe && group != api.GroupKubeflow {
+	okVersion := version == want || a.kind == api.KindInferenceService && version == api.VersionV1alpha2
+	if kind != a.kind || !okVersion || group != api.GroupKServe && group != api.GroupKubeflow {
 		return nil, fmt.Errorf("this webhook admits %s %s of %s or %s, not %s %s of %q", a.kind, want, api.GroupKServe, api.GroupKubeflow, kind, version, group)
 	}
-	obj, err := decodeJSONObject(raw)
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, errors.New("admission request has no object")
+	}
+	obj, err := decodeJSONObject("admitted object", raw)
 	if err != nil {
 		return nil, err
 	}
@@ -262,22 +300,23 @@ func (a admitter) object(group, version, kind string, raw []byte) (map[string]an
 	return obj, nil
 }
 
-// decodeJSONObject decodes one JSON object, keeping numbers as written.
-func decodeJSONObject(raw []byte) (map[string]any, error) {
+// decodeJSONObject decodes one JSON object, keeping numbers as written;
+// what names it in errors ("admitted object").
+func decodeJSONObject(what string, raw []byte) (map[string]any, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
-		return nil, errors.New("admission request has no object")
+		return nil, fmt.Errorf("%s: empty", what)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var obj map[string]any
 	if err := dec.Decode(&obj); err != nil {
-		return nil, fmt.Errorf("admitted object: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if obj == nil {
-		return nil, errors.New("admitted object: null")
+		return nil, fmt.Errorf("%s: null", what)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("admitted object: data after the object")
+		return nil, fmt.Errorf("%s: data after the object", what)
 	}
 	return obj, nil
 }
@@ -292,9 +331,9 @@ func (a admitter) validateTrainedModel(req admission.Request, obj map[string]any
 	if req.Operation != admissionv1.Update || len(req.OldObject.Raw) == 0 {
 		return admission.Allowed("")
 	}
-	oldObj, err := decodeJSONObject(req.OldObject.Raw)
+	oldObj, err := decodeJSONObject("old object", req.OldObject.Raw)
 	if err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("old object: %w", err))
+		return admission.Errored(http.StatusBadRequest, err)
 	}
 	old, oldInvalid := decodeTrainedModel(&unstructured.Unstructured{Object: oldObj})
 	if oldInvalid != "" {
@@ -535,6 +574,12 @@ func reachable(root map[string]any, path []any) bool {
 // a URL in tests).
 func WebhookConfigurations(validating, mutating string, clientConfig func(path string) admissionregistrationv1.WebhookClientConfig) (*admissionregistrationv1.ValidatingWebhookConfiguration, *admissionregistrationv1.MutatingWebhookConfiguration) {
 	fail := admissionregistrationv1.Fail
+	// Equivalent (the API's default, written out because the webhooks
+	// rely on it): an InferenceService written at
+	// serving.kubeflow.org/v1alpha2 is converted to v1beta1 by the
+	// conversion webhook and admitted at v1beta1, so defaulting patches
+	// the v1beta1 fields.
+	equivalent := admissionregistrationv1.Equivalent
 	none := admissionregistrationv1.SideEffectClassNone
 	never := admissionregistrationv1.NeverReinvocationPolicy
 	timeout := int32(10)
@@ -564,7 +609,7 @@ func WebhookConfigurations(validating, mutating string, clientConfig func(path s
 	} {
 		v.Webhooks = append(v.Webhooks, admissionregistrationv1.ValidatingWebhook{
 			Name: w.name, ClientConfig: clientConfig(w.path), Rules: w.rules,
-			FailurePolicy: &fail, SideEffects: &none, TimeoutSeconds: &timeout,
+			FailurePolicy: &fail, SideEffects: &none, TimeoutSeconds: &timeout, MatchPolicy: &equivalent,
 			AdmissionReviewVersions: []string{"v1"},
 		})
 	}
@@ -579,7 +624,7 @@ func WebhookConfigurations(validating, mutating string, clientConfig func(path s
 	} {
 		m.Webhooks = append(m.Webhooks, admissionregistrationv1.MutatingWebhook{
 			Name: w.name, ClientConfig: clientConfig(w.path), Rules: w.rules,
-			FailurePolicy: &fail, SideEffects: &none, TimeoutSeconds: &timeout,
+			FailurePolicy: &fail, SideEffects: &none, TimeoutSeconds: &timeout, MatchPolicy: &equivalent,
 			AdmissionReviewVersions: []string{"v1"}, ReinvocationPolicy: &never,
 		})
 	}
