@@ -555,7 +555,11 @@ func newDescribeCmd(c *client) *cobra.Command {
 				}
 				fmt.Fprintf(w, "  %s  (%s, created %s ago%s)\n", r.Name, r.Component, age(&r.Created), running)
 				for _, rp := range reps.Revisions[r.Name] {
-					fmt.Fprintf(w, "    replica %s: %s pid=%d port=%d restarts=%d %s\n", rp.Name, rp.Phase, rp.PID, rp.HTTPPort, rp.Restarts, rp.LastExit)
+					where := ""
+					if rp.InProcess {
+						where = " in-process"
+					}
+					fmt.Fprintf(w, "    replica %s: %s%s pid=%d port=%d restarts=%d %s\n", rp.Name, rp.Phase, where, rp.PID, rp.HTTPPort, rp.Restarts, rp.LastExit)
 				}
 			}
 			if err := c.describeQuality(ctx, w, namespace, name); err != nil { // describe_quality.go

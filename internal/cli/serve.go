@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferryserve/ferry/internal/batcher"
+	"github.com/ferryserve/ferry/internal/controlplane"
 	"github.com/ferryserve/ferry/internal/node"
 	"github.com/ferryserve/ferry/internal/protocol"
 	"github.com/ferryserve/ferry/internal/puller"
@@ -64,10 +66,16 @@ type serveOptions struct {
 	logLevel        string
 	logFormat       string
 	config          string
+	// embedded, if set, runs the server inside another process (ferry
+	// up's in-process replicas, serveInProcess): it is given the server's
+	// handler and readiness once the server is built.
+	embedded func(controlplane.EmbeddedServer)
 }
 
-func newServeCmd() *cobra.Command {
-	o := &serveOptions{}
+func newServeCmd() *cobra.Command { return serveCmd(&serveOptions{}) }
+
+// serveCmd is `ferry serve` over o.
+func serveCmd(o *serveOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve --model-dir DIR",
 		Short: "Serve the models in a directory over V1/V2 REST and V2 gRPC",
@@ -84,8 +92,12 @@ example FERRY_HTTP_PORT=9000) or a key in the --config YAML file (for example
 over the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnvAndConfig(cmd.Flags(), o.config); err != nil {
-				return err
+			// An embedded server takes its flags from the command line
+			// alone, as a process replica whose environment ferry up sets.
+			if o.embedded == nil {
+				if err := applyEnvAndConfig(cmd.Flags(), o.config); err != nil {
+					return err
+				}
 			}
 			return runServe(cmd.Context(), o, cmd)
 		},
@@ -242,8 +254,12 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	if o.embedded != nil {
+		o.embedded(controlplane.EmbeddedServer{Handler: srv.Handler(), Ready: repo.Ready})
+	}
 	ncfg := node.Config{
-		Server: srv, Models: repo, LoadParallelism: o.loadParallelism, Logger: log,
+		Embedded: o.embedded != nil,
+		Server:   srv, Models: repo, LoadParallelism: o.loadParallelism, Logger: log,
 		AfterLoad: o.explain.checkLoaded(repo, log),
 		Drained:   []node.Runner{node.RunFunc(o.quality.run)}, // closes the journal after the drain
 	}
@@ -391,4 +407,16 @@ func pullerStatus(p *puller.Puller) func(http.Handler) http.Handler {
 // modelPuller is what pullInto needs from storage.
 type modelPuller interface {
 	Pull(ctx context.Context, uri string) (string, error)
+}
+
+// serveInProcess is ferry up's controlplane.ServeFunc: `ferry serve` with a
+// process replica's flags, run in this process, its log (stdout and
+// stderr) written to logw.
+func serveInProcess(ctx context.Context, args []string, logw io.Writer, started func(controlplane.EmbeddedServer)) error {
+	cmd := serveCmd(&serveOptions{embedded: started})
+	cmd.SetArgs(args)
+	cmd.SetOut(logw)
+	cmd.SetErr(logw)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	return cmd.ExecuteContext(ctx)
 }

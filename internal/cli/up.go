@@ -41,6 +41,7 @@ type upOptions struct {
 	api               apiSecurityOptions
 	rollout           rolloutUpOptions
 	storageConfig     string
+	inProcess         bool
 }
 
 func newUpCmd() *cobra.Command {
@@ -81,6 +82,7 @@ FERRY_SERVER, default http://127.0.0.1:8090).`,
 	o.storage.addFlags(f)
 	o.api.addFlags(f)
 	f.StringVar(&o.storageConfig, api.StorageConfigFlag, "", "KServe storage-config (a Secret's YAML or a JSON/YAML map of entries) for models given as storage: {key, path} (env "+api.StorageConfigEnv+")")
+	f.BoolVar(&o.inProcess, "in-process-predictors", false, "serve predictors of built-in formats inside this process, with no hop from the ingress (those without a logger, batcher, quality journal, storage key or more than one replica; a service's annotation "+controlplane.AnnotationInProcess+" overrides this)")
 	o.rollout.addFlags(f)
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "auto", "auto (text on a terminal, JSON otherwise), json or text")
@@ -140,10 +142,13 @@ func runUp(ctx context.Context, o *upOptions, cmd *cobra.Command) error {
 		Controller: controlplane.Config{
 			ServeArgs: o.storage.args(),
 			Store:     db, Domain: o.domain, DataDir: o.dataDir, FerryBinary: self,
-			ReplicaEnv:    storage.CredentialEnv(os.Environ()),
-			StorageConfig: storageConfig,
-			Logger:        log,
+			ReplicaEnv:          storage.CredentialEnv(os.Environ()),
+			StorageConfig:       storageConfig,
+			Logger:              log,
+			InProcessPredictors: o.inProcess,
 		},
+		// Always available: a service's annotation may ask for it.
+		InProcessServe: serveInProcess,
 		Autoscaler: controlplane.AutoscalerConfig{
 			StableWindow: o.stableWindow, PanicWindow: o.panicWindow, ScaleToZeroAfter: o.scaleToZeroAfter, ScaleDownDelay: o.scaleDownDelay,
 		},

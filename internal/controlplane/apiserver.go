@@ -152,6 +152,9 @@ func (c *Controller) apply(o api.Object, conditional bool) (mgmt.ApplyResult, er
 		if _, err := router.ParseAffinity(md.Annotations); err != nil {
 			return res, fmt.Errorf("%w: %w", api.ErrInvalid, err)
 		}
+		if err := checkInProcessAnnotation(*md); err != nil {
+			return res, fmt.Errorf("%w: %w", api.ErrInvalid, err)
+		}
 		// Explainer configs are checked now, not when their replica starts.
 		if err := checkExplainer(isvc); err != nil {
 			return res, fmt.Errorf("%w: %w", api.ErrInvalid, err)
@@ -342,7 +345,7 @@ func (a *APIServer) replicas(w http.ResponseWriter, r *http.Request) {
 		reps := []mgmt.Replica{}
 		for _, st := range rs.Status() {
 			reps = append(reps, mgmt.Replica{Name: st.Name, Phase: string(st.Phase), PID: st.PID, Restarts: st.Restarts,
-				LastExit: st.LastExit, Since: st.Since, HTTPPort: st.HTTPPort, GRPCPort: st.GRPCPort})
+				LastExit: st.LastExit, Since: st.Since, HTTPPort: st.HTTPPort, GRPCPort: st.GRPCPort, InProcess: st.InProcess})
 		}
 		out.Revisions[rev] = reps
 		if a.ctl.cfg.Autoscaler != nil {

@@ -55,6 +55,13 @@ type Config struct {
 	ServeArgs []string
 	// Runner runs revisions' replicas (default: local processes).
 	Runner Runner
+	// InProcess, if set, runs the predictor revisions that can be served
+	// inside this process (inprocess.go) when InProcessPredictors or the
+	// service's AnnotationInProcess asks for it; the rest go to Runner.
+	InProcess Runner
+	// InProcessPredictors is ferry up's --in-process-predictors: the
+	// default of AnnotationInProcess.
+	InProcessPredictors bool
 	// Workers is how many objects are reconciled at once (default 16).
 	Workers int
 }

@@ -35,6 +35,11 @@ type PlaneConfig struct {
 	APIHandler func(p *Plane) http.Handler
 	// OnReady is called once every listener serves.
 	OnReady func()
+	// InProcessServe, if set, lets predictor revisions run inside this
+	// process (ferry up --in-process-predictors, AnnotationInProcess):
+	// New makes Controller.InProcess an InProcessRunner over the plane's
+	// router.
+	InProcessServe ServeFunc
 }
 
 // Plane is `ferry up`: the ingress router, the autoscaler and the
@@ -70,6 +75,9 @@ func New(cfg PlaneConfig) (*Plane, error) {
 	p.router.SetHopSocket(func(addr string) string { return p.ctl.HopSocket(addr) })
 	cc := cfg.Controller
 	cc.Router, cc.Autoscaler = p.router, p.scaler
+	if cfg.InProcessServe != nil {
+		cc.InProcess = InProcessRunner{Serve: cfg.InProcessServe, Router: p.router, Logger: log}
+	}
 	cc.PredictorAddr = predLn.Addr().String()
 	cc.IngressURL = "http://" + ReachableAddr(cfg.Ingress.Addr())
 	p.ctl = NewController(cc)

@@ -184,6 +184,9 @@ func (c *Controller) runComponent(ctx context.Context, isvc *api.InferenceServic
 		rkey := revKey(ns, name, comp) + rn
 		replicas := replicasFor(rn)
 		if rs := c.replicaSet(rkey); rs != nil {
+			if isInProcess(rs) {
+				replicas = min(replicas, 1) // inprocess.go: one replica at most
+			}
 			before := len(rs.Status())
 			if err := rs.Scale(replicas); err != nil {
 				c.event(ns+"/"+name, "Warning", "ScaleFailed", fmt.Sprintf("%s: %v", rn, err))
@@ -204,7 +207,13 @@ func (c *Controller) runComponent(ctx context.Context, isvc *api.InferenceServic
 		}
 		tmpl = c.withQuality(isvc, byName[rn], tmpl) // quality.go: journal predictions when the service asks
 		svcKey := ns + "/" + name
-		rs := c.cfg.Runner.Replicas(ReplicaSpec{Service: svcKey, Revision: rn, Template: tmpl, LogDir: c.logDir(ns, name), PIDDir: c.PIDDir()},
+		runner, where := c.cfg.Runner, ""
+		if ok, why := c.inProcess(isvc, comp, byName[rn]); ok {
+			runner, where, replicas = c.cfg.InProcess, " in-process", min(replicas, 1)
+		} else if why != "" {
+			c.event(svcKey, "Normal", "ProcessReplicas", fmt.Sprintf("%s runs as ferry serve processes, not in-process: %s", rn, why))
+		}
+		rs := runner.Replicas(ReplicaSpec{Service: svcKey, Revision: rn, Template: tmpl, LogDir: c.logDir(ns, name), PIDDir: c.PIDDir()},
 			func() { c.queue.Add(svcKey) })
 		if err := rs.Scale(replicas); err != nil {
 			c.event(ns+"/"+name, "Warning", "ScaleFailed", fmt.Sprintf("%s: %v", rn, err))
@@ -213,7 +222,7 @@ func (c *Controller) runComponent(ctx context.Context, isvc *api.InferenceServic
 		c.mu.Lock()
 		c.running[rkey] = rs
 		c.mu.Unlock()
-		c.event(ns+"/"+name, "Normal", "RevisionStarted", fmt.Sprintf("started %d replica(s) of %s", replicas, rn))
+		c.event(ns+"/"+name, "Normal", "RevisionStarted", fmt.Sprintf("started %d replica(s) of %s%s", replicas, rn, where))
 	}
 	for _, rn := range in.Revisions {
 		if o, ok := in.Observed[rn]; ok && o.Failed != "" {

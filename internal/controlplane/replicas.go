@@ -141,6 +141,9 @@ type ReplicaStatus struct {
 	supervisor.Status
 	HTTPPort int `json:"httpPort"`
 	GRPCPort int `json:"grpcPort"`
+	// InProcess: the replica runs inside ferry up's process (PID is
+	// ferry up's), and the ingress calls it without a hop.
+	InProcess bool `json:"inProcess,omitempty"`
 }
 
 // Status lists the running replicas.

@@ -73,6 +73,8 @@ type Replica struct {
 	Since    time.Time `json:"since"`
 	HTTPPort int       `json:"httpPort"`
 	GRPCPort int       `json:"grpcPort"`
+	// InProcess: it runs inside ferry up's process (--in-process-predictors).
+	InProcess bool `json:"inProcess,omitempty"`
 }
 
 // Replicas is a service's running replicas by revision, with the

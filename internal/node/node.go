@@ -53,6 +53,10 @@ type Config struct {
 	// puller).
 	Background []Runner
 	Logger     *slog.Logger
+	// Embedded: the node runs inside another process (an in-process
+	// replica of ferry up), which owns the process's memory: the node
+	// leaves the binary's pages alone (memtrim).
+	Embedded bool
 }
 
 // Run serves until ctx ends or a part fails, then closes the models.
@@ -94,6 +98,9 @@ func Run(ctx context.Context, cfg Config) error {
 				return err
 			}
 		}
+		if cfg.Embedded {
+			return nil
+		}
 		// Start-up is over: hand the binary's pages that only package
 		// initialisation touched back to the page cache.
 		if n, err := memtrim.Release(); err != nil {
@@ -103,7 +110,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return nil
 	})
-	g.Go(func() error { return memtrim.Run(gctx, 0) }) // and again after bursts, when idle
+	if !cfg.Embedded {
+		g.Go(func() error { return memtrim.Run(gctx, 0) }) // and again after bursts, when idle
+	}
 	err := g.Wait()
 	log.Info("stopped")
 	return err

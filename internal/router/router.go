@@ -43,7 +43,32 @@ type Router struct {
 	stats    sync.Map // "ns/revision" → *RevisionStats
 	feedback sync.Map // "ns/service" → *feedbackCounts (feedback.go)
 	limits   sync.Map // "ns/revision" → *limiter
+	local    sync.Map // backend address → http.Handler of an in-process replica (SetLocal)
 	waiting  atomic.Int64
+}
+
+// SetLocal makes h serve the requests routed to the backend at addr, in
+// this process and with no hop: an in-process replica (the control
+// plane's in-process runner) registers its handler under its address
+// before it is ready, and removes it (h nil) before it stops, so a
+// request that finds no handler goes to the address as before. The
+// router keeps its own per-request work for such a backend (split,
+// activator, concurrency limit, counters, latency histogram, timeout,
+// middleware).
+func (r *Router) SetLocal(addr string, h http.Handler) {
+	if h == nil {
+		r.local.Delete(addr)
+		return
+	}
+	r.local.Store(addr, h)
+}
+
+// localHandler is the in-process handler registered for addr, or nil.
+func (r *Router) localHandler(addr string) http.Handler {
+	if h, ok := r.local.Load(addr); ok {
+		return h.(http.Handler)
+	}
+	return nil
 }
 
 // Waiting is how many requests the activator holds now.
@@ -414,12 +439,17 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 		http.SetCookie(w, &http.Cookie{Name: StickyCookie(rt.Service.Namespace, rt.Service.Name), Value: rt.Target.Revision,
 			Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	}
+	mw := rt.Service.Components[rt.Component].Middleware
+	if h := r.localHandler(be); h != nil && mw == nil {
+		h.ServeHTTP(w, req) // an in-process replica: no hop, so nothing to buffer
+		return
+	}
 	if err := bufferBody(req); err != nil {
 		r.proxyError(w, req, err)
 		return
 	}
 	streamBody(w, req)
-	if mw := rt.Service.Components[rt.Component].Middleware; mw != nil {
+	if mw != nil {
 		mw(r.hop).ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), backendKey{}, be)))
 		return
 	}
@@ -428,10 +458,16 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, component strin
 	}
 }
 
-// serveHop proxies a request to the replica its context names, by the hop
-// when it can take the request and by the ReverseProxy otherwise.
+// serveHop sends a request to the replica its context names: to its
+// handler when it runs in this process, else by the hop when it can take
+// the request and by the ReverseProxy otherwise.
 func (r *Router) serveHop(w http.ResponseWriter, req *http.Request) {
-	if !r.forward(w, req, req.Context().Value(backendKey{}).(string)) {
+	be := req.Context().Value(backendKey{}).(string)
+	if h := r.localHandler(be); h != nil {
+		h.ServeHTTP(w, req)
+		return
+	}
+	if !r.forward(w, req, be) {
 		r.proxy.ServeHTTP(w, req)
 	}
 }

@@ -84,6 +84,9 @@ type Server struct {
 	httpSrv *http.Server
 	fastSrv *http1.Server // nil with EngineStd
 	grpcSrv *grpc.Server
+	// handler is the HTTP handler chain without the listener's body-rate
+	// bound (Handler).
+	handler http.Handler
 	// sockLn and sockSrv serve Config.HTTPSocket (nil without one).
 	sockLn  net.Listener
 	sockSrv interface {
@@ -161,10 +164,11 @@ func New(cfg Config) (*Server, error) {
 			next.ServeHTTP(w, r)
 		})
 	}
+	s.handler = cfg.Metrics.InFlight(handler)
 	s.httpSrv = &http.Server{
 		// The body-rate bound is outermost: it needs the connection's own
 		// ResponseWriter to set read deadlines.
-		Handler:           cfg.BodyRate.Wrap(cfg.Metrics.InFlight(handler)),
+		Handler:           cfg.BodyRate.Wrap(s.handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
@@ -226,6 +230,13 @@ func (s *Server) inflightInterceptor(ctx context.Context, req any, info *grpc.Un
 	defer s.cfg.Metrics.inflight.Dec()
 	return s.cfg.RepositoryAPI.interceptor(ctx, req, info, h)
 }
+
+// Handler is what the HTTP listener serves (V1, V2, /metrics, the
+// middleware), for a caller in the same process that has its own listener
+// and connection-level bounds: ferry up's ingress calls an in-process
+// replica's Handler instead of proxying to its port. Requests served this
+// way are not drained by Run's shutdown; the caller drains its own.
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // HTTPAddr is the address the HTTP listener is bound to.
 func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
