@@ -45,8 +45,9 @@ type kubectlSample struct {
 // Once the operator has reconciled them, what it wrote for each sample
 // (Deployments, Services, HPAs, Ingresses, the InferenceServices'
 // conditions) is compared with testdata/kubectl/<sample>.yaml, and
-// `kubectl get isvc` prints KServe's columns. v1alpha2 samples are left
-// out: no conversion webhook serves that version.
+// `kubectl get isvc` prints KServe's columns. KFServing's
+// serving.kubeflow.org/v1alpha2 samples go through the operator's
+// conversion webhook (on loopback) and are compared at v1beta1.
 func TestKubectlSamples(t *testing.T) {
 	kubectl := filepath.Join(kubetest.AssetsDir(), "kubectl")
 	if _, err := os.Stat(kubectl); err != nil {
@@ -54,7 +55,8 @@ func TestKubectlSamples(t *testing.T) {
 	}
 	cluster := kubetest.Start(t, kubetest.Options{CRDDirs: []string{"../../config/crd"}})
 	cl := newClient(t, cluster)
-	startOperator(t, cluster, nil)
+	startOperator(t, cluster, serveConversionOnLoopback(t, cl))
+	waitConversionCA(t, cl)
 
 	samples := loadKubectlSamples(t)
 	dir := t.TempDir()
@@ -175,7 +177,8 @@ func TestKubectlSamples(t *testing.T) {
 
 // loadKubectlSamples reads the KServe samples and keeps the documents the
 // CRDs serve: InferenceServices v1beta1 and TrainedModels v1alpha1 of
-// both groups, InferenceGraphs v1alpha1 of serving.kserve.io.
+// both groups, InferenceServices v1alpha2 of serving.kubeflow.org,
+// InferenceGraphs v1alpha1 of serving.kserve.io.
 func loadKubectlSamples(t *testing.T) []kubectlSample {
 	t.Helper()
 	files, err := filepath.Glob("../api/testdata/kserve-samples/*.yaml")
@@ -183,12 +186,14 @@ func loadKubectlSamples(t *testing.T) []kubectlSample {
 		t.Fatal(err)
 	}
 	var out []kubectlSample
+	alpha2 := 0 // samples with v1alpha2 documents
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := kubectlSample{file: filepath.Base(f), ns: fmt.Sprintf("sample-%03d", len(out))}
+		s := kubectlSample{file: filepath.Base(f)}
+		v1alpha2 := false
 		for _, doc := range bytes.Split(b, []byte("\n---")) {
 			var ty struct {
 				APIVersion string `json:"apiVersion"`
@@ -202,8 +207,10 @@ func loadKubectlSamples(t *testing.T) []kubectlSample {
 			}
 			group, version, _ := strings.Cut(ty.APIVersion, "/")
 			switch {
-			case ty.Kind == api.KindInferenceService && version == api.VersionInferenceService && (group == api.GroupKServe || group == api.GroupKubeflow):
+			case ty.Kind == api.KindInferenceService && version == api.VersionInferenceService && (group == api.GroupKServe || group == api.GroupKubeflow),
+				ty.Kind == api.KindInferenceService && version == api.VersionV1alpha2 && group == api.GroupKubeflow:
 				s.isvcs = append(s.isvcs, group+"/"+ty.Metadata.Name)
+				v1alpha2 = v1alpha2 || version == api.VersionV1alpha2
 			case ty.Kind == api.KindTrainedModel && version == api.VersionTrainedModel && (group == api.GroupKServe || group == api.GroupKubeflow):
 			case ty.Kind == "InferenceGraph" && ty.APIVersion == "serving.kserve.io/v1alpha1":
 			default:
@@ -231,6 +238,14 @@ func loadKubectlSamples(t *testing.T) []kubectlSample {
 			s.docs = append(s.docs, clean)
 		}
 		if len(s.docs)+len(s.refused) > 0 {
+			// Namespaces are numbered apart for samples with v1alpha2
+			// documents, so that adding them renamed no other's.
+			if v1alpha2 {
+				alpha2++
+				s.ns = fmt.Sprintf("v1alpha2-%03d", alpha2-1)
+			} else {
+				s.ns = fmt.Sprintf("sample-%03d", len(out)-alpha2)
+			}
 			out = append(out, s)
 		}
 	}
