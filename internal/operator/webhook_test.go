@@ -520,3 +520,34 @@ func FuzzWebhookAdmit(f *testing.F) {
 		}
 	})
 }
+
+// TestWebhookV1alpha2 sends v1alpha2 InferenceServices as a configuration
+// that names that version would (Ferry's say matchPolicy Equivalent, which
+// converts them to v1beta1 first): validation after conversion, with the
+// fields named as written, and no defaulting patch.
+func TestWebhookV1alpha2(t *testing.T) {
+	good := `apiVersion: serving.kubeflow.org/v1alpha2
+kind: InferenceService
+metadata: {name: iris, namespace: default}
+spec:
+  default:
+    predictor:
+      sklearn: {storageUri: gs://b/iris}
+`
+	if resp := handle(WebhookPathValidateInferenceService, admissionRequest(t, good, "")); !resp.Allowed {
+		t.Errorf("valid v1alpha2 denied: %v", resp.Result)
+	}
+	if resp := handle(WebhookPathMutateInferenceService, admissionRequest(t, good, "")); !resp.Allowed || len(resp.Patches) != 0 {
+		t.Errorf("defaulting a v1alpha2 object: allowed %v, %d patches", resp.Allowed, len(resp.Patches))
+	}
+	for _, tc := range []struct{ doc, want string }{
+		{strings.Replace(good, "storageUri: gs://b/iris", "storageUri: 'ftp://b/iris'", 1), "spec.default.predictor.sklearn.storageUri"},
+		{good + "  canaryTrafficPercent: 150\n  canary: {predictor: {sklearn: {storageUri: gs://b/v2}}}\n", "spec.canaryTrafficPercent"},
+		{strings.Replace(good, "sklearn: {storageUri: gs://b/iris}", "sklearn: {storageUri: gs://b/iris}\n      onnx: {storageUri: gs://b/o}", 1), "spec.default.predictor: exactly one of"},
+	} {
+		resp := handle(WebhookPathValidateInferenceService, admissionRequest(t, tc.doc, ""))
+		if resp.Allowed || !strings.Contains(resp.Result.Message, tc.want) {
+			t.Errorf("allowed %v, %v; want a denial naming %s", resp.Allowed, resp.Result, tc.want)
+		}
+	}
+}
