@@ -385,3 +385,42 @@ func TestInProcessAnnotationWithoutFlag(t *testing.T) {
 		t.Errorf("ok-in not Ready: %+v", h.status("ok-in").Conditions)
 	}
 }
+
+// TestInProcessScaleToZeroAndBack: scaled to zero the replica's server
+// stops (its model is released); scaled up again a new one loads.
+func TestInProcessScaleToZeroAndBack(t *testing.T) {
+	fs := &fakeServe{}
+	fs.ready.Store(true)
+	rt := router.New("example.com", nil)
+	rs := InProcessRunner{Serve: fs.serve, Router: rt}.Replicas(ReplicaSpec{Revision: "m-predictor-00001", Template: serveTmpl}, nil)
+	defer rs.Close()
+	if err := rs.Scale(1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ready", func() bool { return len(rs.Backends()) == 1 })
+	first := fmt.Sprint(rs.Status()[0].HTTPPort)
+	if err := rs.Scale(0); err != nil {
+		t.Fatal(err)
+	}
+	if b, st := rs.Backends(), rs.Status(); len(b) != 0 || len(st) != 0 {
+		t.Fatalf("scaled to zero: backends %v, status %+v", b, st)
+	}
+	waitFor(t, "the first server to stop", func() bool { s, _ := fs.wasStopped(first); return s })
+	if err := rs.Scale(1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ready again", func() bool { return len(rs.Backends()) == 1 })
+	st := rs.Status()
+	if len(st) != 1 || fmt.Sprint(st[0].HTTPPort) == first || !strings.HasSuffix(st[0].Name, "-1") {
+		t.Fatalf("after scaling up again: %+v", st)
+	}
+	routeTo(t, rt, rs.Backends())
+	if code, body, _ := post(t, rt, "m.default.example.com", "/v1/models/m:predict"); code != 200 || body != "in-process "+fmt.Sprint(st[0].HTTPPort) {
+		t.Fatalf("after scaling up again: %d %q", code, body)
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.calls != 2 {
+		t.Fatalf("the server was started %d times, want 2", fs.calls)
+	}
+}
