@@ -49,64 +49,7 @@ type kubectlSample struct {
 // serving.kubeflow.org/v1alpha2 samples go through the operator's
 // conversion webhook (on loopback) and are compared at v1beta1.
 func TestKubectlSamples(t *testing.T) {
-	kubectl := filepath.Join(kubetest.AssetsDir(), "kubectl")
-	if _, err := os.Stat(kubectl); err != nil {
-		t.Skipf("no kubectl in %s: run scripts/kube-test-cluster.sh", kubetest.AssetsDir())
-	}
-	cluster := kubetest.Start(t, kubetest.Options{CRDDirs: []string{"../../config/crd"}})
-	cl := newClient(t, cluster)
-	startOperator(t, cluster, serveConversionOnLoopback(t, cl))
-	waitConversionCA(t, cl)
-
-	samples := loadKubectlSamples(t)
-	dir := t.TempDir()
-	run := func(args ...string) ([]byte, error) {
-		cmd := exec.CommandContext(t.Context(), kubectl, append([]string{"--kubeconfig", cluster.Kubeconfig}, args...)...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return out, fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, stderr.Bytes())
-		}
-		return out, nil
-	}
-
-	// Apply, four kubectl processes at a time.
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 4)
-	errs := make([]error, len(samples))
-	for i, s := range samples {
-		f := filepath.Join(dir, s.ns+".yaml")
-		doc := append([]byte("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: "+s.ns+"\n"), bytes.Join(append([][]byte{nil}, s.docs...), []byte("\n---\n"))...)
-		if err := os.WriteFile(f, doc, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			_, errs[i] = run("apply", "-n", s.ns, "-f", f)
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("%s: %v", samples[i].file, err)
-		}
-	}
-	if t.Failed() {
-		t.FailNow()
-	}
-	for _, s := range samples {
-		for j, doc := range s.refused {
-			f := filepath.Join(dir, fmt.Sprintf("%s-refused-%d.yaml", s.ns, j))
-			if err := os.WriteFile(f, doc, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := run("apply", "-n", s.ns, "-f", f); err == nil {
-				t.Errorf("%s: kubectl apply accepted a document ferry apply cannot decode:\n%s", s.file, doc)
-			}
-		}
-	}
+	_, cl, samples, run := applyKubectlSamples(t, kubetest.Options{CRDDirs: []string{"../../config/crd"}})
 
 	// Reconciled: every InferenceService reports the generation it was
 	// planned from.
@@ -173,6 +116,75 @@ func TestKubectlSamples(t *testing.T) {
 	if len(lines)-1 != n {
 		t.Errorf("kubectl get isvc -A lists %d services, want %d:\n%s", len(lines)-1, n, out)
 	}
+}
+
+// applyKubectlSamples starts a cluster with opts and the operator (its
+// conversion webhook on loopback), and applies every KServe sample the
+// CRDs serve with a real kubectl, one namespace per sample; documents
+// Ferry's decoder refuses must be refused by kubectl too. It skips t
+// without kubectl, and returns the cluster, a client, the samples and a
+// function that runs kubectl against the cluster.
+func applyKubectlSamples(t *testing.T, opts kubetest.Options) (*kubetest.Cluster, client.Client, []kubectlSample, func(args ...string) ([]byte, error)) {
+	t.Helper()
+	kubectl := filepath.Join(kubetest.AssetsDir(), "kubectl")
+	if _, err := os.Stat(kubectl); err != nil {
+		t.Skipf("no kubectl in %s: run scripts/kube-test-cluster.sh", kubetest.AssetsDir())
+	}
+	cluster := kubetest.Start(t, opts)
+	cl := newClient(t, cluster)
+	startOperator(t, cluster, serveConversionOnLoopback(t, cl))
+	waitConversionCA(t, cl)
+
+	samples := loadKubectlSamples(t)
+	dir := t.TempDir()
+	run := func(args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(t.Context(), kubectl, append([]string{"--kubeconfig", cluster.Kubeconfig}, args...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return out, fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, stderr.Bytes())
+		}
+		return out, nil
+	}
+
+	// Apply, four kubectl processes at a time.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	errs := make([]error, len(samples))
+	for i, s := range samples {
+		f := filepath.Join(dir, s.ns+".yaml")
+		doc := append([]byte("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: "+s.ns+"\n"), bytes.Join(append([][]byte{nil}, s.docs...), []byte("\n---\n"))...)
+		if err := os.WriteFile(f, doc, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			_, errs[i] = run("apply", "-n", s.ns, "-f", f)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("%s: %v", samples[i].file, err)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	for _, s := range samples {
+		for j, doc := range s.refused {
+			f := filepath.Join(dir, fmt.Sprintf("%s-refused-%d.yaml", s.ns, j))
+			if err := os.WriteFile(f, doc, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := run("apply", "-n", s.ns, "-f", f); err == nil {
+				t.Errorf("%s: kubectl apply accepted a document ferry apply cannot decode:\n%s", s.file, doc)
+			}
+		}
+	}
+	return cluster, cl, samples, run
 }
 
 // loadKubectlSamples reads the KServe samples and keeps the documents the

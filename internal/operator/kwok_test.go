@@ -2,7 +2,13 @@ package operator_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferryserve/ferry/internal/operator"
 	"github.com/ferryserve/ferry/internal/operator/kubetest"
@@ -10,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 )
 
 // TestOperatorPods runs the operator on a cluster that makes pods as a
@@ -155,4 +162,104 @@ func podReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// TestKubectlSamplesReady applies every KServe sample, as
+// TestKubectlSamples does, to a cluster that makes pods (kwok), and waits
+// for each InferenceService to become Ready from what the cluster reports:
+// every one whose golden (testdata/kubectl) shows no failure of its own
+// (an invalid spec, a runtime the operator has no image for) must reach
+// Ready=True, and the others keep their failure.
+func TestKubectlSamplesReady(t *testing.T) {
+	_, cl, samples, _ := applyKubectlSamples(t, kubetest.Options{CRDDirs: []string{"../../config/crd"}, Pods: true})
+	ready, failing := 0, 0
+	for _, s := range samples {
+		expect := goldenFailures(t, s)
+		for _, key := range s.isvcs {
+			group, name, _ := strings.Cut(key, "/")
+			gvk := operator.InferenceServiceGVK
+			gvk.Group = group
+			reasons := expect[key]
+			what := s.ns + "/" + name + " Ready"
+			if len(reasons) > 0 {
+				what = s.ns + "/" + name + " failing with " + strings.Join(reasons, ", ")
+			}
+			var last string
+			deadline := time.Now().Add(2 * waitFor)
+			for {
+				u := &unstructured.Unstructured{}
+				u.SetGroupVersionKind(gvk)
+				if err := cl.Get(t.Context(), client.ObjectKey{Namespace: s.ns, Name: name}, u); err != nil {
+					t.Fatal(err)
+				}
+				st, _ := u.Object["status"].(map[string]any)
+				last = fmt.Sprint(st["conditions"])
+				if len(reasons) == 0 && conditionStatus(st, "Ready") == "True" {
+					ready++
+					break
+				}
+				if len(reasons) > 0 && conditionStatus(st, "Ready") == "False" && hasReasons(st, reasons) {
+					failing++
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("%s (%s): timed out waiting for %s; conditions %s", s.file, key, what, last)
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}
+	t.Logf("%d InferenceServices Ready, %d failing as their goldens say", ready, failing)
+	if ready < 50 {
+		t.Errorf("only %d samples reached Ready", ready)
+	}
+}
+
+// failureReasons are condition reasons that pods cannot cure.
+var failureReasons = []string{"InvalidSpec", "RevisionFailed", "ReconcileFailed", "NameTaken"}
+
+// goldenFailures reads which InferenceServices of s its golden shows
+// failing, with the reasons.
+func goldenFailures(t *testing.T, s kubectlSample) map[string][]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "kubectl", strings.TrimSuffix(s.file, ".yaml")+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []struct {
+		InferenceService string   `json:"inferenceService"`
+		Conditions       []string `json:"conditions"`
+	}
+	if err := yaml.Unmarshal(b, &docs); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, d := range docs {
+		for _, c := range d.Conditions {
+			for _, r := range failureReasons {
+				if strings.HasSuffix(c, "("+r+")") && !slices.Contains(out[d.InferenceService], r) {
+					out[d.InferenceService] = append(out[d.InferenceService], r)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// hasReasons reports whether st has a False condition with each reason.
+func hasReasons(st map[string]any, reasons []string) bool {
+	conds, _ := st["conditions"].([]any)
+	for _, r := range reasons {
+		found := false
+		for _, c := range conds {
+			if m, _ := c.(map[string]any); m["status"] == "False" && m["reason"] == r {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }

@@ -41,6 +41,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -341,6 +342,25 @@ func (c *Cluster) startPods(bin, work string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("untaint node %s: %w", KwokNode, err)
+	}
+	// Room for every sample, GPU ones included (nothing runs on it).
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := cs.CoreV1().Nodes().Get(ctx, KwokNode, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		room := corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("1k"),
+			corev1.ResourceMemory: resource.MustParse("1Ti"),
+			corev1.ResourcePods:   resource.MustParse("1k"),
+			"nvidia.com/gpu":      resource.MustParse("64"),
+		}
+		n.Status.Capacity, n.Status.Allocatable = room, room
+		_, err = cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("size node %s: %w", KwokNode, err)
 	}
 	c.Node = KwokNode
 	return nil
