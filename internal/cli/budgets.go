@@ -21,6 +21,11 @@ type budgetOptions struct {
 // interceptors, first, so they reach the V1 and V2 decoders of every
 // request.
 func (o budgetOptions) install(mw []func(http.Handler) http.Handler, ic []grpc.UnaryServerInterceptor) ([]func(http.Handler) http.Handler, []grpc.UnaryServerInterceptor) {
-	lim := protocol.Limits{MaxElements: o.requestElements, MaxDecodedBytes: o.requestBytes}
+	lim := o.requestLimits()
 	return append(mw, protocol.LimitsMiddleware(lim)), append(ic, protocol.LimitsInterceptor(lim))
+}
+
+// requestLimits are the per-request budgets.
+func (o budgetOptions) requestLimits() protocol.Limits {
+	return protocol.Limits{MaxElements: o.requestElements, MaxDecodedBytes: o.requestBytes}
 }

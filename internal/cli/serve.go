@@ -238,6 +238,7 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 		BodyRate:         scfg.BodyRate,
 		HTTPMiddleware:   scfg.HTTPMiddleware,
 		GRPCInterceptors: scfg.GRPCInterceptors,
+		RequestLimits:    o.budgets.requestLimits(),
 		HTTPAddr:         net.JoinHostPort(o.host, strconv.Itoa(o.httpPort)),
 		GRPCAddr:         net.JoinHostPort(o.host, strconv.Itoa(o.grpcPort)),
 		Repository:       repo,

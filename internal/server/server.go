@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/ferryserve/ferry/api/inference"
+	"github.com/ferryserve/ferry/internal/protocol"
 	v1 "github.com/ferryserve/ferry/internal/protocol/v1"
 	v2 "github.com/ferryserve/ferry/internal/protocol/v2"
 	"github.com/ferryserve/ferry/internal/repository"
@@ -59,6 +60,11 @@ type Config struct {
 	// (package http1, which hands what it does not speak to net/http).
 	// Empty means DefaultHTTPEngine.
 	HTTPEngine string
+	// RequestLimits bound what a gRPC inference request may decode to,
+	// checked by the gRPC codec while it decodes (zero fields take the
+	// defaults); ferry serve sets its budget flags here as well as in the
+	// interceptor that hands them to the handlers.
+	RequestLimits protocol.Limits
 	// HTTPSocket, if set, is a Unix socket path served like HTTPAddr (the
 	// same handler and engine): ferry up's ingress reaches its replicas
 	// there, which costs both sides less than loopback TCP.
@@ -196,6 +202,9 @@ func New(cfg Config) (*Server, error) {
 	s.grpcSrv = grpc.NewServer(
 		grpc.MaxRecvMsgSize(int(min(cfg.MaxBodyBytes, 1<<31-1))),
 		grpc.MaxSendMsgSize(1<<31-1),
+		// ModelInfer's request and response are decoded and encoded by
+		// hand, everything else by grpc's proto codec (issue 15).
+		grpc.ForceServerCodecV2(v2.NewCodec(cfg.RequestLimits)),
 		// Workers serve streams on goroutines whose stacks have already
 		// grown; a goroutine per stream (grpc's default) copies its stack
 		// while it grows on every call, 5-10 % of a batch-1 call's CPU.
@@ -212,7 +221,7 @@ func New(cfg Config) (*Server, error) {
 		MaxBodyBytes: cfg.MaxBodyBytes, Timeout: cfg.RequestTimeout,
 		Observer: newSeriesCache(cfg.Metrics), Logger: cfg.Logger,
 	})
-	pb.RegisterGRPCInferenceServiceServer(s.grpcSrv, v2.NewGRPCServer(gsvc))
+	v2.RegisterGRPC(s.grpcSrv, v2.NewGRPCServer(gsvc))
 	healthpb.RegisterHealthServer(s.grpcSrv, &health{repo: cfg.Repository})
 	reflection.Register(s.grpcSrv)
 	return s, nil
