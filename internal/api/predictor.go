@@ -149,3 +149,18 @@ func ComponentSpecHash(c Component) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+// PredictorContainer returns the container of the predictor's model
+// server: the framework's (or model's) inline container, or the first of
+// spec.predictor.containers; nil when the spec does not hold exactly one
+// implementation.
+func (s *InferenceService) PredictorContainer() *Container {
+	impls := s.Spec.Predictor.implementations()
+	switch {
+	case len(impls) != 1:
+		return nil
+	case impls[0].key == implContainers:
+		return &s.Spec.Predictor.Containers[0]
+	}
+	return &impls[0].ext.Container
+}

@@ -5,13 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 
 	"github.com/ferryserve/ferry/internal/api"
+	"github.com/ferryserve/ferry/internal/plan"
 	"github.com/ferryserve/ferry/internal/puller"
 	"github.com/ferryserve/ferry/internal/router"
+	"github.com/ferryserve/ferry/internal/runtime/builtin"
 )
 
 // modelsConfigPath is the models config a multi-model predictor's replicas
@@ -88,14 +91,24 @@ func (c *Controller) reconcileTrainedModels(ctx context.Context, services []*rou
 		return nil, err
 	}
 	aliases := map[string][]string{}
+	// Placement (IsMMSPredictor, FrameworkSupported,
+	// MemoryResourceAvailable, as KServe checks it): a model that cannot go
+	// on its parent stays out of the models config and says why.
+	placement := map[*api.TrainedModel][]api.Condition{}
 	for _, v := range vals {
 		var isvc api.InferenceService
 		if json.Unmarshal(v, &isvc) != nil {
 			continue
 		}
 		k := isvc.Metadata.Namespace + "/" + isvc.Metadata.Name
+		isvc.Default()
+		maps.Copy(placement, plan.TrainedModelPlacement(&isvc, groups[k], builtin.Has))
 		if _, uri, _, custom := isvc.PredictorFormat(); uri == "" && custom == nil {
-			if err := c.writeModelsConfig(isvc.Metadata.Namespace, isvc.Metadata.Name, groups[k]); err != nil {
+			placed := slices.DeleteFunc(slices.Clone(groups[k]), func(tm *api.TrainedModel) bool {
+				ok, _ := plan.Placed(placement[tm])
+				return !ok
+			})
+			if err := c.writeModelsConfig(isvc.Metadata.Namespace, isvc.Metadata.Name, placed); err != nil {
 				return nil, err
 			}
 		}
@@ -117,13 +130,13 @@ func (c *Controller) reconcileTrainedModels(ctx context.Context, services []*rou
 		parentFound := err == nil && json.Unmarshal(raw, &parent) == nil
 		for _, tm := range tms {
 			aliases[k] = append(aliases[k], tm.Metadata.Name)
-			c.updateTrainedModelStatus(ctx, tm, parentFound, &parent, byKey[k])
+			c.updateTrainedModelStatus(ctx, tm, parentFound, &parent, byKey[k], placement[tm])
 		}
 	}
 	return aliases, nil
 }
 
-func (c *Controller) updateTrainedModelStatus(ctx context.Context, tm *api.TrainedModel, parentFound bool, parent *api.InferenceService, svc *router.Service) {
+func (c *Controller) updateTrainedModelStatus(ctx context.Context, tm *api.TrainedModel, parentFound bool, parent *api.InferenceService, svc *router.Service, placement []api.Condition) {
 	st := &api.TrainedModelStatus{ObservedGeneration: tm.Metadata.Generation}
 	parentReady := api.Condition{Type: "InferenceServiceReady", Status: "False", Reason: "InferenceServiceNotFound", Message: fmt.Sprintf("InferenceService %q not found", tm.Spec.InferenceService)}
 	ready := api.Condition{Type: "Ready", Status: "False", Reason: "InferenceServiceNotReady"}
@@ -151,7 +164,11 @@ func (c *Controller) updateTrainedModelStatus(ctx context.Context, tm *api.Train
 	if tm.Status != nil {
 		old = tm.Status.Conditions
 	}
-	st.Conditions = carryTransitions(old, []api.Condition{parentReady, ready})
+	conds := []api.Condition{parentReady, ready}
+	if placement != nil {
+		conds = plan.WithPlacement(conds, placement)
+	}
+	st.Conditions = carryTransitions(old, conds)
 	if tm.Status != nil && string(mustJSON(tm.Status)) == string(mustJSON(st)) {
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/plan"
 	"github.com/ferryserve/ferry/internal/puller"
+	"github.com/ferryserve/ferry/internal/runtime/builtin"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -117,6 +118,21 @@ func (r *TrainedModelReconciler) reconcileModels(ctx context.Context, req reconc
 		}
 	}
 	deleting := func(m *api.TrainedModel) bool { return gone[m] }
+	// Placement (KServe's IsMMSPredictor, FrameworkSupported,
+	// MemoryResourceAvailable): a model that cannot go on the parent is
+	// left out of its model config and says why.
+	var placement map[*api.TrainedModel][]api.Condition
+	if exists {
+		if isvc, _, err := decode(parent); err == nil {
+			isvc.Default()
+			live := slices.DeleteFunc(slices.Clone(valid), deleting)
+			placement = plan.TrainedModelPlacement(isvc, live, builtin.Has)
+			valid = slices.DeleteFunc(valid, func(m *api.TrainedModel) bool {
+				ok, _ := plan.Placed(placement[m])
+				return !deleting(m) && !ok
+			})
+		}
+	}
 	entries := plan.ModelConfig(req.Name, valid, deleting)
 	written := false
 	if exists {
@@ -146,7 +162,11 @@ func (r *TrainedModelReconciler) reconcileModels(ctx context.Context, req reconc
 			}
 		}
 		st := api.TrainedModelStatus{ObservedGeneration: m.u.GetGeneration()}
-		st.Conditions = mergeConditions(old.Conditions, now, plan.TrainedModelConditions(m.invalid, exists, ready, listed)...)
+		conds := plan.TrainedModelConditions(m.invalid, exists, ready, listed)
+		if p, ok := placement[m.tm]; ok {
+			conds = plan.WithPlacement(conds, p)
+		}
+		st.Conditions = mergeConditions(old.Conditions, now, conds...)
 		if exists && pst.URL != "" {
 			st.URL = pst.URL + "/v1/models/" + m.tm.Metadata.Name + ":predict"
 			if pst.Address != nil {

@@ -114,6 +114,16 @@ spec:
 		trainedModel(t, "m1", "mms", "128Mi"),
 		trainedModel(t, "bad", "mms", "lots"),
 		trainedModel(t, "orphan", "nope", "1Gi"),
+		// Placement: more than the predictor's 2Gi default limit, and a
+		// framework ferry serve does not load.
+		trainedModel(t, "huge", "mms", "3Gi"),
+		loadYAML(t, `apiVersion: serving.kserve.io/v1alpha1
+kind: TrainedModel
+metadata: {name: tf, namespace: default}
+spec:
+  inferenceService: mms
+  model: {storageUri: "gs://bucket/tf", framework: tensorflow, memory: 1Mi}
+`),
 	} {
 		if err := cl.Create(ctx, tm); err != nil {
 			t.Fatal(err)
@@ -140,6 +150,38 @@ spec:
 	waitTM(t, cl, "orphan", "parent not found", func(st map[string]any) bool {
 		return conditionField(st, "InferenceServiceReady", "reason") == "InferenceServiceNotFound"
 	})
+	// Placement, as KServe checks it: each failure is the model's Ready
+	// reason, and the model stays out of the model config (above).
+	for _, c := range []struct{ tm, cond, reason string }{
+		{"huge", "MemoryResourceAvailable", "MemoryResourceUnavailable"},
+		{"tf", "FrameworkSupported", "FrameworkNotSupported"},
+	} {
+		st := waitTM(t, cl, c.tm, c.cond+"=False", func(st map[string]any) bool { return conditionStatus(st, c.cond) == "False" })
+		if r := conditionField(st, "Ready", "reason"); r != c.reason || conditionField(st, c.cond, "message") == "" {
+			t.Errorf("%s: Ready reason %q, %s %q, want %s with a message", c.tm, r, c.cond, conditionField(st, c.cond, "message"), c.reason)
+		}
+	}
+	if st := getTM(t, cl, "m1"); conditionStatus(st, "IsMMSPredictor") != "True" || conditionStatus(st, "MemoryResourceAvailable") != "True" {
+		t.Errorf("m1 placement = %v, want all True", st["conditions"])
+	}
+	// A parent that serves one model (a storageUri) takes no TrainedModel.
+	single := loadYAML(t, `apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: single, namespace: default}
+spec:
+  predictor:
+    sklearn: {storageUri: "gs://bucket/single"}
+`)
+	if err := cl.Create(ctx, single); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Create(ctx, trainedModel(t, "on-single", "single", "1Mi")); err != nil {
+		t.Fatal(err)
+	}
+	st = waitTM(t, cl, "on-single", "IsMMSPredictor=False", func(st map[string]any) bool { return conditionStatus(st, "IsMMSPredictor") == "False" })
+	if r := conditionField(st, "Ready", "reason"); r != "NotMMSPredictor" {
+		t.Errorf("on-single Ready reason %q, want NotMMSPredictor", r)
+	}
 
 	// Deleting a model removes its entry; no finalizer is needed.
 	m1 := &unstructured.Unstructured{}
