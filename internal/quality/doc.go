@@ -18,10 +18,11 @@
 //
 // The HTTP side (feedback routes, the quality endpoint, recording on the
 // predict path, Prometheus exposition) is Middleware in http.go; gRPC
-// ModelInfer answers are recorded by UnaryInterceptor (grpc.go). Predict
-// responses are read by a strict scanner for the shapes Ferry writes, with
-// encoding/json as the fallback (scan.go), and concurrent predictions
-// share journal writes (group commit, Monitor.Record). Joined feedback
+// ModelInfer answers are recorded by UnaryInterceptor (grpc.go). A REST
+// predict response is journaled as it was answered (RawOutput) and read
+// only when feedback joins it, by a strict scanner for the shapes Ferry
+// writes with encoding/json as the fallback (scan.go); concurrent
+// predictions share journal writes (group commit, Monitor.Record). Joined feedback
 // can also leave as CloudEvents through the request logger (events.go).
 // Feedback that reaches a replica other than the one that journaled the
 // prediction is found by fan-out, merged record by record: the ingress
