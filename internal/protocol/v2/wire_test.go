@@ -341,6 +341,41 @@ func TestWireBudget(t *testing.T) {
 	}
 }
 
+// A repeated field split into many packed runs and single values, in
+// turn, is allocated once or twice, not grown run by run: the decoder
+// allocates little more than the decoded values and stays linear.
+// (proto.Unmarshal grows the slice by each run, exactly: quadratic, so it
+// is compared on a short field only.)
+func TestWireSplitRuns(t *testing.T) {
+	split := func(n int) []byte {
+		var c []byte
+		for i := range n {
+			if i%2 == 0 {
+				c = protowire.AppendBytes(protowire.AppendTag(c, 3, protowire.BytesType), []byte{1}) // a run of one
+			} else {
+				c = protowire.AppendVarint(protowire.AppendTag(c, 3, protowire.VarintType), 2)
+			}
+		}
+		in := protowire.AppendBytes(protowire.AppendTag(nil, 5, protowire.BytesType), c)
+		return protowire.AppendBytes(protowire.AppendTag(nil, 5, protowire.BytesType), in)
+	}
+	checkWire(t, split(1<<10))
+	const n = 1 << 20
+	b := split(n)
+	m := &pb.ModelInferRequest{}
+	var err error
+	got := allocated(func() { err = unmarshalRequest(b, m, defaultBudget, nil) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Inputs[0].Contents.Int64Contents) != n {
+		t.Fatalf("%d values, want %d", len(m.Inputs[0].Contents.Int64Contents), n)
+	}
+	if got > 3*8*n {
+		t.Errorf("%d values of 8 bytes: %d bytes allocated", n, got)
+	}
+}
+
 // A batch-1 request decodes in two allocations: the block (request, input,
 // contents, shape) and the features; names and the datatype are interned
 // (the id "1" is one of Go's static one-byte strings).

@@ -212,7 +212,7 @@ func (d *reqDecoder) request(b []byte, m *pb.ModelInferRequest) error {
 			if !d.charge(0, int64(len(v))+bytesHeader) {
 				return errBudget
 			}
-			m.RawInputContents = append(reserve(d, m.RawInputContents, b, num, typ, bytesHeader), append(make([]byte, 0, len(v)), v...))
+			m.RawInputContents = append(reserve(d, m.RawInputContents, 1, b, num, typ, typ, bytesHeader), append(make([]byte, 0, len(v)), v...))
 		default:
 			n, err = unknown(b, num, typ, m)
 		}
@@ -425,7 +425,7 @@ func (d *reqDecoder) contents(b []byte, m *pb.InferTensorContents) error {
 			if !d.charge(1, int64(len(v))+bytesHeader) {
 				return errBudget
 			}
-			m.BytesContents = append(reserve(d, m.BytesContents, b, num, typ, bytesHeader), append(make([]byte, 0, len(v)), v...))
+			m.BytesContents = append(reserve(d, m.BytesContents, 1, b, num, typ, typ, bytesHeader), append(make([]byte, 0, len(v)), v...))
 		default:
 			n, err = unknown(b, num, typ, m)
 		}
@@ -460,7 +460,7 @@ func varints[T any](d *reqDecoder, b []byte, num protowire.Number, typ protowire
 		if !d.charge(elems, cost) {
 			return 0, errBudget
 		}
-		*into = append(reserve(d, *into, b, num, typ, cost), conv(v))
+		*into = append(reserve(d, *into, 1, b, num, typ, typ, cost), conv(v))
 		return n, nil
 	}
 	run, n := protowire.ConsumeBytes(b)
@@ -486,7 +486,7 @@ func varints[T any](d *reqDecoder, b []byte, num protowire.Number, typ protowire
 	if s == nil && block != nil && count <= cap(block) {
 		s = block
 	} else {
-		s = grow(s, count)
+		s = reserve(d, s, count, b, num, typ, protowire.VarintType, cost)
 	}
 	for len(run) > 0 {
 		v, k := protowire.ConsumeVarint(run)
@@ -500,43 +500,70 @@ func varints[T any](d *reqDecoder, b []byte, num protowire.Number, typ protowire
 	return n, nil
 }
 
-// reserve makes room in s, when it is full, for the occurrences of an
-// unpacked repeated field still ahead in its message (b starts at the
-// current one's value), as many as the budget still allows at cost bytes
-// each: growing by appending would allocate several times what the
-// budget charges.
-func reserve[T any](d *reqDecoder, s []T, b []byte, num protowire.Number, typ protowire.Type, cost int64) []T {
-	if len(s) < cap(s) {
+// reserve returns s with room for need more values (already charged), or
+// if it has not, with room for all the field's values still ahead in its
+// message, packed runs and single values alike (b starts at the current
+// field's value, of wire type cur; elem is the type of a single value), as
+// many as the budget still allows at cost bytes each. A field split into
+// many runs or single values is then allocated once or twice per message:
+// growing it by appending would allocate several times what the budget
+// charges, and growing it run by run quadratically.
+func reserve[T any](d *reqDecoder, s []T, need int, b []byte, num protowire.Number, cur, elem protowire.Type, cost int64) []T {
+	if cap(s)-len(s) >= need {
 		return s
 	}
-	k := min(int64(countAhead(b, num, typ)), d.b.room(cost))
-	return grow(s, int(max(k, 1)))
+	k := min(int64(countAhead(b, num, cur, elem)), int64(need)+d.b.room(cost))
+	return grow(s, int(max(k, int64(need))))
 }
 
-// countAhead counts the fields num of type typ in b, a message's rest from
-// the value of the first of them; it stops at malformed input, which the
-// decoder refuses when it gets there.
-func countAhead(b []byte, num protowire.Number, typ protowire.Type) int {
-	n := protowire.ConsumeFieldValue(num, typ, b)
-	if n < 0 {
-		return 1
-	}
-	count := 1
-	for b = b[n:]; len(b) > 0; {
-		fnum, ftyp, n := consumeTag(b)
+// countAhead counts the values of field num in b, a message's rest from
+// the value (of wire type cur) of one of its occurrences. It stops at
+// malformed input, which the decoder refuses when it gets there.
+func countAhead(b []byte, num protowire.Number, cur, elem protowire.Type) int {
+	count := 0
+	fnum, typ := num, cur
+	for {
+		n := protowire.ConsumeFieldValue(fnum, typ, b)
 		if n < 0 {
-			break
+			return count
 		}
-		b = b[n:]
-		if n = protowire.ConsumeFieldValue(fnum, ftyp, b); n < 0 {
-			break
+		if fnum == num {
+			count += valuesIn(b[:n], typ, elem)
 		}
-		if fnum == num && ftyp == typ {
-			count++
+		if b = b[n:]; len(b) == 0 {
+			return count
+		}
+		if fnum, typ, n = consumeTag(b); n < 0 {
+			return count
 		}
 		b = b[n:]
 	}
-	return count
+}
+
+// valuesIn is the number of values of type elem in a field's value v of
+// wire type typ: one, or a packed run's count, or none (another type is an
+// unknown field).
+func valuesIn(v []byte, typ, elem protowire.Type) int {
+	switch {
+	case typ == elem:
+		return 1
+	case typ != protowire.BytesType:
+		return 0
+	}
+	run, _ := protowire.ConsumeBytes(v)
+	switch elem {
+	case protowire.Fixed32Type:
+		return len(run) / 4
+	case protowire.Fixed64Type:
+		return len(run) / 8
+	}
+	n := 0
+	for _, c := range run {
+		if c < 0x80 {
+			n++
+		}
+	}
+	return n
 }
 
 // grow returns s with room for n more elements.
@@ -558,7 +585,7 @@ func (d *reqDecoder) fixed32s(b []byte, typ protowire.Type, into *[]float32) (in
 		if !d.charge(1, 4) {
 			return 0, errBudget
 		}
-		*into = append(reserve(d, *into, b, 6, typ, 4), math.Float32frombits(v))
+		*into = append(reserve(d, *into, 1, b, 6, typ, typ, 4), math.Float32frombits(v))
 		return n, nil
 	}
 	run, n := protowire.ConsumeBytes(b)
@@ -572,7 +599,7 @@ func (d *reqDecoder) fixed32s(b []byte, typ protowire.Type, into *[]float32) (in
 	if !d.charge(int64(count), int64(len(run))) {
 		return 0, errBudget
 	}
-	s := grow(*into, count)
+	s := reserve(d, *into, count, b, 6, typ, protowire.Fixed32Type, 4)
 	for i := 0; i < len(run); i += 4 {
 		s = append(s, math.Float32frombits(uint32(run[i])|uint32(run[i+1])<<8|uint32(run[i+2])<<16|uint32(run[i+3])<<24))
 	}
@@ -589,7 +616,7 @@ func (d *reqDecoder) fixed64s(b []byte, typ protowire.Type, into *[]float64) (in
 		if !d.charge(1, 8) {
 			return 0, errBudget
 		}
-		*into = append(reserve(d, *into, b, 7, typ, 8), math.Float64frombits(v))
+		*into = append(reserve(d, *into, 1, b, 7, typ, typ, 8), math.Float64frombits(v))
 		return n, nil
 	}
 	run, n := protowire.ConsumeBytes(b)
@@ -603,7 +630,7 @@ func (d *reqDecoder) fixed64s(b []byte, typ protowire.Type, into *[]float64) (in
 	if !d.charge(int64(count), int64(len(run))) {
 		return 0, errBudget
 	}
-	s := grow(*into, count)
+	s := reserve(d, *into, count, b, 7, typ, protowire.Fixed64Type, 8)
 	for i := 0; i < len(run); i += 8 {
 		v, _ := protowire.ConsumeFixed64(run[i:])
 		s = append(s, math.Float64frombits(v))
