@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,8 +17,9 @@ import (
 // seriesCache records requests in Metrics' ferry_requests_total and
 // ferry_request_duration_seconds, as Metrics.ObserveRequest does, but finds
 // a request's two series in one map look-up instead of hashing its label
-// values twice and formatting its code each time. The gRPC service uses it
-// (issue 15: its per-request cost is compared with a bare grpc-go handler).
+// values twice and formatting its code each time. Metrics.ObserveRequest
+// (the REST protocols) and the gRPC service use it (issue 15: their
+// per-request cost is compared with bare net/http and grpc-go handlers).
 //
 // The cache holds one entry per (model, protocol, code): unknown model
 // names are recorded under "", as ObserveRequest records them, so it is
@@ -51,10 +53,12 @@ func (c *seriesCache) ObserveRequest(model, proto string, err error, took time.D
 	k := seriesKey{model: model, proto: proto, code: code}
 	v, ok := c.series.Load(k)
 	if !ok {
+		// The key outlives the request: copy its strings out of it.
+		k.model, k.proto = strings.Clone(model), strings.Clone(proto)
 		label := strconv.Itoa(code)
 		v, _ = c.series.LoadOrStore(k, &series{
-			requests: c.m.requests.WithLabelValues(model, proto, label),
-			latency:  c.m.latency.WithLabelValues(model, proto, label),
+			requests: c.m.requests.WithLabelValues(k.model, k.proto, label),
+			latency:  c.m.latency.WithLabelValues(k.model, k.proto, label),
 		})
 	}
 	s := v.(*series)

@@ -1,16 +1,13 @@
 package server
 
 import (
-	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/ferryserve/ferry/internal/protocol"
 	"github.com/ferryserve/ferry/internal/repository"
 )
 
@@ -23,12 +20,16 @@ type Metrics struct {
 	loads     *prometheus.HistogramVec
 	inflight  prometheus.Gauge
 	modelsGot prometheus.GaugeFunc
+	// cache holds the request series that ObserveRequest has used, so
+	// that a request does not look its label values up in the vectors.
+	cache seriesCache
 }
 
 // NewMetrics registers Ferry's metrics. repo, if not nil, backs the
 // ferry_models_ready gauge (or attach it later with WatchRepository).
 func NewMetrics(repo *repository.Repository) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.cache.m = m
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ferry_requests_total",
 		Help: "Inference requests by model, protocol and HTTP status code.",
@@ -75,13 +76,7 @@ func (m *Metrics) WatchRepository(repo *repository.Repository) {
 
 // ObserveRequest records one inference request.
 func (m *Metrics) ObserveRequest(model, proto string, err error, took time.Duration) {
-	if errors.Is(err, repository.ErrModelNotFound) {
-		model = "" // unknown names must not grow the label set without bound
-	}
-	code, _ := protocol.Status(err)
-	c := strconv.Itoa(code)
-	m.requests.WithLabelValues(model, proto, c).Inc()
-	m.latency.WithLabelValues(model, proto, c).Observe(took.Seconds())
+	m.cache.ObserveRequest(model, proto, err, took)
 }
 
 // ObserveLoad records one model load; it fits repository.Config.OnLoad.

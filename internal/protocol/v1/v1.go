@@ -171,21 +171,37 @@ type instances struct {
 }
 
 // decoders are reused across requests (two per request: the body and the
-// instances value).
-var decoders = sync.Pool{New: func() any { return jsontext.NewDecoder(bytes.NewReader(nil)) }}
+// instances value), each with the reader it decodes from, so that a
+// request allocates neither.
+var decoders = sync.Pool{New: func() any {
+	p := &pooledDecoder{}
+	p.dec = jsontext.NewDecoder(&p.r)
+	return p
+}}
 
-func getDecoder(b []byte) (*jsontext.Decoder, func()) {
-	d := decoders.Get().(*jsontext.Decoder)
-	d.Reset(bytes.NewReader(b))
-	return d, func() {
-		d.Reset(bytes.NewReader(nil))
-		decoders.Put(d)
-	}
+type pooledDecoder struct {
+	dec *jsontext.Decoder
+	r   bytes.Reader
+}
+
+// done gives the decoder back; it must not be used after.
+func (p *pooledDecoder) done() {
+	p.r.Reset(nil)
+	p.dec.Reset(&p.r)
+	decoders.Put(p)
+}
+
+func getDecoder(b []byte) *pooledDecoder {
+	p := decoders.Get().(*pooledDecoder)
+	p.r.Reset(b)
+	p.dec.Reset(&p.r)
+	return p
 }
 
 func decodeInstances(body []byte) (instances, error) {
-	dec, done := getDecoder(body)
-	defer done()
+	pd := getDecoder(body)
+	defer pd.done()
+	dec := pd.dec
 	tok, err := dec.ReadToken()
 	if err != nil || tok.Kind() != '{' {
 		return instances{}, fmt.Errorf("%w: body must be a JSON object with \"instances\" or \"inputs\"", protocol.ErrBadRequest)
@@ -278,8 +294,9 @@ func stringRows(recs []any) *tensor.Tensor {
 // numericRows parses [[1, 2], [3, null]] (or [1, 2] as one feature per
 // row) into an FP64 tensor; it reports false for anything else.
 func numericRows(raw []byte) (*tensor.Tensor, bool) {
-	dec, done := getDecoder(raw)
-	defer done()
+	pd := getDecoder(raw)
+	defer pd.done()
+	dec := pd.dec
 	if _, err := dec.ReadToken(); err != nil {
 		return nil, false
 	}
@@ -318,7 +335,13 @@ func numericRows(raw []byte) (*tensor.Tensor, bool) {
 	if rows == 0 {
 		return nil, false
 	}
-	return &tensor.Tensor{Name: "input-0", Datatype: tensor.FP64, Shape: []int64{int64(rows), int64(cols)}, Data: data}, true
+	// One allocation for the tensor and its shape.
+	rt := &struct {
+		t     tensor.Tensor
+		shape [2]int64
+	}{shape: [2]int64{int64(rows), int64(cols)}}
+	rt.t = tensor.Tensor{Name: "input-0", Datatype: tensor.FP64, Shape: rt.shape[:], Data: data}
+	return &rt.t, true
 }
 
 func number(dec *jsontext.Decoder) (float64, bool) {

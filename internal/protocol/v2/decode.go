@@ -15,8 +15,19 @@ import (
 	"github.com/ferryserve/ferry/internal/tensor"
 )
 
-// decoderPool reuses decoders (and their internal buffers) across requests.
-var decoderPool = sync.Pool{New: func() any { return jsontext.NewDecoder(bytes.NewReader(nil)) }}
+// decoderPool reuses decoders (and their internal buffers) across requests,
+// each with the reader it decodes from, so that neither is allocated per
+// request.
+var decoderPool = sync.Pool{New: func() any {
+	p := &pooledDecoder{}
+	p.dec = jsontext.NewDecoder(&p.r)
+	return p
+}}
+
+type pooledDecoder struct {
+	dec *jsontext.Decoder
+	r   bytes.Reader
+}
 
 // maxRank bounds tensor shapes; no real model has more dimensions.
 const maxRank = 16
@@ -60,12 +71,15 @@ type pendingInput struct {
 }
 
 func decodeJSON(body []byte, b *reqBudget) (*InferRequest, []int64, error) {
-	dec := decoderPool.Get().(*jsontext.Decoder)
-	dec.Reset(bytes.NewReader(body))
+	pd := decoderPool.Get().(*pooledDecoder)
+	pd.r.Reset(body)
+	pd.dec.Reset(&pd.r)
 	defer func() {
-		dec.Reset(bytes.NewReader(nil))
-		decoderPool.Put(dec)
+		pd.r.Reset(nil)
+		pd.dec.Reset(&pd.r)
+		decoderPool.Put(pd)
 	}()
+	dec := pd.dec
 	req := &InferRequest{}
 	var sizes []int64 // binary_data_size per input, -1 when absent
 	if err := expectDelim(dec, '{', "request"); err != nil {

@@ -116,8 +116,7 @@ func (c *conn) serve() {
 	c.intern = interner{}
 	c.body.c = c
 	c.resp.c = c
-	c.hangup.init(c, c.srv.hangupDelay)
-	defer c.hangup.timer.Stop()
+	c.hangup.init(c)
 	for c.serveOne() {
 	}
 }

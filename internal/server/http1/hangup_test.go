@@ -152,3 +152,63 @@ func TestHangupWatchStops(t *testing.T) {
 		}
 	}
 }
+
+// TestHangupTickerIdles: the shared ticker runs once a handler has, stops
+// after a while with none running, and starts again for the next one,
+// whose hang-up still cancels it.
+func TestHangupTickerIdles(t *testing.T) {
+	canceled := make(chan error, 1)
+	stages := make(chan string, 16)
+	testHookHangup = func(s string) { stages <- s }
+	defer func() { testHookHangup = nil }()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{hangupDelay: time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-r.Context().Done()
+			canceled <- r.Context().Err()
+		}
+	})}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		<-served
+	}()
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /fast HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+		t.Fatal(err)
+	}
+	if !s.ticker.on.Load() {
+		t.Fatal("ticker not running after a request")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.ticker.on.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("ticker still running 5s after the last request")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+	if st := wait(t, stages, "watch"); st != "reading" {
+		t.Fatalf("stage %q", st)
+	}
+	c.Close()
+	if err := wait(t, canceled, "cancellation"); !errors.Is(err, context.Canceled) {
+		t.Errorf("context error %v", err)
+	}
+}

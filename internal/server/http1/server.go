@@ -66,6 +66,7 @@ type Server struct {
 	Logger            *slog.Logger
 
 	hangupDelay time.Duration // tests shorten it
+	ticker      hangupTicker
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -97,6 +98,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.ln = ln
 	s.conns = map[*conn]struct{}{}
+	s.ticker.s = s
 	s.handoff = newHandoffListener(ln.Addr())
 	s.mu.Unlock()
 
