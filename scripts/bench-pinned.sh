@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The issue-15 method for REST batch 1: `ferry serve` and the bare net/http
+# handler (bench/bare) each pinned to CPU 0, wrk (1 thread, 16 connections)
+# pinned to CPU 1, V1 and V2 predict of bench/model, alternating bare and
+# ferry so both see the same background load. Prints rps, p99 and server
+# CPU per request per run, then ferry/bare rps per round.
+#
+#   scripts/bench-pinned.sh [rounds]      (default 3; 8 s per run)
+#
+# Needs wrk and taskset, two CPUs, loopback ports 19080-19083. Stops only
+# the two servers it starts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+DUR=${BENCH_PINNED_DURATION:-8s}
+OUT=$(mktemp -d /tmp/ferry-pinned.XXXXXX)
+go build -o "$OUT/ferry" ./cmd/ferry
+go build -o "$OUT/bare" ./bench/bare
+for v in v1 v2; do
+	# A Lua long string whose brackets cannot occur in the JSON body.
+	printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[%s]==]\n' \
+		"$(cat "bench/payloads/$v-b1.json")" >"$OUT/$v.lua"
+done
+taskset -c 0 "$OUT/ferry" serve --model-dir bench/model --model-name bench --host 127.0.0.1 \
+	--http-port 19080 --grpc-port 19081 --log-level warn >"$OUT/ferry.log" 2>&1 &
+fp=$!
+taskset -c 0 "$OUT/bare" --http-port 19082 --grpc-port 19083 >"$OUT/bare.log" 2>&1 &
+bp=$!
+trap 'kill $fp $bp 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+	curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' --data @bench/payloads/v1-b1.json \
+		127.0.0.1:19080/v1/models/bench:predict && curl -sf -o /dev/null 127.0.0.1:19082/v2/health/ready && break
+	sleep 0.2
+done
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user+system clock ticks
+declare -A rps
+for round in $(seq "$ROUNDS"); do
+	for proto in v1 v2; do
+		path=/v1/models/bench:predict
+		[[ $proto == v2 ]] && path=/v2/models/bench/infer
+		for srv in bare ferry; do
+			port=19082 pid=$bp
+			[[ $srv == ferry ]] && port=19080 pid=$fp
+			c0=$(cpu "$pid")
+			out=$(taskset -c 1 wrk -t1 -c16 -d"$DUR" --latency -s "$OUT/$proto.lua" "http://127.0.0.1:$port$path")
+			c1=$(cpu "$pid")
+			r=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+			n=$(awk '/requests in/ {print $1}' <<<"$out")
+			bad=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+			rps[$round.$proto.$srv]=$r
+			printf 'round %s %s %-5s rps=%s p99=%s cpu/req=%s us non-2xx=%s\n' "$round" "$proto" "$srv" "$r" \
+				"$(awk '/ 99%/ {print $2}' <<<"$out")" \
+				"$(awk -v c=$((c1 - c0)) -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", c * 1e6 / hz / n}')" "${bad:-0}"
+			[[ -z ${bad:-} ]] || { echo "non-2xx answers: see $OUT" >&2; exit 1; }
+		done
+	done
+done
+for round in $(seq "$ROUNDS"); do
+	for proto in v1 v2; do
+		awk -v f="${rps[$round.$proto.ferry]}" -v b="${rps[$round.$proto.bare]}" -v p="$proto" -v r="$round" \
+			'BEGIN {printf "round %s %s ferry/bare rps %.2f\n", r, p, f / b}'
+	done
+done
