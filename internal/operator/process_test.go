@@ -332,24 +332,8 @@ spec:
 	base := runArgs(t, args)
 	waitReady(t, base, c.ReadinessProbe.HTTPGet.Path)
 
-	body, _ := json.Marshal(map[string]any{"instances": rows})
-	req, _ := http.NewRequest(http.MethodPost, base+"/v1/models/iris:predict", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Request-Id", "q-1")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pred struct {
-		Predictions []any `json:"predictions"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&pred)
-	resp.Body.Close()
-	if err != nil || len(pred.Predictions) != 2 {
-		t.Fatalf("predict: %v %v", err, pred)
-	}
-	fb, _ := json.Marshal(map[string]any{"id": "q-1", "truth": pred.Predictions})
-	resp, err = http.Post(base+"/v1/models/iris:feedback", "application/json", bytes.NewReader(fb))
+	fb, _ := json.Marshal(map[string]any{"id": "q-1", "truth": predictIris(t, base, "q-1", rows)})
+	resp, err := http.Post(base+"/v1/models/iris:feedback", "application/json", bytes.NewReader(fb))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,9 +410,29 @@ spec:
 		waitReady(t, bases[i], c.ReadinessProbe.HTTPGet.Path)
 	}
 
+	fb, _ := json.Marshal(map[string]any{"id": "canary-1", "truth": predictIris(t, bases[1], "canary-1", rows)})
+	resp, err := http.Post(bases[0]+"/v1/models/iris:feedback", "application/json", bytes.NewReader(fb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Results []struct{ Outcome, Revision string } `json:"results"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || len(got.Results) != 1 || got.Results[0].Outcome != "joined" || got.Results[0].Revision != revs[1] {
+		t.Fatalf("feedback to the stable pod for the canary's prediction: %v %+v, want joined in %s", err, got, revs[1])
+	}
+}
+
+// predictIris sends rows to the iris model's V1 predict at base under
+// request id id and returns its two predictions.
+func predictIris(t *testing.T, base, id string, rows any) []any {
+	t.Helper()
 	body, _ := json.Marshal(map[string]any{"instances": rows})
-	req, _ := http.NewRequest(http.MethodPost, bases[1]+"/v1/models/iris:predict", bytes.NewReader(body))
-	req.Header.Set("X-Request-Id", "canary-1")
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/models/iris:predict", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Request-Id", id)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -441,17 +445,5 @@ spec:
 	if err != nil || len(pred.Predictions) != 2 {
 		t.Fatalf("predict: %v %v", err, pred)
 	}
-	fb, _ := json.Marshal(map[string]any{"id": "canary-1", "truth": pred.Predictions})
-	resp, err = http.Post(bases[0]+"/v1/models/iris:feedback", "application/json", bytes.NewReader(fb))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got struct {
-		Results []struct{ Outcome, Revision string } `json:"results"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&got)
-	resp.Body.Close()
-	if err != nil || len(got.Results) != 1 || got.Results[0].Outcome != "joined" || got.Results[0].Revision != revs[1] {
-		t.Fatalf("feedback to the stable pod for the canary's prediction: %v %+v, want joined in %s", err, got, revs[1])
-	}
+	return pred.Predictions
 }
