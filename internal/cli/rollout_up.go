@@ -14,7 +14,6 @@ import (
 
 	"github.com/ferryserve/ferry/internal/api"
 	"github.com/ferryserve/ferry/internal/controlplane"
-	"github.com/ferryserve/ferry/internal/quality"
 	"github.com/ferryserve/ferry/internal/rollout"
 	"github.com/ferryserve/ferry/internal/router"
 )
@@ -47,7 +46,7 @@ func (o rolloutUpOptions) newRunner(ctl *controlplane.Controller, rt *router.Rou
 	}
 	// Accuracy comes from the replicas' own windows (count-based, so a
 	// Prometheus in between would add staleness and nothing else).
-	q := rollout.ScraperQuality{Scraper: quality.NewScraper(quality.ScraperConfig{Revisions: rt.PredictorReplicas, Logger: log})}
+	q := rollout.ScraperQuality{Scraper: rt.QualityScraper()}
 	return rollout.NewRunner(rollout.Config{Services: rolloutServices{ctl}, Metrics: src, Quality: q, Tick: o.tick, Logger: log}), nil
 }
 
@@ -85,7 +84,7 @@ func (s rolloutServices) Event(ns, name, typ, reason, msg string) {
 func withIngressMetrics(cp http.Handler, rt *router.Router) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(rt.LatencyCollector(), rt.FeedbackCollector(),
-		quality.NewScraper(quality.ScraperConfig{Revisions: rt.PredictorReplicas}).Collector())
+		rt.QualityScraper().Collector())
 	ingress := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body bytes.Buffer

@@ -1,11 +1,11 @@
 package router
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/ferryserve/ferry/internal/quality"
@@ -13,8 +13,8 @@ import (
 
 // IngressQuality is the answer to GET /v2/models/{name}/quality at the
 // ingress: the model's quality windows of every predictor revision of the
-// service, each merged over the revision's ready replicas as /metrics
-// merges them (quality.Scraper).
+// service, each merged over the revision's ready replicas, from the same
+// reading /metrics and the rollout runner use (QualityScraper).
 type IngressQuality struct {
 	Namespace string                    `json:"namespace"`
 	Service   string                    `json:"service"`
@@ -56,18 +56,14 @@ func (r *Router) serveQuality(w http.ResponseWriter, req *http.Request) bool {
 		return true
 	}
 	svc := rt.Service
-	var revs []quality.Replicas
-	for _, t := range svc.Components[Predictor].Targets {
-		if len(t.Backends) > 0 && !slices.ContainsFunc(revs, func(x quality.Replicas) bool { return x.Revision == t.Revision }) {
-			revs = append(revs, quality.Replicas{Namespace: svc.Namespace, Service: svc.Name, Revision: t.Revision, Backends: slices.Clone(t.Backends)})
-		}
-	}
-	// A scraper of this service's replicas only, read now (MaxAge does
-	// not matter for a scraper read once).
-	sc := quality.NewScraper(quality.ScraperConfig{Revisions: func() []quality.Replicas { return revs }, Logger: r.log})
 	out := IngressQuality{Namespace: svc.Namespace, Service: svc.Name, Model: model, Revisions: []quality.RevisionQuality{}}
-	for _, q := range sc.All(req.Context()) {
-		if q.Model == model {
+	// The shared reading (at most one a second, whoever asks): a flood of
+	// these GETs does not make the replicas compute their windows once
+	// each. The reading outlives this request (each replica is read
+	// within the scraper's client timeout), so a client that goes away
+	// does not leave an empty reading for the others.
+	for _, q := range r.QualityScraper().All(context.WithoutCancel(req.Context())) {
+		if q.Namespace == svc.Namespace && q.Service == svc.Name && q.Model == model {
 			out.Revisions = append(out.Revisions, q)
 		}
 	}
@@ -85,3 +81,9 @@ func (r *Router) serveQuality(w http.ResponseWriter, req *http.Request) bool {
 	_, _ = w.Write(b)
 	return true
 }
+
+// QualityScraper reads the quality windows of every predictor replica
+// behind the router. It is shared by the ingress's quality route,
+// `ferry up`'s /metrics and its rollout runner, so that they read the
+// replicas at most once a second between them.
+func (r *Router) QualityScraper() *quality.Scraper { return r.quality }

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ferryserve/ferry/internal/quality"
 )
 
 // HeaderRevision names, in every proxied response, the revision that served it.
@@ -44,7 +46,10 @@ type Router struct {
 	feedback sync.Map // "ns/service" → *feedbackCounts (feedback.go)
 	limits   sync.Map // "ns/revision" → *limiter
 	local    sync.Map // backend address → http.Handler of an in-process replica (SetLocal)
-	waiting  atomic.Int64
+	// quality reads the predictor replicas' quality windows, at most once
+	// a second for all its readers (QualityScraper).
+	quality *quality.Scraper
+	waiting atomic.Int64
 }
 
 // SetLocal makes h serve the requests routed to the backend at addr, in
@@ -110,6 +115,7 @@ func New(domain string, log *slog.Logger) *Router {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Router{log: log, changed: make(chan struct{}), hops: newHopPool()}
+	r.quality = quality.NewScraper(quality.ScraperConfig{Revisions: r.PredictorReplicas, Logger: log})
 	r.hop = http.HandlerFunc(r.serveHop)
 	r.ix.Store(newIndex(&Table{Domain: domain}))
 	// Replicas are on loopback: keep a connection per concurrent request
