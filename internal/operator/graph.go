@@ -201,6 +201,8 @@ type GraphReconciler struct {
 	Gateway          *Gateway
 	// Now is the clock for condition transition times (time.Now when nil).
 	Now func() time.Time
+
+	stale staleRetries
 }
 
 var _ reconcile.Reconciler = (*GraphReconciler)(nil)
@@ -208,7 +210,7 @@ var _ reconcile.Reconciler = (*GraphReconciler)(nil)
 // Reconcile implements reconcile.Reconciler.
 func (r *GraphReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	res, err := r.reconcileGraph(ctx, req)
-	return retryStale(ctx, res, err)
+	return r.stale.retry(ctx, req, res, err)
 }
 
 func (r *GraphReconciler) reconcileGraph(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {

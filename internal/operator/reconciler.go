@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ferryserve/ferry/internal/api"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -72,6 +74,8 @@ type Reconciler struct {
 	// RuntimesRef (nil: none).
 	Runtimes    Runtimes
 	RuntimesRef string
+
+	stale staleRetries
 }
 
 var _ reconcile.Reconciler = (*Reconciler)(nil)
@@ -79,7 +83,7 @@ var _ reconcile.Reconciler = (*Reconciler)(nil)
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	res, err := r.reconcileService(ctx, req)
-	return retryStale(ctx, res, err)
+	return r.stale.retry(ctx, req, res, err)
 }
 
 func (r *Reconciler) reconcileService(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
@@ -123,24 +127,44 @@ func (r *Reconciler) reconcileService(ctx context.Context, req reconcile.Request
 	return reconcile.Result{}, r.writeStatus(ctx, u, old, st)
 }
 
-// staleRetry is how soon a reconcile that lost a race runs again.
-const staleRetry = 200 * time.Millisecond
+// Retries of a reconcile that lost a race: the first after staleRetry,
+// doubling per object up to maxStaleRetry.
+const (
+	staleRetry    = 200 * time.Millisecond
+	maxStaleRetry = 30 * time.Second
+)
 
-// retryStale turns an error that only says the informer cache was behind
-// the API server into a quiet retry: a write conflicted with a newer
-// version of the object (often the operator's own status write, not yet
-// in the cache), or an object the cache did not show was already there.
-// Reading again after a moment succeeds, so such an error is not the
-// operator's to report ("Reconciler error" at ERROR level, the error
+// staleRetries turns an error that only says the informer cache was
+// behind the API server into a quiet retry: a write conflicted with a
+// newer version of the object (often the operator's own status write, not
+// yet in the cache), or an object the cache did not show was already
+// there. Reading again after a moment succeeds, so such an error is not
+// the operator's to report ("Reconciler error" at ERROR level, the error
 // metric); it is logged at debug level. A retry is needed, not only
 // welcome: the watch event of the operator's own status write does not
-// requeue the object (the generation predicate drops it).
-func retryStale(ctx context.Context, res reconcile.Result, err error) (reconcile.Result, error) {
-	if err == nil || !(apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)) {
+// requeue the object (the generation predicate drops it). The retries of
+// one object back off exponentially, so an object that keeps conflicting
+// (another writer fighting over it) costs ever less, and the count is
+// forgotten once it reconciles cleanly. The zero value is ready to use.
+type staleRetries struct {
+	once sync.Once
+	rl   workqueue.TypedRateLimiter[reconcile.Request]
+}
+
+func (s *staleRetries) retry(ctx context.Context, req reconcile.Request, res reconcile.Result, err error) (reconcile.Result, error) {
+	s.once.Do(func() {
+		s.rl = workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](staleRetry, maxStaleRetry)
+	})
+	if err == nil {
+		s.rl.Forget(req)
+		return res, nil
+	}
+	if !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
 		return res, err
 	}
-	log.FromContext(ctx).V(1).Info("stale cache: retrying", "error", err.Error())
-	return reconcile.Result{RequeueAfter: staleRetry}, nil
+	after := s.rl.When(req)
+	log.FromContext(ctx).V(1).Info("stale cache: retrying", "error", err.Error(), "after", after)
+	return reconcile.Result{RequeueAfter: after}, nil
 }
 
 func (r *Reconciler) now() time.Time {

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
@@ -32,7 +34,8 @@ func TestRetryStale(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := retryStale(t.Context(), tt.res, tt.err)
+			var s staleRetries
+			res, err := s.retry(t.Context(), reconcile.Request{}, tt.res, tt.err)
 			if res != tt.wantRes {
 				t.Errorf("result = %+v, want %+v", res, tt.wantRes)
 			}
@@ -40,5 +43,44 @@ func TestRetryStale(t *testing.T) {
 				t.Errorf("error = %v, want %v", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestStaleRetriesBackOff: one object that keeps conflicting is retried
+// ever later (doubling), others are not slowed by it, and a clean
+// reconcile forgets its count.
+func TestStaleRetriesBackOff(t *testing.T) {
+	gr := schema.GroupResource{Group: "serving.kserve.io", Resource: "inferenceservices"}
+	conflict := apierrors.NewConflict(gr, "x", errors.New("the object has been modified"))
+	a := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "a"}}
+	b := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "b"}}
+	var s staleRetries
+	after := func(req reconcile.Request, err error) time.Duration {
+		t.Helper()
+		res, e := s.retry(t.Context(), req, reconcile.Result{}, err)
+		if e != nil {
+			t.Fatalf("retry returned %v", e)
+		}
+		return res.RequeueAfter
+	}
+	for i, want := range []time.Duration{staleRetry, 2 * staleRetry, 4 * staleRetry, 8 * staleRetry} {
+		if got := after(a, conflict); got != want {
+			t.Errorf("conflict %d of a: after %v, want %v", i+1, got, want)
+		}
+	}
+	if got := after(b, conflict); got != staleRetry {
+		t.Errorf("first conflict of b: after %v, want %v (a's count is a's)", got, staleRetry)
+	}
+	for range 20 {
+		after(a, conflict)
+	}
+	if got := after(a, conflict); got != maxStaleRetry {
+		t.Errorf("a after many conflicts: after %v, want the cap %v", got, maxStaleRetry)
+	}
+	if got := after(a, nil); got != 0 {
+		t.Errorf("clean reconcile: requeue after %v", got)
+	}
+	if got := after(a, conflict); got != staleRetry {
+		t.Errorf("conflict after a clean reconcile: after %v, want %v", got, staleRetry)
 	}
 }

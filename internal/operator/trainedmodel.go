@@ -61,6 +61,8 @@ type TrainedModelReconciler struct {
 	ISVC, TM schema.GroupVersionKind
 	// Now is the clock for condition transition times (time.Now when nil).
 	Now func() time.Time
+
+	stale staleRetries
 }
 
 var _ reconcile.Reconciler = (*TrainedModelReconciler)(nil)
@@ -68,7 +70,7 @@ var _ reconcile.Reconciler = (*TrainedModelReconciler)(nil)
 // Reconcile implements reconcile.Reconciler; req names an InferenceService.
 func (r *TrainedModelReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	res, err := r.reconcileModels(ctx, req)
-	return retryStale(ctx, res, err)
+	return r.stale.retry(ctx, req, res, err)
 }
 
 func (r *TrainedModelReconciler) reconcileModels(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
