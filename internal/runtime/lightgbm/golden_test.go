@@ -20,6 +20,7 @@ import (
 const goldenTol = 1e-6
 
 var goldenCases = []string{
+	"bench_binary",
 	"binary_nan",
 	"binary_zero_as_missing",
 	"lambdarank",
