@@ -18,6 +18,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/ferryserve/ferry/internal/protocol"
+	"github.com/ferryserve/ferry/internal/protocol/jsonscan"
 	v2 "github.com/ferryserve/ferry/internal/protocol/v2"
 	"github.com/ferryserve/ferry/internal/repository"
 	"github.com/ferryserve/ferry/internal/runtime"
@@ -199,6 +200,11 @@ func getDecoder(b []byte) *pooledDecoder {
 }
 
 func decodeInstances(body []byte) (instances, error) {
+	if scanBodies {
+		if t, ok := scanInstances(body); ok {
+			return instances{tensor: t}, nil
+		}
+	}
 	pd := getDecoder(body)
 	defer pd.done()
 	dec := pd.dec
@@ -291,39 +297,66 @@ func stringRows(recs []any) *tensor.Tensor {
 	return &tensor.Tensor{Name: "input-0", Datatype: tensor.Bytes, Shape: shape, Data: data}
 }
 
-// numericRows parses [[1, 2], [3, null]] (or [1, 2] as one feature per
-// row) into an FP64 tensor; it reports false for anything else.
-func numericRows(raw []byte) (*tensor.Tensor, bool) {
-	pd := getDecoder(raw)
-	defer pd.done()
-	dec := pd.dec
-	if _, err := dec.ReadToken(); err != nil {
+// scanBodies turns scanInstances on; FuzzScanInstances turns it off to
+// decode its reference.
+var scanBodies = true
+
+// scanInstances decodes the common request, {"instances": [[1, 2], [3,
+// null]]} (or "inputs", or one number per row), straight from body
+// (package jsonscan), without a token decoder: for a batch-1 request that
+// decoder cost more than the model (issue 15). It reports false for any
+// other body, which decodeInstances then reads the general way;
+// FuzzScanInstances checks the two agree.
+func scanInstances(body []byte) (*tensor.Tensor, bool) {
+	s := jsonscan.New(body)
+	if !s.Byte('{') {
 		return nil, false
 	}
-	data := make([]float64, 0, len(raw)/4) // every number takes at least "0," — a fair first guess
+	if k, ok := s.Key(); !ok || string(k) != "instances" && string(k) != "inputs" {
+		return nil, false
+	}
+	t, ok := scanRows(&s, len(body))
+	return t, ok && s.Byte('}') && s.End()
+}
+
+// numericRows parses raw, a JSON value, when it is [[1, 2], [3, null]] (or
+// [1, 2] as one feature per row) into an FP64 tensor; it reports false for
+// anything else.
+func numericRows(raw []byte) (*tensor.Tensor, bool) {
+	s := jsonscan.New(raw)
+	t, ok := scanRows(&s, len(raw))
+	return t, ok && s.End()
+}
+
+// scanRows reads a list of rows of numbers and nulls (NaN), all as long,
+// or of single numbers, from a JSON text of size bytes.
+func scanRows(s *jsonscan.Scanner, size int) (*tensor.Tensor, bool) {
+	if !s.Byte('[') || s.Peek() == ']' {
+		return nil, false
+	}
+	data := make([]float64, 0, size/4) // every number takes at least "0," — a fair first guess
 	rows, cols := 0, -1
-	for dec.PeekKind() != ']' {
-		switch dec.PeekKind() {
-		case '[':
-			_, _ = dec.ReadToken()
+	for more := true; more; {
+		if s.Byte('[') {
 			n := 0
-			for dec.PeekKind() != ']' {
-				f, ok := number(dec)
+			for m := s.Peek() != ']'; m; {
+				f, ok := s.Float()
 				if !ok {
 					return nil, false
 				}
 				data = append(data, f)
 				n++
+				if m, ok = s.Next(']'); !ok {
+					return nil, false
+				}
 			}
-			if _, err := dec.ReadToken(); err != nil {
-				return nil, false
-			}
+			s.Byte(']')
 			if cols >= 0 && n != cols {
 				return nil, false
 			}
 			cols = n
-		default:
-			f, ok := number(dec)
+		} else {
+			f, ok := s.Float()
 			if !ok || cols > 1 {
 				return nil, false
 			}
@@ -331,10 +364,12 @@ func numericRows(raw []byte) (*tensor.Tensor, bool) {
 			cols = 1
 		}
 		rows++
+		var ok bool
+		if more, ok = s.Next(']'); !ok {
+			return nil, false
+		}
 	}
-	if rows == 0 {
-		return nil, false
-	}
+	s.Byte(']')
 	// One allocation for the tensor and its shape.
 	rt := &struct {
 		t     tensor.Tensor
@@ -342,21 +377,6 @@ func numericRows(raw []byte) (*tensor.Tensor, bool) {
 	}{shape: [2]int64{int64(rows), int64(cols)}}
 	rt.t = tensor.Tensor{Name: "input-0", Datatype: tensor.FP64, Shape: rt.shape[:], Data: data}
 	return &rt.t, true
-}
-
-func number(dec *jsontext.Decoder) (float64, bool) {
-	tok, err := dec.ReadToken()
-	if err != nil {
-		return 0, false
-	}
-	switch tok.Kind() {
-	case '0':
-		f, err := tok.Float()
-		return f, err == nil
-	case 'n':
-		return math.NaN(), true
-	}
-	return 0, false
 }
 
 // tensorRows turns a [rows, cols] (or [rows]) numeric tensor back into list

@@ -1,10 +1,15 @@
 package v1
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/ferryserve/ferry/internal/protocol"
 	"github.com/ferryserve/ferry/internal/tensor"
@@ -141,6 +146,149 @@ func TestStringInstances(t *testing.T) {
 		}
 		if in.tensor == nil || in.tensor.Datatype != tensor.Bytes || fmt.Sprint(in.tensor.Shape) != fmt.Sprint(shape) || string(in.tensor.Data.([][]byte)[0]) != "a good film" {
 			t.Errorf("%s: %+v", body, in.tensor)
+		}
+	}
+}
+
+// FuzzNumericRows checks numericRows's scanner against a reading of the
+// same value token by token (numericRowsTokens, what it replaced): for any
+// valid JSON value both accept the same values, and give the same shape
+// and bit-identical numbers.
+func FuzzNumericRows(f *testing.F) {
+	for _, s := range []string{`[[1,2],[3,4]]`, `[1, null ,2e3]`, ` [ [ -0.5 , 1E-400 ] ] `, `[[],[]]`, `[[1],2]`, `[2,[1,3]]`,
+		`[1e400]`, `["a"]`, `[[1,"2"]]`, `[[[1]]]`, `[]`, `[{"a":1}]`, `[true]`, `[[1,2],[3]]`, "[\t1\r\n]"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if !jsontext.Value(raw).IsValid() {
+			return
+		}
+		got, gotOK := numericRows(raw)
+		want, wantOK := numericRowsTokens(raw)
+		if gotOK != wantOK {
+			t.Fatalf("%q: scanner ok=%v, tokens ok=%v", raw, gotOK, wantOK)
+		}
+		if !gotOK {
+			return
+		}
+		if fmt.Sprint(got.Shape) != fmt.Sprint(want.Shape) {
+			t.Fatalf("%q: shape %v, want %v", raw, got.Shape, want.Shape)
+		}
+		g, w := got.Data.([]float64), want.Data.([]float64)
+		if len(g) != len(w) {
+			t.Fatalf("%q: %d values, want %d", raw, len(g), len(w))
+		}
+		for i := range g {
+			if math.Float64bits(g[i]) != math.Float64bits(w[i]) && !(math.IsNaN(g[i]) && math.IsNaN(w[i])) {
+				t.Fatalf("%q: value %d = %v, want %v", raw, i, g[i], w[i])
+			}
+		}
+	})
+}
+
+// numericRowsTokens is the token-by-token reading numericRows replaced,
+// kept as FuzzNumericRows's reference.
+func numericRowsTokens(raw []byte) (*tensor.Tensor, bool) {
+	dec := jsontext.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
+		return nil, false
+	}
+	number := func() (float64, bool) {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return 0, false
+		}
+		switch tok.Kind() {
+		case '0':
+			f, err := tok.Float()
+			return f, err == nil
+		case 'n':
+			return math.NaN(), true
+		}
+		return 0, false
+	}
+	var data []float64
+	rows, cols := 0, -1
+	for dec.PeekKind() != ']' {
+		if dec.PeekKind() == '[' {
+			_, _ = dec.ReadToken()
+			n := 0
+			for dec.PeekKind() != ']' {
+				f, ok := number()
+				if !ok {
+					return nil, false
+				}
+				data = append(data, f)
+				n++
+			}
+			if _, err := dec.ReadToken(); err != nil {
+				return nil, false
+			}
+			if cols >= 0 && n != cols {
+				return nil, false
+			}
+			cols = n
+		} else {
+			f, ok := number()
+			if !ok || cols > 1 {
+				return nil, false
+			}
+			data = append(data, f)
+			cols = 1
+		}
+		rows++
+	}
+	if rows == 0 {
+		return nil, false
+	}
+	return &tensor.Tensor{Datatype: tensor.FP64, Shape: []int64{int64(rows), int64(cols)}, Data: data}, true
+}
+
+// FuzzScanInstances checks scanInstances against decodeInstances's general
+// reading: whatever the fast path accepts, the general one accepts as the
+// same tensor, bit for bit.
+func FuzzScanInstances(f *testing.F) {
+	for _, s := range []string{`{"instances":[[1,2],[3,4]]}`, ` { "inputs" : [ 1 , null , -2.5e-3 ] } `, `{"instances":[[1],2]}`,
+		`{"instances":[[1,2],[3]]}`, `{"instances":[1e400]}`, `{"instances":[[01]]}`, `{"instances":[[1,]]}`, `{"instances":[[1]]}x`,
+		`{"instances":[[1]],"instances":[[2]]}`, `{"instances":[]}`, `{"instances":[[]]}`, `{"instances":["a"]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, ok := scanInstances(body)
+		if !ok {
+			return
+		}
+		scanBodies = false
+		want, err := decodeInstances(body)
+		scanBodies = true
+		if err != nil || want.tensor == nil || want.records != nil {
+			t.Fatalf("%q: scanned, but the general reading gives %+v, %v", body, want, err)
+		}
+		if fmt.Sprint(got.Shape) != fmt.Sprint(want.tensor.Shape) || got.Name != want.tensor.Name || got.Datatype != want.tensor.Datatype {
+			t.Fatalf("%q: %v %v, want %v %v", body, got.Datatype, got.Shape, want.tensor.Datatype, want.tensor.Shape)
+		}
+		g, w := got.Data.([]float64), want.tensor.Data.([]float64)
+		if len(g) != len(w) {
+			t.Fatalf("%q: %d values, want %d", body, len(g), len(w))
+		}
+		for i := range g {
+			if math.Float64bits(g[i]) != math.Float64bits(w[i]) && !(math.IsNaN(g[i]) && math.IsNaN(w[i])) {
+				t.Fatalf("%q: value %d = %v, want %v", body, i, g[i], w[i])
+			}
+		}
+	})
+}
+
+// TestScanInstancesTakesCommonRequests: the requests of bench/payloads take
+// the fast path.
+func TestScanInstancesTakesCommonRequests(t *testing.T) {
+	for _, name := range []string{"v1-b1.json", "v1-b64.json"} {
+		body, err := os.ReadFile(filepath.Join("../../../bench/payloads", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := scanInstances(body); !ok {
+			t.Errorf("%s: not scanned", name)
 		}
 	}
 }

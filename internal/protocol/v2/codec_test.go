@@ -3,7 +3,10 @@ package v2
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -194,5 +197,96 @@ func TestClientCodecRoundTrip(t *testing.T) {
 	}
 	if _, err := DecodeResponse([]byte(`{"outputs":[{"name":"y","datatype":"FP32","shape":[2],"data":[1]}]}`)); err == nil {
 		t.Fatal("short output accepted")
+	}
+}
+
+// FuzzScanRequest checks scanRequest against decodeJSON: whatever the fast
+// path accepts, decodeJSON accepts too, with the same id, the same tensors
+// bit for bit and the same charge to the budget.
+func FuzzScanRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[[1,2],[3,null]]}]}`,
+		` { "id" : "r1", "inputs" : [ {"name":"a","datatype":"FP64","shape":[3],"data":[1e-400,-0,2.5E+3]},
+		  {"name":"b","datatype":"FP32","shape":[1,1],"data":[[7]]} ] } `,
+		`{"inputs":[{"name":"x","datatype":"FP32","shape":[2],"data":[1e39,1]}]}`,
+		`{"inputs":[{"name":"x","datatype":"FP64","shape":[1],"data":[1e400]}]}`,
+		`{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1,2]}]}`,
+		`{"inputs":[{"name":"x","datatype":"FP32","shape":[2],"data":[1]}]}`,
+		`{"inputs":[{"name":"x","datatype":"FP32","shape":[],"data":5}]}`,
+		`{"inputs":[{"name":"x","datatype":"FP32","shape":[0],"data":[]}]}`,
+		`{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[01]}]}`,
+		`{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1.]}]}`,
+		`{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1,]}]}`,
+		`{"inputs":[{"name":"x","name":"y","datatype":"FP32","shape":[1],"data":[1]}]}`,
+		`{"id":"a","id":"b","inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}]}`,
+		`{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}]}{}`,
+		`{"inputs":[{"name":"x","datatype":"FP32","shape":[100],"data":[1]}]}`,
+		`{"inputs":[{"name":"x","datatype":"FP32","shape":[1,99999999999999],"data":[1]}]}`,
+	} {
+		f.Add([]byte(s), int64(64))
+	}
+	f.Fuzz(func(t *testing.T, body []byte, maxElems int64) {
+		lim := protocol.Limits{MaxElements: max(1, maxElems%1000)}.WithDefaults()
+		fast := &reqBudget{lim: lim}
+		got, gotSizes, ok := scanRequest(body, fast)
+		if !ok {
+			if fast.elems != 0 || fast.bytes != 0 {
+				t.Fatalf("%q: refused but charged %d elements", body, fast.elems)
+			}
+			return
+		}
+		slow := &reqBudget{lim: lim}
+		want, wantSizes, err := decodeJSON(body, slow)
+		if err != nil {
+			t.Fatalf("%q: scanned, but decodeJSON refuses: %v", body, err)
+		}
+		if got.ID != want.ID || fmt.Sprint(gotSizes) != fmt.Sprint(wantSizes) || *fast != *slow || len(got.Inputs) != len(want.Inputs) {
+			t.Fatalf("%q: scanned %+v %v %+v, decodeJSON %+v %v %+v", body, got, gotSizes, fast, want, wantSizes, slow)
+		}
+		for i := range got.Inputs {
+			g, w := got.Inputs[i], want.Inputs[i]
+			if g.Name != w.Name || g.Datatype != w.Datatype || fmt.Sprint(g.Shape) != fmt.Sprint(w.Shape) ||
+				floatBits(g.Data) != floatBits(w.Data) || g.Parameters != nil {
+				t.Fatalf("%q: input %d = %+v, want %+v", body, i, g, w)
+			}
+		}
+	})
+}
+
+// floatBits prints a float slice's bit patterns, NaNs as one pattern.
+func floatBits(d any) string {
+	var b strings.Builder
+	switch d := d.(type) {
+	case []float32:
+		for _, v := range d {
+			if v != v {
+				v = float32(math.NaN())
+			}
+			fmt.Fprintf(&b, "%x,", math.Float32bits(v))
+		}
+	case []float64:
+		for _, v := range d {
+			if v != v {
+				v = math.NaN()
+			}
+			fmt.Fprintf(&b, "%x,", math.Float64bits(v))
+		}
+	default:
+		fmt.Fprintf(&b, "%T %v", d, d)
+	}
+	return b.String()
+}
+
+// TestScanRequestTakesCommonRequests: the requests of bench/payloads, as
+// KServe's and Triton's clients write them, take the fast path.
+func TestScanRequestTakesCommonRequests(t *testing.T) {
+	for _, name := range []string{"v2-b1.json", "v2-b64.json"} {
+		body, err := os.ReadFile(filepath.Join("../../../bench/payloads", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, ok := scanRequest(body, nil); !ok {
+			t.Errorf("%s: not scanned", name)
+		}
 	}
 }

@@ -71,6 +71,11 @@ type pendingInput struct {
 }
 
 func decodeJSON(body []byte, b *reqBudget) (*InferRequest, []int64, error) {
+	if scanRequests {
+		if req, sizes, ok := scanRequest(body, b); ok {
+			return req, sizes, nil
+		}
+	}
 	pd := decoderPool.Get().(*pooledDecoder)
 	pd.r.Reset(body)
 	pd.dec.Reset(&pd.r)

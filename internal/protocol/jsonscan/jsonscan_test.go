@@ -1,0 +1,84 @@
+package jsonscan
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+)
+
+// FuzzFloat checks that a number the scanner reads is valid JSON with the
+// same value, and that null reads as NaN.
+func FuzzFloat(f *testing.F) {
+	for _, s := range []string{"0", "-0", "1.5e3", " 2 ", "01", "1.", ".5", "-", "1e", "1e+", "null", "nul", "1E-400", "1e400", "+1", "0x1p3", "Infinity", "1_0"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := New(b)
+		got, ok := s.Float()
+		if !ok || !s.End() {
+			return
+		}
+		var want *float64
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatalf("%q: scanned %v, but encoding/json refuses: %v", b, got, err)
+		}
+		if want == nil {
+			if !math.IsNaN(got) {
+				t.Fatalf("%q: null read as %v", b, got)
+			}
+			return
+		}
+		if math.Float64bits(got) != math.Float64bits(*want) {
+			t.Fatalf("%q: %v, want %v", b, got, *want)
+		}
+	})
+}
+
+// FuzzFloats checks that a list the scanner reads is valid JSON.
+func FuzzFloats(f *testing.F) {
+	for _, s := range []string{"[]", "[[1,2],[3,null]]", "[1,]", "[,1]", "[[]", "[1 2]", "[[[[1]]]]", "[1],", "[-0.0e-0]"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := New(b)
+		got, ok := Floats(&s, []float64(nil), 3, 100)
+		if !ok || !s.End() {
+			return
+		}
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("%q: scanned %v, but encoding/json refuses: %v", b, got, err)
+		}
+		if len(got) > 100 {
+			t.Fatalf("%q: %d values over the bound", b, len(got))
+		}
+	})
+}
+
+func TestStrKeyNext(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{`{"a": 1}`, true},
+		{`{"a\"": 1}`, false}, // escapes go to the general decoder
+		{`{"é": 1}`, false},
+		{"{\"a\x01\": 1}", false},
+		{`{"a" 1}`, false},
+		{`{"a`, false},
+	}
+	for _, tc := range tests {
+		s := New([]byte(tc.in))
+		ok := s.Byte('{')
+		_, kok := s.Key()
+		if ok && kok != tc.want {
+			t.Errorf("%s: key ok=%v, want %v", tc.in, kok, tc.want)
+		}
+	}
+	s := New([]byte(`[1 , ]`))
+	s.Byte('[')
+	s.Float()
+	if _, ok := s.Next(']'); ok {
+		t.Error("a trailing comma was taken")
+	}
+}

@@ -1,0 +1,175 @@
+package v2
+
+import (
+	"github.com/ferryserve/ferry/internal/protocol/jsonscan"
+	"github.com/ferryserve/ferry/internal/tensor"
+)
+
+// scanRequests turns scanRequest on; FuzzScanRequest turns it off to decode
+// its reference.
+var scanRequests = true
+
+// scanRequest decodes the common request — an optional string "id" and
+// "inputs" of FP32 or FP64 tensors, each with "name", "datatype" and "shape"
+// before its "data" — straight from body (package jsonscan), without a
+// token decoder: for a batch-1 request that decoder cost more than the
+// model (issue 15). It reports false for anything else, and for anything
+// decodeJSON would refuse (a duplicate key, data that does not fit the
+// shape or the budget), leaving the request to decodeJSON. FuzzScanRequest
+// checks that what it accepts decodes exactly as decodeJSON decodes it.
+func scanRequest(body []byte, b *reqBudget) (*InferRequest, []int64, bool) {
+	s := jsonscan.New(body)
+	if !s.Byte('{') || s.Peek() == '}' {
+		return nil, nil, false
+	}
+	req := &InferRequest{}
+	var sizes []int64
+	var elems, bytes int64
+	haveID := false
+	for {
+		k, ok := s.Key()
+		if !ok {
+			return nil, nil, false
+		}
+		switch string(k) {
+		case "id":
+			v, ok := s.Str()
+			if !ok || haveID {
+				return nil, nil, false
+			}
+			req.ID, haveID = string(v), true
+		case "inputs":
+			if req.Inputs != nil || !s.Byte('[') || s.Peek() == ']' {
+				return nil, nil, false
+			}
+			for more := true; more; {
+				t, ok := scanInput(&s, b.room(elemCost(tensor.FP64)), len(body))
+				if !ok {
+					return nil, nil, false
+				}
+				n := tensor.NumElements(t.Shape) // what t.Validate found the data holds
+				elems, bytes = elems+n, bytes+n*elemCost(t.Datatype)
+				if !b.fits(elems, bytes) {
+					return nil, nil, false
+				}
+				req.Inputs = append(req.Inputs, t)
+				sizes = append(sizes, -1)
+				if more, ok = s.Next(']'); !ok {
+					return nil, nil, false
+				}
+			}
+			s.Byte(']')
+		default:
+			return nil, nil, false
+		}
+		more, ok := s.Next('}')
+		if !ok {
+			return nil, nil, false
+		}
+		if !more {
+			break
+		}
+	}
+	if !s.Byte('}') || !s.End() || req.Inputs == nil {
+		return nil, nil, false
+	}
+	b.charge(elems, bytes)
+	return req, sizes, true
+}
+
+// scanInput reads one input tensor of the shape scanRequest takes.
+// room bounds its element count, and the body's length the memory it asks
+// for before the data is read.
+func scanInput(s *jsonscan.Scanner, room int64, bodyLen int) (*tensor.Tensor, bool) {
+	if !s.Byte('{') || s.Peek() == '}' {
+		return nil, false
+	}
+	t := &tensor.Tensor{}
+	var haveName, haveShape bool
+	for {
+		k, ok := s.Key()
+		if !ok {
+			return nil, false
+		}
+		switch string(k) {
+		case "name":
+			v, ok := s.Str()
+			if !ok || haveName || len(v) == 0 {
+				return nil, false
+			}
+			t.Name, haveName = string(v), true
+		case "datatype":
+			v, ok := s.Str()
+			if !ok || t.Datatype != tensor.Invalid {
+				return nil, false
+			}
+			switch string(v) {
+			case "FP32":
+				t.Datatype = tensor.FP32
+			case "FP64":
+				t.Datatype = tensor.FP64
+			default:
+				return nil, false
+			}
+		case "shape":
+			if haveShape || !s.Byte('[') {
+				return nil, false
+			}
+			t.Shape = make([]int64, 0, 4)
+			for more := s.Peek() != ']'; more; {
+				d, ok := s.Uint()
+				if !ok || len(t.Shape) == maxRank {
+					return nil, false
+				}
+				t.Shape = append(t.Shape, d)
+				if more, ok = s.Next(']'); !ok {
+					return nil, false
+				}
+			}
+			s.Byte(']')
+			haveShape = true
+			if tensor.NumElements(t.Shape) < 0 {
+				return nil, false
+			}
+		case "data":
+			// The data comes last in the common request; data before its
+			// datatype or shape is left to decodeJSON.
+			if t.Data != nil || t.Datatype == tensor.Invalid || !haveShape {
+				return nil, false
+			}
+			n := tensor.NumElements(t.Shape)
+			if n > room {
+				return nil, false
+			}
+			// Every element takes at least two bytes ("0,").
+			c := min(n, int64(bodyLen/2+1))
+			if t.Datatype == tensor.FP32 {
+				d, ok := jsonscan.Floats(s, make([]float32, 0, c), maxRank, n)
+				if !ok {
+					return nil, false
+				}
+				t.Data = d
+			} else {
+				d, ok := jsonscan.Floats(s, make([]float64, 0, c), maxRank, n)
+				if !ok {
+					return nil, false
+				}
+				t.Data = d
+			}
+		default:
+			return nil, false
+		}
+		more, ok := s.Next('}')
+		if !ok {
+			return nil, false
+		}
+		if !more {
+			break
+		}
+	}
+	s.Byte('}')
+	if !haveName || t.Data == nil || t.Validate() != nil {
+		return nil, false
+	}
+	return t, true
+}
