@@ -166,12 +166,19 @@ func (s *Scanner) Float() (float64, bool) {
 	return f, err == nil
 }
 
-// Uint reads a non-negative integer written without fraction or exponent,
-// below 2^53.
-func (s *Scanner) Uint() (int64, bool) {
+// Int reads an integer written without fraction or exponent, of at most
+// 15 digits (so below 2^53 in magnitude).
+func (s *Scanner) Int() (int64, bool) {
 	s.space()
 	num, ok := s.number()
-	if !ok || len(num) > 15 {
+	if !ok {
+		return 0, false
+	}
+	neg := num[0] == '-'
+	if neg {
+		num = num[1:]
+	}
+	if len(num) > 15 {
 		return 0, false
 	}
 	var n int64
@@ -181,7 +188,53 @@ func (s *Scanner) Uint() (int64, bool) {
 		}
 		n = n*10 + int64(c-'0')
 	}
+	if neg {
+		n = -n
+	}
 	return n, true
+}
+
+// Number reads a number as an int64 when it is written as an integer (of
+// at most 15 digits; a longer one reports false), else as a float64.
+func (s *Scanner) Number() (any, bool) {
+	s.space()
+	save := s.i
+	num, ok := s.number()
+	if !ok {
+		return nil, false
+	}
+	for _, c := range num {
+		if c == '.' || c == 'e' || c == 'E' {
+			s.i = save
+			f, ok := s.Float()
+			return f, ok
+		}
+	}
+	s.i = save
+	i, ok := s.Int()
+	return i, ok
+}
+
+// Uint reads an integer as Int does, written without a minus sign.
+func (s *Scanner) Uint() (int64, bool) {
+	if s.Peek() == '-' {
+		return 0, false
+	}
+	return s.Int()
+}
+
+// Bool reads true or false.
+func (s *Scanner) Bool() (v, ok bool) {
+	s.space()
+	switch rest := s.b[s.i:]; {
+	case len(rest) >= 4 && string(rest[:4]) == "true":
+		s.i += 4
+		return true, true
+	case len(rest) >= 5 && string(rest[:5]) == "false":
+		s.i += 5
+		return false, true
+	}
+	return false, false
 }
 
 // Floats reads a list of numbers and nulls, nested at most maxDepth deep

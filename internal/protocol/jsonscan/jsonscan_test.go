@@ -82,3 +82,37 @@ func TestStrKeyNext(t *testing.T) {
 		t.Error("a trailing comma was taken")
 	}
 }
+
+func TestNumberBool(t *testing.T) {
+	tests := []struct {
+		in   string
+		want any // nil: refused
+	}{
+		{"12", int64(12)},
+		{" -0", int64(0)},
+		{"-123456789012345", int64(-123456789012345)},
+		{"1234567890123456", nil}, // 16 digits: left to the general decoder
+		{"1.5", 1.5},
+		{"2e3", 2000.0},
+		{"1e999", nil},
+		{"01", int64(0)}, // "0", then a stray "1" the caller's Next refuses
+		{"true", nil},
+	}
+	for _, tc := range tests {
+		s := New([]byte(tc.in))
+		got, ok := s.Number()
+		if (tc.want == nil) != !ok || ok && got != tc.want {
+			t.Errorf("Number(%q) = %v, %v; want %v", tc.in, got, ok, tc.want)
+		}
+	}
+	for in, want := range map[string]bool{" true": true, "false": false} {
+		s := New([]byte(in))
+		if got, ok := s.Bool(); !ok || got != want || !s.End() {
+			t.Errorf("Bool(%q) = %v, %v", in, got, ok)
+		}
+	}
+	s := New([]byte("tru"))
+	if _, ok := s.Bool(); ok {
+		t.Error(`Bool("tru") accepted`)
+	}
+}

@@ -201,8 +201,8 @@ func TestClientCodecRoundTrip(t *testing.T) {
 }
 
 // FuzzScanRequest checks scanRequest against decodeJSON: whatever the fast
-// path accepts, decodeJSON accepts too, with the same id, the same tensors
-// bit for bit and the same charge to the budget.
+// path accepts, decodeJSON accepts too, with the same id, parameters and
+// outputs, the same tensors bit for bit and the same charge to the budget.
 func FuzzScanRequest(f *testing.F) {
 	for _, s := range []string{
 		`{"inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[[1,2],[3,null]]}]}`,
@@ -222,6 +222,13 @@ func FuzzScanRequest(f *testing.F) {
 		`{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}]}{}`,
 		`{"inputs":[{"name":"x","datatype":"FP32","shape":[100],"data":[1]}]}`,
 		`{"inputs":[{"name":"x","datatype":"FP32","shape":[1,99999999999999],"data":[1]}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"binary_data":false}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"parameters":{"binary_data_output":true,"n":-0,"big":1234567890123456789,"f":1.5e3,"s":"a"}}`,
+		`{"parameters":{},"inputs":[{"name":"x","shape":[1],"datatype":"FP32","parameters":{"k":1},"data":[1]}]}`,
+		`{"parameters":{"a":1,"a":2},"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`,
+		`{"inputs":[{"name":"x","shape":[2],"datatype":"FP32","parameters":{"binary_data_size":8}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"parameters":{"x":null,"y":1e999}}`,
 	} {
 		f.Add([]byte(s), int64(64))
 	}
@@ -240,13 +247,14 @@ func FuzzScanRequest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("%q: scanned, but decodeJSON refuses: %v", body, err)
 		}
-		if got.ID != want.ID || fmt.Sprint(gotSizes) != fmt.Sprint(wantSizes) || *fast != *slow || len(got.Inputs) != len(want.Inputs) {
+		if got.ID != want.ID || fmt.Sprint(gotSizes) != fmt.Sprint(wantSizes) || *fast != *slow || len(got.Inputs) != len(want.Inputs) ||
+			!reflect.DeepEqual(got.Parameters, want.Parameters) || !reflect.DeepEqual(got.Outputs, want.Outputs) {
 			t.Fatalf("%q: scanned %+v %v %+v, decodeJSON %+v %v %+v", body, got, gotSizes, fast, want, wantSizes, slow)
 		}
 		for i := range got.Inputs {
 			g, w := got.Inputs[i], want.Inputs[i]
 			if g.Name != w.Name || g.Datatype != w.Datatype || fmt.Sprint(g.Shape) != fmt.Sprint(w.Shape) ||
-				floatBits(g.Data) != floatBits(w.Data) || g.Parameters != nil {
+				floatBits(g.Data) != floatBits(w.Data) || !reflect.DeepEqual(g.Parameters, w.Parameters) {
 				t.Fatalf("%q: input %d = %+v, want %+v", body, i, g, w)
 			}
 		}
@@ -287,6 +295,23 @@ func TestScanRequestTakesCommonRequests(t *testing.T) {
 		}
 		if _, _, ok := scanRequest(body, nil); !ok {
 			t.Errorf("%s: not scanned", name)
+		}
+	}
+}
+
+// TestScanRequestTakesClientRequests: JSON requests of the shapes KServe's
+// and Triton's clients write take the fast path.
+func TestScanRequestTakesClientRequests(t *testing.T) {
+	for _, body := range []string{
+		// KServe's InferRequest.to_rest: an id and the inputs.
+		`{"id": "2d6d8f4e-5c47-4a2c-9a7e-0d3c4e4f5a61", "inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [6.8, 2.8, 4.8, 1.4]}]}`,
+		// Binary outputs asked for with the request's parameters (Triton's extension).
+		`{"inputs":[{"name":"INPUT0","shape":[1,4],"datatype":"FP32","data":[6.8,2.8,4.8,1.4]}],"parameters":{"binary_data_output":true}}`,
+		// A requested output with its parameters.
+		`{"inputs":[{"name":"INPUT0","shape":[1,4],"datatype":"FP32","data":[6.8,2.8,4.8,1.4]}],"outputs":[{"name":"OUTPUT0","parameters":{"binary_data":false}}]}`,
+	} {
+		if _, _, ok := scanRequest([]byte(body), nil); !ok {
+			t.Errorf("not scanned: %s", body)
 		}
 	}
 }

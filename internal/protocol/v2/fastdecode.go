@@ -9,9 +9,9 @@ import (
 // its reference.
 var scanRequests = true
 
-// scanRequest decodes the common request — an optional string "id" and
-// "inputs" of FP32 or FP64 tensors, each with "name", "datatype" and "shape"
-// before its "data" — straight from body (package jsonscan), without a
+// scanRequest decodes the common request — an optional string "id",
+// "parameters" and "outputs", and "inputs" of FP32 or FP64 tensors in JSON,
+// each with "name", "datatype" and "shape" before its "data" — straight from body (package jsonscan), without a
 // token decoder: for a batch-1 request that decoder cost more than the
 // model (issue 15). It reports false for anything else, and for anything
 // decodeJSON would refuse (a duplicate key, data that does not fit the
@@ -38,6 +38,18 @@ func scanRequest(body []byte, b *reqBudget) (*InferRequest, []int64, bool) {
 				return nil, nil, false
 			}
 			req.ID, haveID = string(v), true
+		case "parameters":
+			p, ok := scanParameters(&s)
+			if !ok || req.Parameters != nil {
+				return nil, nil, false
+			}
+			req.Parameters = p
+		case "outputs":
+			outs, ok := scanOutputs(&s)
+			if !ok || req.Outputs != nil {
+				return nil, nil, false
+			}
+			req.Outputs = outs
 		case "inputs":
 			if req.Inputs != nil || !s.Byte('[') || s.Peek() == ']' {
 				return nil, nil, false
@@ -131,6 +143,15 @@ func scanInput(s *jsonscan.Scanner, room int64, bodyLen int) (*tensor.Tensor, bo
 			if tensor.NumElements(t.Shape) < 0 {
 				return nil, false
 			}
+		case "parameters":
+			p, ok := scanParameters(s)
+			if !ok || t.Parameters != nil {
+				return nil, false
+			}
+			if _, binary := p[paramBinarySize]; binary {
+				return nil, false
+			}
+			t.Parameters = p
 		case "data":
 			// The data comes last in the common request; data before its
 			// datatype or shape is left to decodeJSON.
@@ -172,4 +193,101 @@ func scanInput(s *jsonscan.Scanner, room int64, bodyLen int) (*tensor.Tensor, bo
 		return nil, false
 	}
 	return t, true
+}
+
+// scanParameters reads a parameters object whose values are plain strings,
+// booleans and numbers, as readParameters reads it: integers as int64,
+// other numbers as float64.
+func scanParameters(s *jsonscan.Scanner) (map[string]any, bool) {
+	if !s.Byte('{') {
+		return nil, false
+	}
+	out := map[string]any{}
+	for more := s.Peek() != '}'; more; {
+		k, ok := s.Key()
+		if !ok {
+			return nil, false
+		}
+		if _, dup := out[string(k)]; dup {
+			return nil, false
+		}
+		var v any
+		switch c := s.Peek(); {
+		case c == '"':
+			str, ok := s.Str()
+			if !ok {
+				return nil, false
+			}
+			v = string(str)
+		case c == 't' || c == 'f':
+			b, ok := s.Bool()
+			if !ok {
+				return nil, false
+			}
+			v = b
+		default:
+			n, ok := s.Number()
+			if !ok {
+				return nil, false
+			}
+			v = n
+		}
+		out[string(k)] = v
+		if more, ok = s.Next('}'); !ok {
+			return nil, false
+		}
+	}
+	s.Byte('}')
+	return out, true
+}
+
+// scanOutputs reads the requested outputs: a non-empty list of objects with
+// a "name" and, optionally, "parameters".
+func scanOutputs(s *jsonscan.Scanner) ([]RequestedOutput, bool) {
+	if !s.Byte('[') || s.Peek() == ']' {
+		return nil, false
+	}
+	var outs []RequestedOutput
+	for more := true; more; {
+		if !s.Byte('{') || s.Peek() == '}' {
+			return nil, false
+		}
+		var o RequestedOutput
+		for m := true; m; {
+			k, ok := s.Key()
+			if !ok {
+				return nil, false
+			}
+			switch string(k) {
+			case "name":
+				v, ok := s.Str()
+				if !ok || o.Name != "" || len(v) == 0 {
+					return nil, false
+				}
+				o.Name = string(v)
+			case "parameters":
+				p, ok := scanParameters(s)
+				if !ok || o.Parameters != nil {
+					return nil, false
+				}
+				o.Parameters = p
+			default:
+				return nil, false
+			}
+			if m, ok = s.Next('}'); !ok {
+				return nil, false
+			}
+		}
+		s.Byte('}')
+		if o.Name == "" {
+			return nil, false
+		}
+		outs = append(outs, o)
+		var ok bool
+		if more, ok = s.Next(']'); !ok {
+			return nil, false
+		}
+	}
+	s.Byte(']')
+	return outs, true
 }
