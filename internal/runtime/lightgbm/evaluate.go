@@ -24,11 +24,15 @@ type results struct {
 // between chunks.
 func (m *Model) evaluate(ctx context.Context, x fr.Matrix[float64], p plan) (results, error) {
 	k := m.b.treesPerIter
-	r := results{raw: make([]float64, x.Rows*k)}
-	if p.wantPredict {
-		r.predict = r.raw
-		if !p.rawScore {
-			r.predict = make([]float64, x.Rows*k)
+	var r results
+	if p.wantPredict && !p.rawScore {
+		// One allocation for both.
+		both := make([]float64, 2*x.Rows*k)
+		r.raw, r.predict = both[:x.Rows*k:x.Rows*k], both[x.Rows*k:]
+	} else {
+		r.raw = make([]float64, x.Rows*k)
+		if p.wantPredict {
+			r.predict = r.raw
 		}
 	}
 	if p.wantLeaves {
@@ -42,6 +46,7 @@ func (m *Model) evaluate(ctx context.Context, x fr.Matrix[float64], p plan) (res
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	shared := r // captured by the workers; r itself stays off the heap
 	for range workers {
 		wg.Add(1)
 		go func() {
@@ -51,7 +56,7 @@ func (m *Model) evaluate(ctx context.Context, x fr.Matrix[float64], p plan) (res
 				if c >= chunks {
 					return
 				}
-				m.evalRows(x, p, r, c*chunkRows, min((c+1)*chunkRows, x.Rows))
+				m.evalRows(x, p, shared, c*chunkRows, min((c+1)*chunkRows, x.Rows))
 			}
 		}()
 	}
@@ -75,7 +80,10 @@ func (m *Model) evalRows(x fr.Matrix[float64], p plan, r results, lo, hi int) {
 			return
 		}
 	}
-	for i := lo; i < hi; i += group {
+	if b.ftrees != nil {
+		m.scoreFlat(x, p, r.raw, lo, hi)
+	}
+	for i := lo; i < hi && b.ftrees == nil; i += group {
 		if i+group <= hi && noNaN(x.Data[i*x.Cols:(i+group)*x.Cols]) {
 			m.scoreGroup(x, p, r.raw, i)
 			continue
@@ -102,6 +110,127 @@ func (m *Model) evalRows(x fr.Matrix[float64], p plan, r results, lo, hi int) {
 			out := r.predict[i*k : (i+1)*k]
 			copy(out, s)
 			b.objective.transform(out)
+		}
+	}
+}
+
+// scoreFlat adds the trees' outputs to raw for rows [lo, hi), tree by
+// tree in file order per row: laid-out trees through the flat layout,
+// the others through the node walk.
+func (m *Model) scoreFlat(x fr.Matrix[float64], p plan, raw []float64, lo, hi int) {
+	b := m.b
+	k := b.treesPerIter
+	stride := b.stride
+	nb := blockFor(stride)
+	var small [256]float64 // expanded rows of small requests, off the heap
+	var xb []float64
+	if n := min(nb, hi-lo) * stride; n <= len(small) {
+		xb = small[:n]
+	} else {
+		// Large batches come here once per chunk of chunkRows rows.
+		buf, _ := blockBufs.Get().(*[]float64)
+		if buf == nil || cap(*buf) < n {
+			buf = &[]float64{}
+			*buf = make([]float64, n)
+		}
+		defer blockBufs.Put(buf)
+		xb = (*buf)[:n]
+	}
+	var idx [blockRows]uint32
+	var clean [blockRows]bool
+	for blk := lo; blk < hi; blk += nb {
+		end := min(hi, blk+nb)
+		n := end - blk
+		for r := range n {
+			row := x.Row(blk + r)
+			b.expandRow(xb[r*stride:(r+1)*stride], row)
+			clean[r] = noNaN(row)
+		}
+		if n < minBlock {
+			for r := range n {
+				m.flatRow(p, xb[r*stride:(r+1)*stride], x.Row(blk+r), raw[(blk+r)*k:(blk+r+1)*k], clean[r])
+			}
+			continue
+		}
+		for t := p.start; t < p.end; t++ {
+			tr := &b.trees[t]
+			ft := b.ftrees[t]
+			c := t % k
+			if ft.size == 0 {
+				for r := range n {
+					raw[(blk+r)*k+c] += tr.predict(x.Row(blk+r), clean[r])
+				}
+				continue
+			}
+			b.walkBlock(ft, xb, stride, n, idx[:])
+			if tr.linear == nil {
+				for r, i := range idx[:n] {
+					raw[(blk+r)*k+c] += b.flat[i].thr
+				}
+				continue
+			}
+			for r, i := range idx[:n] {
+				raw[(blk+r)*k+c] += tr.output(int(b.fleaf[i]), x.Row(blk+r))
+			}
+		}
+	}
+}
+
+// blockBufs holds the expanded rows of a block between chunks.
+var blockBufs sync.Pool
+
+// flatRow adds the trees' outputs to s for one row (row, and xr its
+// expansion): every laid-out tree through walkRow when all trees are
+// used, tree by tree otherwise.
+func (m *Model) flatRow(p plan, xr, row, s []float64, clean bool) {
+	b := m.b
+	k := b.treesPerIter
+	if p.start == 0 && p.end == len(b.trees) {
+		var buf [256]uint32
+		at := buf[:]
+		if len(b.order) > len(buf) {
+			at = make([]uint32, len(b.order))
+		}
+		b.walkRow(xr, at)
+		if b.leavesOnly {
+			// Every tree laid out, constant leaves, one score per row.
+			fl := b.flat
+			v := s[0]
+			for _, j := range b.rank {
+				v += fl[at[j]].thr
+			}
+			s[0] = v
+			return
+		}
+		for t := range b.trees {
+			j := b.rank[t]
+			v := 0.0
+			switch tr := &b.trees[t]; {
+			case j < 0:
+				v = tr.predict(row, clean)
+			case tr.linear == nil:
+				v = b.flat[at[j]].thr
+			default:
+				v = tr.output(int(b.fleaf[at[j]]), row)
+			}
+			if k == 1 {
+				s[0] += v
+			} else {
+				s[t%k] += v
+			}
+		}
+		return
+	}
+	for t := p.start; t < p.end; t++ {
+		tr := &b.trees[t]
+		ft := b.ftrees[t]
+		switch {
+		case ft.size == 0:
+			s[t%k] += tr.predict(row, clean)
+		case tr.linear == nil:
+			s[t%k] += b.flat[b.walk1(ft, xr)].thr
+		default:
+			s[t%k] += tr.output(int(b.fleaf[b.walk1(ft, xr)]), row)
 		}
 	}
 }

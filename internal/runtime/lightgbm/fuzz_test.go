@@ -40,7 +40,8 @@ cat_threshold=33 2 4`)))
 		s = strings.Replace(s, "tree_sizes=", "tree_sizes_cut=", 1)
 		f.Add([]byte(s))
 	}
-	// The first four rows have no NaN, so they take the grouped walk.
+	// The first four rows have no NaN, so they take the grouped walk where
+	// the flat layout does not apply.
 	rows := [][]float64{
 		{0, 0, 0, 0, 0, 0},
 		{-1, 1, 37, -0.5, 1e300, math.Inf(-1)},
@@ -75,6 +76,25 @@ cat_threshold=33 2 4`)))
 		}
 		if got, want := res.Outputs[0].Len(), len(rows)*m.b.numClass; got != want {
 			t.Fatalf("predict has %d values, want %d", got, want)
+		}
+		// The flat layout must agree with the node walk bit for bit.
+		var raw []float64
+		for _, o := range res.Outputs {
+			if o.Name == OutputRawScore {
+				raw = o.Data.([]float64)
+			}
+		}
+		k := m.b.treesPerIter
+		for i := range rows {
+			if m.b.averageOutput {
+				break
+			}
+			want := nodeWalkRaw(m, x[i*n:(i+1)*n], 0, len(m.b.trees))
+			for c := range k {
+				if math.Float64bits(raw[i*k+c]) != math.Float64bits(want[c]) {
+					t.Fatalf("row %d class %d: raw %v, node walk %v", i, c, raw[i*k+c], want[c])
+				}
+			}
 		}
 	})
 }

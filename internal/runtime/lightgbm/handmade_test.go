@@ -245,13 +245,29 @@ func TestNumericalSplits(t *testing.T) {
 		{"zero: 1e-30 is not zero", 6, "-1", 1e-30, R},
 		{"+inf", 0, "1e300", math.Inf(1), R},
 		{"-inf", 0, "-1e300", math.Inf(-1), L},
+		// LightGBM writes threshold=inf for a split that separates the
+		// missing values from all others.
+		{"nan: inf threshold, NaN right", 8, "inf", nan, R},
+		{"nan: inf threshold, +inf left", 8, "inf", math.Inf(1), L},
+		{"nan: inf threshold, NaN left", 10, "inf", nan, L},
+		{"zero: inf threshold, 0 right", 4, "inf", 0, R},
+		{"zero: inf threshold, NaN right", 4, "inf", nan, R},
+		{"zero: inf threshold, +inf left", 4, "inf", math.Inf(1), L},
+		{"none: inf threshold, NaN is 0", 0, "inf", nan, L},
+		{"nan: -inf threshold, -inf left", 8, "-inf", math.Inf(-1), L},
+		{"nan: -inf threshold, NaN left", 10, "-inf", nan, L},
+		{"nan: -inf threshold, NaN right", 8, "-inf", nan, R},
+		{"zero: -inf threshold, 0 left", 6, "-inf", 0, L},
+		{"nan threshold: values go right", 0, "nan", 1, R},
+		{"nan threshold: NaN default left", 10, "nan", nan, L},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			m := mustParse(t, build(header("regression", 1, 1), numTree(c.dt, c.threshold)), Options{})
-			// One row takes the general walk; four NaN-free rows take the
-			// grouped one.
-			for _, n := range []int{1, 4} {
+			// One and four rows walk the trees of one row together; nine
+			// walk each tree across the rows (flat.go). A NaN threshold
+			// keeps the node walk.
+			for _, n := range []int{1, 4, 9} {
 				rows := make([][]float64, n)
 				for i := range rows {
 					rows[i] = []float64{c.x}

@@ -28,6 +28,25 @@ type booster struct {
 	objective     objective
 	averageOutput bool
 	trees         []tree
+
+	// The flat layout (flat.go): ftrees[i] locates tree i in flat (nil
+	// when no tree is laid out), fleaf holds each leaf node's LightGBM leaf
+	// number (-1 at inner nodes); rows expand to stride values, variant v
+	// at varOff[v] (-1 when unused), then -Inf.
+	flat   []fnode
+	fleaf  []int32
+	ftrees []flatTree
+	stride int
+	varOff [numVariants]int32
+	// For walkRow: the laid-out trees deepest first, their roots, where
+	// tree t sits in that order (-1 if not laid out), and how many trees
+	// are still walking at each level; leavesOnly: every tree is laid out
+	// with constant leaves and there is one score per row.
+	leavesOnly bool
+	order      []int32
+	roots      []uint32
+	rank       []int32
+	active     []int32
 }
 
 // iterations is the number of boosting rounds the model holds.
@@ -112,6 +131,7 @@ func parse(data []byte) (*booster, error) {
 	if len(b.trees)%b.treesPerIter != 0 {
 		return nil, corrupt("%d trees is not a multiple of num_tree_per_iteration=%d", len(b.trees), b.treesPerIter)
 	}
+	b.buildFlat()
 	return b, nil
 }
 
@@ -271,7 +291,10 @@ func parseTree(f map[string]string, numFeatures int) (tree, error) {
 	}
 	t.plain = true
 	for i := range t.nodes {
-		if t.nodes[i].categorical() || t.nodes[i].missingType() == missingZero {
+		n := &t.nodes[i]
+		// leafPlain's "right iff x > threshold" is "not x <= threshold"
+		// only for a threshold that is not NaN.
+		if n.categorical() || n.missingType() == missingZero || math.IsNaN(n.threshold) {
 			t.plain = false
 		}
 	}

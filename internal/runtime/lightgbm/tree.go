@@ -40,8 +40,9 @@ type tree struct {
 	catBounds []int32
 	catBits   []uint32
 	linear    *linearLeaves // nil unless is_linear=1
-	// plain: no categorical splits and no Zero missing type, so for a row
-	// without NaN every decision is just x <= threshold.
+	// plain: no categorical splits, no Zero missing type and no NaN
+	// threshold, so for a row without NaN every decision is just
+	// x <= threshold, and x > threshold the opposite.
 	plain bool
 }
 
