@@ -19,9 +19,11 @@
 # CPU columns on a busy machine.
 #
 # Callgrind: each side predicts LGBREF_ROWS (10 000) rows once, and then one
-# row once, under valgrind; the report gives the instructions inside
-# Model.Predict and inside LGBM_BoosterPredictForMat (or
-# LGBM_BoosterPredictForMatSingleRowFast for one row) per row.
+# row once, under valgrind; the report gives the instructions and the
+# mispredicted conditional branches (callgrind's simple predictor, a model
+# rather than the CPU's) inside Model.Predict and inside
+# LGBM_BoosterPredictForMat (or LGBM_BoosterPredictForMatSingleRowFast for
+# one row) per row. Counts do not depend on machine load.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${LIGHTGBM_DIR:?set LIGHTGBM_DIR to a LightGBM source tree built with CMake (see docs/benchmarks.md)}"
@@ -57,17 +59,19 @@ if [[ -z "${LGBREF_CALLGRIND:-}" ]]; then
 	exit 0
 fi
 
-# per_row FILE FUNCTION ROWS: inclusive instructions of FUNCTION per row.
+# per_row FILE FUNCTION ROWS: inclusive instructions and mispredicted
+# conditional branches of FUNCTION, per row.
 per_row() {
 	callgrind_annotate --inclusive=yes --threshold=100 --auto=no "$1" 2>/dev/null |
 		awk -v f="$2" -v n="$3" 'index($0, f) {
 			gsub(/\([^)]*\)/, ""); gsub(",", ""); split($0, c, " ")
-			printf "%8.0f instructions/row\n", c[1] / n; exit }'
+			printf "%8.0f instructions/row, %6.1f mispredicted branches/row\n", c[1] / n, c[3] / n; exit }'
 }
 for n in "$ROWS" 1; do
-	GOMAXPROCS=1 valgrind --tool=callgrind --callgrind-out-file="$OUT/ferry.$n" \
+	# Go's preemption signals can trip callgrind's signal handling.
+	GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --branch-sim=yes --callgrind-out-file="$OUT/ferry.$n" \
 		"$OUT/ferry" -model "$MODEL" -once -rows "$n" >/dev/null 2>&1
-	OMP_NUM_THREADS=1 valgrind --tool=callgrind --callgrind-out-file="$OUT/lightgbm.$n" \
+	OMP_NUM_THREADS=1 valgrind --tool=callgrind --branch-sim=yes --callgrind-out-file="$OUT/lightgbm.$n" \
 		"$OUT/lightgbm" once "$MODEL" "$n" >/dev/null 2>&1
 	fn=LGBM_BoosterPredictForMat
 	((n == 1)) && fn=LGBM_BoosterPredictForMatSingleRowFast
