@@ -147,7 +147,7 @@ func (t *tree) depth() int {
 		return 0
 	}
 	type item struct{ n, d int32 }
-	stack := []item{{0, 0}}
+	stack := make([]item, 1, len(t.nodes)+1)
 	deepest := 0
 	for len(stack) > 0 {
 		it := stack[len(stack)-1]
@@ -200,64 +200,61 @@ func (b *booster) buildFlat() {
 		}
 	}
 	b.stride++ // the -Inf leaves read
-	b.flat = make([]fnode, 0, total)
-	b.fleaf = make([]int32, 0, total)
+	b.flat = make([]fnode, total)
+	b.fleaf = make([]int32, total)
+	at := 0
+	var queue []int32
 	for i := range b.trees {
 		if fits[i] {
-			b.ftrees[i] = b.layOut(&b.trees[i], depths[i])
+			b.ftrees[i], queue = b.layOut(&b.trees[i], depths[i], at, queue)
+			at += int(b.ftrees[i].size)
 		}
 	}
 	b.buildLevels()
 }
 
-// layOut appends tree t to b.flat breadth first, each node's two children
-// side by side.
-func (b *booster) layOut(t *tree, depth int) flatTree {
-	ft := flatTree{off: uint32(len(b.flat)), size: uint32(2*len(t.leafValue) - 1), depth: int32(depth)}
-	// place writes LightGBM node c (a leaf when negative) at index at.
-	place := func(c int32, at int) {
+// layOut writes tree t into b.flat from index off on, breadth first, each
+// node's two children side by side; queue is scratch space, returned for
+// reuse.
+func (b *booster) layOut(t *tree, depth, off int, queue []int32) (flatTree, []int32) {
+	ft := flatTree{off: uint32(off), size: uint32(2*len(t.leafValue) - 1), depth: int32(depth)}
+	flat, fleaf := b.flat[off:off+int(ft.size)], b.fleaf[off:off+int(ft.size)]
+	// place writes LightGBM node c (a leaf when negative) at local index i.
+	place := func(c int32, i int) {
 		if c < 0 {
-			b.flat[at] = fnode{thr: t.leafValue[^c], slot: uint32(b.stride - 1), left: uint32(at)}
-			b.fleaf[at] = ^c
+			flat[i] = fnode{thr: t.leafValue[^c], slot: uint32(b.stride - 1), left: uint32(off + i)}
+			fleaf[i] = ^c
 			return
 		}
 		n := &t.nodes[c]
 		v, thr := n.variant()
-		b.flat[at] = fnode{thr: thr, slot: uint32(b.varOff[v]) + uint32(n.feature)}
-		b.fleaf[at] = -1
+		flat[i] = fnode{thr: thr, slot: uint32(b.varOff[v]) + uint32(n.feature)}
+		fleaf[i] = -1
 	}
-	grow := func() int {
-		b.flat, b.fleaf = append(b.flat, fnode{}), append(b.fleaf, 0)
-		return len(b.flat) - 1
-	}
-	root := int32(0)
+	queue = queue[:0] // inner nodes laid out whose children are not, in layout order
 	if len(t.nodes) == 0 {
-		root = ^0 // the single leaf
+		place(^0, 0) // the single leaf
+		return ft, queue
 	}
-	place(root, grow())
-	// queue holds LightGBM numbers of inner nodes laid out but whose
-	// children are not, in layout order.
-	queue := []int32{}
-	if root >= 0 {
-		queue = append(queue, root)
-	}
-	for at := int(ft.off); len(queue) > 0; at++ {
-		if b.fleaf[at] >= 0 {
+	place(0, 0)
+	queue = append(queue, 0)
+	next := 1 // the first free index
+	for i, head := 0, 0; head < len(queue); i++ {
+		if fleaf[i] >= 0 {
 			continue
 		}
-		c := queue[0]
-		queue = queue[1:]
-		l := grow()
-		grow()
-		b.flat[at].left = uint32(l)
+		c := queue[head]
+		head++
+		flat[i].left = uint32(off + next)
 		for k, ch := range t.nodes[c].children {
-			place(ch, l+k)
+			place(ch, next+k)
 			if ch >= 0 {
 				queue = append(queue, ch)
 			}
 		}
+		next += 2
 	}
-	return ft
+	return ft, queue
 }
 
 // expandRow writes row's variants into dst (b.stride values), and -Inf
