@@ -3,11 +3,12 @@
 # handler (bench/bare) each pinned to CPU 0, wrk (1 thread, 16 connections)
 # pinned to CPU 1, V1 and V2 predict of bench/model, alternating bare and
 # ferry so both see the same background load. Prints rps, p99 and server
-# CPU per request per run, then ferry/bare rps per round.
+# CPU per request per run, then ferry/bare rps per round, then p99 at half
+# of Ferry's median max rps for both servers (hey, 16 rate-held workers).
 #
 #   scripts/bench-pinned.sh [rounds]      (default 3; 8 s per run)
 #
-# Needs wrk and taskset, two CPUs, loopback ports 19080-19083. Stops only
+# Needs wrk, hey (for the half-load phase) and taskset, two CPUs, loopback ports 19080-19083. Stops only
 # the two servers it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,5 +60,25 @@ for round in $(seq "$ROUNDS"); do
 	for proto in v1 v2; do
 		awk -v f="${rps[$round.$proto.ferry]}" -v b="${rps[$round.$proto.bare]}" -v p="$proto" -v r="$round" \
 			'BEGIN {printf "round %s %s ferry/bare rps %.2f\n", r, p, f / b}'
+	done
+done
+# The issue's latency target: p99 at half of Ferry's max rps (the median
+# of its rounds above), from hey pinned to CPU 1 with 16 workers, each held
+# to a 16th of that rate.
+command -v hey >/dev/null || { echo "hey not installed: no half-load p99" >&2; exit 0; }
+for proto in v1 v2; do
+	path=/v1/models/bench:predict
+	[[ $proto == v2 ]] && path=/v2/models/bench/infer
+	half=$(for round in $(seq "$ROUNDS"); do echo "${rps[$round.$proto.ferry]}"; done | sort -n |
+		awk '{a[NR] = $1} END {m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%d", m / 2}')
+	for srv in bare ferry; do
+		port=19082
+		[[ $srv == ferry ]] && port=19080
+		out=$(taskset -c 1 hey -z "$DUR" -c 16 -q $((half / 16)) -m POST -T application/json \
+			-D "bench/payloads/$proto-b1.json" "http://127.0.0.1:$port$path")
+		printf 'half load %s %-5s target=%s rps got=%s p50=%s ms p99=%s ms\n' "$proto" "$srv" "$half" \
+			"$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$out")" \
+			"$(awk '/ 50%% in/ {printf "%.2f", $3 * 1000}' <<<"$out")" \
+			"$(awk '/ 99%% in/ {printf "%.2f", $3 * 1000}' <<<"$out")"
 	done
 done
