@@ -233,32 +233,41 @@ func FuzzScanRequest(f *testing.F) {
 		f.Add([]byte(s), int64(64))
 	}
 	f.Fuzz(func(t *testing.T, body []byte, maxElems int64) {
-		lim := protocol.Limits{MaxElements: max(1, maxElems%1000)}.WithDefaults()
-		fast := &reqBudget{lim: lim}
-		got, gotSizes, ok := scanRequest(body, fast)
-		if !ok {
-			if fast.elems != 0 || fast.bytes != 0 {
-				t.Fatalf("%q: refused but charged %d elements", body, fast.elems)
-			}
-			return
-		}
-		slow := &reqBudget{lim: lim}
-		want, wantSizes, err := decodeJSON(body, slow)
-		if err != nil {
-			t.Fatalf("%q: scanned, but decodeJSON refuses: %v", body, err)
-		}
-		if got.ID != want.ID || fmt.Sprint(gotSizes) != fmt.Sprint(wantSizes) || *fast != *slow || len(got.Inputs) != len(want.Inputs) ||
-			!reflect.DeepEqual(got.Parameters, want.Parameters) || !reflect.DeepEqual(got.Outputs, want.Outputs) {
-			t.Fatalf("%q: scanned %+v %v %+v, decodeJSON %+v %v %+v", body, got, gotSizes, fast, want, wantSizes, slow)
-		}
-		for i := range got.Inputs {
-			g, w := got.Inputs[i], want.Inputs[i]
-			if g.Name != w.Name || g.Datatype != w.Datatype || fmt.Sprint(g.Shape) != fmt.Sprint(w.Shape) ||
-				floatBits(g.Data) != floatBits(w.Data) || !reflect.DeepEqual(g.Parameters, w.Parameters) {
-				t.Fatalf("%q: input %d = %+v, want %+v", body, i, g, w)
-			}
-		}
+		checkScanAgrees(t, body, protocol.Limits{MaxElements: max(1, maxElems%1000)}.WithDefaults())
 	})
+}
+
+// checkScanAgrees fails t when scanRequest takes body under lim but
+// decodeJSON, without the fast path, refuses it or reads it differently:
+// another id, parameters, outputs, tensors or charge to the budget.
+func checkScanAgrees(t *testing.T, body []byte, lim protocol.Limits) {
+	t.Helper()
+	fast := &reqBudget{lim: lim}
+	got, gotSizes, ok := scanRequest(body, fast)
+	if !ok {
+		if fast.elems != 0 || fast.bytes != 0 {
+			t.Fatalf("%q: refused but charged %d elements", body, fast.elems)
+		}
+		return
+	}
+	slow := &reqBudget{lim: lim}
+	scanRequests = false // the reference is the general decoder alone
+	want, wantSizes, err := decodeJSON(body, slow)
+	scanRequests = true
+	if err != nil {
+		t.Fatalf("%q: scanned, but decodeJSON refuses: %v", body, err)
+	}
+	if got.ID != want.ID || fmt.Sprint(gotSizes) != fmt.Sprint(wantSizes) || *fast != *slow || len(got.Inputs) != len(want.Inputs) ||
+		!reflect.DeepEqual(got.Parameters, want.Parameters) || !reflect.DeepEqual(got.Outputs, want.Outputs) {
+		t.Fatalf("%q: scanned %+v %v %+v, decodeJSON %+v %v %+v", body, got, gotSizes, fast, want, wantSizes, slow)
+	}
+	for i := range got.Inputs {
+		g, w := got.Inputs[i], want.Inputs[i]
+		if g.Name != w.Name || g.Datatype != w.Datatype || fmt.Sprint(g.Shape) != fmt.Sprint(w.Shape) ||
+			floatBits(g.Data) != floatBits(w.Data) || !reflect.DeepEqual(g.Parameters, w.Parameters) {
+			t.Fatalf("%q: input %d = %+v, want %+v", body, i, g, w)
+		}
+	}
 }
 
 // floatBits prints a float slice's bit patterns, NaNs as one pattern.
