@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strings"
@@ -250,6 +251,9 @@ func decodeInstances(body []byte) (instances, error) {
 	}
 	if _, err := dec.ReadToken(); err != nil {
 		return instances{}, fmt.Errorf("%w: malformed JSON: %w", protocol.ErrBadRequest, err)
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return instances{}, fmt.Errorf("%w: unexpected data after the JSON body", protocol.ErrBadRequest)
 	}
 	if !seen {
 		return instances{}, fmt.Errorf("%w: body needs \"instances\": [[...], ...] (or \"inputs\")", protocol.ErrBadRequest)

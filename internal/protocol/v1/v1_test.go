@@ -54,7 +54,8 @@ func TestDecodeInstances(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{`[]`, `{}`, `{"instances":5}`, `{"instances":[1],"inputs":[1]}`, `{"instances":[1`, `{"instances":[]}`} {
+	for _, bad := range []string{`[]`, `{}`, `{"instances":5}`, `{"instances":[1],"inputs":[1]}`, `{"instances":[1`, `{"instances":[]}`,
+		`{"instances":[[1]]}]`, "{\"instances\":[[1]]}\x00", `{"instances":[["a"]]}x`, `{"instances":[{"a":1}]} {}`} {
 		if _, err := decodeInstances([]byte(bad)); !errors.Is(err, protocol.ErrBadRequest) {
 			t.Errorf("%s: err = %v, want ErrBadRequest", bad, err)
 		}

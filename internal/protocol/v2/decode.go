@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"sync"
@@ -138,7 +139,9 @@ func decodeJSON(body []byte, b *reqBudget) (*InferRequest, []int64, error) {
 	if _, err := dec.ReadToken(); err != nil {
 		return nil, nil, syntaxErr(err)
 	}
-	if _, err := dec.ReadToken(); err == nil {
+	// Only whitespace may follow: another value, or bytes that are not
+	// JSON at all, are refused alike.
+	if _, err := dec.ReadToken(); err != io.EOF {
 		return nil, nil, fmt.Errorf("%w: unexpected data after the JSON request object", protocol.ErrBadRequest)
 	}
 	if len(req.Inputs) == 0 {
