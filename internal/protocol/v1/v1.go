@@ -360,8 +360,10 @@ func scanRows(s *jsonscan.Scanner, size int) (*tensor.Tensor, bool) {
 			}
 			cols = n
 		} else {
+			// A number is a row of one: after rows of another length
+			// (even empty ones), the rows are ragged.
 			f, ok := s.Float()
-			if !ok || cols > 1 {
+			if !ok || cols >= 0 && cols != 1 {
 				return nil, false
 			}
 			data = append(data, f)

@@ -30,6 +30,9 @@ func TestDecodeInstances(t *testing.T) {
 		{"objects", `{"instances":[{"a":1,"b":"x"}]}`, nil, nil, 1},
 		{"strings", `{"instances":[[1,"red"],[2,"blue"]]}`, nil, nil, 2},
 		{"ragged", `{"instances":[[1,2],[3]]}`, nil, nil, 2},
+		{"empty row then number", `{"instances":[[],1]}`, nil, nil, 2},
+		{"empty rows then number", `{"inputs":[[],[],5]}`, nil, nil, 3},
+		{"number then row of one", `{"instances":[1,[2]]}`, []int64{2, 1}, []float64{1, 2}, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,7 +160,7 @@ func TestStringInstances(t *testing.T) {
 // and bit-identical numbers.
 func FuzzNumericRows(f *testing.F) {
 	for _, s := range []string{`[[1,2],[3,4]]`, `[1, null ,2e3]`, ` [ [ -0.5 , 1E-400 ] ] `, `[[],[]]`, `[[1],2]`, `[2,[1,3]]`,
-		`[1e400]`, `["a"]`, `[[1,"2"]]`, `[[[1]]]`, `[]`, `[{"a":1}]`, `[true]`, `[[1,2],[3]]`, "[\t1\r\n]"} {
+		`[1e400]`, `["a"]`, `[[1,"2"]]`, `[[[1]]]`, `[]`, `[{"a":1}]`, `[true]`, `[[1,2],[3]]`, "[\t1\r\n]", `[[],1]`, `[[],[],2]`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -171,6 +174,9 @@ func FuzzNumericRows(f *testing.F) {
 		}
 		if !gotOK {
 			return
+		}
+		if err := got.Validate(); err != nil {
+			t.Fatalf("%q: %v", raw, err)
 		}
 		if fmt.Sprint(got.Shape) != fmt.Sprint(want.Shape) {
 			t.Fatalf("%q: shape %v, want %v", raw, got.Shape, want.Shape)
@@ -231,7 +237,7 @@ func numericRowsTokens(raw []byte) (*tensor.Tensor, bool) {
 			cols = n
 		} else {
 			f, ok := number()
-			if !ok || cols > 1 {
+			if !ok || cols >= 0 && cols != 1 {
 				return nil, false
 			}
 			data = append(data, f)
@@ -258,6 +264,9 @@ func FuzzScanInstances(f *testing.F) {
 		got, ok := scanInstances(body)
 		if !ok {
 			return
+		}
+		if err := got.Validate(); err != nil {
+			t.Fatalf("%q: %v", body, err)
 		}
 		scanBodies = false
 		want, err := decodeInstances(body)
