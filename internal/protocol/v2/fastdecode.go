@@ -24,7 +24,14 @@ func scanRequest(body []byte, b *reqBudget) (*InferRequest, []int64, bool) {
 	}
 	req := &InferRequest{}
 	var sizes []int64
-	var elems, bytes int64
+	// The inputs are charged to a copy of b as they are read, so that each
+	// is bounded by what the ones before it left, as decodeJSON bounds it;
+	// b itself is charged only when the whole request is taken.
+	var tent *reqBudget
+	if b != nil {
+		c := *b
+		tent = &c
+	}
 	haveID := false
 	for {
 		k, ok := s.Key()
@@ -55,15 +62,15 @@ func scanRequest(body []byte, b *reqBudget) (*InferRequest, []int64, bool) {
 				return nil, nil, false
 			}
 			for more := true; more; {
-				t, ok := scanInput(&s, b.room(elemCost(tensor.FP64)), len(body))
+				t, ok := scanInput(&s, tent, len(body))
 				if !ok {
 					return nil, nil, false
 				}
 				n := tensor.NumElements(t.Shape) // what t.Validate found the data holds
-				elems, bytes = elems+n, bytes+n*elemCost(t.Datatype)
-				if !b.fits(elems, bytes) {
+				if !tent.fits(n, n*elemCost(t.Datatype)) {
 					return nil, nil, false
 				}
+				tent.charge(n, n*elemCost(t.Datatype))
 				req.Inputs = append(req.Inputs, t)
 				sizes = append(sizes, -1)
 				if more, ok = s.Next(']'); !ok {
@@ -85,14 +92,16 @@ func scanRequest(body []byte, b *reqBudget) (*InferRequest, []int64, bool) {
 	if !s.Byte('}') || !s.End() || req.Inputs == nil {
 		return nil, nil, false
 	}
-	b.charge(elems, bytes)
+	if b != nil {
+		*b = *tent
+	}
 	return req, sizes, true
 }
 
-// scanInput reads one input tensor of the shape scanRequest takes.
-// room bounds its element count, and the body's length the memory it asks
-// for before the data is read.
-func scanInput(s *jsonscan.Scanner, room int64, bodyLen int) (*tensor.Tensor, bool) {
+// scanInput reads one input tensor of the shape scanRequest takes. What b
+// has room for bounds its element count, as readData bounds it, and the
+// body's length the memory it asks for before the data is read.
+func scanInput(s *jsonscan.Scanner, b *reqBudget, bodyLen int) (*tensor.Tensor, bool) {
 	if !s.Byte('{') || s.Peek() == '}' {
 		return nil, false
 	}
@@ -159,7 +168,7 @@ func scanInput(s *jsonscan.Scanner, room int64, bodyLen int) (*tensor.Tensor, bo
 				return nil, false
 			}
 			n := tensor.NumElements(t.Shape)
-			if n > room {
+			if n > b.room(elemCost(t.Datatype)) {
 				return nil, false
 			}
 			// Every element takes at least two bytes ("0,").
