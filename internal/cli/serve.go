@@ -49,6 +49,7 @@ type serveOptions struct {
 	grpcPort        int
 	maxBodyBytes    int64
 	httpEngine      string
+	grpcTransport   string
 	budgets         budgetOptions
 	requestTimeout  time.Duration
 	shutdownTimeout time.Duration
@@ -118,6 +119,7 @@ over the file.`,
 	f.StringVar(&o.host, "host", "0.0.0.0", "address to bind the HTTP and gRPC listeners to")
 	f.IntVar(&o.httpPort, "http-port", 8080, "HTTP port for V1/V2 REST and /metrics")
 	f.IntVar(&o.grpcPort, "grpc-port", 8081, "gRPC port for V2 gRPC")
+	f.StringVar(&o.grpcTransport, "grpc-transport", server.DefaultGRPCTransport, "gRPC server: \"ferry\" (Ferry's own HTTP/2 transport) or \"grpc-go\" (grpc-go's server)")
 	f.StringVar(&o.httpEngine, "http-engine", server.DefaultHTTPEngine, "HTTP/1.1 server: \"fast\" (Ferry's own; hands HTTP/1.0, h2c and upgrades to net/http) or \"std\" (net/http)")
 	f.Int64Var(&o.maxBodyBytes, "max-body-bytes", 100<<20, "largest request body (and gRPC message) accepted; larger requests get 413")
 	f.Int64Var(&o.budgets.requestElements, "max-request-elements", protocol.DefaultMaxElements, "most tensor elements one inference request may hold, over all its inputs; more gets 413")
@@ -250,6 +252,7 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 		Logger:           log,
 		ReplicaID:        o.replicaID,
 		HTTPEngine:       o.httpEngine,
+		GRPCTransport:    o.grpcTransport,
 		HTTPSocket:       o.httpSocket,
 	})
 	if err != nil {

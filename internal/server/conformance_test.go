@@ -315,8 +315,15 @@ func TestRequestTimeout(t *testing.T) {
 	}
 }
 
+// TestGRPC runs over both gRPC transports of ferry serve.
 func TestGRPC(t *testing.T) {
-	s := startServer(t, true, server.Config{})
+	for _, tr := range []string{server.TransportFerry, server.TransportGRPCGo} {
+		t.Run(tr, func(t *testing.T) { testGRPC(t, tr) })
+	}
+}
+
+func testGRPC(t *testing.T, transport string) {
+	s := startServer(t, true, server.Config{GRPCTransport: transport})
 	c := pb.NewGRPCInferenceServiceClient(s.grpc)
 	ctx := t.Context()
 

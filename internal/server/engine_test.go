@@ -51,6 +51,12 @@ func TestUnknownEngineRefused(t *testing.T) {
 	}
 }
 
+func TestUnknownGRPCTransportRefused(t *testing.T) {
+	if _, err := server.New(server.Config{HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", GRPCTransport: "quic"}); err == nil {
+		t.Fatal("New accepted grpc transport \"quic\"")
+	}
+}
+
 // TestFastEngineClients sends what clients send to a fast-engine server:
 // Go's client with chunked uploads and Expect: 100-continue on keep-alive
 // connections, and an HTTP/1.0 request (served by the net/http fallback).

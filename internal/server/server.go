@@ -26,6 +26,7 @@ import (
 	v1 "github.com/ferryserve/ferry/internal/protocol/v1"
 	v2 "github.com/ferryserve/ferry/internal/protocol/v2"
 	"github.com/ferryserve/ferry/internal/repository"
+	"github.com/ferryserve/ferry/internal/server/h2grpc"
 	"github.com/ferryserve/ferry/internal/server/http1"
 )
 
@@ -69,6 +70,28 @@ type Config struct {
 	// same handler and engine): ferry up's ingress reaches its replicas
 	// there, which costs both sides less than loopback TCP.
 	HTTPSocket string
+	// GRPCTransport picks the gRPC server: TransportGRPCGo (grpc-go's
+	// server) or TransportFerry (package h2grpc). Empty means
+	// DefaultGRPCTransport.
+	GRPCTransport string
+}
+
+// gRPC transports of Config.GRPCTransport.
+const (
+	TransportGRPCGo = "grpc-go"
+	TransportFerry  = "ferry"
+	// DefaultGRPCTransport is the transport of an empty Config.GRPCTransport.
+	DefaultGRPCTransport = TransportFerry
+)
+
+// grpcServer is what Server needs of a gRPC server: *grpc.Server and
+// *h2grpc.Server both are one.
+type grpcServer interface {
+	grpc.ServiceRegistrar
+	GetServiceInfo() map[string]grpc.ServiceInfo
+	Serve(net.Listener) error
+	GracefulStop()
+	Stop()
 }
 
 // HTTP engines of Config.HTTPEngine.
@@ -89,7 +112,7 @@ type Server struct {
 	grpcLn  net.Listener
 	httpSrv *http.Server
 	fastSrv *http1.Server // nil with EngineStd
-	grpcSrv *grpc.Server
+	grpcSrv grpcServer
 	// handler is the HTTP handler chain without the listener's body-rate
 	// bound (Handler).
 	handler http.Handler
@@ -122,6 +145,13 @@ func New(cfg Config) (*Server, error) {
 	case EngineStd, EngineFast:
 	default:
 		return nil, fmt.Errorf("http engine %q: want %q or %q", cfg.HTTPEngine, EngineFast, EngineStd)
+	}
+	switch cfg.GRPCTransport {
+	case "":
+		cfg.GRPCTransport = DefaultGRPCTransport
+	case TransportGRPCGo, TransportFerry:
+	default:
+		return nil, fmt.Errorf("grpc transport %q: want %q or %q", cfg.GRPCTransport, TransportGRPCGo, TransportFerry)
 	}
 	s := &Server{cfg: cfg}
 	var err error
@@ -199,21 +229,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 
-	s.grpcSrv = grpc.NewServer(
-		grpc.MaxRecvMsgSize(int(min(cfg.MaxBodyBytes, 1<<31-1))),
-		grpc.MaxSendMsgSize(1<<31-1),
-		// ModelInfer's request and response are decoded and encoded by
-		// hand, everything else by grpc's proto codec (issue 15).
-		grpc.ForceServerCodecV2(v2.NewCodec(cfg.RequestLimits)),
-		// Workers serve streams on goroutines whose stacks have already
-		// grown; a goroutine per stream (grpc's default) copies its stack
-		// while it grows on every call, 5-10 % of a batch-1 call's CPU.
-		// More workers than cores, because under load there are as many
-		// calls in flight as clients send (bench.sh: 32); a stream that
-		// finds every worker busy gets its own goroutine, as before.
-		grpc.NumStreamWorkers(grpcStreamWorkers()),
-		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{s.inflightInterceptor}, cfg.GRPCInterceptors...)...),
-	)
+	s.grpcSrv = newGRPCServer(cfg, append([]grpc.UnaryServerInterceptor{s.inflightInterceptor}, cfg.GRPCInterceptors...))
 	// The gRPC service records its requests through a cache of metric
 	// series (grpcmetrics.go); the REST one keeps Metrics itself.
 	gsvc := v2.NewService(v2.Config{
@@ -225,6 +241,35 @@ func New(cfg Config) (*Server, error) {
 	healthpb.RegisterHealthServer(s.grpcSrv, &health{repo: cfg.Repository})
 	reflection.Register(s.grpcSrv)
 	return s, nil
+}
+
+// newGRPCServer builds the gRPC server of cfg.GRPCTransport with the
+// interceptors ints, outermost first.
+func newGRPCServer(cfg Config, ints []grpc.UnaryServerInterceptor) grpcServer {
+	// ModelInfer's request and response are decoded and encoded by hand,
+	// everything else by grpc's proto codec (issue 15).
+	codec := v2.NewCodec(cfg.RequestLimits)
+	maxRecv := int(min(cfg.MaxBodyBytes, 1<<31-1))
+	if cfg.GRPCTransport == TransportFerry {
+		return h2grpc.NewServer(h2grpc.Config{
+			MaxRecvMsgSize: maxRecv, MaxSendMsgSize: 1<<31 - 1,
+			Codec: codec, UnaryInterceptors: ints,
+			Workers: int(grpcStreamWorkers()), Logger: cfg.Logger,
+		})
+	}
+	return grpc.NewServer(
+		grpc.MaxRecvMsgSize(maxRecv),
+		grpc.MaxSendMsgSize(1<<31-1),
+		grpc.ForceServerCodecV2(codec),
+		// Workers serve streams on goroutines whose stacks have already
+		// grown; a goroutine per stream (grpc's default) copies its stack
+		// while it grows on every call, 5-10 % of a batch-1 call's CPU.
+		// More workers than cores, because under load there are as many
+		// calls in flight as clients send (bench.sh: 32); a stream that
+		// finds every worker busy gets its own goroutine, as before.
+		grpc.NumStreamWorkers(grpcStreamWorkers()),
+		grpc.ChainUnaryInterceptor(ints...),
+	)
 }
 
 // grpcStreamWorkers is the number of gRPC stream workers (issue 15: the
@@ -277,7 +322,7 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 	g.Go(func() error {
-		if err := s.grpcSrv.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		if err := s.grpcSrv.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) && !errors.Is(err, h2grpc.ErrServerStopped) {
 			return fmt.Errorf("grpc server: %w", err)
 		}
 		return nil
