@@ -235,8 +235,14 @@ func FuzzScanRequest(f *testing.F) {
 	} {
 		f.Add([]byte(s), int64(64))
 	}
-	f.Fuzz(func(t *testing.T, body []byte, maxElems int64) {
-		checkScanAgrees(t, body, protocol.Limits{MaxElements: max(1, maxElems%1000)}.WithDefaults())
+	f.Add([]byte(`{"inputs":[{"name":"x","shape":[2],"datatype":"FP64","data":[1,2]},{"name":"y","shape":[2],"datatype":"FP32","data":[1,2]}]}`), int64(-24))
+	f.Fuzz(func(t *testing.T, body []byte, limit int64) {
+		// A negative limit bounds the decoded bytes instead of the elements.
+		lim := protocol.Limits{MaxElements: max(1, limit%1000)}
+		if limit < 0 {
+			lim = protocol.Limits{MaxDecodedBytes: max(1, -(limit % 8000))}
+		}
+		checkScanAgrees(t, body, lim.WithDefaults())
 	})
 }
 
