@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ferryserve/ferry/internal/runtime"
@@ -239,5 +240,69 @@ cat_threshold=6`
 				t.Errorf("batch %d row %d: %v, want %v", rows, i, g, want)
 			}
 		}
+	}
+}
+
+// TestFlatConcurrentPredict calls Predict on shared models from several
+// goroutines at once (run it with -race), in batches on both sides of
+// every boundary the flat walks have: walkRow below minBlock, walkBlock's
+// block size (64 rows, or fewer for a wide model) and evaluate's chunks
+// of chunkRows rows, which large batches split among goroutines. Every
+// score must match the node walk bit for bit.
+func TestFlatConcurrentPredict(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 9))
+	models := map[string]*Model{}
+	for _, name := range []string{"binary_nan", "binary_zero_as_missing", "multiclass", "regression_linear_tree"} {
+		models[name] = loadCase(t, name)
+	}
+	for _, nf := range []int{6, 40} { // 40 features: rows too wide for 64-row blocks
+		var trees []string
+		for range 30 {
+			trees = append(trees, randomTree(rng, 40, nf, 0, false))
+		}
+		models[fmt.Sprintf("random%d", nf)] = mustParse(t, build(header("binary sigmoid:1", 1, nf), trees...), Options{})
+	}
+	batches := []int{1, 7, 8, 9, 63, 64, 65, 127, 129, chunkRows - 1, chunkRows, chunkRows + 1, 2*chunkRows - 1, 2*chunkRows + 1, 3*chunkRows + 9}
+	for name, m := range models {
+		t.Run(name, func(t *testing.T) {
+			if m.b.ftrees == nil {
+				t.Fatal("no tree laid out")
+			}
+			nf, k := m.NumFeatures(), m.b.treesPerIter
+			rows := batches[len(batches)-1]
+			x := edgeRows(rng, m, rows)
+			want := make([]float64, 0, rows*k)
+			for i := range rows {
+				want = append(want, nodeWalkRaw(m, x[i*nf:(i+1)*nf], 0, len(m.b.trees))...)
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, 4*len(batches))
+			for g := range 4 {
+				wg.Go(func() {
+					for j := range batches {
+						batch := batches[(j+g)%len(batches)]
+						lo := (g * 37) % (rows - batch + 1)
+						in := &tensor.Tensor{Name: "input-0", Datatype: tensor.FP64, Shape: []int64{int64(batch), int64(nf)}, Data: x[lo*nf : (lo+batch)*nf]}
+						res, err := m.Predict(context.Background(), &runtime.Request{Inputs: []*tensor.Tensor{in}, Outputs: []string{OutputRawScore}})
+						if err != nil {
+							errs <- err
+							return
+						}
+						got := res.Outputs[0].Data.([]float64)
+						for i, g := range got {
+							if w := want[lo*k+i]; math.Float64bits(g) != math.Float64bits(w) {
+								errs <- fmt.Errorf("batch %d, row %d class %d: flat %v, node walk %v", batch, lo+i/k, i%k, g, w)
+								return
+							}
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+		})
 	}
 }

@@ -77,24 +77,41 @@ cat_threshold=33 2 4`)))
 		if got, want := res.Outputs[0].Len(), len(rows)*m.b.numClass; got != want {
 			t.Fatalf("predict has %d values, want %d", got, want)
 		}
-		// The flat layout must agree with the node walk bit for bit.
-		var raw []float64
-		for _, o := range res.Outputs {
-			if o.Name == OutputRawScore {
-				raw = o.Data.([]float64)
-			}
-		}
+		// The flat layout must agree with the node walk bit for bit: on
+		// these rows (walkRow), on them repeated past a block's minimum
+		// (walkBlock), and from the second round on (walk1).
 		k := m.b.treesPerIter
-		for i := range rows {
-			if m.b.averageOutput {
-				break
+		check := func(rep, start int) {
+			xs := x
+			for range rep - 1 {
+				xs = append(xs, x...)
 			}
-			want := nodeWalkRaw(m, x[i*n:(i+1)*n], 0, len(m.b.trees))
-			for c := range k {
-				if math.Float64bits(raw[i*k+c]) != math.Float64bits(want[c]) {
-					t.Fatalf("row %d class %d: raw %v, node walk %v", i, c, raw[i*k+c], want[c])
+			in := &tensor.Tensor{Name: "input-0", Datatype: tensor.FP64, Shape: []int64{int64(rep * len(rows)), int64(n)}, Data: xs}
+			res, err := m.Predict(context.Background(), &runtime.Request{Inputs: []*tensor.Tensor{in}, Outputs: []string{OutputRawScore},
+				Parameters: map[string]any{ParamStartIteration: start}})
+			if err != nil {
+				t.Fatalf("predict on a model that parsed: %v", err)
+			}
+			raw := res.Outputs[0].Data.([]float64)
+			iters := len(m.b.trees)/k - start
+			for i := range rep * len(rows) {
+				r := i % len(rows)
+				want := nodeWalkRaw(m, x[r*n:(r+1)*n], start*k, len(m.b.trees))
+				for c := range k {
+					if m.b.averageOutput {
+						want[c] /= float64(iters)
+					}
+					if math.Float64bits(raw[i*k+c]) != math.Float64bits(want[c]) {
+						t.Fatalf("%d rows from round %d, row %d class %d: raw %v, node walk %v", rep*len(rows), start, i, c, raw[i*k+c], want[c])
+					}
 				}
 			}
+		}
+		check(1, 0)
+		check(minBlock/len(rows)+1, 0)
+		if len(m.b.trees)/k > 1 {
+			check(1, 1)
+			check(minBlock/len(rows)+1, 1)
 		}
 	})
 }
