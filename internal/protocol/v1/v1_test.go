@@ -260,33 +260,82 @@ func FuzzScanInstances(f *testing.F) {
 		`{"instances":[[1]],"instances":[[2]]}`, `{"instances":[]}`, `{"instances":[[]]}`, `{"instances":["a"]}`} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		got, ok := scanInstances(body)
-		if !ok {
-			return
+	f.Fuzz(checkScanInstances)
+}
+
+// checkScanInstances fails t when scanInstances takes body but the general
+// reading refuses it, reads it as records or as another tensor, or when the
+// tensor does not hold what its shape says.
+func checkScanInstances(t *testing.T, body []byte) {
+	t.Helper()
+	got, ok := scanInstances(body)
+	if !ok {
+		return
+	}
+	if err := got.Validate(); err != nil {
+		t.Fatalf("%q: %v", body, err)
+	}
+	scanBodies = false
+	want, err := decodeInstances(body)
+	scanBodies = true
+	if err != nil || want.tensor == nil || want.records != nil {
+		t.Fatalf("%q: scanned, but the general reading gives %+v, %v", body, want, err)
+	}
+	if fmt.Sprint(got.Shape) != fmt.Sprint(want.tensor.Shape) || got.Name != want.tensor.Name || got.Datatype != want.tensor.Datatype {
+		t.Fatalf("%q: %v %v, want %v %v", body, got.Datatype, got.Shape, want.tensor.Datatype, want.tensor.Shape)
+	}
+	g, w := got.Data.([]float64), want.tensor.Data.([]float64)
+	if len(g) != len(w) {
+		t.Fatalf("%q: %d values, want %d", body, len(g), len(w))
+	}
+	for i := range g {
+		if math.Float64bits(g[i]) != math.Float64bits(w[i]) && !(math.IsNaN(g[i]) && math.IsNaN(w[i])) {
+			t.Fatalf("%q: value %d = %v, want %v", body, i, g[i], w[i])
 		}
-		if err := got.Validate(); err != nil {
-			t.Fatalf("%q: %v", body, err)
+	}
+}
+
+// TestScanInstancesEdits truncates, cuts and overwrites bodies the fast
+// path takes at every byte: it must not panic, and whatever it still takes
+// must read as the general reading reads it. Every edited body must also
+// decode without panicking.
+func TestScanInstancesEdits(t *testing.T) {
+	subst := []byte{' ', '\f', '\v', 0, 0x7f, 0xff, '"', '\\', ',', ':', '[', ']', '{', '}', '-', '+', '.', 'e', '0', 'n', 'x'}
+	bodies := []string{
+		`{"instances":[[1,2],[3,null]]}`,
+		` { "inputs" : [ 1 , null , -2.5e-3 , 1E5 , -0 ] } ` + "\r\n\t",
+		`{"instances":[[],[]]}`,
+	}
+	b1, err := os.ReadFile(filepath.Join("../../../bench/payloads", "v1-b1.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range append(bodies, string(b1)) {
+		if _, ok := scanInstances([]byte(body)); !ok {
+			t.Fatalf("not scanned: %s", body)
 		}
-		scanBodies = false
-		want, err := decodeInstances(body)
-		scanBodies = true
-		if err != nil || want.tensor == nil || want.records != nil {
-			t.Fatalf("%q: scanned, but the general reading gives %+v, %v", body, want, err)
-		}
-		if fmt.Sprint(got.Shape) != fmt.Sprint(want.tensor.Shape) || got.Name != want.tensor.Name || got.Datatype != want.tensor.Datatype {
-			t.Fatalf("%q: %v %v, want %v %v", body, got.Datatype, got.Shape, want.tensor.Datatype, want.tensor.Shape)
-		}
-		g, w := got.Data.([]float64), want.tensor.Data.([]float64)
-		if len(g) != len(w) {
-			t.Fatalf("%q: %d values, want %d", body, len(g), len(w))
-		}
-		for i := range g {
-			if math.Float64bits(g[i]) != math.Float64bits(w[i]) && !(math.IsNaN(g[i]) && math.IsNaN(w[i])) {
-				t.Fatalf("%q: value %d = %v, want %v", body, i, g[i], w[i])
+		check := func(b []byte) {
+			checkScanInstances(t, b)
+			if in, err := decodeInstances(b); err == nil && in.tensor != nil {
+				if err := in.tensor.Validate(); err != nil {
+					t.Fatalf("%q: %v", b, err)
+				}
 			}
 		}
-	})
+		for i := range len(body) + 1 {
+			check([]byte(body[:i]))
+			if i == len(body) {
+				break
+			}
+			check([]byte(body[:i] + body[i+1:]))
+			for _, c := range subst {
+				b := []byte(body)
+				b[i] = c
+				check(b)
+				check([]byte(body[:i] + string(c) + body[i:]))
+			}
+		}
+	}
 }
 
 // TestScanInstancesTakesCommonRequests: the requests of bench/payloads take
