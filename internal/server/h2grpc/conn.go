@@ -175,7 +175,23 @@ func (c *conn) readLoop() error {
 		if err := c.handle(h, p); err != nil {
 			return err
 		}
+		c.backpressure()
 	}
+}
+
+// backpressure stops reading while more than maxPending bytes wait to be
+// written (a client that sends but does not read), so that the answers to
+// its frames cannot grow without bound.
+func (c *conn) backpressure() {
+	c.mu.Lock()
+	for len(c.wbuf) > maxPending && c.werr == nil {
+		if !c.flushing {
+			c.flushLocked()
+			continue
+		}
+		c.waitLocked()
+	}
+	c.mu.Unlock()
 }
 
 func (c *conn) handle(h frameHeader, p []byte) error {

@@ -276,3 +276,42 @@ func (testingTB) Helper()               {}
 func (testingTB) Fatal(args ...any)     { panic(args) }
 func (testingTB) Cleanup(func())        {}
 func (testingTB) Errorf(string, ...any) {}
+
+// TestNonReadingClient: a client that opens every window, asks for a
+// large answer, never reads, and floods SETTINGS (each asks for an ACK)
+// stops being read once the unwritten output passes the bound, instead of
+// growing the server's buffers.
+func TestNonReadingClient(t *testing.T) {
+	f := start(t, h2grpc.Config{})
+	c := dialRaw(t, f.addr)
+	if err := c.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.fr.WriteWindowUpdate(0, 1<<31-1-65535); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: c.headers(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	// SimpleRequest{response_size: 8 MiB}: field 2, varint.
+	req := []byte{0x10, 0x80, 0x80, 0x80, 0x04}
+	msg := append([]byte{0, 0, 0, 0, byte(len(req))}, req...)
+	if err := c.fr.WriteData(1, true, msg); err != nil {
+		t.Fatal(err)
+	}
+	grew := heapGrowth(func() {
+		// 4 Mi empty SETTINGS frames (36 MiB) in large writes.
+		flood := bytes.Repeat([]byte{0, 0, 0, 4, 0, 0, 0, 0, 0}, 1<<20)
+		_ = c.nc.SetWriteDeadline(time.Now().Add(3 * time.Second))
+		for range 4 {
+			if _, err := c.nc.Write(flood); err != nil {
+				break // the server stopped reading
+			}
+		}
+	})
+	// The 8 MiB answer is in flight (the message, its encoding, and a
+	// bounded piece of it being written); the 36 MiB of ACKs must not be.
+	if grew > 28<<20 {
+		t.Errorf("heap grew %d bytes", grew)
+	}
+}
