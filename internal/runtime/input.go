@@ -81,6 +81,12 @@ func featureTensors(req *Request, features int) (int, []*tensor.Tensor, error) {
 		if in.Datatype == tensor.Bytes || in.Datatype == tensor.Invalid {
 			return 0, nil, fmt.Errorf("%w: input %q has datatype %s; this model takes numeric features (FP32, FP64, INT*, UINT*, BOOL)", ErrInvalidInput, in.Name, in.Datatype)
 		}
+		// The matrix's rows are cut from the data by the shape: a tensor
+		// whose data does not fill its shape would be read past its end,
+		// on evaluation goroutines where a panic ends the process.
+		if err := in.Validate(); err != nil {
+			return 0, nil, fmt.Errorf("%w: %w", ErrInvalidInput, err)
+		}
 	}
 	if len(req.Inputs) == 1 {
 		in := req.Inputs[0]
