@@ -137,7 +137,7 @@ func BenchmarkPredictOverhead(b *testing.B) {
 	}
 	b.Run("off", func(b *testing.B) { run(b, mux) })
 	b.Run("on", func(b *testing.B) {
-		m, err := Open(Config{Dir: b.TempDir(), MaxPredictions: 1 << 24})
+		m, err := Open(benchConfig(b))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -189,14 +189,19 @@ func BenchmarkPredictRPS(b *testing.B) {
 		path, body := reqs[proto][0], reqs[proto][1]
 		b.Run(proto+"/off", func(b *testing.B) { run(b, mux, path, body) })
 		b.Run(proto+"/on", func(b *testing.B) {
-			m, err := Open(Config{Dir: b.TempDir(), MaxPredictions: 1 << 24})
+			m, err := Open(benchConfig(b))
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer m.Close()
 			run(b, NewHandler(HandlerConfig{Monitor: m}).Middleware(mux), path, body)
 			m.mu.Lock()
-			b.ReportMetric(float64(m.total.Recorded)/float64(max(m.writes, 1)), "records/write")
+			if m.writes > 0 { // not mapped
+				b.ReportMetric(float64(m.total.Recorded)/float64(m.writes), "records/write")
+			}
+			if m.copies > 0 { // mapped, in batches
+				b.ReportMetric(float64(m.total.Recorded)/float64(m.copies), "records/copy")
+			}
 			m.mu.Unlock()
 		})
 	}
@@ -269,7 +274,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		}
 		b.Run(proto+"/off", func(b *testing.B) { run(b, model) })
 		b.Run(proto+"/on", func(b *testing.B) {
-			m, err := Open(Config{Dir: b.TempDir(), MaxPredictions: 1 << 24})
+			m, err := Open(benchConfig(b))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -317,7 +322,7 @@ func BenchmarkPredictCPU(b *testing.B) {
 	for _, proto := range []string{"v2", "v1"} {
 		path, body := reqs[proto][0], reqs[proto][1]
 		b.Run(proto, func(b *testing.B) {
-			m, err := Open(Config{Dir: b.TempDir(), MaxPredictions: 1 << 24})
+			m, err := Open(benchConfig(b))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -407,6 +412,14 @@ func BenchmarkPredictCPU(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchConfig is the predict-path benchmarks' journal: mapped, or, with
+// FERRY_QUALITY_BENCH_WRITE_CALLS=1 in the environment, written with write
+// calls (group commit), to compare the two in one binary.
+func benchConfig(b *testing.B) Config {
+	mode := os.Getenv("FERRY_QUALITY_BENCH_MODE")
+	return Config{Dir: b.TempDir(), MaxPredictions: 1 << 24, writeCalls: mode == "write", copyAlone: mode == "alone"}
 }
 
 // irisRequests are a V2 and a V1 request (path, body) of two rows for the

@@ -21,8 +21,10 @@
 // ModelInfer answers are recorded by UnaryInterceptor (grpc.go). A REST
 // predict response is journaled as it was answered (RawOutput) and read
 // only when feedback joins it, by a strict scanner for the shapes Ferry
-// writes with encoding/json as the fallback (scan.go); concurrent
-// predictions share journal writes (group commit, Monitor.Record). Joined feedback
+// writes with encoding/json as the fallback (scan.go); the journal
+// is appended to through a shared mapping of its preallocated file, or,
+// where that cannot be had, with write calls that concurrent predictions
+// share (group commit, Monitor.Record). Joined feedback
 // can also leave as CloudEvents through the request logger (events.go).
 // Feedback that reaches a replica other than the one that journaled the
 // prediction is found by fan-out, merged record by record: the ingress

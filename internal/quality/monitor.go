@@ -46,6 +46,18 @@ type Config struct {
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
+
+	// writeCalls journals with write calls only, never through a
+	// mapping (tests).
+	writeCalls bool
+	// copyAlone copies each prediction into the mapping as it comes,
+	// instead of in group-commit batches (benchmarks).
+	copyAlone bool
+	// mapChunk is how much of the file is allocated and mapped at a
+	// time (default DefaultMapChunk; tests make it small).
+	mapChunk int64
+	// allocate, if set, replaces allocate (tests make it fail).
+	allocate func(f *os.File, off, n int64) error
 }
 
 // Defaults.
@@ -54,6 +66,9 @@ const (
 	DefaultWindow          = 1000
 	DefaultMaxPredictions  = 1 << 20
 	DefaultCompactMinBytes = 64 << 20
+	// DefaultMapChunk is how much of the journal is allocated and mapped
+	// at a time (Monitor.win).
+	DefaultMapChunk = 8 << 20
 )
 
 // Validate checks the configuration and fills defaults.
@@ -84,6 +99,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.mapChunk <= 0 {
+		c.mapChunk = DefaultMapChunk
+	}
+	if page := int64(os.Getpagesize()); c.mapChunk%page != 0 {
+		c.mapChunk += page - c.mapChunk%page
+	}
+	if c.allocate == nil {
+		c.allocate = allocate
 	}
 	return nil
 }
@@ -172,15 +196,43 @@ type Monitor struct {
 	total       Counts
 	closed      bool
 
+	// The mapping. While win is set, a group commit's batch (below) is
+	// appended by copying it into win under mu instead of a write call:
+	// win maps the file's bytes [winOff, winOff+len(win)), allocated
+	// before they were mapped (so a store never faults on a full disk),
+	// and everything from size to its end is zeros, where replay stops. A
+	// copy into the page cache survives kill -9 as a write call does.
+	// The batches stay: copying each prediction as it came (copyAlone)
+	// took more of the process's CPU per request, not less (about 5
+	// points more in BenchmarkPredictCPU, docs/quality.md), presumably
+	// because the yield that fills a batch also makes its responses
+	// leave together. When allocating or mapping fails (a full disk, a
+	// filesystem allocatingFS does not list, not Linux), the file is cut
+	// back to size and batches are written with write calls until the
+	// next compaction tries again.
+	win    []byte
+	winOff int64
+	// Pages ahead of size are faulted in outside mu (populateAhead), so
+	// that a copy under mu rarely takes a page fault, which would keep
+	// every other recorder waiting for the lock: up to populated they
+	// are, or are being, faulted in. mapGen counts mappings; popMu is
+	// held while faulting in and while a mapping is taken down, so a
+	// range is faulted in only while its mapping, of generation mapGen,
+	// is there.
+	populated  int64
+	popMu      sync.Mutex
+	mapGen     uint64 // changed under mu and popMu, read under either
+	noPopulate bool   // under popMu: the kernel cannot (before 5.14)
+
 	// Group commit. Record appends its frame to pending and waits until
 	// its batch is written: the recorder whose frame starts a batch leads
 	// it, and once no write is in flight (and after one yield, so that
 	// the goroutines runnable then can join) writes every pending frame
-	// with one write call with mu released, then applies them to the
-	// index; frames that arrive meanwhile form the next batch; the others
-	// of a batch wait on cond. Index entries are made only for written
-	// frames, so the index never points at bytes not on disk, and
-	// a failed write leaves none. Whatever uses the file directly (Join,
+	// with one copy into the mapping, or one write call with mu
+	// released, then applies them to the index; frames that arrive
+	// meanwhile form the next batch; the others of a batch wait on cond.
+	// Index entries are made only for written frames, so the index never
+	// points at bytes not on disk, and a failed write leaves none. Whatever uses the file directly (Join,
 	// compaction, Close) first waits for the write in flight and writes
 	// the pending batch itself (settleLocked).
 	cond            sync.Cond // on mu: a batch was written
@@ -189,6 +241,7 @@ type Monitor struct {
 	cur             *batch // the batch pending collects; nil when empty
 	writing         bool   // a leader is writing, mu released
 	writes          int64  // write calls (group commits and direct appends)
+	copies          int64  // group commits copied into the mapping
 	inflight        int    // predictions in the batch being written
 	waitingForFile  int    // settleLocked callers waiting: no new leader starts
 
@@ -282,18 +335,20 @@ func (m *Monitor) open() error {
 	if err != nil {
 		return fmt.Errorf("quality journal: %w", err)
 	}
-	good, err := m.replay(f)
-	if err != nil {
-		f.Close()
-		return err
-	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("quality journal: %w", err)
 	}
+	good := m.replay(f, st.Size())
 	if st.Size() > good {
-		m.cfg.Logger.Warn("quality journal: skipping a torn tail", "path", f.Name(), "bytes", st.Size()-good)
+		// Zeros where the next header would be: the rest of the space
+		// allocated for the mapping of a process that ended without
+		// Close; anything else is a record cut short.
+		var hdr [frame.HeaderSize]byte
+		if n, _ := f.ReadAt(hdr[:], good); n < len(hdr) || hdr != [frame.HeaderSize]byte{} {
+			m.cfg.Logger.Warn("quality journal: skipping a torn tail", "path", f.Name(), "bytes", st.Size()-good)
+		}
 		if err := f.Truncate(good); err != nil {
 			f.Close()
 			return fmt.Errorf("quality journal: truncate torn tail: %w", err)
@@ -304,11 +359,113 @@ func (m *Monitor) open() error {
 		return fmt.Errorf("quality journal: %w", err)
 	}
 	m.f, m.size, m.compactedAt = f, good, good
+	m.mapLocked()
 	return nil
 }
 
-// replay applies every intact record and returns the offset after the last.
-func (m *Monitor) replay(f *os.File) (int64, error) {
+// mapLocked starts appending through a mapping of the file from size on
+// (Monitor.win); if that fails, frames go on being written with write
+// calls.
+func (m *Monitor) mapLocked() {
+	if m.cfg.writeCalls {
+		return
+	}
+	if err := m.remapLocked(m.size); err != nil {
+		m.unmapLocked(err)
+	}
+}
+
+// remapLocked maps the file from the page that holds size to at least end
+// (and at least mapChunk), allocating its blocks first, in place of the
+// mapping before.
+func (m *Monitor) remapLocked(end int64) error {
+	off := m.size &^ int64(os.Getpagesize()-1)
+	n := max(m.cfg.mapChunk, end-off)
+	if r := n % m.cfg.mapChunk; r != 0 {
+		n += m.cfg.mapChunk - r
+	}
+	if err := m.cfg.allocate(m.f, off, n); err != nil {
+		return err
+	}
+	b, err := mapShared(m.f, off, n)
+	if err != nil {
+		return err
+	}
+	m.takeDownLocked()
+	m.win, m.winOff, m.populated = b, off, m.size
+	return nil
+}
+
+// takeDownLocked unmaps the mapping, once no range of it is being
+// faulted in.
+func (m *Monitor) takeDownLocked() {
+	if m.win == nil {
+		return
+	}
+	m.popMu.Lock()
+	_ = unmap(m.win)
+	m.mapGen++
+	m.popMu.Unlock()
+	m.win = nil
+}
+
+// populateStep is how far ahead of the journal's end pages are faulted in,
+// and how much at a time.
+const populateStep = 64 << 10
+
+// aheadLocked claims the next range of the mapping to fault in, if the
+// faulted-in pages reach less than populateStep past size; the caller
+// passes it to populateAhead once mu is released.
+func (m *Monitor) aheadLocked() (b []byte, gen uint64) {
+	if m.win == nil || m.populated-m.size >= populateStep {
+		return nil, 0
+	}
+	start := m.populated &^ int64(os.Getpagesize()-1)
+	end := min(m.populated+populateStep, m.winOff+int64(len(m.win)))
+	if end <= start {
+		return nil, 0
+	}
+	m.populated = end
+	return m.win[start-m.winOff : end-m.winOff], m.mapGen
+}
+
+// populateAhead faults b in (aheadLocked), outside mu.
+func (m *Monitor) populateAhead(b []byte, gen uint64) {
+	if b == nil {
+		return
+	}
+	m.popMu.Lock()
+	defer m.popMu.Unlock()
+	if m.noPopulate || m.mapGen != gen {
+		return
+	}
+	if err := populate(b); err != nil {
+		// Not supported (EINVAL before Linux 5.14): copies fault pages
+		// in themselves.
+		m.noPopulate = true
+		m.cfg.Logger.Debug("quality journal: pages not faulted in ahead", "err", err)
+	}
+}
+
+// unmapLocked stops appending through the mapping: the allocated tail is
+// cut off and the file's offset set to size, where write calls append.
+// why, if not nil, is logged: why frames are written with write calls.
+func (m *Monitor) unmapLocked(why error) {
+	if why != nil {
+		m.cfg.Logger.Warn("quality journal: not mapped; appending with write calls", "path", m.f.Name(), "err", why)
+	}
+	m.takeDownLocked()
+	// If the file cannot be cut, the zeros after size stay: writes land
+	// on them from size on, and replay stops at the first zero header.
+	_ = m.f.Truncate(m.size)
+	_, _ = m.f.Seek(m.size, io.SeekStart)
+}
+
+// replay applies every intact record of the size bytes of f and returns
+// the offset after the last: it stops at the first header that is zeros
+// (the unused end of a mapping), or whose record is cut short, fails its
+// checksum or does not decode.
+func (m *Monitor) replay(f *os.File, size int64) int64 {
 	r := bufio.NewReaderSize(f, 1<<20)
 	var (
 		off  int64
@@ -317,22 +474,22 @@ func (m *Monitor) replay(f *os.File) (int64, error) {
 	)
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return off, nil // end, or a torn header
+			return off // end, or a torn header
 		}
-		n, err := frame.PayloadLen(hdr[:], maxFrame)
-		if err != nil {
-			return off, nil
+		n, err := frame.PayloadLen(hdr[:], maxFrame) // a zero header fails
+		if err != nil || int64(n) > size-off-frame.HeaderSize {
+			return off // not a length, or past the end: not read
 		}
 		body = slices.Grow(body[:0], n)[:n]
 		if _, err := io.ReadFull(r, body); err != nil {
-			return off, nil
+			return off
 		}
 		if frame.Check(hdr[:], body) != nil {
-			return off, nil
+			return off
 		}
 		typ, j, err := decodeRecord(body)
 		if err != nil {
-			return off, nil
+			return off
 		}
 		m.apply(typ, j, off)
 		off += int64(frame.HeaderSize + n)
@@ -392,15 +549,15 @@ var ErrClosed = errors.New("quality journal closed")
 
 // Record journals a prediction; once it returns, the prediction survives
 // a crash of the process. A prediction with an id already remembered for
-// the model replaces it. Concurrent Records share write calls (see
-// Monitor.pending).
+// the model replaces it. Records running at the same time share one copy
+// into the mapping (Monitor.win) or, where the journal is not mapped, one
+// write call (Monitor.pending).
 func (m *Monitor) Record(p *Prediction) error {
 	bp := m.bufs.Get().(*[]byte)
 	*bp = frame.Append((*bp)[:0], func(b []byte) []byte { return appendPrediction(b, p) })
 	k := m.key(p.Model, p.ID)
 
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	c := m.modelCounts(p.Model)
 	var err error
 	if m.closed {
@@ -410,21 +567,46 @@ func (m *Monitor) Record(p *Prediction) error {
 			err = ErrFull
 		}
 	}
+	if err == nil && m.win != nil && m.cfg.copyAlone {
+		// Mapped: the copy is the write; no batch to wait for.
+		var off int64
+		if off, err = m.appendLocked(*bp); err == nil {
+			m.index[k] = entry{at: p.Time, off: off}
+			c.Recorded++
+			m.total.Recorded++
+			ahead, gen := m.aheadLocked()
+			m.mu.Unlock()
+			m.bufs.Put(bp)
+			m.populateAhead(ahead, gen)
+			return nil
+		}
+	}
 	if err != nil {
-		m.bufs.Put(bp)
 		c.NotRecorded++
 		m.total.NotRecorded++
+		m.mu.Unlock()
+		m.bufs.Put(bp)
 		return err
 	}
+	err = m.commitLocked(*bp, k, p.Time, c)
+	ahead, gen := m.aheadLocked()
+	m.mu.Unlock()
+	m.bufs.Put(bp)
+	m.populateAhead(ahead, gen)
+	return err
+}
+
+// commitLocked appends frame to the pending batch and returns once the
+// batch is written (group commit, Monitor.pending).
+func (m *Monitor) commitLocked(frame []byte, k uint64, at int64, c *Counts) error {
 	b, lead := m.cur, false
 	if b == nil {
 		// The first frame of a batch: its recorder leads it.
 		b, lead = &batch{}, true
 		m.cur = b
 	}
-	m.recs = append(m.recs, pendingRec{key: k, at: p.Time, rel: int64(len(m.pending)), counts: c})
-	m.pending = append(m.pending, *bp...)
-	m.bufs.Put(bp)
+	m.recs = append(m.recs, pendingRec{key: k, at: at, rel: int64(len(m.pending)), counts: c})
+	m.pending = append(m.pending, frame...)
 	yielded := false
 	for !b.done {
 		switch {
@@ -470,10 +652,10 @@ type pendingRec struct {
 // maxSpare bounds the pending buffer kept for reuse.
 const maxSpare = 1 << 20
 
-// writeBatchLocked writes the pending frames with one write call and
-// enters them in the index. With unlock, mu is released during the write
-// (a recorder leading a group commit); without, the caller keeps the file
-// to itself. A failed write is cut back off, so the journal stays a
+// writeBatchLocked writes the pending frames with one copy into the
+// mapping or one write call, and enters them in the index. With unlock, mu
+// is released during a write call (a recorder leading a group commit);
+// without, the caller keeps the file to itself. A failed write is cut back off, so the journal stays a
 // sequence of whole records, and every recorder of the batch gets the
 // error.
 func (m *Monitor) writeBatchLocked(unlock bool) {
@@ -484,21 +666,33 @@ func (m *Monitor) writeBatchLocked(unlock bool) {
 	buf, recs := m.pending, m.recs
 	m.pending, m.recs, m.cur = m.spare[:0], m.spareRecs[:0], nil
 	base := m.size
-	m.writing, m.inflight = true, len(recs)
-	if unlock {
-		m.mu.Unlock()
-	}
-	_, err := m.f.Write(buf)
-	if unlock {
-		m.mu.Lock()
-	}
-	m.writing, m.inflight = false, 0
-	m.writes++
-	if err != nil {
-		if terr := m.f.Truncate(base); terr == nil {
-			_, _ = m.f.Seek(base, io.SeekStart)
+	var err error
+	if m.win != nil {
+		// Mapped: one copy, under mu (appendLocked advances size, or
+		// cuts a failed write back off where the mapping is lost).
+		if _, err = m.appendLocked(buf); err == nil {
+			m.size = base // advanced below, as after a write call
+			m.copies++
 		}
-		err = fmt.Errorf("quality journal write: %w", err)
+	} else {
+		m.writing, m.inflight = true, len(recs)
+		if unlock {
+			m.mu.Unlock()
+		}
+		_, err = m.f.Write(buf)
+		if unlock {
+			m.mu.Lock()
+		}
+		m.writing, m.inflight = false, 0
+		m.writes++
+		if err != nil {
+			if terr := m.f.Truncate(base); terr == nil {
+				_, _ = m.f.Seek(base, io.SeekStart)
+			}
+			err = fmt.Errorf("quality journal write: %w", err)
+		}
+	}
+	if err != nil {
 		for _, r := range recs {
 			r.counts.NotRecorded++
 			m.total.NotRecorded++
@@ -531,14 +725,28 @@ func (m *Monitor) settleLocked() {
 	m.writeBatchLocked(false)
 }
 
-// appendLocked writes one frame with one write call and returns its offset.
-// A failed write is cut back off, so the journal stays a sequence of whole
-// records.
+// appendLocked appends one frame, by copying it into the mapping or with
+// one write call, and returns its offset. A failed write is cut back off,
+// so the journal stays a sequence of whole records. Without the mapping,
+// the caller has settled the group commit (settleLocked).
 func (m *Monitor) appendLocked(frame []byte) (int64, error) {
 	if m.closed {
 		return 0, ErrClosed
 	}
 	off := m.size
+	if m.win != nil {
+		end := off + int64(len(frame))
+		if end > m.winOff+int64(len(m.win)) {
+			if err := m.remapLocked(end); err != nil {
+				m.unmapLocked(err)
+			}
+		}
+		if m.win != nil {
+			copy(m.win[off-m.winOff:], frame)
+			m.size = end
+			return off, nil
+		}
+	}
 	m.writes++
 	if _, err := m.f.Write(frame); err != nil {
 		if terr := m.f.Truncate(off); terr == nil {
@@ -895,10 +1103,12 @@ func (m *Monitor) compactLocked() error {
 			}
 		}
 	}
+	m.takeDownLocked()
 	old := m.f
 	m.f, m.seq, m.size, m.compactedAt = nf, next, pos, pos
 	old.Close()
 	_ = os.Remove(m.journalPath(next - 1))
+	m.mapLocked() // again: the disk may have room now
 	m.cfg.Logger.Info("quality journal compacted", "records", len(live), "bytes", pos, "took", time.Since(start))
 	return nil
 }
@@ -919,6 +1129,9 @@ func (m *Monitor) Close() error {
 	}
 	m.settleLocked()
 	m.closed = true
+	if m.win != nil {
+		m.unmapLocked(nil) // leaves no zeros behind
+	}
 	err := m.f.Close()
 	m.lock.Close() // after the journal: the next owner sees every record
 	return err
