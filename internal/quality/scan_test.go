@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"strconv"
 	"testing"
 
 	v1 "github.com/ferryserve/ferry/internal/protocol/v1"
@@ -171,28 +170,6 @@ func sameSigns(a, b []float64) bool {
 		}
 	}
 	return true
-}
-
-// exactFloat and ParseFloat agree bit for bit wherever exactFloat answers.
-func FuzzExactFloat(f *testing.F) {
-	for _, s := range []string{"0.0055", "-0", "0", "1e22", "9007199254740992", "9007199254740993", "0.97116977", "1.5e-7", "123456789.123", "-2.5E+3", "1e-22", "0e999"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		sc := scanner{b: []byte(s)}
-		num, _, ok := sc.number()
-		if !ok || string(num) != s {
-			return
-		}
-		got, ok := exactFloat(num)
-		if !ok {
-			return
-		}
-		want, err := strconv.ParseFloat(s, 64)
-		if err != nil || math.Float64bits(got) != math.Float64bits(want) {
-			t.Fatalf("exactFloat(%q) = %v; ParseFloat %v %v", s, got, want, err)
-		}
-	})
 }
 
 var fuzzTasks = []Task{TaskAuto, TaskClassification, TaskRegression}

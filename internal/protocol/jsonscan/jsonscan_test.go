@@ -3,6 +3,7 @@ package jsonscan
 import (
 	"encoding/json"
 	"math"
+	"strconv"
 	"testing"
 )
 
@@ -61,8 +62,9 @@ func TestStrKeyNext(t *testing.T) {
 		want bool
 	}{
 		{`{"a": 1}`, true},
-		{`{"a\"": 1}`, false}, // escapes go to the general decoder
-		{`{"é": 1}`, false},
+		{`{"a\"": 1}`, false},    // escapes go to the general decoder
+		{`{"é": 1}`, true},       // valid UTF-8 is its own value
+		{"{\"\xff\": 1}", false}, // invalid UTF-8 a decoder would replace
 		{"{\"a\x01\": 1}", false},
 		{`{"a" 1}`, false},
 		{`{"a`, false},
@@ -91,7 +93,9 @@ func TestNumberBool(t *testing.T) {
 		{"12", int64(12)},
 		{" -0", int64(0)},
 		{"-123456789012345", int64(-123456789012345)},
-		{"1234567890123456", nil}, // 16 digits: left to the general decoder
+		{"1234567890123456", int64(1234567890123456)},
+		{"-9223372036854775808", int64(-9223372036854775808)},
+		{"9223372036854775808", nil}, // past int64: left to the general decoder
 		{"1.5", 1.5},
 		{"2e3", 2000.0},
 		{"1e999", nil},
@@ -115,4 +119,26 @@ func TestNumberBool(t *testing.T) {
 	if _, ok := s.Bool(); ok {
 		t.Error(`Bool("tru") accepted`)
 	}
+}
+
+// exactFloat and ParseFloat agree bit for bit wherever exactFloat answers.
+func FuzzExactFloat(f *testing.F) {
+	for _, s := range []string{"0.0055", "-0", "0", "1e22", "9007199254740992", "9007199254740993", "0.97116977", "1.5e-7", "123456789.123", "-2.5E+3", "1e-22", "0e999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sc := New([]byte(s))
+		num, _, ok := sc.Num()
+		if !ok || string(num) != s {
+			return
+		}
+		got, ok := exactFloat(num)
+		if !ok {
+			return
+		}
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("exactFloat(%q) = %v; ParseFloat %v %v", s, got, want, err)
+		}
+	})
 }

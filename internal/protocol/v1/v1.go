@@ -344,7 +344,7 @@ func scanRows(s *jsonscan.Scanner, size int) (*tensor.Tensor, bool) {
 		if s.Byte('[') {
 			n := 0
 			for m := s.Peek() != ']'; m; {
-				f, ok := s.Float()
+				f, ok := s.FloatOrNull()
 				if !ok {
 					return nil, false
 				}
@@ -362,7 +362,7 @@ func scanRows(s *jsonscan.Scanner, size int) (*tensor.Tensor, bool) {
 		} else {
 			// A number is a row of one: after rows of another length
 			// (even empty ones), the rows are ragged.
-			f, ok := s.Float()
+			f, ok := s.FloatOrNull()
 			if !ok || cols >= 0 && cols != 1 {
 				return nil, false
 			}
