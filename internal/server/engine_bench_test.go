@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 
@@ -49,6 +50,47 @@ func BenchmarkREST(b *testing.B) {
 				b.ReportMetric(float64(int64(cputime.Process())-start)/float64(b.N), "cpu-ns/op")
 			})
 		}
+	}
+}
+
+// BenchmarkRESTModel is BenchmarkREST's loop over ferry serve's default
+// engine with bench/model (100 XGBoost trees) and the batch-1 bodies of
+// bench/payloads, so that the request path is weighed against a real
+// model's evaluation (docs/benchmarks.md, "Request bodies read straight
+// from their bytes").
+//
+//	go test -run '^$' -bench BenchmarkRESTModel -cpu 1 ./internal/server/
+func BenchmarkRESTModel(b *testing.B) {
+	for _, c := range []struct{ name, path string }{
+		{"v1", "/v1/models/bench:predict"},
+		{"v2", "/v2/models/bench/infer"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			body, err := os.ReadFile("../../bench/payloads/" + c.name + "-b1.json")
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv := startBenchServer(b, "bench")
+			conn, err := net.Dial("tcp", srv.HTTPAddr())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			req := fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", c.path, len(body), body)
+			br := bufio.NewReaderSize(conn, 16<<10)
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := int64(cputime.Process())
+			for range b.N {
+				if _, err := conn.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				if err := readResponse(br); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(int64(cputime.Process())-start)/float64(b.N), "cpu-ns/op")
+		})
 	}
 }
 

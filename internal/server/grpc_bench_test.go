@@ -124,9 +124,23 @@ func benchRequest(model string) *pb.ModelInferRequest {
 	}}}
 }
 
-// startFerryGRPC runs server.New over one model named "bench" with the
-// interceptors ferry serve installs by default, and returns a client.
+// startFerryGRPC runs startBenchServer's server and returns a gRPC client.
 func startFerryGRPC(b *testing.B, model string) pb.GRPCInferenceServiceClient {
+	b.Helper()
+	srv := startBenchServer(b, model)
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	return pb.NewGRPCInferenceServiceClient(conn)
+}
+
+// startBenchServer runs server.New over one model named "bench" with the
+// interceptors ferry serve installs by default: model "bench" is
+// bench/model's 100-tree XGBoost model, any other a model that sums its 20
+// features.
+func startBenchServer(b *testing.B, model string) *server.Server {
 	b.Helper()
 	reg := runtime.NewRegistry(xgboost.Format, runtimetest.Format)
 	dir := filepath.Join(b.TempDir(), "bench")
@@ -162,19 +176,14 @@ func startFerryGRPC(b *testing.B, model string) pb.GRPCInferenceServiceClient {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
-	}
 	b.Cleanup(func() {
-		conn.Close()
 		cancel()
 		if err := <-done; err != nil {
 			b.Errorf("server run: %v", err)
 		}
 		repo.Close()
 	})
-	return pb.NewGRPCInferenceServiceClient(conn)
+	return srv
 }
 
 // bareServer is bench/bare's gRPC service.
