@@ -180,6 +180,7 @@ func runServe(ctx context.Context, o *serveOptions, cmd *cobra.Command) error {
 		return fmt.Errorf("--onnx-engine/--onnxruntime-lib: %w", err)
 	}
 	reg := runtime.NewRegistry(formatsWith(onnxOpts)...)
+	reg.Logger = log
 	if o.modelFormat != "" {
 		if _, ok := reg.Lookup(o.modelFormat); !ok {
 			return fmt.Errorf("--model-format %q is not one of: %s", o.modelFormat, joinNames())

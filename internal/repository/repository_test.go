@@ -71,7 +71,7 @@ func TestDiscoverAndVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.Version != "10" || h.Model.(*runtimetest.Model).Features != 3 {
+	if h.Version != "10" || runtime.Unwrap(h.Model).(*runtimetest.Model).Features != 3 {
 		t.Fatalf("default version %q, want the highest (10)", h.Version)
 	}
 	h.Release()

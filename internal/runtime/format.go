@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,6 +34,9 @@ var ErrNoModel = errors.New("no model file found")
 // construction and safe for concurrent use.
 type Registry struct {
 	formats []Format
+	// Logger, when set, logs a panic in a loaded model's Predict with its
+	// stack (the request itself fails with a *PanicError).
+	Logger *slog.Logger
 }
 
 // NewRegistry returns a registry that tries formats in the given order.
@@ -99,17 +103,25 @@ func (r *Registry) Detect(dir, format string) (Format, string, error) {
 	return Format{}, "", fmt.Errorf("%w in %s (looked for %s model files)", ErrNoModel, dir, strings.Join(r.Names(), ", "))
 }
 
-// Load detects and loads the model in dir.
+// Load detects and loads the model in dir. A panic in the format's loader
+// comes back as a *PanicError, and the model is wrapped so that one in its
+// Predict does too.
 func (r *Registry) Load(ctx context.Context, dir, format string) (Model, string, error) {
 	f, path, err := r.Detect(dir, format)
 	if err != nil {
 		return nil, "", err
 	}
-	m, err := f.Load(ctx, path)
+	var m Model
+	err = Contain(func() (err error) {
+		m, err = f.Load(ctx, path)
+		return err
+	})
 	if err != nil {
 		return nil, f.Name, fmt.Errorf("load %s model %s: %w", f.Name, filepath.Base(path), err)
 	}
-	return m, f.Name, nil
+	// A panic in the model's Predict (or its workers, see Parallel) fails
+	// the request, not the process.
+	return contained{Model: m, log: r.Logger, file: path}, f.Name, nil
 }
 
 // HasModelFile reports whether dir directly holds a file some format claims.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -278,10 +279,18 @@ func grpcStreamWorkers() uint32 { return uint32(max(32, 4*runtime.GOMAXPROCS(0))
 
 // inflightInterceptor counts the call in flight, then applies the
 // repository API's guard: one interceptor rather than two saves a level of
-// grpc's chain (a closure) on every call.
-func (s *Server) inflightInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+// grpc's chain (a closure) on every call. It also turns a panic in the call
+// into INTERNAL, as the HTTP servers do for theirs: neither gRPC transport
+// recovers one, so it would end the process.
+func (s *Server) inflightInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (res any, err error) {
 	s.cfg.Metrics.inflight.Inc()
-	defer s.cfg.Metrics.inflight.Dec()
+	defer func() {
+		s.cfg.Metrics.inflight.Dec()
+		if p := recover(); p != nil {
+			s.cfg.Logger.ErrorContext(ctx, "gRPC handler panicked", "method", info.FullMethod, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			res, err = nil, status.Error(codes.Internal, "internal error: the handler panicked")
+		}
+	}()
 	return s.cfg.RepositoryAPI.interceptor(ctx, req, info, h)
 }
 

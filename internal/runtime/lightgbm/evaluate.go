@@ -45,22 +45,20 @@ func (m *Model) evaluate(ctx context.Context, x fr.Matrix[float64], p plan) (res
 		return r, ctx.Err()
 	}
 	var next atomic.Int64
-	var wg sync.WaitGroup
 	shared := r // captured by the workers; r itself stays off the heap
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				c := int(next.Add(1)) - 1
-				if c >= chunks {
-					return
-				}
-				m.evalRows(x, p, shared, c*chunkRows, min((c+1)*chunkRows, x.Rows))
+	err := fr.Parallel(workers, func(int) error {
+		for ctx.Err() == nil {
+			c := int(next.Add(1)) - 1
+			if c >= chunks {
+				return nil
 			}
-		}()
+			m.evalRows(x, p, shared, c*chunkRows, min((c+1)*chunkRows, x.Rows))
+		}
+		return nil
+	})
+	if err != nil {
+		return r, err
 	}
-	wg.Wait()
 	return r, ctx.Err()
 }
 

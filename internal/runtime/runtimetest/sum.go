@@ -84,7 +84,20 @@ func (m *Model) Metadata() runtime.Metadata {
 
 // Predict returns "predict" (row sums) and, when asked for, "echo" (the
 // input as FP64). A "sleep_ms" parameter delays the answer, honouring ctx.
+// A "panic" parameter makes it panic, as a model with a bug would: "predict"
+// on the caller's goroutine, "worker" on one of runtime.Parallel's.
 func (m *Model) Predict(ctx context.Context, req *runtime.Request) (*runtime.Response, error) {
+	switch req.Parameters["panic"] {
+	case "predict":
+		panic("runtimetest: asked to panic")
+	case "worker":
+		return nil, runtime.Parallel(2, func(w int) error {
+			if w == 1 {
+				panic("runtimetest: asked to panic on a worker")
+			}
+			return nil
+		})
+	}
 	if ms, ok := req.Parameters["sleep_ms"].(int64); ok {
 		select {
 		case <-time.After(time.Duration(ms) * time.Millisecond):

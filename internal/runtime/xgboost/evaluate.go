@@ -3,7 +3,8 @@ package xgboost
 import (
 	"context"
 	"runtime"
-	"sync"
+
+	fr "github.com/ferryserve/ferry/internal/runtime"
 )
 
 const (
@@ -216,25 +217,20 @@ func (b *booster) linearMargins(x []float32, cols, lo, hi int, out []float32) {
 }
 
 // marginsParallel computes all rows' margins, splitting large batches over
-// GOMAXPROCS goroutines that it joins before returning.
+// GOMAXPROCS goroutines that it joins before returning (a panic on one
+// comes back as an error, see fr.Parallel).
 func (b *booster) marginsParallel(ctx context.Context, x []float32, rows, cols int) ([]float32, error) {
 	out := make([]float32, rows*b.ngroup)
 	workers := min(runtime.GOMAXPROCS(0), rows/rowsPerWorker)
 	if workers <= 1 {
 		return out, b.margins(ctx, x, cols, 0, rows, out)
 	}
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
 	per := (rows + workers - 1) / workers
-	for w := range workers {
-		lo, hi := w*per, min(rows, (w+1)*per)
-		wg.Go(func() { errs[w] = b.margins(ctx, x, cols, lo, hi, out) })
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	err := fr.Parallel(workers, func(w int) error {
+		return b.margins(ctx, x, cols, w*per, min(rows, (w+1)*per), out)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
