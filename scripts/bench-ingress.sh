@@ -2,7 +2,8 @@
 # bench-ingress: what the `ferry up` ingress hop costs (issue 15's ingress
 # target: ingress + replica >= 60 % of the replica alone).
 #
-# It builds ferry, starts `ferry up` on loopback pinned to CPU 0 (taskset;
+# It builds ferry, starts `ferry up --in-process-predictors=false` (every
+# predictor a ferry serve process) on loopback pinned to CPU 0 (taskset;
 # the replica it starts inherits the pin) with the xgboost-iris example held
 # at one replica (bench/ingress/xgboost-iris.yaml), finds the replica's own
 # HTTP port through the management API, then runs wrk pinned to CPU 1 with
@@ -17,7 +18,7 @@
 # replica-alone/(ingress + replica) even when other programs steal the core. Only the processes it starts are stopped, by PID.
 #
 # BENCH_MODES="hop inproc" also starts a second `ferry up`, with
-# --in-process-predictors, on CPU 0 (ports BENCH_PORT_BASE+10..+12): its
+# in-process predictors (its default), on CPU 0 (ports BENCH_PORT_BASE+10..+12): its
 # predictor runs inside it, so "ingress" is that one process; each round
 # then loads both ingresses, in alternating order, and the replica alone
 # (the first ferry up's process replica, the reference for both). Its ratio
@@ -125,12 +126,19 @@ await_up() {
 }
 
 # The process-replica ferry up always runs: its replica is the reference.
-start_up data "$PORT"
+# ferry up serves this predictor in-process by default, and the reference
+# must be a process replica: turn that off (builds from before the flag
+# have process replicas only).
+PROC_FLAGS=()
+if "$BIN" up --help 2>&1 | grep -q -- --in-process-predictors; then
+  PROC_FLAGS=(--in-process-predictors=false)
+fi
+start_up data "$PORT" "${PROC_FLAGS[@]}"
 UP_PID=$!
 UP_PIDS+=("$UP_PID")
 IP_PORT=$((PORT + 10)) IP_PID=
 if [[ " $MODES " == *" inproc "* ]]; then
-  start_up data-inproc "$IP_PORT" --in-process-predictors
+  start_up data-inproc "$IP_PORT" --in-process-predictors=true
   IP_PID=$!
   UP_PIDS+=("$IP_PID")
 fi

@@ -81,6 +81,10 @@ func (c *Controller) inProcess(isvc *api.InferenceService, comp string, rev Revi
 		return false, "the quality journal runs in the replica process"
 	case ext.MinReplicas != nil && *ext.MinReplicas > 1, ext.MaxReplicas > 1:
 		return false, "more than one replica needs processes"
+	case ext.ContainerConcurrency != nil && *ext.ContainerConcurrency > 0 && ext.MaxReplicas == 0:
+		// One process already uses every core, so only a per-replica
+		// limit makes more replicas serve more.
+		return false, "containerConcurrency with no maxReplicas scales out to more replicas, which needs processes (maxReplicas: 1 serves it in-process)"
 	}
 	return true, ""
 }
