@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -72,11 +73,21 @@ func (c contained) Predict(ctx context.Context, req *Request) (res *Response, er
 			if !ok {
 				pe = &PanicError{Value: p, Stack: debug.Stack()}
 			}
-			if c.log != nil {
-				c.log.ErrorContext(ctx, "model code panicked; the request fails, the server goes on", "file", c.file, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
-			}
 			res, err = nil, pe
+		}
+		// A worker's panic (Parallel) comes back as an error, not a panic:
+		// its stack is logged here too.
+		var pe *PanicError
+		if err != nil && errors.As(err, &pe) {
+			logPanic(ctx, c.log, "model code panicked; the request fails, the server goes on", c.file, pe)
 		}
 	}()
 	return c.Model.Predict(ctx, req)
+}
+
+// logPanic logs a recovered panic with its stack; log nil logs nothing.
+func logPanic(ctx context.Context, log *slog.Logger, msg, file string, pe *PanicError) {
+	if log != nil {
+		log.ErrorContext(ctx, msg, "file", file, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+	}
 }

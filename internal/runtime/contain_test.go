@@ -1,9 +1,12 @@
 package runtime_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -43,23 +46,53 @@ func TestParallel(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a log destination safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// take returns what was logged since the last call.
+func (l *lockedBuffer) take() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.b.String()
+	l.b.Reset()
+	return s
+}
+
 // TestRegistryContainsPanics: a format whose loader panics fails the load,
 // and a model whose Predict panics (on the request's goroutine or on a
-// worker) fails the request.
+// worker) fails the request; each panic's stack is in the registry's log.
 func TestRegistryContainsPanics(t *testing.T) {
 	dir := t.TempDir()
 	if err := runtimetest.WriteModel(dir, 2); err != nil {
 		t.Fatal(err)
 	}
+	var logged lockedBuffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
 	bad := runtime.Format{Name: "bad", Match: runtimetest.Format.Match,
 		Load: func(context.Context, string) (runtime.Model, error) { panic("loader fault") }}
-	_, _, err := runtime.NewRegistry(bad).Load(t.Context(), dir, "")
+	badReg := runtime.NewRegistry(bad)
+	badReg.Logger = log
+	_, _, err := badReg.Load(t.Context(), dir, "")
 	var pe *runtime.PanicError
 	if !errors.As(err, &pe) || pe.Value != "loader fault" || !strings.Contains(err.Error(), "model.sum") {
 		t.Fatalf("load = %v, want a PanicError naming the file", err)
 	}
+	if l := logged.take(); !strings.Contains(l, "loader fault") || !strings.Contains(l, "contain_test.go") {
+		t.Errorf("the loader's panic is not logged with its stack: %q", l)
+	}
 
-	m, _, err := runtime.NewRegistry(runtimetest.Format).Load(t.Context(), dir, "")
+	reg := runtime.NewRegistry(runtimetest.Format)
+	reg.Logger = log
+	m, _, err := reg.Load(t.Context(), dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +104,11 @@ func TestRegistryContainsPanics(t *testing.T) {
 		_, err := m.Predict(t.Context(), &runtime.Request{Inputs: []*tensor.Tensor{in}, Parameters: map[string]any{"panic": where}})
 		if !errors.As(err, &pe) || !strings.Contains(err.Error(), "asked to panic") {
 			t.Errorf("%s: Predict = %v, want a PanicError", where, err)
+		}
+		// The stack is the panicking goroutine's: a worker's panic comes
+		// back as an error, not a panic, and is logged all the same.
+		if l := logged.take(); strings.Count(l, "asked to panic") != 1 || !strings.Contains(l, "runtimetest/sum.go") {
+			t.Errorf("%s: the panic is not logged once with its stack: %q", where, l)
 		}
 	}
 	res, err := m.Predict(t.Context(), &runtime.Request{Inputs: []*tensor.Tensor{in}})

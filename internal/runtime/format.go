@@ -34,8 +34,9 @@ var ErrNoModel = errors.New("no model file found")
 // construction and safe for concurrent use.
 type Registry struct {
 	formats []Format
-	// Logger, when set, logs a panic in a loaded model's Predict with its
-	// stack (the request itself fails with a *PanicError).
+	// Logger, when set, logs a panic in a loader or in a loaded model's
+	// Predict (or its workers) with its stack (the load or the request
+	// itself fails with a *PanicError).
 	Logger *slog.Logger
 }
 
@@ -117,6 +118,10 @@ func (r *Registry) Load(ctx context.Context, dir, format string) (Model, string,
 		return err
 	})
 	if err != nil {
+		var pe *PanicError
+		if errors.As(err, &pe) {
+			logPanic(ctx, r.Logger, "model loader panicked; the load fails, the server goes on", path, pe)
+		}
 		return nil, f.Name, fmt.Errorf("load %s model %s: %w", f.Name, filepath.Base(path), err)
 	}
 	// A panic in the model's Predict (or its workers, see Parallel) fails
