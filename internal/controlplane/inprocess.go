@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -307,7 +308,7 @@ func (s *inProcessSet) runOnce(ctx context.Context, r *inReplica) error {
 		return ctx.Err()
 	}
 	r.closing.Store(false)
-	s.router.SetLocal(r.addr, r.guard(es.Handler))
+	s.router.SetLocal(r.addr, r.guard(es.Handler, slog.New(slog.NewJSONHandler(logw, nil))))
 	stop := func() {
 		s.router.SetLocal(r.addr, nil)
 		r.drain(s.grace)
@@ -358,11 +359,28 @@ func exited(err error) error {
 }
 
 // guard counts the requests the ingress hands the replica's handler, and
-// turns them away once the replica is stopping.
-func (r *inReplica) guard(h http.Handler) http.Handler {
+// turns them away once the replica is stopping. It also recovers a panic
+// in the handler, logged with its stack to the replica's log, as the 500
+// it answers: the handler may run on a goroutine no server recovers (an
+// InferenceGraph's ensemble calls its steps on goroutines of its own),
+// where the panic would end ferry up and every service in it, not one
+// replica.
+func (r *inReplica) guard(h http.Handler, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.inflight.Add(1)
-		defer r.inflight.Add(-1)
+		defer func() {
+			r.inflight.Add(-1)
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler { //nolint:errorlint // net/http compares it the same way
+					panic(p) // the handler asked for the connection to be cut
+				}
+				log.ErrorContext(req.Context(), "in-process replica's handler panicked; the request fails, ferry up goes on",
+					"replica", r.name, "path", req.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusInternalServerError)
+				_, _ = fmt.Fprintf(w, `{"error":"replica %s: internal error: the handler panicked"}`, r.name)
+			}
+		}()
 		if r.closing.Load() {
 			// It was routed here just before the stop: the client retries,
 			// as after a process replica that closed its port.

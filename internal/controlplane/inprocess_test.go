@@ -58,6 +58,9 @@ func (f *fakeServe) serve(ctx context.Context, args []string, logw io.Writer, st
 	}
 	fmt.Fprintln(logw, `{"level":"INFO","msg":"serving","port":"`+port+`"}`)
 	started(EmbeddedServer{Ready: f.ready.Load, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("panic") {
+			panic("handler fault")
+		}
 		if r.URL.Query().Has("slow") {
 			f.inflight.Store(true)
 			<-f.slow
@@ -424,5 +427,43 @@ func TestInProcessScaleToZeroAndBack(t *testing.T) {
 	defer fs.mu.Unlock()
 	if fs.calls != 2 {
 		t.Fatalf("the server was started %d times, want 2", fs.calls)
+	}
+}
+
+// TestInProcessReplicaPanics: a panic in an in-process replica's handler
+// fails that request with 500, its stack in the replica's log, and ferry
+// up goes on, even on a goroutine no HTTP server recovers (an
+// InferenceGraph ensemble calls its steps through Router.Call on
+// goroutines of its own).
+func TestInProcessReplicaPanics(t *testing.T) {
+	fs := &fakeServe{}
+	fs.ready.Store(true)
+	rt := router.New("example.com", nil)
+	rs := InProcessRunner{Serve: fs.serve, Router: rt}.Replicas(ReplicaSpec{Revision: "m-predictor-00001", Template: serveTmpl}, nil)
+	defer rs.Close()
+	if err := rs.Scale(1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ready", func() bool { return len(rs.Backends()) == 1 })
+	routeTo(t, rt, rs.Backends())
+	type answer struct {
+		code int
+		body string
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() { // as graph.Executor's ensemble calls a step
+		code, body, err := rt.Call(t.Context(), "default", "m", "/v1/models/m:predict?panic=1", []byte(`{"instances":[[1]]}`), nil)
+		got <- answer{code, string(body), err}
+	}()
+	if a := <-got; a.err != nil || a.code != http.StatusInternalServerError || !strings.Contains(a.body, "panicked") {
+		t.Fatalf("a request whose handler panicked: %d %q %v, want 500", a.code, a.body, a.err)
+	}
+	name := rs.Status()[0].Name
+	if l := strings.Join(rs.Logs(0)[name], "\n"); !strings.Contains(l, "handler fault") || !strings.Contains(l, "inprocess_test.go") {
+		t.Fatalf("the panic is not in the replica's log with its stack:\n%s", l)
+	}
+	if code, body, _ := post(t, rt, "m.default.example.com", "/v1/models/m:predict"); code != 200 || !strings.HasPrefix(body, "in-process ") {
+		t.Fatalf("a request after the panic: %d %q", code, body)
 	}
 }
