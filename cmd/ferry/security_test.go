@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -174,9 +175,11 @@ func waitAPI(t *testing.T, u *upProcess) {
 	}
 }
 
-// TestUpKill9KeepsNoOrphans: kill -9 of ferry up takes its replicas with
-// it; the next ferry up on the same data dir starts no duplicates and
-// leaves a scaled-to-zero service at zero until a request wakes it.
+// TestUpKill9KeepsNoOrphans: kill -9 of ferry up takes its replica
+// processes with it; the next ferry up on the same data dir starts no
+// duplicates and leaves a scaled-to-zero service at zero until a request
+// wakes it. The predictor runs as a process (--in-process-predictors=false):
+// in-process, the default, there would be no process to orphan.
 func TestUpKill9KeepsNoOrphans(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs ferry up and its replicas")
@@ -186,11 +189,14 @@ func TestUpKill9KeepsNoOrphans(t *testing.T) {
 	yaml := fmt.Sprintf("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: sleepy\nspec:\n  predictor:\n    minReplicas: 0\n    xgboost:\n      storageUri: %s\n", models)
 	dataDir := t.TempDir()
 	hp, gp, ap := freePort(t), freePort(t), freePort(t)
-	u := startUp(t, bin, dataDir, hp, gp, ap, "-f", writeYAML(t, t.TempDir(), "sleepy.yaml", yaml))
+	u := startUp(t, bin, dataDir, hp, gp, ap, "-f", writeYAML(t, t.TempDir(), "sleepy.yaml", yaml), "--in-process-predictors=false")
 	u.waitStatus(t, "sleepy", "Ready", ready)
 	pids := replicaPIDs(t, u, "sleepy")
 	if len(pids) == 0 {
 		t.Fatal("no replica running")
+	}
+	if slices.Contains(pids, u.cmd.Process.Pid) {
+		t.Fatalf("replica pids %v include ferry up's own: the replica is not a process", pids)
 	}
 	if err := u.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -205,7 +211,7 @@ func TestUpKill9KeepsNoOrphans(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	u2 := startUp(t, bin, dataDir, hp, gp, ap)
+	u2 := startUp(t, bin, dataDir, hp, gp, ap, "--in-process-predictors=false")
 	waitAPI(t, u2)
 	if got := replicaPIDs(t, u2, "sleepy"); len(got) != 0 {
 		t.Fatalf("scaled-to-zero-able service started %d replica(s) after the restart", len(got))
