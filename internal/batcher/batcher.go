@@ -278,7 +278,11 @@ func batchKey(req *runtime.Request) (string, int, bool) {
 	var sb strings.Builder
 	rows := -1
 	for _, in := range req.Inputs {
-		if len(in.Shape) == 0 {
+		// A malformed tensor (data that does not fit its datatype or
+		// shape) goes alone, to be refused by the model: merged, it would
+		// fail its batch's other callers, or panic in merge on the
+		// batcher's goroutine, which no server recovers.
+		if len(in.Shape) == 0 || in.Validate() != nil {
 			return "", 0, false
 		}
 		if rows >= 0 && int(in.Shape[0]) != rows {
@@ -367,6 +371,11 @@ func split(res *runtime.Response, calls []*call) ([]*runtime.Response, error) {
 	for _, out := range res.Outputs {
 		if len(out.Shape) == 0 || int(out.Shape[0]) != total {
 			return nil, fmt.Errorf("output %q has shape %v; a batched call of %d rows needs it to lead with %d", out.Name, out.Shape, total, total)
+		}
+		// Cutting data shorter than its shape would panic on the
+		// batcher's goroutine and end the process.
+		if err := out.Validate(); err != nil {
+			return nil, fmt.Errorf("the model produced a malformed output: %w", err)
 		}
 		per := 1
 		for _, d := range out.Shape[1:] {

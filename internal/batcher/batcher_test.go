@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -226,5 +227,57 @@ func TestEagerWhileIdleBatchesWhileBusy(t *testing.T) {
 		if fmt.Sprint(rec.batches) != "[[1 1] [5 5]]" {
 			t.Fatalf("batches %v, want the first alone then the five merged", rec.batches)
 		}
+	})
+}
+
+// malformed answers each call with an output whose data is one value
+// short of its shape.
+type malformed struct{ runtimetest.Model }
+
+func (m *malformed) Predict(_ context.Context, req *runtime.Request) (*runtime.Response, error) {
+	rows := req.Inputs[0].Shape[0]
+	return &runtime.Response{Outputs: []*tensor.Tensor{{Name: "predict", Datatype: tensor.FP64, Shape: []int64{rows, 1}, Data: make([]float64, rows-1)}}}, nil
+}
+
+// TestMalformedTensorsFailTheirCallers: a model's output whose data does
+// not fill its shape, and a request tensor whose data does not fit its
+// datatype or shape, fail their callers with an error; cut or merged on
+// the batcher's goroutine they would panic there and end the process.
+func TestMalformedTensorsFailTheirCallers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(&malformed{}, Config{MaxBatchSize: 3, MaxLatency: time.Second, MaxConcurrent: -1})
+		defer b.Close()
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				if _, err := b.Predict(t.Context(), rowReq(1, 2)); err == nil || !strings.Contains(err.Error(), "malformed output") {
+					t.Errorf("err = %v, want the malformed output refused", err)
+				}
+			})
+		}
+		wg.Wait()
+	})
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		b := New(&runtimetest.Model{Features: 2}, Config{MaxBatchSize: 3, MaxLatency: time.Second, MaxConcurrent: -1, OnBatch: rec.on})
+		defer b.Close()
+		bad := []*runtime.Request{
+			{Inputs: []*tensor.Tensor{{Name: "x", Datatype: tensor.FP64, Shape: []int64{1, 2}, Data: []float32{1, 2}}}},
+			{Inputs: []*tensor.Tensor{{Name: "x", Datatype: tensor.FP64, Shape: []int64{1, 2}, Data: []float64{1, 2, 3}}}},
+		}
+		var wg sync.WaitGroup
+		for _, req := range bad {
+			wg.Go(func() {
+				if _, err := b.Predict(t.Context(), req); !errors.Is(err, runtime.ErrInvalidInput) {
+					t.Errorf("malformed input: err = %v, want the model's invalid-input error", err)
+				}
+			})
+		}
+		wg.Go(func() {
+			if res, err := b.Predict(t.Context(), rowReq(1, 2)); err != nil || sumOf(t, res)[0] != 3 {
+				t.Errorf("a well-formed caller beside them: %v", err)
+			}
+		})
+		wg.Wait()
 	})
 }
