@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"runtime"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -42,6 +43,9 @@ type conn struct {
 	dateSec   int64
 	date      []byte
 	handedOff bool
+	// answered is set when an answer has just been flushed: the next
+	// wait for a request yields first (waitRequest).
+	answered bool
 }
 
 // deadlineReader applies the read deadline lazily, right before a read
@@ -54,7 +58,21 @@ type deadlineReader struct {
 	// pending is a byte the hang-up watch read ahead of the reader.
 	pending    byte
 	hasPending bool
+	// raw reads the socket without waiting (nil: the connection has no
+	// file descriptor, or the platform no such read); try makes Read do
+	// so (readNow).
+	raw    syscall.RawConn
+	try    bool
+	readFD func(fd uintptr) bool // bound once: a closure per read would allocate
+	tryP   []byte
+	tryN   int
+	tryErr error
 }
+
+// errWouldWait is what a read in try mode returns when it did not get
+// bytes at once (nothing there, end of stream, an error): the waiting
+// read that follows learns which.
+var errWouldWait = errors.New("http1: no bytes without waiting")
 
 // unread gives back a byte read from the socket past the reader.
 func (d *deadlineReader) unread(b byte) { d.pending, d.hasPending = b, true }
@@ -76,6 +94,9 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 		p[0], d.hasPending = d.pending, false
 		return 1, nil
 	}
+	if d.try {
+		return d.readNow(p)
+	}
 	if w := d.want.Load(); w != d.applied {
 		t := time.Time{}
 		if w != 0 {
@@ -93,6 +114,7 @@ func (c *conn) serve() {
 	defer c.srv.forget(c)
 	defer c.cancel()
 	c.dr.c = c.rwc
+	c.dr.initRaw()
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(&c.dr)
 	c.bw = writerPool.Get().(*bufio.Writer)
@@ -171,6 +193,7 @@ func (c *conn) serveOne() bool {
 		if err := c.bw.Flush(); err != nil {
 			return false
 		}
+		c.answered = true
 	}
 	return true
 }
@@ -180,7 +203,14 @@ func (c *conn) waitRequest() bool {
 	if c.bw.Buffered() > 0 && c.bw.Flush() != nil {
 		return false
 	}
-	c.dr.set(time.Now().Add(c.srv.IdleTimeout))
+	now := time.Now()
+	if c.answered {
+		c.answered = false
+		if c.yieldForRequest(now) {
+			return true
+		}
+	}
+	c.dr.set(now.Add(c.srv.IdleTimeout))
 	c.state.Store(stateIdle)
 	if c.srv.closing.Load() {
 		return false
@@ -189,7 +219,70 @@ func (c *conn) waitRequest() bool {
 	if !c.state.CompareAndSwap(stateIdle, stateActive) {
 		return false // Shutdown closed it
 	}
+	if err == nil && c.dr.raw != nil {
+		if d := time.Since(now); d > parkedAtLeast {
+			// The read waited in the poller, so the scheduler polled the
+			// network just now: every connection whose bytes had come is
+			// runnable again, and yielding may go on a while.
+			c.srv.polled.Store(int64(time.Since(monoBase)))
+		}
+	}
 	return err == nil
+}
+
+// Bounds of yieldForRequest.
+const (
+	// maxYields is how many times a connection lets the others run before
+	// it waits in the poller.
+	maxYields = 4
+	// aloneUnder is how short a yield is when nothing else ran.
+	aloneUnder = 2 * time.Microsecond
+	// yieldWindow is how long after the network was last polled
+	// connections may yield instead of waiting in the poller.
+	yieldWindow = 2 * time.Millisecond
+	// parkedAtLeast is how long a read that waited in the poller took
+	// at least.
+	parkedAtLeast = 20 * time.Microsecond
+)
+
+// monoBase is the origin of Server.polled's monotonic clock.
+var monoBase = time.Now()
+
+// yieldForRequest runs right after an answer has gone out, and reports
+// whether the next request's first bytes are in. A client that waits for
+// each answer (keep-alive without pipelining) has rarely sent its next
+// request by then, so a read would find nothing; that read, the park in
+// the poller and the wake-up cost about as much as the read that gets the
+// request. Instead the connection yields, so that the goroutines of other
+// connections run first, then reads what has come without waiting. It
+// gives up (and the caller waits in the poller) when a yield finds nothing
+// else to run, so an idle server sleeps as before.
+//
+// Go's scheduler polls the network only when no goroutine is runnable (or
+// every 10 ms): while connections keep yielding, one that waits in the
+// poller is not woken even once its request is in. So connections yield
+// only within yieldWindow of the last poll seen (a read that waited in the
+// poller); past it they wait in the poller again, the run queue empties,
+// the network is polled and every connection waiting for it resumes.
+func (c *conn) yieldForRequest(now time.Time) bool {
+	s := c.srv
+	if c.dr.raw == nil || now.Sub(monoBase)-time.Duration(s.polled.Load()) > yieldWindow {
+		return false
+	}
+	for range maxYields {
+		t := time.Now()
+		runtime.Gosched()
+		if time.Since(t) < aloneUnder || s.closing.Load() {
+			return false // nothing else ran: wait in the poller
+		}
+		c.dr.try = true
+		_, err := c.br.Peek(1)
+		c.dr.try = false
+		if err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // readHead reads until the buffer holds a whole head and parses it; it

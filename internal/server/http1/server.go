@@ -68,10 +68,13 @@ type Server struct {
 	hangupDelay time.Duration // tests shorten it
 	ticker      hangupTicker
 
-	mu       sync.Mutex
-	ln       net.Listener
-	conns    map[*conn]struct{}
-	closing  atomic.Bool
+	mu      sync.Mutex
+	ln      net.Listener
+	conns   map[*conn]struct{}
+	closing atomic.Bool
+	// polled is when a connection last saw the network polled (since
+	// monoBase, in nanoseconds): conn.yieldForRequest.
+	polled   atomic.Int64
 	conndone sync.WaitGroup
 	handoff  *handoffListener
 }

@@ -672,3 +672,64 @@ func TestNetHTTPClient(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestKeepAliveClientsYield runs clients that each wait for an answer
+// before sending the next request, on one P, so that connections yield
+// for their next request (conn.yieldForRequest) rather than wait in the
+// poller: every request is answered, in order, including heads that come
+// in two pieces after such a yield, and the idle timeout still closes the
+// connections once the clients stop.
+func TestKeepAliveClientsYield(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	ts := start(t, echo, func(s *http1.Server) { s.IdleTimeout = 300 * time.Millisecond })
+	const conns, reqs = 8, 300
+	clients := make([]*client, conns)
+	for i := range clients {
+		clients[i] = ts.dial(t)
+	}
+	errs := make(chan error, conns)
+	var wg sync.WaitGroup
+	for i, cl := range clients {
+		wg.Go(func() {
+			for j := range reqs {
+				body := fmt.Sprintf("%d-%d", i, j)
+				req := fmt.Sprintf("POST /c%d HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s", i, len(body), body)
+				if j%50 == 49 {
+					// The head in two pieces: the first may be all a
+					// read that does not wait finds.
+					half := len(req) / 3
+					if _, err := io.WriteString(cl.c, req[:half]); err != nil {
+						errs <- err
+						return
+					}
+					time.Sleep(2 * time.Millisecond)
+					req = req[half:]
+				}
+				if _, err := io.WriteString(cl.c, req); err != nil {
+					errs <- err
+					return
+				}
+				resp, err := http.ReadResponse(cl.br, nil)
+				if err != nil {
+					errs <- fmt.Errorf("client %d request %d: %w", i, j, err)
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				if want := fmt.Sprintf("POST /c%d %s", i, body); err != nil || string(b) != want {
+					errs <- fmt.Errorf("client %d request %d: answer %q, %v; want %q", i, j, b, err, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for i, cl := range clients {
+		if !cl.closed() {
+			t.Errorf("client %d: idle connection kept open", i)
+		}
+	}
+}
