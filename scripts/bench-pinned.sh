@@ -87,7 +87,7 @@ for round in $(seq "$ROUNDS"); do
 			read -r s1 t1 < <(ticks)
 			# "latency p50 A p90 B p99 C p99.9 D max E ms"; steal: the hypervisor's share of both CPUs
 			printf 'half load round %s %s %-5s target=%s rps got=%s p50=%s p99=%s p99.9=%s max=%s ms send-lag p99=%s ms steal=%s%%\n' \
-				"$round" "$proto" "$srv" "${half[$proto]}" "$(awk '/^requests/ {printf "%d", $6}' <<<"$out")" \
+				"$round" "$proto" "$srv" "${half[$proto]}" "$(awk '/^requests/ {printf "%d", $7}' <<<"$out")" \
 				$(awk '/^latency/ {print $3, $7, $9, $11}' <<<"$out") "$(awk '/^send-lag/ {print $7}' <<<"$out")" \
 				"$(awk -v s=$((s1 - s0)) -v t=$((t1 - t0)) 'BEGIN {printf "%.1f", 100 * s / t}')"
 		done

@@ -19,6 +19,11 @@ import (
 const (
 	maxConns    = 1024
 	maxDuration = 10 * time.Minute
+	// lateGrace is how long past the run's end a connection still sends
+	// the requests its schedule is behind on: a server slower than the rate
+	// leaves a backlog that would otherwise keep the run going (and the
+	// report's rate at the schedule's rather than the server's).
+	lateGrace = time.Second
 )
 
 // Config is one run: a fixed request sent over Conns keep-alive
@@ -106,7 +111,14 @@ func (c *Config) request() (addr string, req []byte, err error) {
 // send, and Lag is actual minus intended send: the generator's own delay,
 // which includes waiting for a connection still busy with the last answer.
 type Result struct {
-	Requests uint64        // answered requests whose intended send fell in the measured period
+	Requests uint64 // answered requests whose intended send fell in the measured period
+	// Completed counts the answers that arrived within the measured
+	// period, whenever they were meant to go: what the server achieved.
+	Completed uint64
+	// Unsent counts requests the schedule meant to send that were still
+	// unsent lateGrace after the run's end: the server fell behind the
+	// rate, and their latencies (at least that long) are not recorded.
+	Unsent   uint64
 	Non2xx   uint64        // of those, answers outside 200–299
 	Errors   uint64        // failed exchanges (I/O, timeouts, malformed answers), warm-up included
 	FirstErr error         // the first of them
@@ -116,8 +128,8 @@ type Result struct {
 	Lag      Histogram
 }
 
-// RPS returns the answered requests per second of the measured period.
-func (r *Result) RPS() float64 { return float64(r.Requests) / r.Period.Seconds() }
+// RPS returns the answers per second that arrived in the measured period.
+func (r *Result) RPS() float64 { return float64(r.Completed) / r.Period.Seconds() }
 
 // Run sends c's load and returns what it measured. It stops early, with
 // ctx's error, when ctx is done, and fails when a connection cannot be
@@ -161,7 +173,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	end := measured.Add(c.Duration)
 	var wg sync.WaitGroup
 	for i, w := range workers {
-		s := schedule{start: start, measured: measured, end: end}
+		s := schedule{start: start, measured: measured, end: end, stopBy: end.Add(lateGrace)}
 		if c.Rate > 0 {
 			// Connection i sends at start + (i + k·Conns)/Rate for k = 0, 1, …:
 			// together, one request every 1/Rate, evenly spread.
@@ -176,6 +188,8 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	var fatal error
 	for _, w := range workers {
 		res.Requests += w.requests
+		res.Completed += w.completed
+		res.Unsent += w.unsent
 		res.Non2xx += w.non2xx
 		res.Errors += w.errors
 		if res.FirstErr == nil {
@@ -209,6 +223,7 @@ type schedule struct {
 	start         time.Time // first send
 	interval      float64   // nanoseconds between this connection's sends (open loop)
 	measured, end time.Time // requests intended in [measured, end) are measured; none is sent from end on
+	stopBy        time.Time // no request is sent after this, however far behind the schedule
 }
 
 // A worker drives one connection. Everything it counts is its own until
@@ -224,9 +239,9 @@ type worker struct {
 	conn net.Conn
 	br   *bufio.Reader
 
-	requests, non2xx, errors uint64
-	firstErr, fatal          error
-	latency, service, lag    Histogram
+	requests, completed, unsent, non2xx, errors uint64
+	firstErr, fatal                             error
+	latency, service, lag                       Histogram
 }
 
 func (w *worker) run(ctx context.Context, s schedule) {
@@ -239,6 +254,14 @@ func (w *worker) run(ctx context.Context, s schedule) {
 			intended = s.start.Add(time.Duration(float64(k) * s.interval))
 		}
 		if !intended.Before(s.end) {
+			return
+		}
+		if s.interval > 0 && time.Now().After(s.stopBy) {
+			// Behind the schedule past the grace: count what is left.
+			for ; intended.Before(s.end); k++ {
+				w.unsent++
+				intended = s.start.Add(time.Duration(float64(k+1) * s.interval))
+			}
 			return
 		}
 		if s.interval > 0 {
@@ -263,6 +286,9 @@ func (w *worker) run(ctx context.Context, s schedule) {
 				return
 			}
 			continue
+		}
+		if !done.Before(s.measured) && done.Before(s.end) {
+			w.completed++
 		}
 		if intended.Before(s.measured) {
 			continue

@@ -78,6 +78,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	report(stdout, &c, res)
+	if res.Unsent > 0 {
+		return fmt.Errorf("the server fell behind the rate: %d requests were still unsent %s after the run, so the latencies leave out the slowest", res.Unsent, lateGrace)
+	}
 	if res.Errors > 0 || res.Non2xx > 0 {
 		return fmt.Errorf("%d failed requests and %d non-2xx answers (first error: %v)",
 			res.Errors, res.Non2xx, res.FirstErr)
@@ -92,7 +95,8 @@ func report(w io.Writer, c *Config, r *Result) {
 		target = fmt.Sprintf("%.0f rps target", c.Rate)
 	}
 	fmt.Fprintf(w, "run       %s, %d connections, %s measured after %s warm-up\n", target, c.Conns, c.Duration, c.Warmup)
-	fmt.Fprintf(w, "requests  %d in %s = %.1f rps\n", r.Requests, r.Period, r.RPS())
+	fmt.Fprintf(w, "requests  %d answered in %s = %.1f rps\n", r.Completed, r.Period, r.RPS())
+	fmt.Fprintf(w, "unsent    %d\n", r.Unsent)
 	fmt.Fprintf(w, "non-2xx   %d\n", r.Non2xx)
 	fmt.Fprintf(w, "errors    %d\n", r.Errors)
 	line := func(name string, h *Histogram) {
