@@ -149,7 +149,13 @@ func (h *Handler) predict(r *http.Request, name string) ([]byte, error) {
 	if instances.tensor == nil {
 		return nil, fmt.Errorf("%w: instances must be lists of numbers (or null for missing) for this model", protocol.ErrBadRequest)
 	}
-	res, err := m.Model.Predict(ctx, &runtime.Request{Inputs: []*tensor.Tensor{instances.tensor}})
+	// The request and its one input's slice in one allocation.
+	rr := &struct {
+		req    runtime.Request
+		inputs [1]*tensor.Tensor
+	}{inputs: [1]*tensor.Tensor{instances.tensor}}
+	rr.req.Inputs = rr.inputs[:]
+	res, err := m.Model.Predict(ctx, &rr.req)
 	if err != nil {
 		return nil, fmt.Errorf("model %q: %w", name, err)
 	}

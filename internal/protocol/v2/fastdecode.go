@@ -22,7 +22,14 @@ func scanRequest(body []byte, b *reqBudget) (*InferRequest, []int64, bool) {
 	if !s.Byte('{') || s.Peek() == '}' {
 		return nil, nil, false
 	}
-	req := &InferRequest{}
+	// The request, its first input and that input's size come in one
+	// allocation (a batch-1 request has one input).
+	one := &struct {
+		req    InferRequest
+		inputs [1]*tensor.Tensor
+		sizes  [1]int64
+	}{}
+	req := &one.req
 	var sizes []int64
 	// The inputs are charged to a copy of b as they are read, so that each
 	// is bounded by what the ones before it left, as decodeJSON bounds it;
@@ -61,6 +68,7 @@ func scanRequest(body []byte, b *reqBudget) (*InferRequest, []int64, bool) {
 			if req.Inputs != nil || !s.Byte('[') || s.Peek() == ']' {
 				return nil, nil, false
 			}
+			req.Inputs, sizes = one.inputs[:0], one.sizes[:0]
 			for more := true; more; {
 				t, ok := scanInput(&s, tent, len(body))
 				if !ok {
@@ -105,7 +113,12 @@ func scanInput(s *jsonscan.Scanner, b *reqBudget, bodyLen int) (*tensor.Tensor, 
 	if !s.Byte('{') || s.Peek() == '}' {
 		return nil, false
 	}
-	t := &tensor.Tensor{}
+	// The tensor and its shape (up to rank 4) come in one allocation.
+	ts := &struct {
+		t     tensor.Tensor
+		shape [4]int64
+	}{}
+	t := &ts.t
 	var haveName, haveShape bool
 	for {
 		k, ok := s.Key()
@@ -136,7 +149,7 @@ func scanInput(s *jsonscan.Scanner, b *reqBudget, bodyLen int) (*tensor.Tensor, 
 			if haveShape || !s.Byte('[') {
 				return nil, false
 			}
-			t.Shape = make([]int64, 0, 4)
+			t.Shape = ts.shape[:0]
 			for more := s.Peek() != ']'; more; {
 				d, ok := s.Uint()
 				if !ok || len(t.Shape) == maxRank {

@@ -78,7 +78,12 @@ func (s *Service) Infer(ctx context.Context, model, version string, req *InferRe
 		return nil, err
 	}
 	defer h.Release()
-	rreq := &runtime.Request{Inputs: req.Inputs, Parameters: req.Parameters}
+	// The model's request and the answer in one allocation.
+	one := &struct {
+		req  runtime.Request
+		resp InferResponse
+	}{req: runtime.Request{Inputs: req.Inputs, Parameters: req.Parameters}}
+	rreq := &one.req
 	for _, o := range req.Outputs {
 		rreq.Outputs = append(rreq.Outputs, o.Name)
 	}
@@ -90,13 +95,14 @@ func (s *Service) Infer(ctx context.Context, model, version string, req *InferRe
 	if err != nil {
 		return nil, err
 	}
-	return &InferResponse{
+	one.resp = InferResponse{
 		ModelName:    model,
 		ModelVersion: h.Version,
 		ID:           req.ID,
 		Parameters:   res.Parameters,
 		Outputs:      outs,
-	}, nil
+	}
+	return &one.resp, nil
 }
 
 // selectOutputs keeps the requested outputs in request order, or all of them
