@@ -184,7 +184,7 @@ func New(cfg Config) (*Server, error) {
 	svc.Register(mux)
 	v1.New(v1.Config{
 		Repository: cfg.Repository, MaxBodyBytes: cfg.MaxBodyBytes,
-		Timeout: cfg.RequestTimeout, Observer: cfg.Metrics,
+		Timeout: cfg.RequestTimeout, Observer: cfg.Metrics, Logger: cfg.Logger,
 	}).Register(mux)
 	mux.Handle("GET /metrics", cfg.Metrics.Handler())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

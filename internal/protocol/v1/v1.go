@@ -8,8 +8,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"strings"
@@ -40,6 +42,9 @@ type Config struct {
 	MaxBodyBytes int64
 	Timeout      time.Duration
 	Observer     v2.Observer
+	// Logger logs a panic in a model's record path with its stack (nil:
+	// not logged; the request fails with 500 either way).
+	Logger *slog.Logger
 }
 
 // Handler serves the V1 routes.
@@ -144,7 +149,20 @@ func (h *Handler) predict(r *http.Request, name string) ([]byte, error) {
 				return nil, err
 			}
 		}
-		return predictRecords(ctx, rp, instances)
+		// The record path calls the unwrapped model, past the panic
+		// containment Registry.Load wraps it in, so it contains its own.
+		var out []byte
+		err := runtime.Contain(func() (err error) {
+			out, err = predictRecords(ctx, rp, instances)
+			return err
+		})
+		if pe, ok := errors.AsType[*runtime.PanicError](err); ok && h.cfg.Logger != nil {
+			h.cfg.Logger.ErrorContext(ctx, "model code panicked; the request fails, the server goes on", "model", name, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+		}
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
 	}
 	if instances.tensor == nil {
 		return nil, fmt.Errorf("%w: instances must be lists of numbers (or null for missing) for this model", protocol.ErrBadRequest)
