@@ -39,6 +39,9 @@ type Config struct {
 	Duration time.Duration // measured period, after Warmup
 	Warmup   time.Duration // sent and checked but not measured
 	Timeout  time.Duration // for each response, and for dialling
+	// LateGrace is how long past the end a connection behind its schedule
+	// still sends (0: lateGrace); tests on a busy machine lengthen it.
+	LateGrace time.Duration
 }
 
 // Validate reports the first thing wrong with c.
@@ -54,6 +57,8 @@ func (c *Config) Validate() error {
 		return errors.New("rate must not be negative")
 	case c.Timeout <= 0:
 		return errors.New("timeout must be above 0")
+	case c.LateGrace < 0 || c.LateGrace > maxDuration:
+		return fmt.Errorf("late grace must be 0 to %s", maxDuration)
 	}
 	_, _, err := c.request()
 	return err
@@ -173,7 +178,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	end := measured.Add(c.Duration)
 	var wg sync.WaitGroup
 	for i, w := range workers {
-		s := schedule{start: start, measured: measured, end: end, stopBy: end.Add(lateGrace)}
+		s := schedule{start: start, measured: measured, end: end, stopBy: end.Add(cmp.Or(c.LateGrace, lateGrace))}
 		if c.Rate > 0 {
 			// Connection i sends at start + (i + k·Conns)/Rate for k = 0, 1, …:
 			// together, one request every 1/Rate, evenly spread.
