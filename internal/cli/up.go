@@ -82,7 +82,7 @@ FERRY_SERVER, default http://127.0.0.1:8090).`,
 	o.storage.addFlags(f)
 	o.api.addFlags(f)
 	f.StringVar(&o.storageConfig, api.StorageConfigFlag, "", "KServe storage-config (a Secret's YAML or a JSON/YAML map of entries) for models given as storage: {key, path} (env "+api.StorageConfigEnv+")")
-	f.BoolVar(&o.inProcess, "in-process-predictors", true, "serve predictors of built-in formats inside this process, with no hop from the ingress (those without a logger, batcher, quality journal, storage key, more than one replica, or containerConcurrency without maxReplicas); false runs every predictor as a ferry serve process of its own. A service's annotation "+controlplane.AnnotationInProcess+" overrides this")
+	f.BoolVar(&o.inProcess, "in-process-predictors", true, "serve predictors of built-in formats inside this process, with no hop from the ingress (those without a logger, batcher, quality journal, storage key, more than one replica, or containerConcurrency or autoscaling settings without maxReplicas); false runs every predictor as a ferry serve process of its own. A service's annotation "+controlplane.AnnotationInProcess+" overrides this")
 	o.rollout.addFlags(f)
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "auto", "auto (text on a terminal, JSON otherwise), json or text")

@@ -86,8 +86,20 @@ func (c *Controller) inProcess(isvc *api.InferenceService, comp string, rev Revi
 		// One process already uses every core, so only a per-replica
 		// limit makes more replicas serve more.
 		return false, "containerConcurrency with no maxReplicas scales out to more replicas, which needs processes (maxReplicas: 1 serves it in-process)"
+	case ext.MaxReplicas == 0 && asksToScale(isvc, ext):
+		// The user tuned the autoscaler: honour the scale-out it computes.
+		return false, "autoscaling settings (scaleMetric/scaleTarget) with no maxReplicas scale out to more replicas, which needs processes (maxReplicas: 1 serves it in-process)"
 	}
 	return true, ""
+}
+
+// asksToScale reports whether a component sets its autoscaling explicitly:
+// scaleMetric or scaleTarget, or Knative's metric or target annotation.
+func asksToScale(isvc *api.InferenceService, ext *api.ComponentExtensionSpec) bool {
+	ann := isvc.Metadata.Annotations
+	_, metric := ann["autoscaling.knative.dev/metric"]
+	_, target := ann["autoscaling.knative.dev/target"]
+	return ext.ScaleTarget != nil || ext.ScaleMetric != "" || metric || target
 }
 
 // EmbeddedServer is what an in-process replica's server hands the ingress

@@ -294,10 +294,13 @@ func TestInProcessRevisions(t *testing.T) {
 	h.apply(isvcYAML("ok-many", "file:///m", "    maxReplicas: 3\n"))
 	h.apply(isvcYAML("ok-cc", "file:///m", "    containerConcurrency: 2\n"))
 	h.apply(isvcYAML("ok-cc-one", "file:///m", "    containerConcurrency: 2\n    maxReplicas: 1\n"))
+	h.apply(isvcYAML("ok-scale", "file:///m", "    scaleMetric: rps\n    scaleTarget: 50\n"))
+	h.apply(strings.Replace(isvcYAML("ok-knative", "file:///m", ""), "metadata:\n", "metadata:\n  annotations:\n    autoscaling.knative.dev/target: \"10\"\n", 1))
+	h.apply(isvcYAML("ok-scale-one", "file:///m", "    scaleTarget: 50\n    maxReplicas: 1\n"))
 	h.apply(strings.Replace(isvcYAML("ok-out", "file:///m", ""), "metadata:\n", "metadata:\n  annotations:\n    serving.ferryserve.io/in-process: \"false\"\n", 1))
 	h.apply(strings.Replace(isvcYAML("ok-quality", "file:///m", ""), "metadata:\n", "metadata:\n  annotations:\n    serving.ferryserve.io/quality: \"true\"\n", 1))
 	h.settle()
-	for name, want := range map[string]int{"ok-plain": 1, "ok-batch": 0, "ok-logger": 0, "ok-many": 0, "ok-cc": 0, "ok-cc-one": 1, "ok-out": 0, "ok-quality": 0} {
+	for name, want := range map[string]int{"ok-plain": 1, "ok-batch": 0, "ok-logger": 0, "ok-many": 0, "ok-cc": 0, "ok-cc-one": 1, "ok-scale": 0, "ok-knative": 0, "ok-scale-one": 1, "ok-out": 0, "ok-quality": 0} {
 		if got := len(h.inProcessRevisions(name)); got != want {
 			t.Errorf("%s: %d in-process revisions, want %d", name, got, want)
 		}
