@@ -82,24 +82,23 @@ func (c *Controller) inProcess(isvc *api.InferenceService, comp string, rev Revi
 		return false, "the quality journal runs in the replica process"
 	case ext.MinReplicas != nil && *ext.MinReplicas > 1, ext.MaxReplicas > 1:
 		return false, "more than one replica needs processes"
-	case ext.ContainerConcurrency != nil && *ext.ContainerConcurrency > 0 && ext.MaxReplicas == 0:
-		// One process already uses every core, so only a per-replica
-		// limit makes more replicas serve more.
-		return false, "containerConcurrency with no maxReplicas scales out to more replicas, which needs processes (maxReplicas: 1 serves it in-process)"
-	case ext.MaxReplicas == 0 && asksToScale(isvc, ext):
-		// The user tuned the autoscaler: honour the scale-out it computes.
-		return false, "autoscaling settings (scaleMetric/scaleTarget) with no maxReplicas scale out to more replicas, which needs processes (maxReplicas: 1 serves it in-process)"
+	case ext.MaxReplicas == 0 && scalesOut(isvc, ext):
+		return false, "containerConcurrency or autoscaling settings (scaleMetric/scaleTarget) with no maxReplicas scale out to more replicas, which needs processes (maxReplicas: 1 serves it in-process)"
 	}
 	return true, ""
 }
 
-// asksToScale reports whether a component sets its autoscaling explicitly:
-// scaleMetric or scaleTarget, or Knative's metric or target annotation.
-func asksToScale(isvc *api.InferenceService, ext *api.ComponentExtensionSpec) bool {
+// scalesOut reports whether a component asks for what only more replicas
+// give: a per-replica containerConcurrency limit (one process already uses
+// every core, so only such a limit makes more replicas serve more), or
+// autoscaling settings of its own (scaleMetric or scaleTarget, or Knative's
+// metric or target annotation), whose scale-out the user tuned for.
+func scalesOut(isvc *api.InferenceService, ext *api.ComponentExtensionSpec) bool {
 	ann := isvc.Metadata.Annotations
 	_, metric := ann["autoscaling.knative.dev/metric"]
 	_, target := ann["autoscaling.knative.dev/target"]
-	return ext.ScaleTarget != nil || ext.ScaleMetric != "" || metric || target
+	limited := ext.ContainerConcurrency != nil && *ext.ContainerConcurrency > 0
+	return limited || ext.ScaleTarget != nil || ext.ScaleMetric != "" || metric || target
 }
 
 // EmbeddedServer is what an in-process replica's server hands the ingress

@@ -26,10 +26,6 @@ func (e *PanicError) Error() string { return fmt.Sprintf("model code panicked: %
 func Contain(f func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			if pe, ok := p.(*PanicError); ok {
-				err = pe // already recovered once (a worker's, re-raised)
-				return
-			}
 			err = &PanicError{Value: p, Stack: debug.Stack()}
 		}
 	}()
@@ -67,22 +63,17 @@ type contained struct {
 func (c contained) Unwrap() Model { return c.Model }
 
 func (c contained) Predict(ctx context.Context, req *Request) (res *Response, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			pe, ok := p.(*PanicError)
-			if !ok {
-				pe = &PanicError{Value: p, Stack: debug.Stack()}
-			}
-			res, err = nil, pe
-		}
-		// A worker's panic (Parallel) comes back as an error, not a panic:
-		// its stack is logged here too.
-		var pe *PanicError
-		if err != nil && errors.As(err, &pe) {
-			logPanic(ctx, c.log, "model code panicked; the request fails, the server goes on", c.file, pe)
-		}
-	}()
-	return c.Model.Predict(ctx, req)
+	err = Contain(func() (err error) {
+		res, err = c.Model.Predict(ctx, req)
+		return err
+	})
+	// A panic here, or on a worker (Parallel, which returns it as an
+	// error), is logged with its stack.
+	if pe, ok := errors.AsType[*PanicError](err); ok {
+		logPanic(ctx, c.log, "model code panicked; the request fails, the server goes on", c.file, pe)
+		return nil, err
+	}
+	return res, err
 }
 
 // logPanic logs a recovered panic with its stack; log nil logs nothing.
